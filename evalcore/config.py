@@ -1,0 +1,149 @@
+"""One typed configuration per run, validated once at the edge (CLI, flow parameters).
+
+The same `EvalConfig` is the `eval` flow's parameter (the Prefect UI renders it as a
+form) and the YAML file of `evalcore run`. A bad value fails here, naming the field,
+before any video is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalcore.frames.settings import FrameSettings
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names each offending field."""
+
+
+class DatasetSpec(BaseModel):
+    """A benchmark in VLMEvalKit's video TSV layout."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tsv: Path = Field(description="Path of the TSV file (index, video, question, answer, ...).")
+    name: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="Report name; default: the TSV's stem."
+    )
+    root: Path | None = Field(
+        default=None, description="Folder video paths resolve under; default: the TSV's folder."
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Evaluate only the first N rows (smoke runs)."
+    )
+
+    @property
+    def dataset_name(self) -> str:
+        return self.name or self.tsv.stem
+
+    @field_validator("tsv")
+    @classmethod
+    def _tsv_exists(cls, tsv: Path) -> Path:
+        if not tsv.is_file():
+            raise ValueError(f"dataset file not found: {tsv}")
+        return tsv
+
+
+class ModelSpec(BaseModel):
+    """A model to evaluate: a registered kind (or `package.module:factory`) plus its params."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="Name in reports and file names.")
+    kind: str = Field(description="Registered model kind, e.g. `reference`, `random`.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the model's factory."
+    )
+    batch_size: int = Field(default=8, ge=1, description="Requests per model call.")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_known(cls, kind: str) -> str:
+        from evalcore.models.registry import is_known_kind
+
+        if not is_known_kind(kind):
+            raise ValueError(f"unknown model kind {kind!r}")
+        return kind
+
+
+class InferenceSettings(BaseModel):
+    """How local models run: in the flow's process, or as torchrun shards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    launcher: Literal["inline", "torchrun"] = Field(
+        default="inline", description="inline: in the flow process; torchrun: one job per shard."
+    )
+    shards: int = Field(default=1, ge=1, description="Shards per model x dataset x trial.")
+    ranks_per_shard: int = Field(default=1, ge=1, description="torchrun processes per shard.")
+
+
+class EvalConfig(BaseModel):
+    """Everything one evaluation run needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    datasets: list[DatasetSpec] = Field(min_length=1, description="Benchmarks to evaluate.")
+    models: list[ModelSpec] = Field(min_length=1, description="Models to evaluate.")
+    frames: FrameSettings = Field(default_factory=FrameSettings, description="Frame sampling.")
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    trials: int = Field(default=1, ge=1, description="Repeats with seeds seed..seed+trials-1.")
+    seed: int = Field(default=0, description="Base seed of the trials.")
+    output_dir: Path = Field(default=Path("outputs"), description="Reports and leaderboard.")
+    work_dir: Path = Field(
+        default=Path("work"),
+        description="Frame cache, prediction logs and persisted Prefect results.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EvalConfig:
+        for label, names in (
+            ("models", [m.name for m in self.models]),
+            ("datasets", [d.dataset_name for d in self.datasets]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{label}: duplicate name(s) {', '.join(dupes)}")
+        return self
+
+
+def load_config(path: Path) -> EvalConfig:
+    """Read a YAML config; relative paths in it are relative to the working directory."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, source: str = "config") -> EvalConfig:
+    try:
+        return EvalConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid configuration\n{describe_errors(exc)}") from exc
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per error, each naming the dotted field path, e.g. `frames.nframe`."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def settings_hash(*parts: BaseModel | dict | str | int | None) -> str:
+    """A stable short hash of typed settings, for cache keys and file names."""
+    def plain(p: Any) -> Any:
+        return p.model_dump(mode="json") if isinstance(p, BaseModel) else p
+
+    blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

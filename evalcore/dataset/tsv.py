@@ -1,0 +1,123 @@
+"""Load VLMEvalKit's video TSV layout into `Sample`s, rejecting malformed rows up front."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from evalcore.dataset.sample import LETTERS, Sample
+
+REQUIRED_COLUMNS = ("index", "video", "question", "answer", "candidates")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+class DatasetError(ValueError):
+    """The TSV cannot be evaluated; the message names the file and the row."""
+
+
+def dataset_fingerprint(tsv: Path) -> str:
+    """Content hash of the TSV: part of every cache key that depends on the questions."""
+    return hashlib.sha256(Path(tsv).read_bytes()).hexdigest()[:16]
+
+
+def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> list[Sample]:
+    """Parse every row or raise `DatasetError` before any work starts.
+
+    Video paths resolve under `root` (default: the TSV's folder): `video_path` if given,
+    else `prefix/video`, else `video` (with `.mp4` added when it has no suffix). A path
+    that escapes the root is not an error for the dataset: the sample carries
+    `path_error` and fails alone.
+    """
+    tsv = Path(tsv)
+    if not tsv.is_file():
+        raise DatasetError(f"{tsv}: dataset file not found")
+    root = Path(root) if root is not None else tsv.parent
+    name = name or tsv.stem
+    frame = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for row_no, row in enumerate(frame.to_dict("records"), start=2):  # header is line 1
+        where = f"{tsv} line {row_no} (index {row['index']!r})"
+        sample_id = str(row["index"]).strip()
+        if not sample_id:
+            raise DatasetError(f"{where}: empty index")
+        if sample_id in seen:
+            raise DatasetError(f"{where}: duplicate index, first seen at line {seen[sample_id]}")
+        seen[sample_id] = row_no
+        options = _parse_candidates(row["candidates"], where)
+        answer = _answer_letter(row["answer"], options, where)
+        video_path, path_error = _resolve_video(row, root)
+        samples.append(
+            Sample(
+                dataset=name,
+                sample_id=sample_id,
+                video=str(row["video"]),
+                video_path=video_path,
+                question=str(row["question"]),
+                options=options,
+                answer=answer,
+                category=str(row.get("category") or row.get("task_type") or ""),
+                start=_seconds(row.get("start"), where, "start"),
+                end=_seconds(row.get("end"), where, "end"),
+                path_error=path_error,
+                row=row,
+            )
+        )
+    if not samples:
+        raise DatasetError(f"{tsv}: no rows")
+    return samples
+
+
+def _parse_candidates(text: str, where: str) -> tuple[str, ...]:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise DatasetError(f"{where}: candidates is not a Python list literal: {text!r}") from exc
+    if not isinstance(value, list | tuple) or not 2 <= len(value) <= len(LETTERS):
+        raise DatasetError(f"{where}: candidates must be a list of 2-26 options: {text!r}")
+    return tuple(str(v) for v in value)
+
+
+def _answer_letter(answer: str, options: tuple[str, ...], where: str) -> str:
+    """Accept the option letter or the option's text, as real datasets use both."""
+    text = answer.strip()
+    letters = LETTERS[: len(options)]
+    if len(text) == 1 and text.upper() in letters:
+        return text.upper()
+    for i, opt in enumerate(options):
+        if text.lower() == opt.strip().lower():
+            return letters[i]
+    raise DatasetError(f"{where}: answer {answer!r} is neither a letter in {letters} nor an option")
+
+
+def _seconds(value: str | None, where: str, column: str) -> float | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise DatasetError(f"{where}: {column} is not a number: {value!r}") from exc
+    if not math.isfinite(seconds) or seconds < 0:
+        raise DatasetError(f"{where}: {column} must be a finite number >= 0: {value!r}")
+    return seconds
+
+
+def _resolve_video(row: dict, root: Path) -> tuple[Path | None, str | None]:
+    if row.get("video_path"):
+        relative = Path(row["video_path"])
+    else:
+        relative = Path(row.get("prefix") or "") / str(row["video"])
+        if relative.suffix.lower() not in VIDEO_SUFFIXES:
+            relative = relative.with_name(relative.name + ".mp4")
+    base = root.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        return None, f"video path {str(relative)!r} escapes the dataset root {str(base)!r}"
+    return path, None

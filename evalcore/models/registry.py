@@ -1,0 +1,61 @@
+"""Model kinds by name, so a config can say `kind: reference` and get a model."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from evalcore.models.base import VideoModel
+
+ModelFactory = Callable[..., VideoModel]
+_FACTORIES: dict[str, ModelFactory] = {}
+
+
+def register_model(kind: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator: make `factory(**params)` buildable as `kind`."""
+
+    def add(factory: ModelFactory) -> ModelFactory:
+        _FACTORIES[kind] = factory
+        return factory
+
+    return add
+
+
+def model_kinds() -> list[str]:
+    _load_builtins()
+    return sorted(_FACTORIES)
+
+
+def is_known_kind(kind: str) -> bool:
+    try:
+        resolve_factory(kind)
+    except (KeyError, ImportError, AttributeError):
+        return False
+    return True
+
+
+def resolve_factory(kind: str) -> ModelFactory:
+    """A registered kind, or `package.module:factory` for a model outside this project."""
+    if ":" in kind:
+        module, _, attr = kind.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    _load_builtins()
+    if kind not in _FACTORIES:
+        raise KeyError(f"unknown model kind {kind!r}; known: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[kind]
+
+
+def build_model(kind: str, params: dict[str, Any] | None = None) -> VideoModel:
+    return resolve_factory(kind)(**(params or {}))
+
+
+def accepts_seed(kind: str) -> bool:
+    """Whether the factory takes `seed`, so trials can vary it."""
+    return "seed" in inspect.signature(resolve_factory(kind)).parameters
+
+
+def _load_builtins() -> None:
+    # Imported lazily: torch is only paid for by processes that build a model.
+    from evalcore.models import random_choice, reference  # noqa: F401

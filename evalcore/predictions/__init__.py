@@ -1,0 +1,19 @@
+"""Durable prediction logs: what survives a kill -9 and what a resume reads."""
+
+from evalcore.predictions.log import (
+    PredictionLog,
+    PredictionRecord,
+    failed,
+    merge_records,
+    read_predictions,
+    repair_torn_tail,
+)
+
+__all__ = [
+    "PredictionLog",
+    "PredictionRecord",
+    "failed",
+    "merge_records",
+    "read_predictions",
+    "repair_torn_tail",
+]

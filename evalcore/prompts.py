@@ -1,0 +1,15 @@
+"""The multiple-choice prompt. Its version goes into cache keys: change text, bump it."""
+
+from __future__ import annotations
+
+from evalcore.dataset.sample import LETTERS
+
+TEMPLATE_VERSION = "mcq-v1"
+
+
+def render_mcq_prompt(question: str, options: tuple[str, ...] | list[str]) -> str:
+    """Question, lettered options, and the instruction to answer with a letter."""
+    lines = [f"Question: {question.strip()}", "Options:"]
+    lines += [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(options)]
+    lines.append("Answer with the option's letter from the given choices directly.")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""The leaderboard: every cell under an output directory, as JSON, xlsx and markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evalcore.atomic import atomic_path, atomic_write_text
+
+LEADERBOARD_FIELDS = (
+    "model",
+    "dataset",
+    "accuracy",
+    "accuracy_std",
+    "trials",
+    "n",
+    "failed",
+    "per_category",
+    "evaluated_at",
+)
+
+
+def collect_cells(results_dir: Path) -> list[dict]:
+    """Leaderboard rows from the cell JSONs, best accuracy first within each dataset."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        cell = json.loads(path.read_text(encoding="utf-8"))
+        rows.append({k: cell.get(k) for k in LEADERBOARD_FIELDS})
+    rows.sort(key=lambda r: (r["dataset"], -r["accuracy"], r["model"]))
+    return rows
+
+
+def leaderboard_markdown(rows: list[dict]) -> str:
+    """One table per dataset, ranked, with per-category accuracy columns."""
+    if not rows:
+        return "# Leaderboard\n\n_No results yet._\n"
+    parts = ["# Leaderboard\n"]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        cells = [r for r in rows if r["dataset"] == dataset]
+        cats = sorted({c for r in cells for c in r["per_category"]})
+        head = ["#", "model", "accuracy", "n", "failed", *cats]
+        lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for rank, r in enumerate(cells, start=1):
+            acc = f"{r['accuracy']:.3f}"
+            if r["trials"] > 1:
+                acc += f" ± {r['accuracy_std']:.3f}"
+            per_cat = [f"{r['per_category'].get(c, float('nan')):.3f}" for c in cats]
+            lines.append(
+                "| "
+                + " | ".join([str(rank), r["model"], acc, str(r["n"]), str(r["failed"])] + per_cat)
+                + " |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
+    """Write leaderboard.{json,xlsx,md} and results.json (all cells) atomically."""
+    output_dir = Path(output_dir)
+    paths = {
+        "json": output_dir / "leaderboard.json",
+        "xlsx": output_dir / "leaderboard.xlsx",
+        "md": output_dir / "leaderboard.md",
+    }
+    atomic_write_text(paths["json"], json.dumps(rows, indent=2))
+    flat = [
+        {
+            **{k: v for k, v in r.items() if k != "per_category"},
+            **{f"cat:{c}": a for c, a in r["per_category"].items()},
+        }
+        for r in rows
+    ]
+    with atomic_path(paths["xlsx"]) as tmp:
+        pd.DataFrame(flat).to_excel(tmp, index=False, engine="openpyxl")
+    atomic_write_text(paths["md"], leaderboard_markdown(rows))
+    return paths

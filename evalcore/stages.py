@@ -1,0 +1,156 @@
+"""The pipeline's stages as plain functions: each Prefect task wraps exactly one of these.
+
+Every stage reads and writes durable state through `Workspace`, so any stage can be
+re-run alone and picks up where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, settings_hash
+from evalcore.dataset import Sample, dataset_fingerprint, load_tsv
+from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
+from evalcore.inference import (
+    InferenceSummary,
+    read_frame_index,
+    run_samples,
+    write_frame_index,
+)
+from evalcore.inference.frame_index import video_job
+from evalcore.models.registry import accepts_seed, build_model
+from evalcore.predictions import PredictionLog, read_predictions
+from evalcore.prompts import TEMPLATE_VERSION
+from evalcore.reports import (
+    collect_cells,
+    write_cell_json,
+    write_cell_xlsx,
+    write_leaderboard,
+)
+from evalcore.scoring import aggregate_trials, score_samples, summarize
+from evalcore.workspace import Workspace
+
+PIPELINE_VERSION = "1"  # bump when a change must invalidate persisted Prefect results
+
+
+def load_samples(dataset: DatasetSpec) -> list[Sample]:
+    samples = load_tsv(dataset.tsv, name=dataset.dataset_name, root=dataset.root)
+    return samples[: dataset.limit] if dataset.limit else samples
+
+
+def load_all_datasets(config: EvalConfig) -> dict[str, list[Sample]]:
+    """Parse every dataset up front: a malformed row fails the run before any work."""
+    return {d.dataset_name: load_samples(d) for d in config.datasets}
+
+
+def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> Path:
+    digest = settings_hash(frames, dataset_fingerprint(dataset.tsv), str(dataset.root), dataset.limit)
+    return ws.frame_index_path(dataset.dataset_name, digest)
+
+
+@dataclass(frozen=True)
+class FramesSummary:
+    dataset: str
+    index_path: str
+    videos: int
+    hits: int
+    decoded: int
+    failed: int
+    seconds: float
+
+
+def prepare_frames(
+    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None
+) -> FramesSummary:
+    """Extract (or find cached) frames for every distinct clip of a dataset."""
+    samples = load_samples(dataset)
+    jobs: list[VideoJob] = list(dict.fromkeys(j for s in samples if (j := video_job(s))))
+    report = extract_videos(jobs, FrameCache(ws.frame_cache_dir), frames, on_done=on_done)
+    index = write_frame_index(frame_index_path(dataset, frames, ws), samples, report)
+    return FramesSummary(
+        dataset=dataset.dataset_name,
+        index_path=str(index),
+        videos=len(jobs),
+        hits=report.hits,
+        decoded=report.decoded,
+        failed=report.failed,
+        seconds=round(report.seconds, 3),
+    )
+
+
+def model_params(model: ModelSpec, trial: int, base_seed: int) -> dict:
+    """Trial t of a seeded model uses seed base_seed + t (+ the spec's own seed)."""
+    params = dict(model.params)
+    if accepts_seed(model.kind):
+        params["seed"] = int(params.get("seed", 0)) + base_seed + trial
+    return params
+
+
+def failure_digest(ws: Workspace, model: str, dataset: str, trial: int) -> str:
+    """Fingerprint of the failed records: part of the inference cache key, so a finished
+    evaluation with failures is re-run (retrying them) while a clean one is a cache hit."""
+    records = read_predictions(ws.predictions_dir(model, dataset, trial))
+    bad = sorted((r.sample_id, r.attempts) for r in records.values() if not r.ok)
+    return hashlib.sha256(repr(bad).encode()).hexdigest()[:16]
+
+
+def infer_inline(
+    model: ModelSpec,
+    dataset: DatasetSpec,
+    trial: int,
+    config_seed: int,
+    frames: FrameSettings,
+    ws: Workspace,
+    writer: str = "main",
+    on_record=None,
+) -> InferenceSummary:
+    """Answer the pending samples of one cell in this process (CPU models, small runs)."""
+    import torch
+
+    torch.set_num_threads(1)  # FIELD-NOTES: >1 thread per process on 2 shared cores is 7x slower
+    samples = load_samples(dataset)
+    lookup = read_frame_index(frame_index_path(dataset, frames, ws), FrameCache(ws.frame_cache_dir))
+    log_dir = ws.predictions_dir(model.name, dataset.dataset_name, trial)
+    previous = read_predictions(log_dir)
+    params = model_params(model, trial, config_seed)
+    with PredictionLog(log_dir / f"{writer}.jsonl") as log:
+        return run_samples(
+            samples,
+            lookup,
+            lambda: build_model(model.kind, params),
+            log,
+            previous,
+            batch_size=model.batch_size,
+            on_record=on_record,
+        )
+
+
+def score_cell(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig, ws: Workspace) -> dict:
+    """Score every trial of a cell from the logs; write its xlsx (last trial) and JSON."""
+    samples = load_samples(dataset)
+    name = dataset.dataset_name
+    trial_scores = []
+    scored = []
+    for trial in range(config.trials):
+        records = read_predictions(ws.predictions_dir(model.name, name, trial))
+        scored = score_samples(samples, records)
+        trial_scores.append(summarize(model.name, name, trial, scored))
+    summary = aggregate_trials(trial_scores)
+    write_cell_xlsx(ws.cell_xlsx(model.name, name), scored)
+    settings = {
+        "model": model.model_dump(mode="json"),
+        "frames": config.frames.model_dump(mode="json"),
+        "dataset_fingerprint": dataset_fingerprint(dataset.tsv),
+        "template": TEMPLATE_VERSION,
+        "trials": config.trials,
+        "seed": config.seed,
+    }
+    write_cell_json(ws.cell_json(model.name, name), summary, trial_scores, settings)
+    return asdict(summary)
+
+
+def publish_leaderboard(ws: Workspace) -> tuple[list[dict], dict[str, Path]]:
+    rows = collect_cells(ws.results_dir)
+    return rows, write_leaderboard(rows, ws.output_dir)

@@ -1,0 +1,45 @@
+"""Where every durable artefact lives; the one place that knows the directory layout.
+
+work_dir/
+  frames/                        content-addressed frame cache (shared by models and runs)
+  frame-index/{dataset}-{h}.json sample id -> frame cache key or failure, per frame settings
+  predictions/{model}/{dataset}/trial-{t}/*.jsonl   one append-only log per writer
+  prefect-results/               persisted Prefect task results (small summaries)
+output_dir/
+  {model}_{dataset}.xlsx, results/{model}_{dataset}.json, results.json, leaderboard.*
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    work_dir: Path
+    output_dir: Path
+
+    @property
+    def frame_cache_dir(self) -> Path:
+        return self.work_dir / "frames"
+
+    def frame_index_path(self, dataset: str, settings_hash: str) -> Path:
+        return self.work_dir / "frame-index" / f"{dataset}-{settings_hash}.json"
+
+    def predictions_dir(self, model: str, dataset: str, trial: int) -> Path:
+        return self.work_dir / "predictions" / model / dataset / f"trial-{trial}"
+
+    @property
+    def prefect_results_dir(self) -> Path:
+        return self.work_dir / "prefect-results"
+
+    def cell_xlsx(self, model: str, dataset: str) -> Path:
+        return self.output_dir / f"{model}_{dataset}.xlsx"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.output_dir / "results"
+
+    def cell_json(self, model: str, dataset: str) -> Path:
+        return self.results_dir / f"{model}_{dataset}.json"

@@ -1,0 +1,1 @@
+"""Prefect flows composing the tasks, plus the `evalcore` command line."""

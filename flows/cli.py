@@ -1,0 +1,105 @@
+"""`evalcore`: the command line. Lives in the top layer because it starts Prefect flows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _quiet_prefect_defaults() -> None:
+    # Offline machines: no telemetry lookups. Set before prefect is imported.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _run_flow(flow_call):
+    """Run a flow without the ~1 s heartbeat-thread wait at exit (FIELD-NOTES)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return flow_call()
+
+
+def _print_leaderboard(rows: list[dict]) -> None:
+    from evalcore.reports import leaderboard_markdown
+
+    print("\n" + leaderboard_markdown(rows))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import demo_flow
+
+    rows = _run_flow(
+        lambda: demo_flow(
+            videos=args.videos,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            output_dir=args.output_dir,
+            work_dir=args.work_dir,
+        )
+    )
+    _print_leaderboard(rows)
+    print(f"Reports in {args.output_dir}/ (leaderboard.md, leaderboard.xlsx, *.xlsx)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalcore.config import ConfigError, load_config
+    from evalcore.dataset import DatasetError
+
+    try:
+        config = load_config(args.config)
+        from evalcore.stages import load_all_datasets
+
+        load_all_datasets(config)
+    except (ConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from flows.eval import eval_flow
+
+    rows = _run_flow(lambda: eval_flow(config))
+    _print_leaderboard(rows)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from evalcore.dataset.synthetic import generate_benchmark
+
+    print(generate_benchmark(args.out, n_videos=args.videos, seed=args.seed))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalcore", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate the synthetic benchmark and evaluate it")
+    demo.add_argument("--videos", type=int, default=60)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--data-dir", type=Path, default=Path("data/synthetic"))
+    demo.add_argument("--output-dir", type=Path, default=Path("outputs"))
+    demo.add_argument("--work-dir", type=Path, default=Path("work"))
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="run the eval flow on a YAML config (EvalConfig)")
+    run.add_argument("config", type=Path)
+    run.set_defaults(func=cmd_run)
+
+    synth = sub.add_parser("synth", help="only generate a synthetic benchmark")
+    synth.add_argument("--out", type=Path, default=Path("data/synthetic"))
+    synth.add_argument("--videos", type=int, default=60)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_prefect_defaults()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

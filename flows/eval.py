@@ -1,0 +1,41 @@
+"""The `eval` flow: frames -> inference -> scoring -> leaderboard, for a model x dataset grid."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from evalcore.config import EvalConfig
+from evalcore.stages import load_all_datasets
+from evalcore.workspace import Workspace
+from tasks.frames import extract_frames
+from tasks.inference import infer
+from tasks.reports import publish
+from tasks.scoring import score
+
+
+@flow(name="eval", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+def eval_flow(config: EvalConfig) -> list[dict]:
+    """Evaluate every model on every dataset and publish the leaderboard."""
+    ws = Workspace(config.work_dir, config.output_dir)
+    load_all_datasets(config)  # a malformed dataset fails here, before any decoding
+    results = str(ws.prefect_results_dir.resolve())
+
+    frames = {d.dataset_name: extract_frames.submit(d, config.frames, ws) for d in config.datasets}
+    inferred = [
+        infer.with_options(result_storage=results).submit(
+            m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]]
+        )
+        for d in config.datasets
+        for m in config.models
+        for t in range(config.trials)
+    ]
+    wait(inferred)
+    for future in [*frames.values(), *inferred]:
+        future.result()  # surface the first failure with its own traceback
+
+    for d in config.datasets:
+        for m in config.models:
+            score(m, d, config, ws)
+    return publish(ws)
