@@ -31,7 +31,7 @@ def _print_leaderboard(rows: list[dict]) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import demo_flow
 
-    rows = _run_flow(
+    outcome = _run_flow(
         lambda: demo_flow(
             videos=args.videos,
             seed=args.seed,
@@ -40,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             work_dir=args.work_dir,
         )
     )
-    _print_leaderboard(rows)
+    _print_leaderboard(outcome["leaderboard"])
     print(f"Reports in {args.output_dir}/ (leaderboard.md, leaderboard.xlsx, *.xlsx)")
     return 0
 
@@ -59,8 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from flows.eval import eval_flow
 
-    rows = _run_flow(lambda: eval_flow(config))
-    _print_leaderboard(rows)
+    outcome = _run_flow(lambda: eval_flow(config))
+    _print_leaderboard(outcome["leaderboard"])
     return 0
 
 

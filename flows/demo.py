@@ -30,6 +30,6 @@ def demo_flow(
     data_dir: Path = Path("data/synthetic"),
     output_dir: Path = Path("outputs"),
     work_dir: Path = Path("work"),
-) -> list[dict]:
+) -> dict:
     tsv = generate_synthetic(Path(data_dir), videos, seed)
     return eval_flow(demo_config(tsv, Path(output_dir), Path(work_dir)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from prefect import flow
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -16,8 +18,12 @@ from tasks.scoring import score
 
 
 @flow(name="eval", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
-def eval_flow(config: EvalConfig) -> list[dict]:
-    """Evaluate every model on every dataset and publish the leaderboard."""
+def eval_flow(config: EvalConfig) -> dict:
+    """Evaluate every model on every dataset and publish the leaderboard.
+
+    Returns small summaries: the leaderboard rows, what extraction did per dataset, and
+    the inference counts per cell (a cached cell returns the counts of the run that made it).
+    """
     ws = Workspace(config.work_dir, config.output_dir)
     load_all_datasets(config)  # a malformed dataset fails here, before any decoding
     results = str(ws.prefect_results_dir.resolve())
@@ -32,10 +38,14 @@ def eval_flow(config: EvalConfig) -> list[dict]:
         for t in range(config.trials)
     ]
     wait(inferred)
-    for future in [*frames.values(), *inferred]:
-        future.result()  # surface the first failure with its own traceback
+    frame_summaries = [f.result() for f in frames.values()]  # raises the first failure
+    inference = [f.result() for f in inferred]
 
     for d in config.datasets:
         for m in config.models:
             score(m, d, config, ws)
-    return publish(ws)
+    return {
+        "leaderboard": publish(ws),
+        "frames": [asdict(s) for s in frame_summaries],
+        "inference": inference,
+    }

@@ -1,0 +1,109 @@
+"""The `eval` flow through Prefect on the small synthetic benchmark."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from doubles.models import read_calls
+
+from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from flows.eval import eval_flow
+
+
+def config_for(tsv: Path, tmp: Path, models: list[ModelSpec], **kw) -> EvalConfig:
+    return EvalConfig(
+        datasets=[DatasetSpec(tsv=tsv, **kw)],
+        models=models,
+        output_dir=tmp / "outputs",
+        work_dir=tmp / "work",
+    )
+
+
+def test_eval_end_to_end_then_rerun_does_nothing(prefect_harness, small_bench, tmp_path):
+    calls = tmp_path / "calls.txt"
+    models = [
+        ModelSpec(name="ref", kind="doubles.models:counting", params={"calls_file": str(calls)}),
+        ModelSpec(name="random", kind="random"),
+    ]
+    config = config_for(small_bench, tmp_path, models)
+    first = eval_flow(config)
+
+    board = {r["model"]: r for r in json.loads((tmp_path / "outputs/leaderboard.json").read_text())}
+    assert board["ref"]["accuracy"] >= 0.8
+    assert board["random"]["accuracy"] <= 0.5
+    assert board["ref"]["n"] == 48 and board["ref"]["failed"] == 0
+    assert set(board["ref"]["per_category"]) >= {"count", "order", "motion"}
+    sheet = pd.read_excel(tmp_path / "outputs/ref_Tiny.xlsx")
+    assert {"index", "question", "answer", "prediction", "extracted", "hit", "status"} <= set(
+        sheet.columns
+    )
+    assert (sheet["status"] == "ok").all() and len(sheet) == 48
+    assert (tmp_path / "outputs/leaderboard.md").read_text().startswith("# Leaderboard")
+    assert (tmp_path / "outputs/leaderboard.xlsx").exists()
+    assert first["frames"][0]["decoded"] == 12
+    assert sorted(read_calls(calls)) == sorted(str(i) for i in range(48))  # each sample once
+
+    second = eval_flow(config)
+    assert second["frames"][0]["decoded"] == 0 and second["frames"][0]["hits"] == 12
+    assert len(read_calls(calls)) == 48  # no model call on the re-run
+    assert second["leaderboard"] == first["leaderboard"]
+
+
+def test_bad_videos_fail_alone_with_their_reason(prefect_harness, small_bench, tmp_path):
+    root = tmp_path / "bench"
+    (root / "videos").mkdir(parents=True)
+    good = sorted((small_bench.parent / "videos").glob("*.mp4"))[:2]
+    for g in good:
+        shutil.copy(g, root / "videos" / g.name)
+    data = good[0].read_bytes()
+    (root / "videos/truncated.mp4").write_bytes(data[: len(data) // 3])
+    (root / "videos/empty.mp4").write_bytes(b"")
+    (root / "videos/notes.mp4").write_text("this is not a video\n")
+    rows = [(g.name, "ok") for g in good] + [
+        ("truncated.mp4", "bad"),
+        ("empty.mp4", "bad"),
+        ("notes.mp4", "bad"),
+        ("missing.mp4", "bad"),
+        ("../../outside.mp4", "bad"),
+    ]
+    lines = ["index\tvideo\tvideo_path\tquestion\tanswer\tcandidates\tcategory"]
+    for i, (name, kind) in enumerate(rows):
+        lines.append(
+            f"{i}\t{name}\tvideos/{name}\tHow many shapes are visible at the end of the video?"
+            f"\tA\t['1', '2', '3', '4']\t{kind}"
+        )
+    tsv = root / "Broken.tsv"
+    tsv.write_text("\n".join(lines) + "\n")
+
+    outcome = eval_flow(config_for(tsv, tmp_path, [ModelSpec(name="ref", kind="reference")]))
+    sheet = pd.read_excel(tmp_path / "outputs/ref_Broken.xlsx").set_index("index")
+    assert list(sheet.loc[[0, 1], "status"]) == ["ok", "ok"]
+    bad = sheet.loc[[2, 3, 4, 5, 6]]
+    assert (bad["status"] == "failed").all() and (bad["hit"] == 0).all()
+    assert bad["error"].notna().all()
+    assert "VideoNotFound" in bad.loc[5, "error_type"]
+    assert bad.loc[6, "error_type"] == "InvalidPath" and "escapes" in bad.loc[6, "error"]
+    (row,) = outcome["leaderboard"]
+    assert row["failed"] == 5 and row["n"] == 7
+
+
+def test_invalid_config_fails_before_work_naming_the_field(tmp_path, small_bench):
+    from evalcore.config import ConfigError, parse_config
+
+    raw = {
+        "datasets": [{"tsv": str(small_bench)}],
+        "models": [{"name": "ref", "kind": "reference"}],
+        "frames": {"nframe": 0},
+        "work_dir": str(tmp_path / "work"),
+    }
+    with pytest.raises(ConfigError, match=r"frames\.nframe"):
+        parse_config(raw)
+    raw["frames"] = {}
+    raw["models"][0]["kind"] = "no-such-model"
+    with pytest.raises(ConfigError, match=r"models\.0\.kind"):
+        parse_config(raw)
+    assert not (tmp_path / "work").exists()
