@@ -142,6 +142,7 @@ def describe_errors(exc: ValidationError) -> str:
 
 def settings_hash(*parts: BaseModel | dict | str | int | None) -> str:
     """A stable short hash of typed settings, for cache keys and file names."""
+
     def plain(p: Any) -> Any:
         return p.model_dump(mode="json") if isinstance(p, BaseModel) else p
 

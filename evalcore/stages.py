@@ -7,9 +7,11 @@ re-run alone and picks up where the last run stopped.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from evalcore.atomic import atomic_write_text
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, settings_hash
 from evalcore.dataset import Sample, dataset_fingerprint, load_tsv
 from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
@@ -46,7 +48,9 @@ def load_all_datasets(config: EvalConfig) -> dict[str, list[Sample]]:
 
 
 def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> Path:
-    digest = settings_hash(frames, dataset_fingerprint(dataset.tsv), str(dataset.root), dataset.limit)
+    digest = settings_hash(
+        frames, dataset_fingerprint(dataset.tsv), str(dataset.root), dataset.limit
+    )
     return ws.frame_index_path(dataset.dataset_name, digest)
 
 
@@ -152,5 +156,11 @@ def score_cell(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig, ws: W
 
 
 def publish_leaderboard(ws: Workspace) -> tuple[list[dict], dict[str, Path]]:
+    """Rebuild the leaderboard and `results.json` (every cell's full JSON) from the cells."""
+    cells = {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(ws.results_dir.glob("*.json"))
+    }
+    atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
     rows = collect_cells(ws.results_dir)
     return rows, write_leaderboard(rows, ws.output_dir)

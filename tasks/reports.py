@@ -17,7 +17,11 @@ ARTIFACT_KEY = "video-leaderboard"
 def publish(ws: Workspace) -> list[dict]:
     rows, paths = publish_leaderboard(ws)
     table = [
-        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "per_category"}
+        {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in r.items()
+            if k != "per_category"
+        }
         for r in rows
     ]
     create_table_artifact(table=table, key=ARTIFACT_KEY, description="Latest accuracy per cell")

@@ -15,14 +15,18 @@ FrameLookup = dict[str, FrameEntry | FrameFailure]
 
 
 def video_job(sample: Sample) -> VideoJob | None:
-    return None if sample.video_path is None else VideoJob(sample.video_path, sample.start, sample.end)
+    return (
+        None if sample.video_path is None else VideoJob(sample.video_path, sample.start, sample.end)
+    )
 
 
 def write_frame_index(path: Path, samples: Sequence[Sample], report: ExtractionReport) -> Path:
     entries: dict[str, dict] = {}
     for s in samples:
         job = video_job(s)
-        outcome = report.results.get(job) if job else FrameFailure("InvalidPath", s.path_error or "")
+        outcome = (
+            report.results.get(job) if job else FrameFailure("InvalidPath", s.path_error or "")
+        )
         if isinstance(outcome, FrameEntry):
             entries[s.sample_id] = {"key": outcome.key}
         elif isinstance(outcome, FrameFailure):
