@@ -1,0 +1,311 @@
+"""Sampled frames on disk, addressed by what determines them.
+
+Layout: ``root/<key[:2]>/<key>/{00000.jpg, 00001.jpg, ..., manifest.json}``. The key is
+a hash of the video's content, the clip bounds and every setting that changes the
+pixels (sampling, size, JPEG quality, format version); not of the decoder, timeout or
+worker count, which change how fast frames are made, not which. An entry is written in
+a temporary directory under the root and renamed into place in one step, so readers see
+a whole entry or none, and two processes racing on one video both end with the same
+entry. An entry exists only if its manifest.json does.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from evalcore.frames.settings import FrameSettings
+
+FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a key means
+MANIFEST = "manifest.json"
+_MEMO_FILE = "fingerprints.sqlite"
+_TMP_PREFIX = ".tmp-"
+_MEMO_MIN_AGE_S = 2.0  # a file modified this recently may still change within one mtime tick
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One clip to extract: a video file and optional bounds in seconds."""
+
+    path: Path
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameFailure:
+    """Why one video gave no frames; a record, never raised past `extract_videos`.
+
+    error_type: VideoNotFound, VideoUnreadable, EmptyVideo, InvalidClip, EmptyClip,
+    DecodeError, DecodeTimeout, WorkerCrashed, CacheWriteError.
+    """
+
+    error_type: str
+    message: str  # human readable, names the file
+
+
+@dataclass(frozen=True)
+class FrameEntry:
+    """The cached frames of one clip (satisfies `evalcore.models.base.Frames`)."""
+
+    key: str
+    dir: Path
+    paths: tuple[Path, ...]  # one JPEG per sampled frame, in time order
+    indices: tuple[int, ...]  # frame numbers in the video
+    timestamps: tuple[float, ...]  # seconds from the first frame
+
+    def load(self) -> np.ndarray:
+        """All frames as one (T, H, W, 3) uint8 RGB array."""
+        frames = []
+        for path in self.paths:
+            with Image.open(path) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        return np.stack(frames)
+
+    def jpeg_bytes(self) -> list[bytes]:
+        """The stored JPEG files' bytes, for API models that upload them as they are."""
+        return [path.read_bytes() for path in self.paths]
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything recorded when the entry was made (source, backend, settings, ...)."""
+        return json.loads((self.dir / MANIFEST).read_text())
+
+
+class FrameCache:
+    """A directory of `FrameEntry`s; cheap to construct, safe to share between processes."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def key_for(self, job: VideoJob, settings: FrameSettings) -> str:
+        """The entry key of `job` under `settings`. Reads the video only if its size,
+        mtime or inode changed since it was last fingerprinted. Raises OSError if the
+        video cannot be read."""
+        return entry_key(self.video_fingerprint(job.path), job, settings)
+
+    def video_fingerprint(self, path: Path) -> str:
+        """`fingerprint(path)`, memoized in a SQLite file under the cache root."""
+        return fingerprint(path, memo=self.root / _MEMO_FILE)
+
+    def get(self, job: VideoJob, settings: FrameSettings) -> FrameEntry | None:
+        """The cached frames of `job`, or None. Opens no decoder. Raises OSError if the
+        video cannot be read."""
+        return self.open(self.key_for(job, settings))
+
+    def open(self, key: str) -> FrameEntry | None:
+        """The entry stored under `key`, or None if there is no complete one."""
+        directory = self.entry_dir(key)
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        if manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
+            return None
+        paths = tuple(directory / name for name in manifest["files"])
+        if not all(path.is_file() for path in paths):
+            return None  # files removed by hand; a new extraction replaces the entry
+        return FrameEntry(
+            key=key,
+            dir=directory,
+            paths=paths,
+            indices=tuple(manifest["indices"]),
+            timestamps=tuple(manifest["timestamps"]),
+        )
+
+    def entry_dir(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def write(
+        self,
+        key: str,
+        frames: Iterable[tuple[int, float, bytes, tuple[int, int]]],
+        positions: dict[int, list[int]],
+        manifest: dict[str, Any],
+    ) -> FrameEntry:
+        """Store JPEG frames under `key` atomically and return the entry.
+
+        `frames` yields (index, timestamp, jpeg, (width, height)) per distinct index;
+        `positions` maps each index to the output positions that show it (sampling may
+        repeat a frame). If another process stored the key first, its entry wins and
+        this one is discarded.
+        """
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{key[:16]}-", dir=self.root))
+        try:
+            n_out = sum(len(p) for p in positions.values())
+            files = [f"{i:05d}.jpg" for i in range(n_out)]
+            indices: list[int] = [0] * n_out
+            timestamps: list[float] = [0.0] * n_out
+            size: tuple[int, int] | None = None
+            for index, timestamp, jpeg, frame_size in frames:
+                size = frame_size
+                for position in positions[index]:
+                    (tmp / files[position]).write_bytes(jpeg)
+                    indices[position], timestamps[position] = index, round(timestamp, 6)
+            missing = [f for f in files if not (tmp / f).is_file()]
+            if missing:
+                raise RuntimeError(f"decoder returned no frame for {len(missing)} positions")
+            record = {
+                "format": FORMAT_VERSION,
+                "key": key,
+                **manifest,
+                "files": files,
+                "indices": indices,
+                "timestamps": timestamps,
+                "n_frames": n_out,
+                "size": list(size) if size else None,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (tmp / MANIFEST).write_text(json.dumps(record, indent=1))
+            self._commit(tmp, key)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        entry = self.open(key)
+        if entry is None:
+            raise OSError(f"frame cache entry {key} vanished right after it was written")
+        return entry
+
+    def _commit(self, tmp: Path, key: str) -> None:
+        final = self.entry_dir(key)
+        final.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(tmp, final)  # atomic; fails if `final` exists and is not empty
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            if self.open(key) is not None:
+                return  # another process won the race; its entry is as good as ours
+            # a broken entry (frames deleted by hand): move it aside, then take its place
+            trash = self.root / f"{_TMP_PREFIX}broken-{key[:16]}-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(final, trash)
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(trash, ignore_errors=True)
+            os.rename(tmp, final)
+
+    def remove_stale_temp(self, older_than_s: float = 3600.0) -> int:
+        """Delete temp dirs left by killed workers; returns how many were removed."""
+        removed, now = 0, time.time()
+        for child in self.root.iterdir():
+            if child.name.startswith(_TMP_PREFIX):
+                try:
+                    if now - child.stat().st_mtime > older_than_s:
+                        shutil.rmtree(child, ignore_errors=True)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+
+def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) -> str:
+    """Hash of everything that decides an entry's pixels (see the module docstring)."""
+    if settings.fps is not None:
+        sampling: dict[str, Any] = {"fps": settings.fps, "max_frames": settings.max_frames}
+    else:
+        sampling = {"nframe": settings.nframe}
+    spec = {
+        "format": FORMAT_VERSION,
+        "video": video_fingerprint,
+        "clip": [job.start, job.end],
+        "sampling": sampling,
+        "max_side": settings.max_side,
+        "jpeg_quality": settings.jpeg_quality,
+    }
+    blob = json.dumps(spec, sort_keys=True).encode()
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def fingerprint(path: Path, memo: Path | None = None) -> str:
+    """Content hash of a file (BLAKE2b-128, hex).
+
+    With `memo` (a SQLite file; `FrameCache` keeps one under its root), the hash is
+    remembered by (path, size, mtime_ns, ctime_ns, inode) so re-runs do not re-read
+    big videos. A memo that cannot be used is skipped, never an error.
+    """
+    path = Path(path)
+    stat = path.stat()
+    ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    if memo is not None:
+        found = _memo_lookup(memo, ident)
+        if found:
+            return found
+    digest = _hash_file(path)
+    if memo is not None and time.time() - stat.st_mtime > _MEMO_MIN_AGE_S:
+        _memo_store(memo, ident, digest)
+    return digest
+
+
+def _hash_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def _memo_connect(memo: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(memo, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS fingerprints (path TEXT PRIMARY KEY, size INTEGER, "
+        "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
+    )
+    return db
+
+
+def _memo_lookup(memo: Path, ident: tuple) -> str | None:
+    try:
+        with closing(_memo_connect(memo)) as db:
+            row = db.execute(
+                "SELECT digest FROM fingerprints WHERE path=? AND size=? AND mtime_ns=? "
+                "AND ctime_ns=? AND inode=?",
+                ident,
+            ).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _memo_store(memo: Path, ident: tuple, digest: str) -> None:
+    try:
+        with closing(_memo_connect(memo)) as db, db:
+            db.execute(
+                "INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)", (*ident, digest)
+            )
+    except sqlite3.Error:
+        pass
+
+
+def encode_jpeg(
+    image: Image.Image, max_side: int | None, quality: int
+) -> tuple[bytes, tuple[int, int]]:
+    """Shrink so the longer side is <= max_side (never enlarge, keep aspect) and JPEG it."""
+    image = fit_within(image, max_side)
+    buffer = BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue(), image.size
+
+
+def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
+    """`image` scaled down so that max(width, height) <= max_side; as is if it fits."""
+    width, height = image.size
+    if max_side is None or max(width, height) <= max_side:
+        return image
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)

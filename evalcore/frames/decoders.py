@@ -1,0 +1,268 @@
+"""Video decoders behind one small interface: open a file, say how many frames it has,
+hand over chosen frames as RGB images in time order.
+
+Two backends, chosen per run by `FrameSettings.backend`:
+
+- `PyAVSource` (the default; see bench/README.md "## Frames"): demuxes the file once
+  without decoding to learn every frame's presentation time and where the keyframes
+  are, then for each wanted frame seeks to its keyframe only when that keyframe lies
+  ahead of where decoding already is, and decodes forward to the exact timestamp. This
+  is the physical floor (decode from each target's preceding keyframe), the frame count
+  is exact and variable frame rates come out right. Containers without a seek index
+  (MPEG-TS, FLV, raw streams) are decoded sequentially instead.
+- `DecordSource`: decord's `get_batch`, single-threaded. Refuses files without a seek
+  index, where decord silently returns wrong frames (or hangs).
+
+A source is used as a context manager; `read` takes sorted, distinct indices.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import av
+import numpy as np
+from PIL import Image
+
+# Demuxers that cannot seek by timestamp reliably (no index; timestamps may jump).
+_SEQUENTIAL_FORMATS = {"mpegts", "mpegtsraw", "flv", "live_flv", "h264", "hevc", "mpeg", "m4v"}
+_AVFMT_TS_DISCONT = 0x0200  # libavformat: "format allows timestamp discontinuities"
+_DECORD_BATCH = 8  # frames per get_batch call: bounds memory (a 720p RGB frame is 2.7 MB)
+
+
+class FrameError(Exception):
+    """A video could not give the frames asked for; `error_type` names the failure kind."""
+
+    error_type: ClassVar[str] = "DecodeError"
+
+
+class EmptyVideoError(FrameError):
+    error_type = "EmptyVideo"
+
+
+class EmptyClipError(FrameError):
+    error_type = "EmptyClip"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What sampling needs to know about a video before any frame is decoded."""
+
+    n_frames: int
+    fps: float  # average rate; exact times are in frame_times
+    frame_times: tuple[float, ...] | None  # per frame, seconds from the first frame
+
+
+class FrameSource(Protocol):
+    """An open video. Built from a path; raises on files it cannot read."""
+
+    name: ClassVar[str]
+    info: VideoInfo
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        """Yield (index, timestamp_s, RGB image) for sorted, distinct `indices`."""
+        ...
+
+    def __enter__(self) -> FrameSource: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+Decoder = Callable[[Path], FrameSource]
+
+
+class PyAVSource:
+    """PyAV (FFmpeg 8) with a keyframe index built by demuxing; one decode thread."""
+
+    name: ClassVar[str] = "pyav"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._container = av.open(str(self.path), metadata_errors="ignore")
+        try:
+            self._scan()
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _scan(self) -> None:
+        container = self._container
+        if not container.streams.video:
+            raise FrameError(f"{self.path.name}: no video stream")
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1  # parallelism comes from worker processes
+        self.sequential = container.format.name in _SEQUENTIAL_FORMATS or bool(
+            container.format.flags & _AVFMT_TS_DISCONT
+        )
+        pts: list[int] = []
+        keys: list[int] = []
+        packets = 0
+        untimed = False
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            packets += 1
+            if packet.is_discard:
+                continue
+            if packet.pts is None:
+                untimed = True
+                continue
+            pts.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+        if untimed:
+            # no timestamps to aim at (raw elementary streams): count frames as they come
+            self.sequential, pts, keys = True, list(range(packets)), []
+        if stream.frames and packets < stream.frames:
+            raise FrameError(
+                f"{self.path.name}: truncated: the container lists {stream.frames} frames "
+                f"but only {packets} can be read"
+            )
+        pts.sort()
+        keys.sort()
+        self._pts, self._keys, self._untimed = pts, keys, untimed
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if untimed or stream.time_base is None:
+            times = None
+        else:
+            tb = Fraction(stream.time_base)
+            times = tuple(float((p - pts[0]) * tb) for p in pts)
+            if fps <= 0 and len(times) > 1 and times[-1] > 0:
+                fps = (len(times) - 1) / times[-1]
+        if not pts:
+            raise EmptyVideoError(f"{self.path.name}: the video stream has no frames")
+        if fps <= 0:
+            raise FrameError(f"{self.path.name}: no frame rate in the video stream")
+        self._stream = stream
+        self.info = VideoInfo(len(pts), fps, times)
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        stream, pts, keys = self._stream, self._pts, self._keys
+        frames: Iterator[av.VideoFrame] | None = None
+        frame: av.VideoFrame | None = None
+        position: float = -float("inf")  # pts of the last decoded frame
+        counter = -1
+        if self.sequential:
+            self._reopen()  # the scan consumed the stream; start again from byte 0
+            stream = self._stream
+            frames = self._container.decode(stream)
+        for index in indices:
+            want = pts[index]
+            if not self.sequential:
+                key = keys[bisect_right(keys, want) - 1] if keys and keys[0] <= want else None
+                if frames is None or (key is not None and key > position):
+                    self._container.seek(key if key is not None else want, stream=stream)
+                    frames, frame = self._container.decode(stream), None
+            assert frames is not None
+            while frame is None or _order(frame, counter, self._untimed) < want:
+                nxt = next(frames, None)
+                if nxt is None:
+                    if frame is None:
+                        raise FrameError(
+                            f"{self.path.name}: frame {index} could not be decoded "
+                            "(the stream ended first)"
+                        )
+                    break  # the stream ended a few frames short: take the last one
+                frame, counter = nxt, counter + 1
+                position = _order(frame, counter, self._untimed)
+            assert frame is not None
+            yield index, self._time(index), frame.to_image()
+
+    def _time(self, index: int) -> float:
+        times = self.info.frame_times
+        return times[index] if times is not None else index / self.info.fps
+
+    def _reopen(self) -> None:
+        self._container.close()
+        self._container = av.open(str(self.path), metadata_errors="ignore")
+        self._stream = self._container.streams.video[0]
+        self._stream.codec_context.thread_count = 1
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> PyAVSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _order(frame: av.VideoFrame, counter: int, untimed: bool) -> float:
+    """Where a decoded frame sits: its pts, or its position when the stream has none."""
+    if untimed or frame.pts is None:
+        return counter
+    return frame.pts
+
+
+class DecordSource:
+    """decord 0.6 (FFmpeg 4.1) `get_batch`, one thread, in small batches."""
+
+    name: ClassVar[str] = "decord"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if _needs_sequential_decode(self.path):
+            raise FrameError(
+                f"{self.path.name}: container has no seek index; decord would return wrong "
+                "frames (use pyav)"
+            )
+        import decord  # imported here: only processes that decode with it pay for it
+
+        decord.logging.set_level(decord.logging.QUIET)  # failures arrive as exceptions
+
+        self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+        n = len(self._reader)
+        if n == 0:
+            raise EmptyVideoError(f"{self.path.name}: the video stream has no frames")
+        fps = float(self._reader.get_avg_fps())
+        if not fps > 0:
+            raise FrameError(f"{self.path.name}: no frame rate in the video stream")
+        stamps = self._reader.get_frame_timestamp(np.arange(n))[:, 0]
+        times = tuple(float(t - stamps[0]) for t in stamps)
+        self.info = VideoInfo(n, fps, times)
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        times = self.info.frame_times or ()
+        for at in range(0, len(indices), _DECORD_BATCH):
+            chunk = list(indices[at : at + _DECORD_BATCH])
+            batch = self._reader.get_batch(chunk).asnumpy()
+            for index, rgb in zip(chunk, batch, strict=True):
+                yield index, times[index], Image.fromarray(rgb)
+
+    def close(self) -> None:
+        del self._reader
+
+    def __enter__(self) -> DecordSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _needs_sequential_decode(path: Path) -> bool:
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            fmt = container.format
+            return fmt.name in _SEQUENTIAL_FORMATS or bool(fmt.flags & _AVFMT_TS_DISCONT)
+    except av.FFmpegError:
+        return False  # unreadable by PyAV too: let decord give its own reason
+
+
+BACKENDS: dict[str, Decoder] = {"pyav": PyAVSource, "decord": DecordSource}
+DEFAULT_BACKEND = "pyav"  # measured faster: bench/README.md "## Frames"
+
+
+def decoder_chain(backend: str) -> list[Decoder]:
+    """Decoders to try in order: "auto" is the default backend, then the other one."""
+    if backend == "auto":
+        return [BACKENDS[DEFAULT_BACKEND]] + [
+            d for name, d in BACKENDS.items() if name != DEFAULT_BACKEND
+        ]
+    return [BACKENDS[backend]]
