@@ -7,6 +7,8 @@ work_dir/
   prefect-results/               persisted Prefect task results (small summaries)
 output_dir/
   {model}_{dataset}.xlsx, results/{model}_{dataset}.json, results.json, leaderboard.*
+  leaderboard.png                accuracy over time, drawn from the snapshots
+  history/leaderboard-{UTC time}.json   dated leaderboard snapshots (nightly runs)
 """
 
 from __future__ import annotations
@@ -43,3 +45,11 @@ class Workspace:
 
     def cell_json(self, model: str, dataset: str) -> Path:
         return self.results_dir / f"{model}_{dataset}.json"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.output_dir / "history"
+
+    @property
+    def leaderboard_chart(self) -> Path:
+        return self.output_dir / "leaderboard.png"

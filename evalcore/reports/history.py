@@ -1,0 +1,135 @@
+"""The leaderboard over time: dated snapshots, change against the previous one, a chart.
+
+Each nightly run freezes the leaderboard rows into `history/leaderboard-{UTC time}.json`;
+file names sort in time order, so the newest snapshot is the last name. A leaderboard
+row then carries `previous_accuracy` and `delta` (None for a cell the previous snapshot
+did not have). `cell_is_current` decides which cells a nightly run may skip: a cell is
+re-evaluated when its model, dataset or settings changed, or when it has failed samples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from evalcore.atomic import atomic_path, atomic_write_text
+from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.dataset import dataset_fingerprint
+from evalcore.prompts import TEMPLATE_VERSION
+
+SNAPSHOT_PREFIX = "leaderboard-"
+_STAMP = "%Y-%m-%dT%H%M%S.%fZ"  # sortable, and legal in file names everywhere
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The leaderboard as it was at `taken_at` (UTC)."""
+
+    path: Path
+    taken_at: datetime
+    rows: list[dict]
+
+
+def write_snapshot(
+    history_dir: Path, rows: Sequence[dict], taken_at: datetime | None = None
+) -> Snapshot:
+    """Freeze `rows` as a new dated snapshot (never overwrites an older one)."""
+    taken_at = (taken_at or datetime.now(UTC)).astimezone(UTC)
+    path = Path(history_dir) / f"{SNAPSHOT_PREFIX}{taken_at.strftime(_STAMP)}.json"
+    payload = {"taken_at": taken_at.isoformat(), "rows": list(rows)}
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
+    return Snapshot(path, taken_at, list(rows))
+
+
+def list_snapshots(history_dir: Path) -> list[Snapshot]:
+    """Every snapshot, oldest first."""
+    snapshots = []
+    for path in sorted(Path(history_dir).glob(f"{SNAPSHOT_PREFIX}*.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        snapshots.append(Snapshot(path, datetime.fromisoformat(payload["taken_at"]), payload["rows"]))
+    return snapshots
+
+
+def with_deltas(rows: Sequence[dict], previous: Snapshot | None) -> list[dict]:
+    """Rows plus `previous_accuracy` and `delta` against the `previous` snapshot."""
+    before = {(r["model"], r["dataset"]): r["accuracy"] for r in previous.rows} if previous else {}
+    out = []
+    for row in rows:
+        prev = before.get((row["model"], row["dataset"]))
+        delta = None if prev is None else row["accuracy"] - prev
+        out.append({**row, "previous_accuracy": prev, "delta": delta})
+    return out
+
+
+def history_points(snapshots: Sequence[Snapshot]) -> list[dict]:
+    """One row per snapshot x cell: the long table behind the chart."""
+    return [
+        {
+            "taken_at": s.taken_at.isoformat(),
+            "model": r["model"],
+            "dataset": r["dataset"],
+            "accuracy": r["accuracy"],
+            "failed": r.get("failed"),
+        }
+        for s in snapshots
+        for r in s.rows
+    ]
+
+
+def write_history_chart(snapshots: Sequence[Snapshot], path: Path) -> Path:
+    """Accuracy over time: one panel per dataset, one line per model (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    points = history_points(snapshots)
+    datasets = sorted({p["dataset"] for p in points}) or ["(no snapshots yet)"]
+    fig, axes = plt.subplots(
+        len(datasets), 1, figsize=(8, 3 * len(datasets)), squeeze=False, constrained_layout=True
+    )
+    for ax, dataset in zip(axes[:, 0], datasets, strict=True):
+        cells = [p for p in points if p["dataset"] == dataset]
+        for model in sorted({p["model"] for p in cells}):
+            series = [p for p in cells if p["model"] == model]
+            times = [datetime.fromisoformat(p["taken_at"]) for p in series]
+            ax.plot(times, [p["accuracy"] for p in series], marker="o", label=model)
+        ax.set_title(dataset)
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d\n%H:%M"))
+        if cells:
+            ax.legend(loc="best", fontsize="small")
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def cell_settings(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig) -> dict:
+    """What a cell's result depends on: the `settings` a cell JSON records (see
+    `evalcore.stages.score_cell`; a test keeps the two equal)."""
+    return {
+        "model": model.model_dump(mode="json"),
+        "frames": config.frames.model_dump(mode="json"),
+        "dataset_fingerprint": dataset_fingerprint(dataset.tsv),
+        "template": TEMPLATE_VERSION,
+        "trials": config.trials,
+        "seed": config.seed,
+    }
+
+
+def cell_is_current(cell: dict | None, expected_settings: dict, expected_n: int) -> bool:
+    """A stored cell (its JSON, or None) still answers the configured one: same settings,
+    same number of samples (a changed `limit`), and no failed or missing samples."""
+    return (
+        cell is not None
+        and cell.get("settings") == expected_settings
+        and cell.get("n") == expected_n
+        and not cell.get("failed")
+    )
