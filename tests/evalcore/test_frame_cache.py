@@ -1,0 +1,210 @@
+"""The frame cache: keys, layout, manifest, fingerprint memo, atomic writes under a race."""
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalcore.frames import (
+    FrameCache,
+    FrameEntry,
+    FrameSettings,
+    VideoJob,
+    extract_videos,
+    fingerprint,
+)
+from evalcore.frames import cache as cache_module
+from evalcore.frames.decoders import PyAVSource
+from evalcore.frames.synthetic import read_frame_number, write_video
+
+FAST = FrameSettings(nframe=4, workers=1, timeout_s=30)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    write_video(folder / "clip.mp4", n_frames=30, gop=10)
+    write_video(folder / "other.mp4", n_frames=45, gop=10)
+    return folder
+
+
+def _aged_copy(source: Path, target: Path) -> Path:
+    """A copy whose mtime is old enough for the fingerprint memo to trust it."""
+    shutil.copyfile(source, target)
+    old = time.time() - 3600
+    os.utime(target, (old, old))
+    return target
+
+
+def test_key_depends_on_what_changes_pixels_only(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    base = cache.key_for(job, FrameSettings())
+    assert base == cache.key_for(job, FrameSettings())
+    # how fast frames are made does not change which frames: same key
+    for same in ({"backend": "decord"}, {"timeout_s": 5}, {"workers": 1}, {"max_frames": 9}):
+        assert cache.key_for(job, FrameSettings(**same)) == base, same
+    # what is sampled, its size and its encoding do
+    for other in ({"nframe": 16}, {"max_side": None}, {"jpeg_quality": 80}, {"fps": 1.0}):
+        assert cache.key_for(job, FrameSettings(**other)) != base, other
+    assert cache.key_for(VideoJob(job.path, 0.0, 1.0), FrameSettings()) != base
+    assert cache.key_for(VideoJob(videos / "other.mp4"), FrameSettings()) != base
+    # the key is about content, not the path: a copy shares it
+    copy = _aged_copy(videos / "clip.mp4", tmp_path / "copy.mp4")
+    assert cache.key_for(VideoJob(copy), FrameSettings()) == base
+
+
+def test_fingerprint_is_memoized_by_file_identity(videos, tmp_path, monkeypatch):
+    memo = tmp_path / "memo.sqlite"
+    video = _aged_copy(videos / "clip.mp4", tmp_path / "v.mp4")
+    first = fingerprint(video, memo=memo)
+    assert first == fingerprint(video)  # same hash with or without the memo
+
+    def no_reading(path):
+        raise AssertionError("the memo should have answered without reading the file")
+
+    monkeypatch.setattr(cache_module, "_hash_file", no_reading)
+    assert fingerprint(video, memo=memo) == first
+    monkeypatch.undo()
+
+    # new content: size/mtime change, the memo entry no longer applies
+    _aged_copy(videos / "other.mp4", video)
+    assert fingerprint(video, memo=memo) != first
+
+
+def test_layout_and_manifest(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    report = extract_videos([job], cache, FAST)
+    entry = report.results[job]
+    assert isinstance(entry, FrameEntry)
+    assert entry.dir == tmp_path / "cache" / entry.key[:2] / entry.key
+    assert entry.key == cache.key_for(job, FAST)
+    names = sorted(p.name for p in entry.dir.iterdir())
+    assert names == ["00000.jpg", "00001.jpg", "00002.jpg", "00003.jpg", "manifest.json"]
+    manifest = json.loads((entry.dir / "manifest.json").read_text())
+    assert manifest["key"] == entry.key
+    assert manifest["source"] == str(job.path)
+    assert manifest["fingerprint"] == fingerprint(job.path)
+    assert manifest["indices"] == [3, 11, 18, 26] == list(entry.indices)
+    assert manifest["timestamps"] == pytest.approx([i / 15 for i in entry.indices], abs=1e-5)
+    assert manifest["n_frames"] == 4
+    assert manifest["video_frames"] == 30
+    assert manifest["fps"] == pytest.approx(15.0)
+    assert manifest["size"] == [160, 120] and manifest["source_size"] == [160, 120]
+    assert manifest["backend"] == "pyav"
+    assert manifest["settings"]["nframe"] == 4
+    assert entry.manifest() == manifest
+
+
+def test_entry_loads_frames_and_jpeg_bytes(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "other.mp4")
+    entry = extract_videos([job], cache, FAST).results[job]
+    frames = entry.load()
+    assert frames.shape == (4, 120, 160, 3) and frames.dtype == np.uint8
+    assert [read_frame_number(f) for f in frames] == list(entry.indices)
+    blobs = entry.jpeg_bytes()
+    assert [b[:2] for b in blobs] == [b"\xff\xd8"] * 4
+    assert blobs == [p.read_bytes() for p in entry.paths]
+
+
+@pytest.mark.parametrize(
+    ("max_side", "size"), [(80, (80, 60)), (448, (160, 120)), (None, (160, 120))]
+)
+def test_resize_keeps_aspect_and_never_upscales(videos, tmp_path, max_side, size):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    settings = FrameSettings(nframe=2, max_side=max_side, workers=1)
+    entry = extract_videos([job], cache, settings).results[job]
+    frames = entry.load()
+    assert frames.shape[1:3] == (size[1], size[0])
+    assert [read_frame_number(f) for f in frames] == list(entry.indices)
+
+
+def test_a_hit_opens_no_decoder(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    first = extract_videos([job], cache, FAST)
+    assert (first.hits, first.decoded) == (0, 1)
+    again = extract_videos([job], cache, FAST, decoders=[_no_decoder_allowed])
+    assert (again.hits, again.decoded, again.failed) == (1, 0, 0)
+    assert again.results[job] == first.results[job]
+    assert cache.get(job, FAST) == first.results[job]
+    assert cache.get(job, FrameSettings(nframe=5)) is None
+
+
+def _no_decoder_allowed(path):
+    raise AssertionError("a cache hit must not open a decoder")
+
+
+def test_changed_video_gets_a_new_key_and_is_extracted_again(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    video = _aged_copy(videos / "clip.mp4", tmp_path / "v.mp4")
+    job = VideoJob(video)
+    before = extract_videos([job], cache, FAST).results[job]
+    assert before.indices == (3, 11, 18, 26)
+    # same name, new content (45 frames instead of 30)
+    _aged_copy(videos / "other.mp4", video)
+    report = extract_videos([job], cache, FAST)
+    after = report.results[job]
+    assert (report.hits, report.decoded) == (0, 1)
+    assert after.key != before.key
+    assert after.indices == (5, 16, 28, 39)
+    assert [read_frame_number(f) for f in after.load()] == [5, 16, 28, 39]
+
+
+def test_an_entry_without_manifest_does_not_exist_and_is_replaced(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    entry = extract_videos([job], cache, FAST).results[job]
+    (entry.dir / "manifest.json").unlink()
+    assert cache.open(entry.key) is None
+    assert cache.get(job, FAST) is None
+    report = extract_videos([job], cache, FAST)
+    assert report.decoded == 1
+    assert cache.open(entry.key) == report.results[job]
+
+
+class SlowPyAV(PyAVSource):
+    """PyAV that takes a while to open, so two processes surely overlap."""
+
+    name = "slow-pyav"
+
+    def __init__(self, path):
+        time.sleep(0.7)
+        super().__init__(path)
+
+
+def _extract_in_another_process(video: str, root: str, barrier, results) -> None:
+    barrier.wait()
+    job = VideoJob(Path(video))
+    report = extract_videos([job], FrameCache(Path(root)), FAST, decoders=[SlowPyAV])
+    entry = report.results[job]
+    results.put((report.decoded, str(entry.dir), entry.indices))
+
+
+def test_two_processes_extracting_the_same_video_end_with_one_entry(videos, tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    root = tmp_path / "cache"
+    args = (str(videos / "clip.mp4"), str(root), barrier, results)
+    processes = [context.Process(target=_extract_in_another_process, args=args) for _ in "ab"]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    # both decoded (the race really happened) and both got the same, complete entry
+    assert [o[0] for o in outcomes] == [1, 1]
+    assert outcomes[0][1:] == outcomes[1][1:]
+    entry_dirs = [p for p in root.glob("*/*") if p.is_dir()]
+    assert [str(p) for p in entry_dirs] == [outcomes[0][1]]
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+    assert FrameCache(root).open(entry_dirs[0].name) is not None

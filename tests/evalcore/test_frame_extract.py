@@ -1,0 +1,189 @@
+"""extract_videos end to end: right frames from both backends, bad inputs, timeouts, crashes."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from evalcore.frames import (
+    FrameCache,
+    FrameEntry,
+    FrameFailure,
+    FrameSettings,
+    VideoJob,
+    extract_videos,
+)
+from evalcore.frames.decoders import DecordSource, FrameError, PyAVSource
+from evalcore.frames.synthetic import read_frame_number, write_video
+
+# 15 frames 50 ms apart, then 15 frames 200 ms apart
+VFR_TIMES = [i * 0.05 for i in range(15)] + [0.75 + i * 0.2 for i in range(15)]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    """45 frames (3 s at 15 fps), keyframe every 12 frames, B-frames: seeks must be right."""
+    folder = tmp_path_factory.mktemp("videos")
+    write_video(folder / "good.mp4", n_frames=45, gop=12)
+    write_video(folder / "good2.mp4", n_frames=30, gop=12)
+    write_video(folder / "good.ts", n_frames=45, gop=12)
+    write_video(folder / "vfr.mp4", n_frames=30, gop=12, frame_times=VFR_TIMES)
+    write_video(folder / "hang.mp4", n_frames=20)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("this is a text file, not a video\n")
+    data = (folder / "good.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) * 2 // 3])  # index (moov) is lost
+    return folder
+
+
+def _numbers(entry: FrameEntry) -> list[int]:
+    return [read_frame_number(frame) for frame in entry.load()]
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_backends_return_the_right_frames(videos, tmp_path, backend):
+    cache = FrameCache(tmp_path / "cache")
+    whole, clip = VideoJob(videos / "good.mp4"), VideoJob(videos / "good.mp4", 1.0, 2.0)
+    report = extract_videos([whole, clip], cache, FrameSettings(nframe=8, backend=backend))
+    assert (report.hits, report.decoded, report.failed) == (0, 2, 0)
+    entry = report.results[whole]
+    assert entry.indices == (2, 8, 14, 19, 25, 30, 36, 42)
+    assert _numbers(entry) == list(entry.indices)
+    assert entry.timestamps == pytest.approx([i / 15 for i in entry.indices], abs=1e-4)
+    assert entry.manifest()["backend"] == backend
+    # clip [1, 2) s holds frames 15..29
+    assert report.results[clip].indices == (15, 17, 19, 21, 23, 25, 27, 29)
+    assert _numbers(report.results[clip]) == list(report.results[clip].indices)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_fps_sampling_on_variable_frame_rate_uses_real_times(videos, tmp_path, backend):
+    job = VideoJob(videos / "vfr.mp4")
+    settings = FrameSettings(fps=2.0, backend=backend, workers=1)
+    entry = extract_videos([job], FrameCache(tmp_path / "c"), settings).results[job]
+    assert entry.indices == (5, 15, 17, 20, 22, 25, 27)
+    assert _numbers(entry) == list(entry.indices)
+    assert entry.timestamps == pytest.approx([VFR_TIMES[i] for i in entry.indices], abs=2e-3)
+
+
+def test_mpegts_is_decoded_sequentially_and_decord_refuses_it(videos, tmp_path):
+    job = VideoJob(videos / "good.ts")
+    auto = extract_videos([job], FrameCache(tmp_path / "a"), FrameSettings(workers=1))
+    assert _numbers(auto.results[job]) == [2, 8, 14, 19, 25, 30, 36, 42]
+    decord_only = FrameSettings(backend="decord", workers=1)
+    failure = extract_videos([job], FrameCache(tmp_path / "d"), decord_only).results[job]
+    assert failure.error_type == "DecodeError"
+    assert "good.ts" in failure.message and "no seek index" in failure.message
+
+
+def test_bad_inputs_fail_alone_with_clear_reasons(videos, tmp_path):
+    names = ["missing.mp4", "empty.mp4", "notes.mp4", "truncated.mp4", "good.mp4"]
+    jobs = [VideoJob(videos / name) for name in names]
+    jobs.append(VideoJob(videos / "good.mp4", 2.0, 1.0))
+    jobs.append(VideoJob(videos / "good.mp4", 10.0, 20.0))
+    done = []
+    report = extract_videos(
+        jobs, FrameCache(tmp_path / "cache"), FrameSettings(), lambda *pair: done.append(pair)
+    )
+    kinds = {
+        job.path.name + ("" if job.start is None else f"@{job.start:g}"): (
+            result.error_type if isinstance(result, FrameFailure) else "ok"
+        )
+        for job, result in report.results.items()
+    }
+    assert kinds == {
+        "missing.mp4": "VideoNotFound",
+        "empty.mp4": "EmptyVideo",
+        "notes.mp4": "DecodeError",
+        "truncated.mp4": "DecodeError",
+        "good.mp4": "ok",
+        "good.mp4@2": "InvalidClip",
+        "good.mp4@10": "EmptyClip",
+    }
+    for job, result in report.failures.items():
+        assert job.path.name in result.message
+    # a file no decoder can read names both decoders' reasons
+    notes = report.results[jobs[2]].message
+    assert "pyav:" in notes and "decord:" in notes
+    assert (report.hits, report.decoded, report.failed) == (0, 1, 6)
+    assert sorted(done, key=str) == sorted(report.results.items(), key=str)
+
+
+def hang_on_hang_mp4(path: Path):
+    """A decoder that never returns for hang.mp4 (leaving its pid behind), PyAV otherwise."""
+    if path.name == "hang.mp4":
+        (path.parent / "hung.pid").write_text(str(os.getpid()))
+        while True:  # busy, like decord stuck in a demuxer loop
+            pass
+    return PyAVSource(path)
+
+
+def crash_on_hang_mp4(path: Path):
+    if path.name == "hang.mp4":
+        os._exit(3)  # like a segfault in a decoder: the process is gone without a word
+    return PyAVSource(path)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # killed, not reaped yet by its parent (the forkserver)
+
+
+def test_a_hung_decode_is_killed_and_the_rest_go_on(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    jobs = [VideoJob(videos / n) for n in ("hang.mp4", "good.mp4", "good2.mp4")]
+    settings = FrameSettings(nframe=4, timeout_s=1.0, workers=1)  # one worker: it must be freed
+    started = time.perf_counter()
+    report = extract_videos(jobs, cache, settings, decoders=[hang_on_hang_mp4])
+    assert time.perf_counter() - started < 20
+    hung = report.results[jobs[0]]
+    assert hung.error_type == "DecodeTimeout"
+    assert "hang.mp4" in hung.message and "killed" in hung.message
+    assert [isinstance(report.results[j], FrameEntry) for j in jobs[1:]] == [True, True]
+    pid = int((videos / "hung.pid").read_text())
+    deadline = time.time() + 5
+    while not _gone(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), f"worker {pid} still running"
+
+
+def test_a_crashed_worker_is_a_failure_not_an_exception(videos, tmp_path):
+    jobs = [VideoJob(videos / "hang.mp4"), VideoJob(videos / "good.mp4")]
+    settings = FrameSettings(nframe=4, workers=2)
+    cache = FrameCache(tmp_path / "c")
+    report = extract_videos(jobs, cache, settings, decoders=[crash_on_hang_mp4])
+    assert report.results[jobs[0]].error_type == "WorkerCrashed"
+    assert isinstance(report.results[jobs[1]], FrameEntry)
+
+
+def unreadable(path: Path):
+    raise FrameError(f"{path.name}: this decoder reads nothing")
+
+
+def test_the_next_decoder_takes_over_when_one_cannot_read(videos, tmp_path):
+    job = VideoJob(videos / "good.mp4")
+    settings = FrameSettings(nframe=4, workers=1)
+    chain = [unreadable, DecordSource]
+    entry = extract_videos([job], FrameCache(tmp_path / "c"), settings, decoders=chain)
+    entry = entry.results[job]
+    assert entry.manifest()["backend"] == "decord"
+    assert _numbers(entry) == list(entry.indices)
+
+
+def test_each_distinct_video_is_decoded_once(videos, tmp_path):
+    copy = tmp_path / "same-content.mp4"
+    copy.write_bytes((videos / "good.mp4").read_bytes())
+    a, b = VideoJob(videos / "good.mp4"), VideoJob(copy)
+    done = []
+    report = extract_videos(
+        [a, a, b, a], FrameCache(tmp_path / "cache"), FrameSettings(), lambda *p: done.append(p)
+    )
+    assert list(report.results) == [a, b]
+    assert report.results[a] == report.results[b]  # one entry serves both paths
+    assert len([p for p in (tmp_path / "cache").glob("*/*") if p.is_dir()]) == 1
+    assert (report.hits, report.decoded, report.failed) == (0, 2, 0)
+    assert sorted(job.path.name for job, _ in done) == ["good.mp4", "same-content.mp4"]
