@@ -1,12 +1,22 @@
-"""Publish the leaderboard as files and as Prefect artifacts (table + markdown)."""
+"""Publish the leaderboard as files and as Prefect artifacts with stable keys.
+
+Keys (each new publish is a new version of the same artifact, so `prefect artifact ls`
+and the UI's Artifacts page show the latest, with its history one click away):
+  video-leaderboard        table: latest score per cell, change, failed, last evaluated
+  video-leaderboard-md     markdown: the ranked tables of leaderboard.md
+  video-leaderboard-chart  markdown: accuracy over the snapshots (the PNG, inlined)
+"""
 
 from __future__ import annotations
+
+import base64
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalcore.reports import leaderboard_markdown
+from evalcore.reports.history import publish_with_history
 from evalcore.stages import publish_leaderboard
 from evalcore.workspace import Workspace
 
@@ -14,18 +24,27 @@ ARTIFACT_KEY = "video-leaderboard"
 
 
 @task(name="publish-leaderboard", cache_policy=NO_CACHE)
-def publish(ws: Workspace) -> list[dict]:
-    rows, paths = publish_leaderboard(ws)
+def publish(ws: Workspace, snapshot: bool = False) -> list[dict]:
+    """Rebuild the leaderboard from every cell; with `snapshot`, also freeze a dated copy."""
+    rows, _ = publish_leaderboard(ws)
+    board, paths = publish_with_history(ws, rows, snapshot=snapshot)
     table = [
         {
             k: (round(v, 4) if isinstance(v, float) else v)
             for k, v in r.items()
             if k != "per_category"
         }
-        for r in rows
+        for r in board
     ]
     create_table_artifact(table=table, key=ARTIFACT_KEY, description="Latest accuracy per cell")
     create_markdown_artifact(
-        markdown=leaderboard_markdown(rows), key=f"{ARTIFACT_KEY}-md", description=str(paths["md"])
+        markdown=leaderboard_markdown(board), key=f"{ARTIFACT_KEY}-md", description=str(paths["md"])
     )
-    return rows
+    png = base64.b64encode(paths["png"].read_bytes()).decode()
+    taken = f"Snapshot: `{paths['snapshot']}`\n\n" if "snapshot" in paths else ""
+    create_markdown_artifact(
+        markdown=f"# Accuracy over time\n\n{taken}![chart](data:image/png;base64,{png})\n",
+        key=f"{ARTIFACT_KEY}-chart",
+        description=str(paths["png"]),
+    )
+    return board

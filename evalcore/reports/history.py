@@ -19,6 +19,8 @@ from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import dataset_fingerprint
 from evalcore.prompts import TEMPLATE_VERSION
+from evalcore.reports.leaderboard import write_leaderboard
+from evalcore.workspace import Workspace
 
 SNAPSHOT_PREFIX = "leaderboard-"
 _STAMP = "%Y-%m-%dT%H%M%S.%fZ"  # sortable, and legal in file names everywhere
@@ -28,7 +30,7 @@ _STAMP = "%Y-%m-%dT%H%M%S.%fZ"  # sortable, and legal in file names everywhere
 class Snapshot:
     """The leaderboard as it was at `taken_at` (UTC)."""
 
-    path: Path
+    path: Path | None  # None: the current leaderboard, not frozen into a file
     taken_at: datetime
     rows: list[dict]
 
@@ -49,7 +51,9 @@ def list_snapshots(history_dir: Path) -> list[Snapshot]:
     snapshots = []
     for path in sorted(Path(history_dir).glob(f"{SNAPSHOT_PREFIX}*.json")):
         payload = json.loads(path.read_text(encoding="utf-8"))
-        snapshots.append(Snapshot(path, datetime.fromisoformat(payload["taken_at"]), payload["rows"]))
+        snapshots.append(
+            Snapshot(path, datetime.fromisoformat(payload["taken_at"]), payload["rows"])
+        )
     return snapshots
 
 
@@ -109,6 +113,29 @@ def write_history_chart(snapshots: Sequence[Snapshot], path: Path) -> Path:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def publish_with_history(
+    ws: Workspace, rows: Sequence[dict], snapshot: bool, now: datetime | None = None
+) -> tuple[list[dict], dict[str, Path]]:
+    """Rewrite the leaderboard files with each cell's change against the last snapshot,
+    and redraw the chart. With `snapshot`, first freeze `rows` as a new dated snapshot
+    (the change is then against the one before it). Returns the rows as published and
+    the paths written (json, xlsx, md, png, and snapshot when one was taken)."""
+    now = now or datetime.now(UTC)
+    snapshots = list_snapshots(ws.history_dir)
+    previous = snapshots[-1] if snapshots else None
+    paths: dict[str, Path] = {}
+    if snapshot:
+        taken = write_snapshot(ws.history_dir, rows, now)
+        snapshots.append(taken)
+        paths["snapshot"] = taken.path
+    else:  # the chart still shows where this run stands, after the snapshots
+        snapshots.append(Snapshot(None, now, list(rows)))
+    board = with_deltas(rows, previous)
+    paths.update(write_leaderboard(board, ws.output_dir))
+    paths["png"] = write_history_chart(snapshots, ws.leaderboard_chart)
+    return board, paths
 
 
 def cell_settings(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig) -> dict:

@@ -33,27 +33,33 @@ def collect_cells(results_dir: Path) -> list[dict]:
 
 
 def leaderboard_markdown(rows: list[dict]) -> str:
-    """One table per dataset, ranked, with per-category accuracy columns."""
+    """One table per dataset, ranked, with per-category accuracy columns, when each cell
+    was last evaluated, and (rows from `history.with_deltas`) the change against the
+    previous snapshot."""
     if not rows:
         return "# Leaderboard\n\n_No results yet._\n"
     parts = ["# Leaderboard\n"]
     for dataset in sorted({r["dataset"] for r in rows}):
         cells = [r for r in rows if r["dataset"] == dataset]
         cats = sorted({c for r in cells for c in r["per_category"]})
-        head = ["#", "model", "accuracy", "n", "failed", *cats]
+        show_delta = any("delta" in r for r in cells)
+        head = ["#", "model", "accuracy", *(["Δ"] if show_delta else []), "n", "failed"]
+        head += [*cats, "last evaluated"]
         lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rank, r in enumerate(cells, start=1):
             acc = f"{r['accuracy']:.3f}"
             if r["trials"] > 1:
                 acc += f" ± {r['accuracy_std']:.3f}"
+            delta = [_format_delta(r.get("delta"))] if show_delta else []
             per_cat = [f"{r['per_category'].get(c, float('nan')):.3f}" for c in cats]
-            lines.append(
-                "| "
-                + " | ".join([str(rank), r["model"], acc, str(r["n"]), str(r["failed"])] + per_cat)
-                + " |"
-            )
+            cols = [str(rank), r["model"], acc, *delta, str(r["n"]), str(r["failed"]), *per_cat]
+            lines.append("| " + " | ".join([*cols, str(r.get("evaluated_at") or "")]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _format_delta(delta: float | None) -> str:
+    return "new" if delta is None else f"{delta:+.3f}"
 
 
 def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
