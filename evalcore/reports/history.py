@@ -93,6 +93,8 @@ def write_history_chart(snapshots: Sequence[Snapshot], path: Path) -> Path:
 
     points = history_points(snapshots)
     datasets = sorted({p["dataset"] for p in points}) or ["(no snapshots yet)"]
+    models = sorted({p["model"] for p in points})
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}  # one colour per model
     fig, axes = plt.subplots(
         len(datasets), 1, figsize=(8, 3 * len(datasets)), squeeze=False, constrained_layout=True
     )
@@ -101,12 +103,15 @@ def write_history_chart(snapshots: Sequence[Snapshot], path: Path) -> Path:
         for model in sorted({p["model"] for p in cells}):
             series = [p for p in cells if p["model"] == model]
             times = [datetime.fromisoformat(p["taken_at"]) for p in series]
-            ax.plot(times, [p["accuracy"] for p in series], marker="o", label=model)
+            accs = [p["accuracy"] for p in series]
+            ax.plot(times, accs, marker="o", color=colour[model], label=model)
         ax.set_title(dataset)
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d\n%H:%M"))
+        locator = mdates.AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         if cells:
             ax.legend(loc="best", fontsize="small")
     with atomic_path(Path(path)) as tmp:
