@@ -75,15 +75,86 @@ class ModelSpec(BaseModel):
 
 
 class InferenceSettings(BaseModel):
-    """How local models run: in the flow's process, or as torchrun shards."""
+    """How local models run: in the flow's process, or as torchrun shards (docs/sharding.md).
+
+    With `launcher: torchrun` the GPUs are split into device groups of
+    ranks_per_shard x gpus_per_rank; each shard runs on one group, one shard per group
+    at a time. Without GPUs a group is ranks_per_shard CPU cores.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     launcher: Literal["inline", "torchrun"] = Field(
         default="inline", description="inline: in the flow process; torchrun: one job per shard."
     )
-    shards: int = Field(default=1, ge=1, description="Shards per model x dataset x trial.")
-    ranks_per_shard: int = Field(default=1, ge=1, description="torchrun processes per shard.")
+    gpus: list[int] = Field(
+        default_factory=list,
+        description="CUDA device ids the shards may use, e.g. [0, 1, 2, 3]; empty: CPU only.",
+    )
+    gpus_per_rank: int = Field(
+        default=1,
+        ge=1,
+        description="GPUs one model replica (one rank) spans; >1 for a model split over GPUs.",
+    )
+    ranks_per_shard: int = Field(
+        default=1, ge=1, description="torchrun processes (model replicas) per shard."
+    )
+    shards: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shards per model x dataset x trial; default: one per device group. "
+        "Shards beyond the number of groups wait for a free group.",
+    )
+    cpu_groups: int | None = Field(
+        default=None,
+        ge=1,
+        description="Without GPUs: shards that run at once; default: cores // ranks_per_shard.",
+    )
+    deadline_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Wall-clock limit of one shard launch, seconds."
+    )
+    watchdog_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Stop a shard when one of its ranks has neither written a record nor "
+        "changed phase (started, model loaded) for this long; must exceed a model load.",
+    )
+    grace_s: float = Field(
+        default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL when stopping."
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        description="Prefect retries of a failed shard, each a fresh torchrun that resumes "
+        "from the logs (never torchrun's --max-restarts).",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Launches a sample may crash or hang its rank in before it is recorded "
+        "as a failure (RankCrashed) instead of being tried again.",
+    )
+    prefetch: int = Field(
+        default=4, ge=0, description="Clips whose frames a rank reads ahead of the model."
+    )
+    process_group: bool = Field(
+        default=False,
+        description="Create a torch.distributed process group in each rank (gloo on CPU, "
+        "NCCL on GPU; timeout watchdog_s) for models that need one. Evaluation itself "
+        "needs none: ranks never wait on each other.",
+    )
+
+    @model_validator(mode="after")
+    def _gpus_split_into_groups(self) -> InferenceSettings:
+        if len(set(self.gpus)) != len(self.gpus):
+            raise ValueError(f"gpus: duplicate ids in {self.gpus}")
+        size = self.ranks_per_shard * self.gpus_per_rank
+        if self.gpus and len(self.gpus) % size:
+            raise ValueError(
+                f"gpus: {len(self.gpus)} GPUs do not split into device groups of "
+                f"ranks_per_shard x gpus_per_rank = {size}"
+            )
+        return self
 
 
 class EvalConfig(BaseModel):
