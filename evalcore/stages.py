@@ -7,12 +7,13 @@ re-run alone and picks up where the last run stopped.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evalcore.atomic import atomic_write_text
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, settings_hash
+from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec, settings_hash
 from evalcore.dataset import Sample, dataset_fingerprint, load_tsv
 from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
 from evalcore.inference import (
@@ -22,7 +23,10 @@ from evalcore.inference import (
     write_frame_index,
 )
 from evalcore.inference.frame_index import video_job
-from evalcore.models.registry import accepts_seed, build_model
+from evalcore.inference.shard_job import ShardPaths
+from evalcore.inference.sharded import ShardCell, ShardSummary, run_shard
+from evalcore.inference.shards import Shard, device_groups, plan_shards
+from evalcore.models.registry import accepts_seed, build_model, resolve_factory
 from evalcore.predictions import PredictionLog, read_predictions
 from evalcore.prompts import TEMPLATE_VERSION
 from evalcore.reports import (
@@ -164,3 +168,50 @@ def publish_leaderboard(ws: Workspace) -> tuple[list[dict], dict[str, Path]]:
     atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
     rows = collect_cells(ws.results_dir)
     return rows, write_leaderboard(rows, ws.output_dir)
+
+
+# --- Sharded local inference (docs/sharding.md) -------------------------------------
+
+
+def shard_paths(ws: Workspace, model: str, dataset: str, trial: int) -> ShardPaths:
+    return ShardPaths((ws.work_dir / "shards" / model / dataset / f"trial-{trial}").resolve())
+
+
+def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings) -> list[Shard]:
+    """The shards of one model x dataset x trial: fixed by the manifest and the settings."""
+    groups = device_groups(
+        inference.gpus, inference.ranks_per_shard, inference.gpus_per_rank, inference.cpu_groups
+    )
+    return plan_shards([s.sample_id for s in load_samples(dataset)], groups, inference.shards)
+
+
+def infer_shard(
+    model: ModelSpec,
+    dataset: DatasetSpec,
+    trial: int,
+    config_seed: int,
+    frames: FrameSettings,
+    inference: InferenceSettings,
+    shard: Shard,
+    ws: Workspace,
+) -> ShardSummary:
+    """Answer the pending samples of one shard with a torchrun job (one attempt)."""
+    params = model_params(model, trial, config_seed)
+    takes_device = "device" in inspect.signature(resolve_factory(model.kind)).parameters
+    if takes_device and "device" not in params:  # a factory that can run on GPU or CPU
+        params["device"] = "cpu" if shard.group.is_cpu else "cuda"
+    cell = ShardCell(
+        model=model.name,
+        model_kind=model.kind,
+        model_params=params,
+        batch_size=model.batch_size,
+        dataset=dataset.dataset_name,
+        dataset_json=dataset.model_dump(mode="json"),
+        trial=trial,
+        frame_index=frame_index_path(dataset, frames, ws).resolve(),
+        frame_cache=ws.frame_cache_dir.resolve(),
+        log_dir=ws.predictions_dir(model.name, dataset.dataset_name, trial).resolve(),
+        paths=shard_paths(ws, model.name, dataset.dataset_name, trial),
+    )
+    lookup = read_frame_index(cell.frame_index, FrameCache(ws.frame_cache_dir))
+    return run_shard(cell, load_samples(dataset), lookup, shard, inference)

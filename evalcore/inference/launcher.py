@@ -1,0 +1,366 @@
+"""Start one shard as a torchrun subprocess and watch it until it ends, one way or another.
+
+torchrun has no per-rank deadline and a stuck rank can stall for its full collective
+timeout, so the parent watches from outside: a wall-clock deadline for the launch and
+a progress watchdog per rank (its prediction log or its phase file must change every
+`watchdog_s`). A stuck rank is SIGKILLed at once (its in-flight samples count as
+crashed); torchrun and the other ranks get SIGTERM, then SIGKILL after a grace period.
+Every rank is its own session (torchrun starts them so), so each process group is
+signalled, and ranks seen while polling are swept at the end.
+
+A failure raises `ShardFailed` whose message quotes the failing rank: its traceback
+from torchrun's error file (`@record`), else its exit signal and the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evalcore.inference.pdeathsig import die_with_parent
+from evalcore.inference.shard_job import read_rank_status
+from evalcore.inference.shards import DeviceGroup
+
+WORKER_MODULE = "evalcore.inference.torchrun_worker"
+
+
+class ShardFailed(RuntimeError):
+    """A launch that did not finish cleanly; the message carries the rank's own error."""
+
+    def __init__(self, message: str, launch_dir: Path, ranks: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.launch_dir = launch_dir
+        self.failed_ranks = tuple(ranks)
+
+
+@dataclass
+class LaunchResult:
+    seconds: float
+    statuses: dict[int, dict] = field(default_factory=dict)
+
+
+def torchrun_command(
+    job_path: Path, launch_dir: Path, nproc: int, group: DeviceGroup, gpus_per_rank: int = 1
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",  # a free rendezvous port per job: shards never collide
+        f"--nproc-per-node={nproc}",
+        "--log-dir",
+        str(launch_dir / "torchrun"),
+        "--redirects",
+        "3",  # each rank's stdout and stderr to its own file
+        "--monitor-interval",
+        "0.5",
+    ]
+    if not group.is_cpu and gpus_per_rank == 1:
+        cmd.append("--virtual-local-rank")  # rank r sees only its GPU, as cuda:0
+    return [*cmd, "-m", WORKER_MODULE, str(job_path)]
+
+
+def run_torchrun(
+    job_path: Path,
+    launch_dir: Path,
+    nproc: int,
+    group: DeviceGroup,
+    progress_paths: Mapping[int, Sequence[Path]],
+    *,
+    gpus_per_rank: int = 1,
+    deadline_s: float,
+    watchdog_s: float,
+    grace_s: float = 10.0,
+    poll_s: float = 0.25,
+    label: str = "shard",
+) -> LaunchResult:
+    """Run torchrun to the end; raise `ShardFailed` unless every rank finished.
+
+    Call from the thread that should own torchrun: the kernel kills torchrun when this
+    thread dies (parent-death signal), so a killed flow leaves no rank behind.
+    `progress_paths[r]` are files whose change shows rank r is alive (its log).
+    """
+    launch_dir = Path(launch_dir)
+    env = dict(os.environ)
+    env["CUDA_VISIBLE_DEVICES"] = group.cuda_visible_devices
+    env["PYTHONUNBUFFERED"] = "1"  # a rank's last words reach its log before a kill
+    if group.is_cpu:
+        env["OMP_NUM_THREADS"] = "1"
+    cmd = torchrun_command(job_path, launch_dir, nproc, group, gpus_per_rank)
+    watch = RankWatch(launch_dir, nproc, progress_paths, watchdog_s)
+    started = time.monotonic()
+    with open(launch_dir / "torchrun.log", "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=die_with_parent,
+            start_new_session=True,  # its own process group, signalled as one
+        )
+    seen: set[int] = set()
+    stop_reason, stuck = "", []
+    try:
+        while True:
+            try:
+                proc.wait(timeout=poll_s)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            seen.update(child_pids(proc.pid))
+            elapsed = time.monotonic() - started
+            stuck = watch.stuck()
+            if stuck:
+                stop_reason = (
+                    f"watchdog: rank {', '.join(map(str, stuck))} made no progress for "
+                    f"{watchdog_s:g} s ({watch.describe(stuck)})"
+                )
+            elif elapsed > deadline_s:
+                stop_reason = f"deadline: still running after {deadline_s:g} s"
+            if stop_reason:
+                seen.update(watch.pids())
+                _stop(proc, seen, watch.pids(stuck), grace_s)
+                break
+    finally:
+        if proc.poll() is None:  # interrupted (e.g. KeyboardInterrupt): leave nothing running
+            seen.update(child_pids(proc.pid))
+            _stop(proc, seen, [], grace_s)
+        seen.update(watch.pids())
+        sweep(seen, str(job_path))
+    seconds = time.monotonic() - started
+    statuses = watch.statuses()
+    if proc.returncode == 0 and not stop_reason:
+        return LaunchResult(seconds, statuses)
+    reason = stop_reason or f"torchrun exited with {_exit_text(proc.returncode)}"
+    failed, detail = describe_failure(launch_dir, nproc, statuses, first=stuck)
+    message = f"{label} failed after {seconds:.1f} s: {reason}\n{detail}\nlogs: {launch_dir}"
+    raise ShardFailed(message, launch_dir, failed)
+
+
+class RankWatch:
+    """Per-rank progress: the (mtime, size) of its phase file and its log files."""
+
+    def __init__(
+        self,
+        launch_dir: Path,
+        nproc: int,
+        progress_paths: Mapping[int, Sequence[Path]],
+        watchdog_s: float,
+    ) -> None:
+        self.launch_dir = launch_dir
+        self.nproc = nproc
+        self.paths = progress_paths
+        self.watchdog_s = watchdog_s
+        now = time.monotonic()
+        self._last_change = {r: now for r in range(nproc)}
+        self._signature: dict[int, tuple] = {r: self._sign(r) for r in range(nproc)}
+        self._status: dict[int, dict] = {}
+
+    def _sign(self, rank: int) -> tuple:
+        files = [self.launch_dir / f"rank{rank}.json", *self.paths.get(rank, ())]
+        sig = []
+        for f in files:
+            try:
+                st = os.stat(f)
+                sig.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                sig.append(None)
+        return tuple(sig)
+
+    def stuck(self) -> list[int]:
+        now = time.monotonic()
+        late = []
+        for r in range(self.nproc):
+            sig = self._sign(r)
+            if sig != self._signature[r]:
+                self._signature[r] = sig
+                self._last_change[r] = now
+                status = read_rank_status(self.launch_dir, r)
+                if status:
+                    self._status[r] = status
+            if self._status.get(r, {}).get("phase") == "done":
+                continue
+            if now - self._last_change[r] > self.watchdog_s:
+                late.append(r)
+        return late
+
+    def statuses(self) -> dict[int, dict]:
+        for r in range(self.nproc):
+            status = read_rank_status(self.launch_dir, r)
+            if status:
+                self._status[r] = status
+        return dict(self._status)
+
+    def pids(self, ranks: Sequence[int] | None = None) -> list[int]:
+        statuses = self.statuses()
+        wanted = range(self.nproc) if ranks is None else ranks
+        return [statuses[r]["pid"] for r in wanted if r in statuses and "pid" in statuses[r]]
+
+    def describe(self, ranks: Sequence[int]) -> str:
+        return "; ".join(
+            f"rank {r} last phase: {self._status.get(r, {}).get('phase', 'not started')}"
+            for r in ranks
+        )
+
+
+def _stop(proc: subprocess.Popen, workers: set[int], stuck: Sequence[int], grace_s: float) -> None:
+    for pid in stuck:  # no grace for a stuck rank: its in-flight samples are to blame
+        _signal_group(pid, signal.SIGKILL)
+    _signal_group(proc.pid, signal.SIGTERM)
+    for pid in workers - set(stuck):
+        _signal_group(pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in workers:
+        _signal_group(pid, signal.SIGKILL)
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the process group led by `pid` (torchrun and each rank lead their own)."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (Linux); [] elsewhere."""
+    pids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids.extend(int(p) for p in f.read().split())
+    except OSError:
+        pass
+    return pids
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's zombie may linger if PID 1 never reaps)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not os.path.exists("/proc")  # no /proc: trust kill(0)
+
+
+def sweep(pids: set[int], marker: str, wait_s: float = 5.0) -> list[int]:
+    """SIGKILL any of `pids` still running whose command line names `marker` (the job
+    file: never a stranger that reused a pid); returns those still alive after wait_s."""
+    ours = [p for p in pids if alive(p) and marker in _cmdline(p)]
+    for pid in ours:
+        _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait_s
+    while ours and time.monotonic() < deadline:
+        ours = [p for p in ours if alive(p)]
+        if ours:
+            time.sleep(0.05)
+    return ours
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+_RANK_EXIT = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank:\s*\d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
+
+
+def rank_exit_codes(launch_dir: Path) -> tuple[dict[int, int], int | None]:
+    """Per-rank exit codes and the root-cause rank, from torchrun's failure summary."""
+    try:
+        text = (Path(launch_dir) / "torchrun.log").read_text(errors="replace")
+    except OSError:
+        return {}, None
+    codes = {int(r): int(c) for r, c in _RANK_EXIT.findall(text)}
+    root = None
+    if "Root Cause" in text:
+        found = _RANK_EXIT.search(text.split("Root Cause", 1)[1])
+        root = int(found.group(1)) if found else None
+    return codes, root
+
+
+def rank_files(launch_dir: Path, rank: int, name: str) -> list[Path]:
+    return sorted(Path(launch_dir).glob(f"torchrun/*/attempt_*/{rank}/{name}"))
+
+
+def read_error_file(launch_dir: Path, rank: int) -> str | None:
+    """The rank's exception and traceback as written by `@record`, if it raised."""
+    for path in rank_files(launch_dir, rank, "error.json"):
+        try:
+            message = json.loads(path.read_text())["message"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if isinstance(message, str):
+            return message
+        stack = message.get("extraInfo", {}).get("py_callstack", "")
+        return f"{message.get('message', '')}\n{stack}".strip()
+    return None
+
+
+def stderr_tail(launch_dir: Path, rank: int, lines: int = 20) -> str:
+    for path in rank_files(launch_dir, rank, "stderr.log"):
+        try:
+            text = path.read_text(errors="replace").rstrip().splitlines()
+        except OSError:
+            continue
+        return "\n".join(text[-lines:])
+    return ""
+
+
+def describe_failure(
+    launch_dir: Path, nproc: int, statuses: dict[int, dict], first: Sequence[int] = ()
+) -> tuple[list[int], str]:
+    """Which ranks failed, and what each said: the root cause (or stuck rank) first."""
+    codes, root = rank_exit_codes(launch_dir)
+    unfinished = [r for r in range(nproc) if statuses.get(r, {}).get("phase") != "done"]
+    order = list(dict.fromkeys([*first, *([root] if root is not None else []), *unfinished]))
+    parts = []
+    for r in order:
+        pid = statuses.get(r, {}).get("pid", "?")
+        head = f"rank {r} (pid {pid}, phase {statuses.get(r, {}).get('phase', 'not started')})"
+        if r in codes:
+            head += f": {_exit_text(codes[r])}"
+        error = read_error_file(launch_dir, r)
+        if error:
+            parts.append(f"{head}\n{error}")
+        else:
+            tail = stderr_tail(launch_dir, r)
+            parts.append(f"{head}\n{tail}" if tail else head)
+        if r == root and error:
+            break  # the root cause's traceback says it; the others were stopped because of it
+    return order, "\n".join(parts)

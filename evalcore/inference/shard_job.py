@@ -1,0 +1,97 @@
+"""What one torchrun launch of a shard must do, and where its files live.
+
+The parent writes a `ShardJob` as JSON into a fresh launch folder; every rank reads it
+(the only input a rank has besides torchrun's RANK / WORLD_SIZE), answers its share of
+`todo` and reports its phase in `rank{R}.json` beside it, which the parent's watchdog
+reads together with the rank's prediction log.
+
+work_dir/shards/{model}/{dataset}/trial-{t}/
+  started/shard{S}-rank{R}.txt        in-flight marks (see `attempts`), kept across launches
+  shard{S}-of-{N}/launch-{k}/
+    job.json                          this ShardJob
+    rank{R}.json                      the rank's phase, pid and counts
+    torchrun.log                      torchrun's own output
+    torchrun/<run>/attempt_0/{R}/     the rank's stdout.log, stderr.log, error.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalcore.atomic import atomic_write_text
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    shard: int
+    shard_count: int
+    model_kind: str
+    model_params: dict[str, Any]
+    batch_size: int
+    dataset: dict[str, Any]  # DatasetSpec in JSON form
+    frame_index: str
+    frame_cache: str
+    log_dir: str  # the cell's predictions folder; rank R appends shard{S}-rank{R}.jsonl
+    started_dir: str
+    launch_dir: str
+    todo: list[str]  # ids to answer (minus progress at launch), manifest order
+    suspects: list[str] = field(default_factory=list)  # crashed a rank before: run alone, last
+    device: str = "cpu"  # "cpu" or "cuda"
+    gpus_per_rank: int = 1
+    process_group: bool = False
+    timeout_s: float = 600.0  # init_process_group timeout
+    prefetch: int = 4
+
+    def write(self, path: Path) -> Path:
+        atomic_write_text(path, json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> ShardJob:
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    """The folders of one model x dataset x trial's shards."""
+
+    root: Path
+
+    @property
+    def started_dir(self) -> Path:
+        return self.root / "started"
+
+    def shard_dir(self, shard: int, count: int) -> Path:
+        return self.root / f"shard{shard}-of-{count}"
+
+    def new_launch_dir(self, shard: int, count: int) -> Path:
+        base = self.shard_dir(shard, count)
+        base.mkdir(parents=True, exist_ok=True)
+        k = len(list(base.glob("launch-*")))
+        while True:
+            try:
+                (path := base / f"launch-{k}").mkdir()
+                return path
+            except FileExistsError:
+                k += 1
+
+
+def rank_status_path(launch_dir: Path, rank: int) -> Path:
+    return Path(launch_dir) / f"rank{rank}.json"
+
+
+def write_rank_status(launch_dir: Path, rank: int, phase: str, **extra: Any) -> None:
+    """Phases: started, ready (model built), done. Each write is progress to the watchdog."""
+    status = {"rank": rank, "phase": phase, "time": time.time(), **extra}
+    atomic_write_text(rank_status_path(launch_dir, rank), json.dumps(status))
+
+
+def read_rank_status(launch_dir: Path, rank: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(rank_status_path(launch_dir, rank).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
