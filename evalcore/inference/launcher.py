@@ -107,6 +107,7 @@ def run_torchrun(
             preexec_fn=die_with_parent,
             start_new_session=True,  # its own process group, signalled as one
         )
+    (launch_dir / "torchrun.pid").write_text(str(proc.pid))
     seen: set[int] = set()
     stop_reason, stuck = "", []
     try:
@@ -143,6 +144,7 @@ def run_torchrun(
     reason = stop_reason or f"torchrun exited with {_exit_text(proc.returncode)}"
     failed, detail = describe_failure(launch_dir, nproc, statuses, first=stuck)
     message = f"{label} failed after {seconds:.1f} s: {reason}\n{detail}\nlogs: {launch_dir}"
+    (launch_dir / "failure.txt").write_text(message)
     raise ShardFailed(message, launch_dir, failed)
 
 
@@ -332,13 +334,15 @@ def read_error_file(launch_dir: Path, rank: int) -> str | None:
     return None
 
 
-def stderr_tail(launch_dir: Path, rank: int, lines: int = 20) -> str:
+def stderr_tail(launch_dir: Path, rank: int, lines: int = 20, max_lines: int = 80) -> str:
+    """The end of the rank's stderr: from its last traceback if one is near the end."""
     for path in rank_files(launch_dir, rank, "stderr.log"):
         try:
-            text = path.read_text(errors="replace").rstrip().splitlines()
+            text = path.read_text(errors="replace").rstrip().splitlines()[-max_lines:]
         except OSError:
             continue
-        return "\n".join(text[-lines:])
+        starts = [i for i, line in enumerate(text) if "Traceback (most recent call last)" in line]
+        return "\n".join(text[starts[-1] :] if starts else text[-lines:])
     return ""
 
 

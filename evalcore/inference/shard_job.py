@@ -10,7 +10,8 @@ work_dir/shards/{model}/{dataset}/trial-{t}/
   shard{S}-of-{N}/launch-{k}/
     job.json                          this ShardJob
     rank{R}.json                      the rank's phase, pid and counts
-    torchrun.log                      torchrun's own output
+    torchrun.log, torchrun.pid        torchrun's own output and pid
+    failure.txt                       the failure message, if the launch failed
     torchrun/<run>/attempt_0/{R}/     the rank's stdout.log, stderr.log, error.json
 """
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+FAKE_KIND = "tests.evalcore.inference.fakes:scripted"
 
 
 class InjectedCrash(BaseException):  # noqa: N818 - not an Exception: the runner must not catch it
@@ -32,7 +33,8 @@ class ScriptedModel:
         calls_file: str,
         seed: int = 0,
         delay_s: float = 0.0,
-        fault: str | None = None,  # "kill" (SIGKILL itself), "hang", "raise" (InjectedCrash)
+        fault: str | None = None,  # "kill" (SIGKILL itself), "hang", "raise" (InjectedCrash),
+        # or "load": the constructor raises, as a model whose weights cannot be loaded
         fault_ids: Sequence[str] = (),  # fire when the model sees one of these ids ...
         fault_after_calls: int | None = None,  # ... or on this call of the process (1-based)
         fault_rank: int | None = None,  # only in this rank
@@ -48,6 +50,8 @@ class ScriptedModel:
         self.budget = Path(fault_budget_file) if fault_budget_file else None
         self.rank = int(os.environ.get("RANK", "0"))
         self.calls = 0
+        if fault == "load":
+            raise RuntimeError(f"cannot load weights in rank {self.rank}")
 
     def generate(self, requests) -> list[str]:
         self.calls += 1

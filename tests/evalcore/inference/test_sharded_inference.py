@@ -1,0 +1,148 @@
+"""Shards as real torchrun jobs on CPU: failures, hangs, crash budgets and resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
+from evalcore.dataset import LETTERS
+from evalcore.frames import FrameSettings
+from evalcore.inference.launcher import ShardFailed, alive
+from evalcore.inference.sharded import RANK_CRASHED
+from evalcore.predictions import read_predictions
+from evalcore.predictions.log import iter_records
+from evalcore.stages import (
+    infer_shard,
+    load_samples,
+    plan_cell_shards,
+    prepare_frames,
+    shard_paths,
+)
+from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+
+
+def fake_model(tmp_path: Path, batch_size: int = 2, **params) -> ModelSpec:
+    params = {"calls_file": str(tmp_path / "calls.jsonl"), **params}
+    return ModelSpec(name="fake", kind=FAKE_KIND, params=params, batch_size=batch_size)
+
+
+def settings(**kw) -> InferenceSettings:
+    return InferenceSettings(launcher="torchrun", watchdog_s=60, grace_s=2, **kw)
+
+
+def infer(ws, model, dataset, inference, shards=None):
+    """Run the given shards (default all) concurrently, as the flow would."""
+    prepare_frames(dataset, FrameSettings(), ws)  # cache hits: writes this limit's index
+    plan = plan_cell_shards(dataset, inference)
+    plan = [s for s in plan if shards is None or s.index in shards]
+    with ThreadPoolExecutor(len(plan)) as pool:
+        futures = [
+            pool.submit(infer_shard, model, dataset, 0, 0, FrameSettings(), inference, s, ws)
+            for s in plan
+        ]
+        return [f.result() for f in futures]
+
+
+def expected(dataset: DatasetSpec) -> dict[str, str]:
+    """What ScriptedModel answers (seed 0), whoever answers it."""
+    out = {}
+    for s in load_samples(dataset):
+        digest = hashlib.sha256(f"0:{s.sample_id}".encode()).digest()
+        out[s.sample_id] = LETTERS[int.from_bytes(digest[:8], "big") % len(s.options)]
+    return out
+
+
+def ok_counts(log_dir: Path) -> Counter:
+    return Counter(r.sample_id for p in log_dir.glob("*.jsonl") for r in iter_records(p) if r.ok)
+
+
+def test_rank_error_fails_fast_then_resumes_with_other_shard_count_and_world_size(
+    ws, small_bench, tmp_path
+):
+    dataset = DatasetSpec(tsv=small_bench)
+    budget = tmp_path / "budget"
+    budget.write_text("1")
+    model = fake_model(
+        tmp_path, fault="raise", fault_after_calls=3, fault_rank=0, fault_budget_file=str(budget)
+    )
+    first = settings(shards=1, ranks_per_shard=2, cpu_groups=1, process_group=True)
+    with pytest.raises(ShardFailed) as failure:
+        infer(ws, model, dataset, first)
+    failed_at = time.time()
+    message = str(failure.value)
+    assert "rank 0" in message and "InjectedCrash: injected crash in rank 0" in message
+    assert "Traceback" in message and "fakes.py" in message  # the rank's own traceback
+    crash_call = [c for c in read_calls(tmp_path / "calls.jsonl") if c["rank"] == 0][-1]
+    assert failed_at - crash_call["t"] < 15  # torchrun noticed and the parent reported
+
+    log_dir = ws.predictions_dir("fake", dataset.dataset_name, 0)
+    done_before = {i for i, r in read_predictions(log_dir).items() if r.ok}
+    calls_before = len(read_calls(tmp_path / "calls.jsonl"))
+    assert 0 < len(done_before) < 48
+
+    summaries = infer(ws, model, dataset, settings(shards=2, ranks_per_shard=1, cpu_groups=2))
+    assert sum(s.skipped for s in summaries) == len(done_before)
+    records = read_predictions(log_dir)
+    assert {i: r.prediction for i, r in records.items()} == expected(dataset)
+    assert set(ok_counts(log_dir).values()) == {1}  # no sample answered twice
+    again = {i for c in read_calls(tmp_path / "calls.jsonl")[calls_before:] for i in c["ids"]}
+    assert not again & done_before
+
+
+def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_bench, tmp_path):
+    dataset = DatasetSpec(tsv=small_bench, limit=16)
+    model = fake_model(tmp_path, fault="hang", fault_after_calls=1, fault_rank=1)
+    inference = settings(shards=1, ranks_per_shard=2, cpu_groups=1).model_copy(
+        update={"watchdog_s": 4.0, "grace_s": 1.0, "deadline_s": 60.0}
+    )
+    started = time.monotonic()
+    with pytest.raises(ShardFailed, match=r"watchdog: rank 1 made no progress for 4 s"):
+        infer(ws, model, dataset, inference)
+    assert time.monotonic() - started < 45
+    launch = next(shard_paths(ws, "fake", dataset.dataset_name, 0).root.glob("shard0-*/launch-0"))
+    pids = [int((launch / "torchrun.pid").read_text())]
+    pids += [json.loads(p.read_text())["pid"] for p in launch.glob("rank*.json")]
+    assert len(pids) == 3
+    assert not [p for p in pids if alive(p)]
+    for pid in pids:  # torchrun and each rank led their own process group: all empty
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+
+
+def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_bench, tmp_path):
+    dataset = DatasetSpec(tsv=small_bench, limit=12)
+    culprit = load_samples(dataset)[5].sample_id
+    model = fake_model(tmp_path, batch_size=4, fault="kill", fault_ids=[culprit])
+    inference = settings(shards=1, ranks_per_shard=1, max_attempts=2)
+    for _ in range(2):
+        with pytest.raises(ShardFailed, match="SIGKILL"):
+            infer(ws, model, dataset, inference)
+    # Launch 1 died on the culprit's batch of 4; launch 2 ran those 4 alone, last, and
+    # died on the culprit again before its 2 successors; launch 3 gives up on the culprit.
+    (summary,) = infer(ws, model, dataset, inference)
+    assert (summary.gave_up, summary.launched, summary.answered) == (1, 2, 2)
+    records = read_predictions(ws.predictions_dir("fake", dataset.dataset_name, 0))
+    assert records[culprit].error_type == RANK_CRASHED and records[culprit].attempts == 2
+    assert all(r.ok for i, r in records.items() if i != culprit) and len(records) == 12
+    calls = read_calls(tmp_path / "calls.jsonl")
+    assert sum(culprit in c["ids"] for c in calls) == 2
+    assert [culprit] in [c["ids"] for c in calls]  # second launch: tried alone, last
+
+
+def test_model_that_cannot_load_fails_the_shard_with_the_ranks_traceback(ws, small_bench, tmp_path):
+    dataset = DatasetSpec(tsv=small_bench, limit=4)
+    model = fake_model(tmp_path, fault="load")
+    with pytest.raises(ShardFailed) as failure:
+        infer(ws, model, dataset, settings(shards=1, ranks_per_shard=1))
+    message = str(failure.value)
+    assert "rank 0" in message and "RuntimeError: cannot load weights in rank 0" in message
+    assert "Traceback" in message and "fakes.py" in message
+    assert list(failure.value.launch_dir.glob("torchrun/*/attempt_0/0/error.json"))  # @record
