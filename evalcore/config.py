@@ -73,6 +73,14 @@ class ModelSpec(BaseModel):
             raise ValueError(f"unknown model kind {kind!r}")
         return kind
 
+    @model_validator(mode="after")
+    def _params_valid(self) -> ModelSpec:
+        # kinds that declare a params check (openai-compatible) fail here, naming the field
+        from evalcore.models.registry import check_params
+
+        check_params(self.kind, self.params)
+        return self
+
 
 class InferenceSettings(BaseModel):
     """How local models run: in the flow's process, or as torchrun shards (docs/sharding.md).
@@ -157,6 +165,41 @@ class InferenceSettings(BaseModel):
         return self
 
 
+class ApiSettings(BaseModel):
+    """How API models (`kind: openai-compatible`) run: request batches fanned out over a
+    Dask cluster, answers kept in a response cache (docs/api-models.md). Per-endpoint
+    limits (in-flight bound, rate, retries) are the model's own params."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler_address: str | None = Field(
+        default=None,
+        description="Address of an existing dask.distributed scheduler, e.g. "
+        "tcp://10.0.0.5:8786; default: a LocalCluster started by the run.",
+    )
+    workers: int = Field(default=2, ge=1, description="LocalCluster worker processes.")
+    task_slots: int = Field(
+        default=4, ge=1, description="Request batches each LocalCluster worker runs at once."
+    )
+    processes: bool = Field(
+        default=True, description="LocalCluster workers as processes (false: threads, tests)."
+    )
+    requests_per_task: int = Field(
+        default=32,
+        ge=1,
+        description="Requests per Dask task: a task costs ~2.5 ms to schedule, so requests "
+        "go in batches; answers stream back a batch at a time.",
+    )
+    cache_path: Path | None = Field(
+        default=None,
+        description="SQLite file of the response cache, shareable between runs and work "
+        "dirs; default: {work_dir}/api-cache/responses.sqlite3.",
+    )
+    progress: bool = Field(
+        default=True, description="Show a progress bar (done, rate, cache hits, failures)."
+    )
+
+
 class EvalConfig(BaseModel):
     """Everything one evaluation run needs."""
 
@@ -166,6 +209,7 @@ class EvalConfig(BaseModel):
     models: list[ModelSpec] = Field(min_length=1, description="Models to evaluate.")
     frames: FrameSettings = Field(default_factory=FrameSettings, description="Frame sampling.")
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings, description="API model fan-out.")
     trials: int = Field(default=1, ge=1, description="Repeats with seeds seed..seed+trials-1.")
     seed: int = Field(default=0, description="Base seed of the trials.")
     output_dir: Path = Field(default=Path("outputs"), description="Reports and leaderboard.")

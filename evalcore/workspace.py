@@ -5,6 +5,7 @@ work_dir/
   frame-index/{dataset}-{h}.json sample id -> frame cache key or failure, per frame settings
   predictions/{model}/{dataset}/trial-{t}/*.jsonl   one append-only log per writer
   prefect-results/               persisted Prefect task results (small summaries)
+  api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
 output_dir/
   {model}_{dataset}.xlsx, results/{model}_{dataset}.json, results.json, leaderboard.*
   leaderboard.png                accuracy over time, drawn from the snapshots
@@ -31,6 +32,10 @@ class Workspace:
 
     def predictions_dir(self, model: str, dataset: str, trial: int) -> Path:
         return self.work_dir / "predictions" / model / dataset / f"trial-{trial}"
+
+    @property
+    def response_cache_path(self) -> Path:
+        return self.work_dir / "api-cache" / "responses.sqlite3"
 
     @property
     def prefect_results_dir(self) -> Path:

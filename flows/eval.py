@@ -8,9 +8,11 @@ from prefect import flow
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from evalcore.api.model import is_api_kind
 from evalcore.config import EvalConfig
 from evalcore.stages import load_all_datasets
 from evalcore.workspace import Workspace
+from tasks.api import infer_api
 from tasks.frames import extract_frames
 from tasks.inference import infer
 from tasks.reports import publish
@@ -35,6 +37,16 @@ def eval_flow(config: EvalConfig) -> dict:
         )
         for d in config.datasets
         for m in config.models
+        if not is_api_kind(m.kind)
+        for t in range(config.trials)
+    ]
+    inferred += [  # API models: a Dask fan-out per cell, from one Prefect task
+        infer_api.with_options(result_storage=results).submit(
+            m, d, t, config.seed, config.frames, ws, config.api, wait_for=[frames[d.dataset_name]]
+        )
+        for d in config.datasets
+        for m in config.models
+        if is_api_kind(m.kind)
         for t in range(config.trials)
     ]
     wait(inferred)

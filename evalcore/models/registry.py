@@ -56,6 +56,15 @@ def accepts_seed(kind: str) -> bool:
     return "seed" in inspect.signature(resolve_factory(kind)).parameters
 
 
+def check_params(kind: str, params: dict[str, Any]) -> None:
+    """Validate a model's params at config time, for kinds whose factory has a
+    `check_params` (raising ValueError that names the field); others fail when built."""
+    check = getattr(resolve_factory(kind), "check_params", None)
+    if check is not None:
+        check(params)
+
+
 def _load_builtins() -> None:
     # Imported lazily: torch is only paid for by processes that build a model.
+    from evalcore.api import model as _openai_compatible  # noqa: F401
     from evalcore.models import random_choice, reference  # noqa: F401

@@ -1,0 +1,136 @@
+"""Answer chat jobs through the response cache, then the cluster: the one path shared by
+video evaluation and the judge.
+
+Cache hits are answered here and never leave the machine. Misses go to the cluster in
+batches; each finished batch's answers are committed to the cache before its outcomes
+are handed on, so an answer the endpoint gave is never requested again, even if this
+process dies before the caller records it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from evalcore.api.cache import ResponseCache
+from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
+from evalcore.api.endpoint import EndpointSpec
+from evalcore.api.fanout import fan_out
+
+
+@dataclass
+class AnswerStats:
+    """Counts of one pass over a set of jobs (small: Prefect tasks return these)."""
+
+    jobs: int = 0
+    cache_hits: int = 0
+    answered: int = 0  # answered by the endpoint in this pass
+    failed: int = 0
+    requests: int = 0  # HTTP attempts sent, retries included
+    dask_tasks: int = 0
+    seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # error type -> count
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.requests - self.answered - self.failed)
+
+
+class Progress:
+    """A tqdm bar over the jobs: done, rate, cache hits, failures."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self._bar = None
+        if enabled and total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=label, unit="req", mininterval=0.5)
+        self.hits = self.failed = 0
+
+    def update(self, outcome: ChatOutcome) -> None:
+        self.hits += outcome.cached
+        self.failed += not outcome.ok
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(hits=self.hits, failed=self.failed, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+Runner = Callable[[Sequence[ChatJob], Callable[[list[ChatOutcome]], None]], int]
+
+
+def dask_runner(
+    client, spec: EndpointSpec, api_key: SecretStr | None, requests_per_task: int
+) -> Runner:
+    """Run misses as batches on a Dask cluster."""
+
+    def run(jobs: Sequence[ChatJob], on_batch: Callable[[list[ChatOutcome]], None]) -> int:
+        return fan_out(client, jobs, spec, api_key, requests_per_task, on_batch)
+
+    return run
+
+
+def local_runner(spec: EndpointSpec, api_key: SecretStr | None) -> Runner:
+    """Run misses in this process (no cluster): small jobs, tests, scripts."""
+
+    def run(jobs: Sequence[ChatJob], on_batch: Callable[[list[ChatOutcome]], None]) -> int:
+        if jobs:
+            on_batch(answer_locally(jobs, spec, api_key))
+        return 0
+
+    return run
+
+
+def answer_jobs(
+    jobs: Sequence[ChatJob],
+    spec: EndpointSpec,
+    cache: ResponseCache,
+    runner: Runner,
+    on_outcome: Callable[[ChatOutcome], None],
+    progress: Progress | None = None,
+) -> AnswerStats:
+    """Every job ends as exactly one outcome passed to `on_outcome`: a cached answer, a
+    fresh answer (stored in the cache), or a typed failure (never stored)."""
+    started = time.perf_counter()
+    stats = AnswerStats(jobs=len(jobs))
+    failures: Counter[str] = Counter()
+
+    def emit(outcome: ChatOutcome) -> None:
+        on_outcome(outcome)
+        if progress is not None:
+            progress.update(outcome)
+
+    hits = cache.get_many(j.cache_key for j in jobs)
+    misses = []
+    for job in jobs:
+        text = hits.get(job.cache_key)
+        if text is None:
+            misses.append(job)
+            continue
+        stats.cache_hits += 1
+        emit(ChatOutcome(job.job_id, job.cache_key, text=text, cached=True))
+
+    def on_batch(outcomes: list[ChatOutcome]) -> None:
+        cache.put_many(
+            (o.cache_key, spec.model, o.text) for o in outcomes if o.ok and o.text is not None
+        )
+        for o in outcomes:
+            stats.requests += o.attempts
+            if o.ok:
+                stats.answered += 1
+            else:
+                stats.failed += 1
+                failures[o.error_type or "Unknown"] += 1
+            emit(o)
+
+    stats.dask_tasks = runner(misses, on_batch)
+    stats.failures = dict(failures.most_common())
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats

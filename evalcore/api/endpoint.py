@@ -1,0 +1,151 @@
+"""What an `openai-compatible` model is: an endpoint, generation parameters, request limits.
+
+These are the `params` of a `kind: openai-compatible` model in the config, validated when
+the config is read. The API key is never one of them: the config names an environment
+variable (`api_key_env`) or a Prefect Secret block (`api_key_secret`), and the key itself
+is resolved at run time by the Prefect task and travels as a `SecretStr`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|gsk_|xai-|hf_)")  # common API key prefixes
+
+Media = Literal["images", "video_frames", "video_file"]
+
+
+class EndpointSpec(BaseModel):
+    """An OpenAI-compatible chat-completions endpoint (vLLM, SGLang, OpenAI, Gemini, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(
+        description="API root up to and including `/v1`, e.g. `http://127.0.0.1:8000/v1`."
+    )
+    model: str = Field(min_length=1, description="Model id the endpoint serves (`model` field).")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key (not the key).",
+    )
+    api_key_secret: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the API key."
+    )
+    max_tokens: int = Field(default=64, ge=1, description="Completion token limit.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed; trial t adds t. Sent (and keyed) only when temperature > 0.",
+    )
+    system_prompt: str | None = Field(default=None, description="Optional system message.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra JSON fields merged into each request (e.g. vLLM's `top_k`).",
+    )
+    media: Media = Field(
+        default="images",
+        description=(
+            "images: one JPEG data URL per sampled frame (any vision endpoint); "
+            "video_frames: the sampled frames as one `data:video/jpeg` video_url (vLLM); "
+            "video_file: the whole source video as a `data:video/mp4` video_url."
+        ),
+    )
+    image_max_side: int | None = Field(
+        default=None,
+        ge=16,
+        description="Downscale frames so their longer side fits; default: as cached.",
+    )
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per attempt.")
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per sample per run.")
+    backoff_initial: float = Field(
+        default=1.0, ge=0, description="First retry waits up to this many seconds (full jitter)."
+    )
+    backoff_max: float = Field(default=60.0, ge=0, description="Cap of the exponential backoff.")
+    retry_after_max: float = Field(
+        default=120.0, ge=0, description="Longest server-requested wait (Retry-After) honoured."
+    )
+    max_in_flight: int = Field(
+        default=32, ge=1, description="Requests in flight to this endpoint across all workers."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Optional request rate limit across all workers."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
+        return url.rstrip("/")
+
+    # The key-name validators never echo the value: it might be the key pasted by mistake.
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, name: str | None) -> str | None:
+        if name is not None and (not ENV_NAME.match(name) or _KEY_LIKE.match(name)):
+            raise ValueError(
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key"
+            )
+        return name
+
+    @field_validator("api_key_secret")
+    @classmethod
+    def _block_name(cls, name: str | None) -> str | None:
+        if name is not None and (not BLOCK_NAME.match(name) or _KEY_LIKE.match(name)):
+            raise ValueError(
+                "must be the NAME of a Prefect Secret block (lowercase, digits, dashes), "
+                "not the key"
+            )
+        return name
+
+    def generation_params(self) -> dict[str, Any]:
+        """Everything besides prompt and media that changes the answer: part of cache keys."""
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed if self.temperature > 0 else None,
+            "system_prompt": self.system_prompt,
+            "extra_body": self.extra_body,
+            "media": self.media,
+            "image_max_side": self.image_max_side,
+        }
+
+    @property
+    def gate_name(self) -> str:
+        """Name of the cluster-wide in-flight bound: one per endpoint and limit setting."""
+        blob = json.dumps([self.base_url, self.model, self.max_in_flight, self.requests_per_minute])
+        return "evalcore-api-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def min_lease_seconds(self) -> float:
+        """With N in-flight slots each starting at most one request per this many seconds,
+        the rate cannot exceed N / hold = requests_per_minute / 60 (bursts up to N)."""
+        if not self.requests_per_minute:
+            return 0.0
+        return 60.0 * self.max_in_flight / self.requests_per_minute
+
+
+def parse_endpoint(params: dict[str, Any]) -> EndpointSpec:
+    """Validate model params; errors name each field as `params.<field>`, never its value."""
+    if "api_key" in params:
+        raise ValueError(
+            "params.api_key: the key never goes in the config; "
+            "name an environment variable in api_key_env or a Prefect Secret in api_key_secret"
+        )
+    try:
+        return EndpointSpec.model_validate(params)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(params)"
+            lines.append(f"params.{where}: {err['msg']}")
+        raise ValueError("; ".join(lines)) from None

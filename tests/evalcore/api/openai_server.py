@@ -1,0 +1,313 @@
+"""A loopback server speaking OpenAI's chat-completions protocol, with programmable faults.
+
+Real HTTP/1.1 with keep-alive on 127.0.0.1, written on asyncio streams rather than an ASGI
+framework because the faults need the socket itself: a connection reset is an RST
+(SO_LINGER 0), a timeout is a request the server never answers in time, a malformed body
+is a 200 whose JSON is cut short. Used by the tests (in a thread, `OpenAIServer`) and by
+`bench/api.py` (in its own process: `python openai_server.py --latency 0.1`).
+
+Faults, by name: "429" (with Retry-After), any other status code ("500", "503", "400",
+...), "timeout" (stalls `hang` seconds), "malformed" (200 with cut JSON), "empty" (200
+without choices), "reset" (TCP RST after reading the request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+RANDOM_FAULTS = ("429", "500", "503", "timeout", "malformed", "reset")
+
+
+@dataclass
+class Behaviour:
+    """What the server does. Mutable between requests (tests change it mid-run)."""
+
+    latency: float = 0.0  # seconds before every response
+    api_key: str | None = None  # required bearer token; None accepts anything
+    echo_key_on_401: bool = True  # like careless real servers: the 401 body quotes the key
+    fault_rate: float = 0.0  # share of requests failing with a fault from `faults`
+    faults: tuple[str, ...] = RANDOM_FAULTS
+    seed: int = 0
+    retry_after: str = "0"  # Retry-After header value sent with 429
+    retry_after_ms: int | None = 20  # OpenAI's `retry-after-ms`; None: not sent
+    hang: float = 3.0  # how long a "timeout" stalls before answering
+    # prompt substring -> outcome per successive request ("ok", "429", "reset", ...);
+    # after the list runs out its last item repeats. Checked before `fault_rate`.
+    scripted: dict[str, list[str]] = field(default_factory=dict)
+    answer: Callable[[str], str] = lambda prompt: "A"  # noqa: E731  prompt text -> reply
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the server saw it."""
+
+    prompt: str
+    outcome: str
+    images: int
+    videos: int
+    model: str
+    body: dict
+
+
+class OpenAIServer:
+    """Run in a background thread: `with OpenAIServer(Behaviour(...)) as server: server.url`."""
+
+    def __init__(self, behaviour: Behaviour | None = None, port: int = 0) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.port = port
+        self.seen: list[Seen] = []
+        self.connections = 0
+        self._per_prompt: Counter[str] = Counter()
+        self._rng = random.Random(self.behaviour.seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAIServer:
+        self._thread = threading.Thread(target=self._run, name="openai-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("test server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._server:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(5)
+        if self._loop:
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._server = self._loop.run_until_complete(self.listen())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def listen(self) -> asyncio.base_events.Server:
+        server = await asyncio.start_server(self._connection, "127.0.0.1", self.port, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+    # -- inspection ------------------------------------------------------------------
+    def prompts(self) -> list[str]:
+        with self._lock:
+            return [s.prompt for s in self.seen]
+
+    def outcomes(self) -> Counter[str]:
+        with self._lock:
+            return Counter(s.outcome for s in self.seen)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.seen.clear()
+            self._per_prompt.clear()
+
+    # -- HTTP ------------------------------------------------------------------------
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {}
+                for line in lines:
+                    if ":" in line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if not await self._respond(method, path, headers, body, writer):
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:  # server shutting down
+            pass
+        finally:
+            writer.close()
+
+    async def _send(self, writer, status: int, payload: bytes, extra: dict | None = None):
+        head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}"]
+        head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        await writer.drain()
+
+    async def _respond(self, method, path, headers, body, writer) -> bool:
+        b = self.behaviour
+        if method == "GET" and path.rstrip("/").endswith("/models"):
+            await self._send(writer, 200, json.dumps({"data": [{"id": "test-model"}]}).encode())
+            return True
+        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
+            await self._send(writer, 404, b'{"error": {"message": "no such route"}}')
+            return True
+        try:
+            request = json.loads(body)
+            prompt, images, videos = _read_messages(request["messages"])
+        except (ValueError, KeyError, TypeError) as exc:
+            await self._send(writer, 400, json.dumps({"error": {"message": str(exc)}}).encode())
+            return True
+        outcome = self._decide(prompt)
+        presented = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if b.api_key is not None and presented != b.api_key:
+            outcome = "401"
+        with self._lock:
+            self.seen.append(
+                Seen(prompt, outcome, images, videos, str(request.get("model")), request)
+            )
+        if outcome == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        if outcome == "timeout":
+            await asyncio.sleep(b.hang)
+            outcome = "ok"
+        if b.latency:
+            await asyncio.sleep(b.latency)
+        if outcome == "ok":
+            reply = _completion(request, b.answer(prompt))
+            await self._send(writer, 200, json.dumps(reply).encode())
+        elif outcome == "malformed":
+            await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
+        elif outcome == "empty":
+            await self._send(writer, 200, b'{"id": "chatcmpl-x", "object": "chat.completion"}')
+        else:
+            status = int(outcome)
+            message = f"simulated {status}"
+            if status == 401:
+                message = (
+                    f"Incorrect API key provided: {presented}" if b.echo_key_on_401 else "bad key"
+                )
+            extra = {}
+            if status == 429:
+                extra["Retry-After"] = b.retry_after
+                if b.retry_after_ms is not None:
+                    extra["retry-after-ms"] = str(b.retry_after_ms)
+            error = {"error": {"message": message, "type": "simulated", "code": status}}
+            await self._send(writer, status, json.dumps(error).encode(), extra)
+        return True
+
+    def _decide(self, prompt: str) -> str:
+        b = self.behaviour
+        with self._lock:
+            for marker, plan in b.scripted.items():
+                if marker in prompt:
+                    n = self._per_prompt[marker]
+                    self._per_prompt[marker] += 1
+                    return plan[min(n, len(plan) - 1)]
+            if b.fault_rate and self._rng.random() < b.fault_rate:
+                return self._rng.choice(b.faults)
+        return "ok"
+
+
+def _read_messages(messages: list[dict]) -> tuple[str, int, int]:
+    """Text of every message joined, and the number of image and video parts."""
+    texts, images, videos = [], 0, 0
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content:
+            kind = part["type"]
+            if kind == "text":
+                texts.append(part["text"])
+            elif kind == "image_url":
+                if not part["image_url"]["url"].startswith("data:image/jpeg;base64,"):
+                    raise ValueError("image_url is not a JPEG data URL")
+                images += 1
+            elif kind == "video_url":
+                videos += 1
+            else:
+                raise ValueError(f"unknown content part {kind!r}")
+    return "\n".join(texts), images, videos
+
+
+def _completion(request: dict, text: str) -> dict:
+    return {
+        "id": "chatcmpl-loopback",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve in the foreground (the bench runs it as a separate process)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = OpenAIServer(Behaviour(latency=args.latency, fault_rate=args.fault_rate), args.port)
+
+    async def serve() -> None:
+        listener = await server.listen()
+        print(f"ready {server.url}", flush=True)
+        async with listener:
+            await listener.serve_forever()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
