@@ -104,6 +104,24 @@ class FrameCache:
         """`fingerprint(path)`, memoized in a SQLite file under the cache root."""
         return fingerprint(path, memo=self.root / _MEMO_FILE)
 
+    def known_fingerprints(self, paths: Iterable[Path]) -> dict[Path, str]:
+        """The memoized fingerprints of those `paths` unchanged since they were hashed;
+        reads no video. A file missing here has probably never been extracted."""
+        known: dict[Path, str] = {}
+        try:
+            with closing(_memo_connect(self.root / _MEMO_FILE)) as db:
+                for path in paths:
+                    try:
+                        ident = _file_identity(Path(path))
+                    except OSError:
+                        continue
+                    digest = _memo_query(db, ident)
+                    if digest:
+                        known[path] = digest
+        except sqlite3.Error:
+            pass
+        return known
+
     def get(self, job: VideoJob, settings: FrameSettings) -> FrameEntry | None:
         """The cached frames of `job`, or None. Opens no decoder. Raises OSError if the
         video cannot be read."""
@@ -234,28 +252,34 @@ def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) ->
 
 
 def fingerprint(path: Path, memo: Path | None = None) -> str:
-    """Content hash of a file (BLAKE2b-128, hex).
+    """Content hash of a file: SHA-256 (hardware-accelerated here, about 0.8 GB/s),
+    first 128 bits, hex.
 
     With `memo` (a SQLite file; `FrameCache` keeps one under its root), the hash is
     remembered by (path, size, mtime_ns, ctime_ns, inode) so re-runs do not re-read
-    big videos. A memo that cannot be used is skipped, never an error.
+    big videos. Files changed in the last 2 s are not memoized (a rewrite within one
+    mtime tick would go unnoticed). A memo that cannot be used is skipped, not an error.
     """
     path = Path(path)
-    stat = path.stat()
-    ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    ident = _file_identity(path)
     if memo is not None:
         found = _memo_lookup(memo, ident)
         if found:
             return found
     digest = _hash_file(path)
-    if memo is not None and time.time() - stat.st_mtime > _MEMO_MIN_AGE_S:
+    if memo is not None and time.time() - ident[2] / 1e9 > _MEMO_MIN_AGE_S:
         _memo_store(memo, ident, digest)
     return digest
 
 
+def _file_identity(path: Path) -> tuple[str, int, int, int, int]:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
 def _hash_file(path: Path) -> str:
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()[:32]
 
 
 def _memo_connect(memo: Path) -> sqlite3.Connection:
@@ -271,13 +295,17 @@ def _memo_connect(memo: Path) -> sqlite3.Connection:
 def _memo_lookup(memo: Path, ident: tuple) -> str | None:
     try:
         with closing(_memo_connect(memo)) as db:
-            row = db.execute(
-                "SELECT digest FROM fingerprints WHERE path=? AND size=? AND mtime_ns=? "
-                "AND ctime_ns=? AND inode=?",
-                ident,
-            ).fetchone()
+            return _memo_query(db, ident)
     except sqlite3.Error:
         return None
+
+
+def _memo_query(db: sqlite3.Connection, ident: tuple) -> str | None:
+    row = db.execute(
+        "SELECT digest FROM fingerprints WHERE path=? AND size=? AND mtime_ns=? "
+        "AND ctime_ns=? AND inode=?",
+        ident,
+    ).fetchone()
     return row[0] if row else None
 
 

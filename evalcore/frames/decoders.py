@@ -10,10 +10,11 @@ Two backends, chosen per run by `FrameSettings.backend`:
   is the physical floor (decode from each target's preceding keyframe), the frame count
   is exact and variable frame rates come out right. Containers without a seek index
   (MPEG-TS, FLV, raw streams) are decoded sequentially instead.
-- `DecordSource`: decord's `get_batch`, single-threaded. Refuses files without a seek
-  index, where decord silently returns wrong frames (or hangs).
+- `DecordSource`: decord's `get_batch`. Refuses files without a seek index, where
+  decord silently returns wrong frames (or hangs).
 
-A source is used as a context manager; `read` takes sorted, distinct indices.
+A source is used as a context manager; `read` takes sorted, distinct indices. `threads`
+is the decoder's own thread count: 1 when worker processes already fill the cores.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -77,12 +79,13 @@ Decoder = Callable[[Path], FrameSource]
 
 
 class PyAVSource:
-    """PyAV (FFmpeg 8) with a keyframe index built by demuxing; one decode thread."""
+    """PyAV (FFmpeg 8) with a keyframe index built by demuxing."""
 
     name: ClassVar[str] = "pyav"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int = 1):
         self.path = Path(path)
+        self._threads = threads
         self._container = av.open(str(self.path), metadata_errors="ignore")
         try:
             self._scan()
@@ -95,7 +98,7 @@ class PyAVSource:
         if not container.streams.video:
             raise FrameError(f"{self.path.name}: no video stream")
         stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1  # parallelism comes from worker processes
+        _set_threads(stream, self._threads)
         self.sequential = container.format.name in _SEQUENTIAL_FORMATS or bool(
             container.format.flags & _AVFMT_TS_DISCONT
         )
@@ -182,7 +185,7 @@ class PyAVSource:
         self._container.close()
         self._container = av.open(str(self.path), metadata_errors="ignore")
         self._stream = self._container.streams.video[0]
-        self._stream.codec_context.thread_count = 1
+        _set_threads(self._stream, self._threads)
 
     def close(self) -> None:
         self._container.close()
@@ -194,6 +197,12 @@ class PyAVSource:
         self.close()
 
 
+def _set_threads(stream: av.video.stream.VideoStream, threads: int) -> None:
+    stream.codec_context.thread_count = threads
+    if threads > 1:
+        stream.codec_context.thread_type = "AUTO"  # frame threads: x264 output has no slices
+
+
 def _order(frame: av.VideoFrame, counter: int, untimed: bool) -> float:
     """Where a decoded frame sits: its pts, or its position when the stream has none."""
     if untimed or frame.pts is None:
@@ -202,11 +211,11 @@ def _order(frame: av.VideoFrame, counter: int, untimed: bool) -> float:
 
 
 class DecordSource:
-    """decord 0.6 (FFmpeg 4.1) `get_batch`, one thread, in small batches."""
+    """decord 0.6 (FFmpeg 4.1) `get_batch`, in small batches."""
 
     name: ClassVar[str] = "decord"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int = 1):
         self.path = Path(path)
         if _needs_sequential_decode(self.path):
             raise FrameError(
@@ -217,7 +226,7 @@ class DecordSource:
 
         decord.logging.set_level(decord.logging.QUIET)  # failures arrive as exceptions
 
-        self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+        self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=threads)
         n = len(self._reader)
         if n == 0:
             raise EmptyVideoError(f"{self.path.name}: the video stream has no frames")
@@ -259,10 +268,14 @@ BACKENDS: dict[str, Decoder] = {"pyav": PyAVSource, "decord": DecordSource}
 DEFAULT_BACKEND = "pyav"  # measured faster: bench/README.md "## Frames"
 
 
-def decoder_chain(backend: str) -> list[Decoder]:
+def decoder_chain(backend: str, threads: int = 1) -> list[Decoder]:
     """Decoders to try in order: "auto" is the default backend, then the other one."""
-    if backend == "auto":
-        return [BACKENDS[DEFAULT_BACKEND]] + [
-            d for name, d in BACKENDS.items() if name != DEFAULT_BACKEND
-        ]
-    return [BACKENDS[backend]]
+    names = [backend] if backend != "auto" else [DEFAULT_BACKEND]
+    names += [name for name in BACKENDS if backend == "auto" and name != DEFAULT_BACKEND]
+    return [partial(BACKENDS[name], threads=threads) for name in names]
+
+
+def decoder_name(decoder: Decoder) -> str:
+    """A decoder's name for messages: its `name`, also through functools.partial."""
+    target = getattr(decoder, "func", decoder)
+    return getattr(target, "name", getattr(target, "__name__", type(target).__name__))

@@ -7,14 +7,19 @@ forkserver (spawn where that is missing), not fork: the caller may be a Prefect 
 or hold torch threads, which a forked child would inherit in an undefined state.
 Workers write their entries straight into the cache, so only small records cross
 process boundaries.
+
+Videos the cache has fingerprinted before are looked up at once; new ones are hashed
+by threads (hashlib releases the GIL) while the worker processes start and decode, so
+a first run does not wait for every file to be read before decoding begins.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +38,13 @@ from evalcore.frames.decoders import (
     EmptyClipError,
     FrameError,
     decoder_chain,
+    decoder_name,
 )
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
 
 Result = FrameEntry | FrameFailure
+_HASH_THREADS = 2
 
 
 @dataclass
@@ -73,54 +80,91 @@ def extract_videos(
     Failures are not cached: the next call tries again.
     """
     started = time.perf_counter()
-    chain = list(decoders) if decoders is not None else decoder_chain(settings.backend)
+    distinct = list(dict.fromkeys(jobs))
     results: dict[VideoJob, Result] = {}
-    hits = 0
+    counts = {"hits": 0, "decoded": 0}
 
     def finish(job: VideoJob, result: Result) -> None:
         results[job] = result
         if on_done is not None:
             on_done(job, result)
 
-    misses: dict[str, list[VideoJob]] = {}  # cache key -> jobs sharing it
-    fingerprints: dict[str, str] = {}
-    for job in dict.fromkeys(jobs):  # distinct, in order
+    candidates = []
+    for job in distinct:
         problem = _check_job(job)
-        if problem is not None:
-            finish(job, problem)
-            continue
-        try:
-            video_fingerprint = cache.video_fingerprint(job.path)
-        except OSError as error:
-            finish(job, FrameFailure("VideoUnreadable", f"{job.path}: {error.strerror or error}"))
-            continue
-        key = entry_key(video_fingerprint, job, settings)
-        entry = None if key in misses else cache.open(key)
-        if entry is not None:
-            hits += 1
-            finish(job, entry)
+        if problem is None:
+            candidates.append(job)
         else:
-            misses.setdefault(key, []).append(job)
-            fingerprints[key] = video_fingerprint
+            finish(job, problem)
 
-    decoded = 0
-    if misses:
-        cache.remove_stale_temp()
+    known = cache.known_fingerprints({job.path for job in candidates})
+    unknown = {job.path for job in candidates} - set(known)
+    scheduled: dict[str, list[VideoJob]] = {}  # cache key -> jobs sharing its decode
 
-        def finish_key(key: str, result: Result) -> None:
-            nonlocal decoded
-            for job in misses[key]:
-                decoded += isinstance(result, FrameEntry)
+    def is_new_miss(job: VideoJob, video_fingerprint: str) -> str | None:
+        """The key to decode if `job` is neither a hit nor sharing a scheduled decode."""
+        key = entry_key(video_fingerprint, job, settings)
+        if key in scheduled:
+            scheduled[key].append(job)
+            return None
+        entry = cache.open(key)
+        if entry is not None:
+            counts["hits"] += 1
+            finish(job, entry)
+            return None
+        scheduled[key] = [job]
+        return key
+
+    with _Decoding(cache, settings, decoders) as decoding:
+        misses = []
+        for job in candidates:
+            if job.path in known:
+                key = is_new_miss(job, known[job.path])
+                if key is not None:
+                    misses.append((key, known[job.path], job))
+        if misses or unknown:
+            decoding.start(expected=len(misses) + len(unknown))  # new files: likely misses
+        for miss in misses:
+            decoding.submit(*miss)
+        for job, outcome in _hash_unknown(candidates, unknown, cache):
+            if isinstance(outcome, FrameFailure):
+                finish(job, outcome)
+            elif (key := is_new_miss(job, outcome)) is not None:
+                decoding.submit(key, outcome, job)
+        for key, result in decoding.completed():
+            for job in scheduled[key]:
+                counts["decoded"] += isinstance(result, FrameEntry)
                 finish(job, result)
 
-        _decode_misses(misses, fingerprints, cache, settings, chain, finish_key)
     return ExtractionReport(
-        results={job: results[job] for job in dict.fromkeys(jobs)},
-        hits=hits,
-        decoded=decoded,
+        results={job: results[job] for job in distinct},
+        hits=counts["hits"],
+        decoded=counts["decoded"],
         failed=sum(isinstance(r, FrameFailure) for r in results.values()),
         seconds=time.perf_counter() - started,
     )
+
+
+def _hash_unknown(
+    jobs: list[VideoJob], unknown: set[Path], cache: FrameCache
+) -> Iterator[tuple[VideoJob, str | FrameFailure]]:
+    """(job, fingerprint or failure) for jobs whose file is not memoized, as hashed."""
+    if not unknown:
+        return
+    by_path: dict[Path, list[VideoJob]] = {}
+    for job in jobs:
+        if job.path in unknown:
+            by_path.setdefault(job.path, []).append(job)
+    with ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="fingerprint") as threads:
+        futures = {threads.submit(cache.video_fingerprint, path): path for path in by_path}
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                outcome: str | FrameFailure = future.result()
+            except OSError as error:
+                outcome = FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
+            for job in by_path[path]:
+                yield job, outcome
 
 
 def _check_job(job: VideoJob) -> FrameFailure | None:
@@ -143,28 +187,53 @@ def _check_job(job: VideoJob) -> FrameFailure | None:
     return None
 
 
-def _decode_misses(
-    misses: dict[str, list[VideoJob]],
-    fingerprints: dict[str, str],
-    cache: FrameCache,
-    settings: FrameSettings,
-    chain: list[Decoder],
-    finish_key: Callable[[str, Result], None],
-) -> None:
-    """Decode each key once in worker processes; report results in completion order."""
-    pool = ProcessPool(max_workers=min(settings.workers, len(misses)), context=_worker_context())
-    try:
-        futures: dict[Future, tuple[str, VideoJob]] = {}
-        for key, jobs in misses.items():
-            args = (jobs[0], key, fingerprints[key], cache, settings, chain)
-            future = pool.schedule(extract_one, args=args, timeout=settings.timeout_s)
-            futures[future] = (key, jobs[0])
-        for future in as_completed(futures):
-            key, job = futures[future]
-            finish_key(key, _outcome(future, job, settings))
-    finally:
-        pool.stop()  # every result is in (or the caller is failing): idle workers can go
-        pool.join()
+class _Decoding:
+    """The worker processes for cache misses: started on first need, stopped on exit.
+
+    Each decoder gets the cores the pool leaves free (all of them for a single video,
+    one each when `workers` processes share the machine).
+    """
+
+    def __init__(
+        self, cache: FrameCache, settings: FrameSettings, decoders: Sequence[Decoder] | None
+    ):
+        self._cache, self._settings, self._decoders = cache, settings, decoders
+        self._pool: ProcessPool | None = None
+        self._chain: list[Decoder] = []
+        self._futures: dict[Future, tuple[str, VideoJob]] = {}
+
+    def start(self, expected: int) -> None:
+        if self._pool is not None:
+            return
+        workers = max(1, min(self._settings.workers, expected))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self._chain = (
+            list(self._decoders)
+            if self._decoders is not None
+            else decoder_chain(self._settings.backend, threads=threads)
+        )
+        self._pool = ProcessPool(max_workers=workers, context=_worker_context())
+        self._pool.active  # noqa: B018 -- starts the worker processes now, not at first task
+
+    def submit(self, key: str, video_fingerprint: str, job: VideoJob) -> None:
+        assert self._pool is not None, "start() first"
+        args = (job, key, video_fingerprint, self._cache, self._settings, self._chain)
+        future = self._pool.schedule(extract_one, args=args, timeout=self._settings.timeout_s)
+        self._futures[future] = (key, job)
+
+    def completed(self) -> Iterator[tuple[str, Result]]:
+        """(key, result) for every submitted job, in completion order."""
+        for future in as_completed(self._futures):
+            key, job = self._futures[future]
+            yield key, _outcome(future, job, self._settings)
+
+    def __enter__(self) -> _Decoding:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.stop()  # every result is in (or the caller is failing): workers can go
+            self._pool.join()
 
 
 def _outcome(future: Future, job: VideoJob, settings: FrameSettings) -> Result:
@@ -185,6 +254,7 @@ def _outcome(future: Future, job: VideoJob, settings: FrameSettings) -> Result:
 
 
 def _worker_context():
+    """forkserver: children fork from a clean helper process, never from the caller."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
@@ -204,7 +274,7 @@ def extract_one(
     """
     reasons: list[tuple[str, FrameError | Exception]] = []
     for decoder in chain:
-        name = getattr(decoder, "name", getattr(decoder, "__name__", "decoder"))
+        name = decoder_name(decoder)
         try:
             return _extract_with(decoder, job, key, video_fingerprint, cache, settings)
         except _CacheWriteError as error:

@@ -19,6 +19,7 @@ from evalcore.frames import (
     fingerprint,
 )
 from evalcore.frames import cache as cache_module
+from evalcore.frames import extract as extract_module
 from evalcore.frames.decoders import PyAVSource
 from evalcore.frames.synthetic import read_frame_number, write_video
 
@@ -28,17 +29,22 @@ FAST = FrameSettings(nframe=4, workers=1, timeout_s=30)
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("videos")
-    write_video(folder / "clip.mp4", n_frames=30, gop=10)
-    write_video(folder / "other.mp4", n_frames=45, gop=10)
+    for name, n_frames in (("clip.mp4", 30), ("other.mp4", 45)):
+        write_video(folder / name, n_frames=n_frames, gop=10)
+        _age(folder / name)  # like a dataset on disk: old enough for the fingerprint memo
     return folder
+
+
+def _age(path: Path) -> Path:
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    return path
 
 
 def _aged_copy(source: Path, target: Path) -> Path:
     """A copy whose mtime is old enough for the fingerprint memo to trust it."""
     shutil.copyfile(source, target)
-    old = time.time() - 3600
-    os.utime(target, (old, old))
-    return target
+    return _age(target)
 
 
 def test_key_depends_on_what_changes_pixels_only(videos, tmp_path):
@@ -127,11 +133,12 @@ def test_resize_keeps_aspect_and_never_upscales(videos, tmp_path, max_side, size
     assert [read_frame_number(f) for f in frames] == list(entry.indices)
 
 
-def test_a_hit_opens_no_decoder(videos, tmp_path):
+def test_a_hit_opens_no_decoder_and_starts_no_process(videos, tmp_path, monkeypatch):
     cache = FrameCache(tmp_path / "cache")
     job = VideoJob(videos / "clip.mp4")
     first = extract_videos([job], cache, FAST)
     assert (first.hits, first.decoded) == (0, 1)
+    monkeypatch.setattr(extract_module, "ProcessPool", _no_process_allowed)
     again = extract_videos([job], cache, FAST, decoders=[_no_decoder_allowed])
     assert (again.hits, again.decoded, again.failed) == (1, 0, 0)
     assert again.results[job] == first.results[job]
@@ -141,6 +148,10 @@ def test_a_hit_opens_no_decoder(videos, tmp_path):
 
 def _no_decoder_allowed(path):
     raise AssertionError("a cache hit must not open a decoder")
+
+
+def _no_process_allowed(*args, **kwargs):
+    raise AssertionError("a cache hit must not start worker processes")
 
 
 def test_changed_video_gets_a_new_key_and_is_extracted_again(videos, tmp_path):
