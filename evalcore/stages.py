@@ -25,7 +25,7 @@ from evalcore.inference import (
 from evalcore.inference.frame_index import video_job
 from evalcore.inference.shard_job import ShardPaths
 from evalcore.inference.sharded import ShardCell, ShardSummary, run_shard
-from evalcore.inference.shards import Shard, device_groups, plan_shards
+from evalcore.inference.shards import DeviceGroup, Shard, device_groups, plan_shards
 from evalcore.models.registry import accepts_seed, build_model, resolve_factory
 from evalcore.predictions import PredictionLog, read_predictions
 from evalcore.prompts import TEMPLATE_VERSION
@@ -177,12 +177,16 @@ def shard_paths(ws: Workspace, model: str, dataset: str, trial: int) -> ShardPat
     return ShardPaths((ws.work_dir / "shards" / model / dataset / f"trial-{trial}").resolve())
 
 
-def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings) -> list[Shard]:
-    """The shards of one model x dataset x trial: fixed by the manifest and the settings."""
-    groups = device_groups(
+def inference_device_groups(inference: InferenceSettings) -> list[DeviceGroup]:
+    return device_groups(
         inference.gpus, inference.ranks_per_shard, inference.gpus_per_rank, inference.cpu_groups
     )
-    return plan_shards([s.sample_id for s in load_samples(dataset)], groups, inference.shards)
+
+
+def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings) -> list[Shard]:
+    """The shards of one model x dataset x trial: fixed by the manifest and the settings."""
+    ids = [s.sample_id for s in load_samples(dataset)]
+    return plan_shards(ids, inference_device_groups(inference), inference.shards)
 
 
 def infer_shard(

@@ -17,6 +17,7 @@ from tasks.frames import extract_frames
 from tasks.inference import infer
 from tasks.reports import publish
 from tasks.scoring import score
+from tasks.shards import submit_shards
 
 
 @flow(name="eval", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
@@ -31,15 +32,19 @@ def eval_flow(config: EvalConfig) -> dict:
     results = str(ws.prefect_results_dir.resolve())
 
     frames = {d.dataset_name: extract_frames.submit(d, config.frames, ws) for d in config.datasets}
-    inferred = [
-        infer.with_options(result_storage=results).submit(
-            m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]]
-        )
-        for d in config.datasets
-        for m in config.models
-        if not is_api_kind(m.kind)
-        for t in range(config.trials)
-    ]
+    if config.inference.launcher == "torchrun":  # local models: a torchrun job per shard
+        local = [m for m in config.models if not is_api_kind(m.kind)]
+        inferred = submit_shards(config, ws, frames, results, models=local)
+    else:
+        inferred = [
+            infer.with_options(result_storage=results).submit(
+                m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]]
+            )
+            for d in config.datasets
+            for m in config.models
+            if not is_api_kind(m.kind)
+            for t in range(config.trials)
+        ]
     inferred += [  # API models: a Dask fan-out per cell, from one Prefect task
         infer_api.with_options(result_storage=results).submit(
             m, d, t, config.seed, config.frames, ws, config.api, wait_for=[frames[d.dataset_name]]
