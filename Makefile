@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint bench clean
+.PHONY: demo test test-quick lint bench clean serve stop
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## generate the synthetic benchmark and evaluate both built-in models
 	$(VENV)/bin/evalcore demo
+
+serve: $(STAMP)  ## local Prefect server + work pool + deployments + worker (docs/operations.md)
+	$(VENV)/bin/evalcore serve
+
+stop:  ## stop the worker, then the server, that `make serve` started
+	$(VENV)/bin/evalcore stop
 
 test: $(STAMP)  ## the whole suite, as CI runs it
 	$(PY) -m pytest -q -ra

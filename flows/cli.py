@@ -71,6 +71,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import ServeError, ServeOptions, serve
+
+    opts = ServeOptions(
+        project_dir=args.project_dir,
+        home=args.home,
+        host=args.host,
+        port=args.port,
+        videos=args.videos,
+        seed=args.seed,
+        gpu_slots=args.gpu_slots,
+    )
+    try:
+        serve(opts)
+    except ServeError as exc:
+        print(f"error: {exc}\n(`evalcore stop` stops what was started)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from flows.serve import stop
+
+    stop(args.home or args.project_dir / ".prefect")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--videos", type=int, default=60)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
+
+    serve = sub.add_parser(
+        "serve", help="start a local Prefect server, deploy, start a worker (docs/operations.md)"
+    )
+    serve.add_argument("--port", type=int, default=4200)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--videos", type=int, default=60, help="demo benchmark size")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--gpu-slots", type=int, default=1, help="torchrun shards at once")
+    serve.set_defaults(func=cmd_serve)
+
+    stop = sub.add_parser("stop", help="stop the worker, then the server, that `serve` started")
+    stop.set_defaults(func=cmd_stop)
+
+    for command in (serve, stop):
+        command.add_argument(
+            "--project-dir", type=Path, default=Path("."), help="where flow runs work"
+        )
+        command.add_argument("--home", type=Path, default=None, help="PREFECT_HOME")
     return parser
 
 

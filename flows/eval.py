@@ -18,9 +18,16 @@ from tasks.inference import infer
 from tasks.reports import publish
 from tasks.scoring import score
 from tasks.shards import submit_shards
+from tasks.summary import publish_run_summary
 
 
-@flow(name="eval", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+@flow(
+    name="eval",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),
+    log_prints=True,
+    on_completion=[publish_run_summary],  # the run-summary artifact, failed runs included
+    on_failure=[publish_run_summary],
+)
 def eval_flow(config: EvalConfig) -> dict:
     """Evaluate every model on every dataset and publish the leaderboard.
 

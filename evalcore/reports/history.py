@@ -165,3 +165,22 @@ def cell_is_current(cell: dict | None, expected_settings: dict, expected_n: int)
         and cell.get("n") == expected_n
         and not cell.get("failed")
     )
+
+
+def cells_to_evaluate(
+    config: EvalConfig, ws: Workspace, sample_counts: dict[str, int]
+) -> dict[str, list[str]]:
+    """Dataset name -> names of the models whose cell must be (re-)evaluated: no result
+    yet, changed settings or sample count, or failed samples. `sample_counts` is the
+    number of samples each dataset evaluates (after its `limit`)."""
+    plan: dict[str, list[str]] = {}
+    for dataset in config.datasets:
+        name = dataset.dataset_name
+        plan[name] = []
+        for model in config.models:
+            path = ws.cell_json(model.name, name)
+            cell = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+            expected = cell_settings(model, dataset, config)
+            if not cell_is_current(cell, expected, sample_counts[name]):
+                plan[name].append(model.name)
+    return plan

@@ -1,0 +1,293 @@
+"""Operate the pipeline on a real local Prefect server: `evalcore serve` and `evalcore stop`.
+
+`serve` starts a Prefect server on loopback with a project-local `PREFECT_HOME` (its
+SQLite database, logs and the process ids live there), generates the demo benchmark the
+`eval/video` deployment evaluates by default, creates the process work pool and the
+concurrency limits, deploys `deployments/prefect.yaml`, starts a worker and prints the
+UI address. `stop` stops the worker, then the server (a worker whose server is gone
+ignores SIGTERM).
+
+The server is started detached with its output in a log file, not with
+`prefect server start --background`, whose server dies at its first log line (its
+output goes to a pipe nobody reads). Every child gets DO_NOT_TRACK=1 and
+PREFECT_SERVER_ANALYTICS_ENABLED=false, so nothing is looked up off the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
+WORK_POOL = "evalcore"  # the pool named in deployments/prefect.yaml
+DEMO_DATA = Path("data/synthetic")  # under the project dir; the `video` defaults read it
+STATE_FILE = "serve.json"
+ENV_FILE = "env.sh"
+
+
+class ServeError(RuntimeError):
+    """A step of `serve` failed; the message says which and where its log is."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `evalcore serve` starts, and where."""
+
+    project_dir: Path = field(default_factory=Path.cwd)  # flow runs work here (data/, outputs/)
+    home: Path | None = None  # PREFECT_HOME; default: project_dir/.prefect
+    host: str = "127.0.0.1"
+    port: int = 4200
+    videos: int = 60  # size of the generated demo benchmark
+    seed: int = 0
+    gpu_slots: int = 1  # concurrency limit of the `gpu` tag (torchrun shards at once)
+    worker_poll_seconds: float = 5.0  # how soon a worker sees a new run (Prefect: 10 s)
+    startup_timeout: float = 120.0
+
+    @property
+    def prefect_home(self) -> Path:
+        return (self.home or self.project_dir / ".prefect").resolve()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """The environment of every Prefect process `serve` starts."""
+    env = dict(os.environ)
+    env.pop("PREFECT_PROFILE", None)  # a user profile must not point us at another API
+    env.update(
+        PREFECT_HOME=str(home),
+        DO_NOT_TRACK="1",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def serve(opts: ServeOptions, say=print) -> dict:
+    """Start server, pool, limits, deployments and worker; return the recorded state."""
+    home = opts.prefect_home
+    home.mkdir(parents=True, exist_ok=True)
+    running = read_state(home)
+    if running and _alive(running["server"]["pid"]):
+        say(f"Already serving at {running['ui_url']} (PREFECT_HOME={home}); `evalcore stop` first.")
+        return running
+    if not _port_free(opts.host, opts.port):
+        raise ServeError(f"{opts.host}:{opts.port} is in use; pass --port")
+
+    project = opts.project_dir.resolve()
+    env = prefect_env(home, opts.api_url)
+    state = {
+        "ui_url": opts.ui_url,
+        "api_url": opts.api_url,
+        "prefect_home": str(home),
+        "project_dir": str(project),
+    }
+    server_log = home / "server.log"
+    say(f"Starting the Prefect server on {opts.host}:{opts.port} (log: {server_log})")
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    server = _spawn(
+        [*_prefect(), "server", "start", "--host", opts.host, "--port", str(opts.port)],
+        server_log,
+        server_env,
+        cwd=home,
+    )
+    state["server"] = {"pid": server, "log": str(server_log)}
+    write_state(home, state)  # recorded at once: `stop` must find it even if a step fails
+
+    tsv = _demo_benchmark(project, opts.videos, opts.seed, say)  # while the server boots
+    _wait_healthy(opts.api_url, server, server_log, opts.startup_timeout)
+    say(f"Server up; creating work pool {WORK_POOL!r}, concurrency limits, deployments")
+    _prefect_cli(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env, home)
+    _prefect_cli(["concurrency-limit", "create", "gpu", str(opts.gpu_slots)], env, home)
+    deploy_env = {**env, "EVALCORE_PROJECT_DIR": str(project)}
+    _prefect_cli(
+        ["--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_FILE)],
+        deploy_env,
+        home,
+        cwd=REPO_ROOT,
+    )
+
+    worker_log = home / "worker.log"
+    worker_env = {**deploy_env, "PREFECT_WORKER_QUERY_SECONDS": str(opts.worker_poll_seconds)}
+    worker = _spawn(
+        [*_prefect(), "worker", "start", "--pool", WORK_POOL, "--name", f"{WORK_POOL}-local"],
+        worker_log,
+        worker_env,
+        cwd=project,
+    )
+    state["worker"] = {"pid": worker, "log": str(worker_log)}
+    write_state(home, state)
+    _write_env_file(home, opts.api_url)
+    say(
+        f"\nPrefect UI: {opts.ui_url}\n"
+        f"Demo benchmark: {tsv}\n"
+        f"Worker log: {worker_log}\n\n"
+        f"In another shell:\n"
+        f"  source {home / ENV_FILE}\n"
+        f"  prefect deployment run eval/video\n"
+        f"Stop with `evalcore stop` (or `make stop`)."
+    )
+    return state
+
+
+def stop(home: Path, say=print, grace_seconds: float = 30.0) -> list[str]:
+    """Stop what `serve` started under `home`: the worker first, then the server."""
+    home = Path(home).resolve()
+    state = read_state(home)
+    if not state:
+        say(f"Nothing to stop ({home / STATE_FILE} not found).")
+        return []
+    stopped = []
+    for role in ("worker", "server"):
+        entry = state.get(role)
+        if entry and _terminate(entry["pid"], grace_seconds):
+            stopped.append(role)
+            say(f"Stopped the {role} (pid {entry['pid']}).")
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def read_state(home: Path) -> dict | None:
+    path = Path(home) / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def write_state(home: Path, state: dict) -> None:
+    from evalcore.atomic import atomic_write_text
+
+    atomic_write_text(Path(home) / STATE_FILE, json.dumps(state, indent=2))
+
+
+def _prefect() -> list[str]:
+    """The `prefect` of this interpreter's environment."""
+    exe = Path(sys.executable).parent / "prefect"
+    return [str(exe)] if exe.exists() else [shutil.which("prefect") or "prefect"]
+
+
+def _spawn(cmd: list[str], log: Path, env: dict, cwd: Path) -> int:
+    """Start `cmd` detached (own session: it outlives us, and a signal to its process
+    group reaches its children), with stdout and stderr appended to `log`."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def _prefect_cli(args: list[str], env: dict, home: Path, cwd: Path | None = None) -> None:
+    log = home / "setup.log"
+    with open(log, "ab") as out:
+        out.write(f"\n$ prefect {' '.join(args)}\n".encode())
+        out.flush()
+        done = subprocess.run(
+            [*_prefect(), *args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or home
+        )
+    if done.returncode:
+        raise ServeError(f"`prefect {' '.join(args)}` failed; see {log}")
+
+
+def _demo_benchmark(project: Path, videos: int, seed: int, say) -> Path:
+    """The data the `video` deployment's defaults point to (kept if already generated)."""
+    from evalcore.dataset.synthetic import generate_benchmark
+
+    say(f"Generating the demo benchmark ({videos} videos) under {project / DEMO_DATA}")
+    return generate_benchmark(project / DEMO_DATA, n_videos=videos, seed=seed)
+
+
+def _wait_healthy(api_url: str, pid: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise ServeError(f"the Prefect server exited during startup; see {log}")
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise ServeError(f"the Prefect server did not answer within {timeout:.0f} s; see {log}")
+
+
+def _write_env_file(home: Path, api_url: str) -> None:
+    lines = [
+        f"export PREFECT_HOME={home}",
+        f"export PREFECT_API_URL={api_url}",
+        "export DO_NOT_TRACK=1",
+        "export PREFECT_SERVER_ANALYTICS_ENABLED=false",
+    ]
+    (home / ENV_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a zombie is a child of ours that has already exited)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # it was our child and has just been reaped
+    except ChildProcessError:
+        pass  # not our child (the usual case: `serve` ran in another process)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _is_prefect(pid: int) -> bool:
+    """Guards against a recycled pid: the process must still be a `prefect` command."""
+    try:
+        return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _terminate(pid: int, grace_seconds: float) -> bool:
+    """SIGTERM the process group `pid` leads, SIGKILL it after `grace_seconds`."""
+    if not (_alive(pid) and _is_prefect(pid)):
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    while _alive(pid):
+        time.sleep(0.1)
+    return True
