@@ -83,8 +83,7 @@ class ResponseCache:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a process kill loses nothing committed
-        with self._lock, self._transaction():
-            self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA)  # idempotent; waits out other writers
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

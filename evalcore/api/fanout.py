@@ -82,6 +82,8 @@ def dask_client(cluster: ClusterSpec):
                 # loopback only (no LAN exposure); in-process workers use inproc://
                 **({"host": "127.0.0.1"} if cluster.processes else {}),
                 dashboard_address=None,
+                # its health/metrics HTTP server on a free loopback port, not 8787
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.WARNING,
             )
             client = Client(local, set_as_default=False)

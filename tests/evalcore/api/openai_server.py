@@ -82,6 +82,8 @@ class OpenAIServer:
         self.port = port
         self.seen: list[Seen] = []
         self.connections = 0
+        self.in_flight = 0  # requests read and not yet answered
+        self.max_in_flight = 0
         self._per_prompt: Counter[str] = Counter()
         self._rng = random.Random(self.behaviour.seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,6 +150,7 @@ class OpenAIServer:
         with self._lock:
             self.seen.clear()
             self._per_prompt.clear()
+            self.max_in_flight = 0
 
     # -- HTTP ------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -163,7 +166,13 @@ class OpenAIServer:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                if not await self._respond(method, path, headers, body, writer):
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    keep_open = await self._respond(method, path, headers, body, writer)
+                finally:
+                    self.in_flight -= 1
+                if not keep_open:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass

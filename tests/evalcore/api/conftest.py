@@ -1,0 +1,86 @@
+"""Fixtures for the API tests: a loopback OpenAI-compatible server, a small in-process Dask
+cluster, and the small synthetic benchmark with its frames extracted once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from openai_server import Behaviour, OpenAIServer
+
+from evalcore.api import ChatJob, close_dask_clients
+
+
+@pytest.fixture
+def server():
+    with OpenAIServer(Behaviour()) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """Two in-process workers (threads), so the cluster-wide bound spans workers."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
+    )
+    client = Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+    close_dask_clients()
+
+
+class FakeFrames:
+    """A frame-cache entry stand-in: real JPEG files on disk."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = tuple(paths)
+        self.timestamps = tuple(float(i) for i in range(len(paths)))
+
+    def jpeg_bytes(self) -> list[bytes]:
+        return [p.read_bytes() for p in self.paths]
+
+
+@pytest.fixture(scope="session")
+def jpeg_frames(tmp_path_factory) -> FakeFrames:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("jpegs")
+    paths = []
+    for i in range(3):
+        path = folder / f"{i:03d}.jpg"
+        Image.new("RGB", (320, 240), (40 * i, 100, 200)).save(path, quality=90)
+        paths.append(path)
+    return FakeFrames(paths)
+
+
+def text_jobs(n: int, prefix: str = "q") -> list[ChatJob]:
+    return [ChatJob(f"{prefix}{i}", f"prompt {prefix}{i}", f"key-{prefix}{i}") for i in range(n)]
+
+
+@dataclass(frozen=True)
+class BenchFrames:
+    """The small benchmark with frames extracted into a shared work dir (read-only)."""
+
+    dataset: object  # DatasetSpec
+    frames: object  # FrameSettings
+    work_dir: Path
+    answers: dict[str, str]  # question text -> correct letter
+
+
+@pytest.fixture(scope="session")
+def bench_frames(small_bench, tmp_path_factory) -> BenchFrames:
+    from evalcore.config import DatasetSpec
+    from evalcore.frames import FrameSettings
+    from evalcore.stages import load_samples, prepare_frames
+    from evalcore.workspace import Workspace
+
+    work = tmp_path_factory.mktemp("api-work")
+    dataset = DatasetSpec(tsv=small_bench)
+    frames = FrameSettings()
+    prepare_frames(dataset, frames, Workspace(work, work / "out"))
+    answers = {s.question.strip(): s.answer for s in load_samples(dataset)}
+    return BenchFrames(dataset, frames, work, answers)

@@ -1,0 +1,146 @@
+"""Requests over real HTTP on loopback: faults, retries, typed failures, media encoding."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import pytest
+from conftest import text_jobs
+from pydantic import SecretStr
+
+from evalcore.api import ChatJob, EndpointSpec, answer_locally
+from evalcore.api.model import build_openai_compatible
+from evalcore.models.base import ModelError, VideoRequest
+
+
+def spec_for(server, **overrides) -> EndpointSpec:
+    params = dict(
+        base_url=server.url,
+        model="test-model",
+        timeout=0.5,
+        max_attempts=4,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+    )
+    return EndpointSpec(**{**params, **overrides})
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "503", "408", "timeout", "malformed", "reset"])
+def test_transient_fault_is_retried_until_answered(server, fault):
+    server.behaviour.hang = 2.0
+    server.behaviour.scripted = {"prompt q0": [fault, fault, "ok"]}
+    [outcome] = answer_locally(text_jobs(1), spec_for(server), None)
+    assert outcome.ok and outcome.text == "A"
+    assert outcome.attempts == 3
+    assert [s.outcome for s in server.seen] == [fault, fault, "ok"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type"),
+    [
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("403", "Forbidden"),
+        ("404", "NotFound"),
+        ("422", "Unprocessable"),
+        ("empty", "MalformedResponse"),
+    ],
+)
+def test_final_or_exhausted_faults_become_typed_failures(server, fault, error_type):
+    server.behaviour.scripted = {"prompt q0": [fault]}
+    [outcome] = answer_locally(text_jobs(1), spec_for(server), None)
+    assert not outcome.ok and outcome.text is None
+    assert outcome.error_type == error_type
+    retried = fault == "empty"  # an unparsable answer is worth another attempt
+    assert outcome.attempts == (4 if retried else 1) == len(server.seen)
+
+
+def test_out_of_attempts_records_the_last_error(server):
+    server.behaviour.scripted = {"prompt q0": ["500", "reset", "503"]}
+    [outcome] = answer_locally(text_jobs(1), spec_for(server, max_attempts=3), None)
+    assert outcome.error_type == "ServerError"
+    assert "HTTP 503" in outcome.error and "gave up after 3 attempts" in outcome.error
+
+
+def test_retry_after_in_seconds_is_honoured(server):
+    server.behaviour.retry_after = "1"
+    server.behaviour.retry_after_ms = None
+    server.behaviour.scripted = {"prompt q0": ["429", "ok"]}
+    started = time.monotonic()
+    [outcome] = answer_locally(text_jobs(1), spec_for(server), None)
+    assert outcome.ok
+    assert 1.0 <= time.monotonic() - started < 3.0  # backoff alone would wait <= 0.01 s
+
+
+def test_key_is_sent_as_bearer_and_redacted_from_errors(server):
+    key = "sk-test-PLANTED-0123456789"
+    server.behaviour.api_key = key
+    [good] = answer_locally(text_jobs(1), spec_for(server), SecretStr(key))
+    assert good.ok
+    [bad] = answer_locally(text_jobs(1, "w"), spec_for(server), SecretStr(key + "-wrong"))
+    assert bad.error_type == "Unauthorized" and bad.attempts == 1
+    assert key not in bad.error and "[redacted]" in bad.error  # the server echoed it
+
+
+def test_frames_go_as_the_cached_jpeg_bytes(server, jpeg_frames):
+    job = ChatJob("s1", "What is shown?", "k", frames=jpeg_frames)
+    [outcome] = answer_locally([job], spec_for(server), None)
+    assert outcome.ok
+    [seen] = server.seen
+    assert seen.images == 3 and seen.prompt == "What is shown?"
+    parts = seen.body["messages"][0]["content"]
+    sent = [base64.b64decode(p["image_url"]["url"].split(",", 1)[1]) for p in parts[:3]]
+    assert sent == jpeg_frames.jpeg_bytes()  # no re-encoding
+    assert parts[-1] == {"type": "text", "text": "What is shown?"}
+
+
+def test_resize_and_video_modes(server, jpeg_frames, tmp_path):
+    from PIL import Image
+
+    job = ChatJob("s1", "p", "k", frames=jpeg_frames)
+    answer_locally([job], spec_for(server, image_max_side=64), None)
+    url = server.seen[-1].body["messages"][0]["content"][0]["image_url"]["url"]
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
+        assert max(img.size) == 64
+
+    answer_locally([job], spec_for(server, media="video_frames"), None)
+    [part, _] = server.seen[-1].body["messages"][0]["content"]
+    assert part["video_url"]["url"].startswith("data:video/jpeg;base64,")
+    assert part["video_url"]["url"].count(",") == 3  # one base64 JPEG per frame
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42 fake")
+    vjob = ChatJob("s2", "p", "k2", video_path=str(video))
+    answer_locally([vjob], spec_for(server, media="video_file"), None)
+    [part, _] = server.seen[-1].body["messages"][0]["content"]
+    assert (
+        part["video_url"]["url"]
+        == "data:video/mp4;base64," + base64.b64encode(video.read_bytes()).decode()
+    )
+
+
+def test_generation_params_reach_the_server(server):
+    spec = spec_for(
+        server,
+        max_tokens=7,
+        temperature=0.7,
+        seed=3,
+        system_prompt="Be brief.",
+        extra_body={"top_k": 5},
+    )
+    answer_locally(text_jobs(1), spec, None)
+    body = server.seen[0].body
+    assert body["model"] == "test-model" and body["max_tokens"] == 7
+    assert body["temperature"] == 0.7 and body["seed"] == 3 and body["top_k"] == 5
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_video_model_adapter_answers_and_raises_on_failure(server, jpeg_frames):
+    model = build_openai_compatible(base_url=server.url, model="test-model", timeout=0.5)
+    request = VideoRequest("s1", "prompt q0", "q", ("a", "b"), jpeg_frames)
+    assert model.generate([request]) == ["A"]
+    server.behaviour.scripted = {"prompt q0": ["400"]}
+    with pytest.raises(ModelError, match="BadRequest"):
+        model.generate([request])

@@ -1,0 +1,106 @@
+"""The Dask fan-out: batches, the cluster-wide in-flight bound, the rate limit, an external
+scheduler, and the cache in front of it all."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import text_jobs
+from test_api_client import spec_for
+
+from evalcore.api import (
+    ClusterSpec,
+    ResponseCache,
+    answer_jobs,
+    dask_client,
+    dask_runner,
+    fan_out,
+    judge,
+    local_runner,
+)
+from evalcore.api.judge import JudgeItem
+
+
+def collect(client, jobs, spec, per_task=4):
+    batches: list[list] = []
+    fan_out(client, jobs, spec, None, per_task, batches.append)
+    return batches
+
+
+def test_batches_stream_back_and_the_bound_holds_across_workers(server, dask_cluster):
+    server.behaviour.latency = 0.05
+    spec = spec_for(server, max_in_flight=3)
+    batches = collect(dask_cluster, text_jobs(40), spec, per_task=5)
+    assert len(batches) == 8 and all(len(b) == 5 for b in batches)
+    outcomes = [o for b in batches for o in b]
+    assert sorted(o.job_id for o in outcomes) == sorted(f"q{i}" for i in range(40))
+    assert all(o.ok for o in outcomes)
+    assert server.max_in_flight == 3  # 2 workers x 2 slots x 5 requests queued, 3 on the wire
+
+
+def test_requests_per_minute_limit(server, dask_cluster):
+    spec = spec_for(server, max_in_flight=2, requests_per_minute=600)  # 10/s
+    started = time.monotonic()
+    collect(dask_cluster, text_jobs(12), spec, per_task=3)
+    assert time.monotonic() - started >= 0.9  # 12 requests at <= 10/s, 2 at once
+    assert len(server.seen) == 12
+
+
+def test_scheduler_address_uses_an_existing_cluster(server):
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        client = dask_client(ClusterSpec(scheduler_address=address))
+        try:
+            batches = collect(client, text_jobs(6), spec_for(server), per_task=2)
+            assert sum(len(b) for b in batches) == 6
+            assert client.scheduler_info()["address"] == address
+            assert "api-batch" in cluster.scheduler.task_prefixes  # the batches ran there
+        finally:
+            client.close()
+
+
+def test_cache_hits_never_reach_the_server_and_failures_are_not_stored(
+    server, dask_cluster, tmp_path
+):
+    server.behaviour.scripted = {"prompt q3": ["400"]}
+    spec = spec_for(server)
+    outcomes = []
+    with ResponseCache(tmp_path / "c.sqlite3") as cache:
+        runner = dask_runner(dask_cluster, spec, None, 4)
+        first = answer_jobs(text_jobs(10), spec, cache, runner, outcomes.append)
+        assert (first.answered, first.failed, first.cache_hits) == (9, 1, 0)
+        assert first.failures == {"BadRequest": 1}
+        assert cache.stats().entries == 9
+
+        server.reset_log()
+        outcomes.clear()
+        second = answer_jobs(text_jobs(10), spec, cache, runner, outcomes.append)
+    assert second.cache_hits == 9 and second.requests == 1  # only the failure is re-sent
+    assert [s.prompt for s in server.seen] == ["prompt q3"]
+    assert sum(o.cached for o in outcomes) == 9
+
+
+def test_judge_uses_the_same_cache_and_runner(server, tmp_path):
+    server.behaviour.answer = lambda prompt: "The answer is B." if "clearly" in prompt else "Z"
+    items = [
+        JudgeItem("i1", "Which animal?", ("cat", "tiger"), "it is clearly a tiger"),
+        JudgeItem("i2", "Which animal?", ("cat", "tiger"), "no idea"),
+    ]
+    spec = spec_for(server)
+    with ResponseCache(tmp_path / "c.sqlite3") as cache:
+        verdicts, stats = judge(items, spec, cache, local_runner(spec, None))
+        assert verdicts["i1"].letter == "B" and verdicts["i2"].letter is None
+        assert stats.answered == 2
+        again, stats = judge(items, spec, cache, local_runner(spec, None))
+    assert stats.cache_hits == 2 and len(server.seen) == 2
+    assert again == verdicts
