@@ -98,6 +98,44 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_path(args: argparse.Namespace) -> Path:
+    if args.path:
+        return args.path
+    if args.config:
+        from evalcore.config import load_config
+        from evalcore.workspace import Workspace
+
+        config = load_config(args.config)
+        return (
+            config.api.cache_path
+            or Workspace(config.work_dir, config.output_dir).response_cache_path
+        )
+    from evalcore.workspace import Workspace
+
+    return Workspace(args.work_dir, Path("outputs")).response_cache_path
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from evalcore.api.cache import ResponseCache, describe_stats
+    from evalcore.config import ConfigError
+
+    try:
+        path = _cache_path(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not path.is_file():
+        print(f"no response cache at {path}")
+        return 0
+    with ResponseCache(path) as cache:
+        if args.action == "stats":
+            print(describe_stats(cache.stats()))
+        else:
+            removed = cache.clear(model=args.model)
+            print(f"removed {removed} cached responses from {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser("stop", help="stop the worker, then the server, that `serve` started")
     stop.set_defaults(func=cmd_stop)
+
+    cache = sub.add_parser("cache", help="the API response cache: `stats` or `clear`")
+    cache.add_argument("action", choices=["stats", "clear"])
+    where = cache.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="use this run config's cache")
+    where.add_argument("--path", type=Path, help="the cache's SQLite file")
+    where.add_argument("--work-dir", type=Path, default=Path("work"), help="default: work")
+    cache.add_argument("--model", help="clear: only the answers of this endpoint model id")
+    cache.set_defaults(func=cmd_cache)
 
     for command in (serve, stop):
         command.add_argument(

@@ -200,3 +200,18 @@ def _sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def describe_stats(stats: CacheStats) -> str:
+    """`evalcore cache stats` output."""
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+    lines = [
+        f"response cache: {stats.path}",
+        f"  entries: {stats.entries}  size: {stats.bytes_on_disk / 1e6:.1f} MB  "
+        f"oldest: {when(stats.oldest)}  newest: {when(stats.newest)}",
+    ]
+    lines += [f"  {model}: {n}" for model, n in stats.per_model.items()]
+    return "\n".join(lines)
