@@ -8,6 +8,7 @@ shards and recomputes a failed one, which resumes from the durable logs.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from prefect import allow_failure, task
@@ -49,7 +50,7 @@ def submit_shards(
     config: EvalConfig,
     ws: Workspace,
     frames: dict[str, PrefectFuture],
-    result_storage: str,
+    result_storage: str | Path,
     models: list[ModelSpec] | None = None,
 ) -> list[PrefectFuture]:
     """Submit every shard of every local model x dataset x trial.
@@ -58,6 +59,7 @@ def submit_shards(
     group (finished or failed: one bad shard stops nothing else), so at most one shard
     runs per group and all groups work side by side.
     """
+    storage = Path(result_storage)  # a str would name a Prefect block (FIELD-NOTES)
     groups = inference_device_groups(config.inference)
     previous: dict[int, PrefectFuture] = {}
     futures = []
@@ -76,7 +78,7 @@ def submit_shards(
                     )
                     future = infer_shard_task.with_options(
                         task_run_name=name,
-                        result_storage=result_storage,
+                        result_storage=storage,
                         retries=config.inference.retries,
                     ).submit(
                         model,

@@ -1,0 +1,163 @@
+"""The `eval` flow with `launcher: torchrun`: shards as Prefect tasks, each a torchrun job."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
+from evalcore.predictions import read_predictions
+from evalcore.predictions.log import iter_records
+from evalcore.stages import infer_inline, load_samples, plan_cell_shards, prepare_frames
+from evalcore.workspace import Workspace
+from flows.eval import eval_flow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.evalcore.inference.fakes import FAKE_KIND, read_calls  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _ranks_import_tests(monkeypatch):
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
+
+
+def config_for(tsv: Path, tmp: Path, model: ModelSpec, inference: InferenceSettings) -> EvalConfig:
+    return EvalConfig(
+        datasets=[DatasetSpec(tsv=tsv)],
+        models=[model],
+        inference=inference,
+        output_dir=tmp / "outputs",
+        work_dir=tmp / "work",
+    )
+
+
+def fake(tmp: Path, batch_size: int = 2, **params) -> ModelSpec:
+    params = {"calls_file": str(tmp / "calls.jsonl"), **params}
+    return ModelSpec(name="fake", kind=FAKE_KIND, params=params, batch_size=batch_size)
+
+
+def torchrun(**kw) -> InferenceSettings:
+    return InferenceSettings(launcher="torchrun", watchdog_s=60, grace_s=2, **kw)
+
+
+def predictions(config: EvalConfig) -> dict[str, str | None]:
+    log_dir = config.work_dir / "predictions/fake/Tiny/trial-0"
+    return {i: r.prediction for i, r in read_predictions(log_dir).items()}
+
+
+def ok_counts(config: EvalConfig) -> Counter:
+    logs = (config.work_dir / "predictions/fake/Tiny/trial-0").glob("*.jsonl")
+    return Counter(r.sample_id for p in logs for r in iter_records(p) if r.ok)
+
+
+def launches(config: EvalConfig, shard: str) -> list[Path]:
+    return sorted((config.work_dir / "shards/fake/Tiny/trial-0").glob(f"{shard}-of-*/launch-*"))
+
+
+def rank_status(launch: Path, rank: int) -> dict:
+    return json.loads((launch / f"rank{rank}.json").read_text())
+
+
+def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_bench, tmp_path):
+    inline = config_for(small_bench, tmp_path / "inline", fake(tmp_path), InferenceSettings())
+    sharded_config = config_for(
+        small_bench,
+        tmp_path / "sharded",
+        fake(tmp_path),
+        torchrun(shards=2, ranks_per_shard=2, cpu_groups=1),
+    )
+    # The single-process path, as the inline launcher runs it (without Prefect).
+    ws = Workspace(inline.work_dir, inline.output_dir)
+    prepare_frames(inline.datasets[0], inline.frames, ws)
+    infer_inline(inline.models[0], inline.datasets[0], 0, inline.seed, inline.frames, ws)
+    sharded = eval_flow(sharded_config)
+
+    assert predictions(sharded_config) == predictions(inline)
+    assert len(predictions(inline)) == 48
+    assert set(ok_counts(sharded_config).values()) == {1}  # no duplicates
+    (row,) = sharded["leaderboard"]
+    assert (row["n"], row["failed"]) == (48, 0)
+    assert sorted((s["shard"], s["ids"], s["answered"]) for s in sharded["inference"]) == [
+        (0, 24, 24),
+        (1, 24, 24),
+    ]
+    logs = sorted(
+        p.name for p in (sharded_config.work_dir / "predictions/fake/Tiny/trial-0").iterdir()
+    )
+    assert logs == [f"shard{s}-rank{r}.jsonl" for s in (0, 1) for r in (0, 1)]
+    # One CPU device group: the second shard started after the first one's ranks ended.
+    (first,), (second,) = launches(sharded_config, "shard0"), launches(sharded_config, "shard1")
+    ends = {k: max(rank_status(k, r)["time"] for r in (0, 1)) for k in (first, second)}
+    earlier, later = sorted((first, second), key=ends.get)
+    assert (later / "job.json").stat().st_mtime >= ends[earlier]
+
+
+def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
+    prefect_harness, small_bench, tmp_path
+):
+    budget = tmp_path / "kill-once"
+    budget.write_text("1")
+    model = fake(
+        tmp_path, fault="kill", fault_after_calls=3, fault_rank=1, fault_budget_file=str(budget)
+    )
+    config = config_for(
+        small_bench, tmp_path, model, torchrun(shards=1, ranks_per_shard=2, cpu_groups=1, retries=1)
+    )
+    result = eval_flow(config)
+
+    killed, retried = launches(config, "shard0")
+    failure = (killed / "failure.txt").read_text()
+    assert "rank 1" in failure and "SIGKILL" in failure
+    calls = read_calls(tmp_path / "calls.jsonl")
+    kill_time = [c["t"] for c in calls if c["rank"] == 1][2]  # its third call killed it
+    assert (killed / "failure.txt").stat().st_mtime - kill_time < 10  # failed within seconds
+
+    assert len(predictions(config)) == 48 and set(ok_counts(config).values()) == {1}
+    assert result["leaderboard"][0]["n"] == 48 and result["leaderboard"][0]["failed"] == 0
+    killed_pids = {rank_status(killed, r)["pid"] for r in (0, 1)}
+    log_dir = config.work_dir / "predictions/fake/Tiny/trial-0"
+    finished_before = {
+        r.sample_id
+        for p in log_dir.glob("*.jsonl")
+        for r in iter_records(p)
+        if r.finished_at < (killed / "failure.txt").stat().st_mtime
+    }
+    assert finished_before
+    recomputed = {i for c in calls if c["pid"] not in killed_pids for i in c["ids"]}
+    assert recomputed and not recomputed & finished_before
+
+
+def test_rerun_after_a_failed_shard_recomputes_only_that_shard(
+    prefect_harness, small_bench, tmp_path
+):
+    dataset = DatasetSpec(tsv=small_bench)
+    inference = torchrun(shards=2, ranks_per_shard=1, cpu_groups=2, retries=1)
+    shard_ids = [set(s.ids) for s in plan_cell_shards(dataset, inference)]
+    victim = sorted(shard_ids[1], key=int)[3]
+    budget = tmp_path / "fail-twice"
+    budget.write_text("2")
+    model = fake(tmp_path, fault="raise", fault_ids=[victim], fault_budget_file=str(budget))
+    config = config_for(small_bench, tmp_path, model, inference)
+
+    state = eval_flow(config, return_state=True)
+    assert state.is_failed()
+    assert budget.read_text() == "0"  # shard 1 failed on both of its attempts
+    first_calls = read_calls(tmp_path / "calls.jsonl")
+
+    eval_flow(config)
+    new_ids = {
+        i for c in read_calls(tmp_path / "calls.jsonl")[len(first_calls) :] for i in c["ids"]
+    }
+    assert new_ids and new_ids <= shard_ids[1]  # shard 0 was a cache hit: no model call
+    assert len(launches(config, "shard0")) == 1 and len(launches(config, "shard1")) == 3
+    assert set(predictions(config)) == {s.sample_id for s in load_samples(dataset)}
+    assert set(ok_counts(config).values()) == {1}
