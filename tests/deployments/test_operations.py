@@ -1,0 +1,219 @@
+"""End to end on a real Prefect server: `evalcore serve`, `prefect deployment run eval/video`,
+an injected shard failure healed by `prefect flow-run retry`, the nightly leaderboard,
+and `evalcore stop`. Everything goes through the commands a user types.
+
+One server for the module (startup and deploy cost ~25 s); the tests run in order and
+build on each other's outputs. Flow-run states are polled through the REST API, never
+with `prefect flow-run watch` (after a retry it can replay the old Failed state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from shard_faults import executions
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+BIN = Path(sys.executable).parent
+VIDEOS = 3  # 12 questions: enough to rank two models, small enough for 2 shared cores
+RUN_TIMEOUT = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Ops:
+    """A served project: runs `prefect` / `evalcore` commands against its server."""
+
+    def __init__(self, project: Path, port: int) -> None:
+        self.project = project
+        self.home = project / ".prefect"
+        self.api = f"http://127.0.0.1:{port}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api,
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # the worker's flow runs import the test-only model kinds from here
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+
+    def cli(self, *args: str, timeout: float = 120.0) -> str:
+        done = subprocess.run(
+            [str(BIN / args[0]), *args[1:]],
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def run_deployment(self, name: str, config: dict | None = None) -> str:
+        args = ["prefect", "deployment", "run", name]
+        if config is not None:
+            args += ["--params", json.dumps({"config": config})]
+        out = self.cli(*args)
+        return re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+
+    def flow_run(self, run_id: str) -> dict:
+        with urllib.request.urlopen(f"{self.api}/flow_runs/{run_id}", timeout=10) as resp:
+            return json.load(resp)
+
+    def wait(self, run_id: str, attempt: int = 1) -> str:
+        """Poll until attempt `attempt` of the run is final; return its state type."""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline:
+            run = self.flow_run(run_id)
+            final = run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+            if final and run["run_count"] >= attempt:
+                return run["state_type"]
+            time.sleep(1.0)
+        pytest.fail(f"flow run {run_id} not finished in {RUN_TIMEOUT} s:\n{self.worker_log()}")
+
+    def worker_log(self) -> str:
+        log = self.home / "worker.log"
+        return log.read_text(errors="replace")[-4000:] if log.exists() else "(no worker log)"
+
+    def artifacts(self) -> dict[str, dict]:
+        """Latest version of every keyed artifact, by key (through `prefect artifact ls`)."""
+        out = self.cli("prefect", "artifact", "ls", "-o", "json")
+        return {a["key"]: a for a in json.loads(out) if a.get("key")}
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory):
+    project = tmp_path_factory.mktemp("project")
+    ops = Ops(project, free_port())
+    port = ops.api.rsplit(":", 1)[1].split("/")[0]
+    try:
+        ops.cli("evalcore", "serve", "--port", port, "--videos", str(VIDEOS), timeout=300)
+        yield ops
+    finally:  # pass or fail: the worker first, then the server
+        subprocess.run(
+            [str(BIN / "evalcore"), "stop"], cwd=project, env=ops.env, timeout=120, check=False
+        )
+        assert not (ops.home / "serve.json").exists()
+
+
+def test_video_deployment_evaluates_the_demo_benchmark(ops):
+    deployments = json.loads(ops.cli("prefect", "deployment", "ls", "-o", "json"))
+    by_name = {d["name"]: d for d in deployments}
+    assert {"video", "nightly"} <= set(by_name)
+    (schedule,) = by_name["nightly"]["schedules"]
+    assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"]
+    assert schedule["active"]
+
+    run_id = ops.run_deployment("eval/video")
+    assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
+
+    out = ops.project / "outputs"
+    board = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    assert set(board) == {"reference", "random"}
+    assert board["reference"]["n"] == 4 * VIDEOS and board["reference"]["failed"] == 0
+    assert board["reference"]["accuracy"] > board["random"]["accuracy"]
+    assert (out / "reference_SyntheticVQA.xlsx").exists()
+    assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+
+    summary = ops.artifacts()["eval-run-summary"]
+    assert summary["flow_run_id"] == run_id
+    assert "attempt 1, Completed" in summary["data"] and "frame-cache hits" in summary["data"]
+
+
+def test_retry_recomputes_only_the_failed_shard(ops):
+    runs = {name: ops.project / f"{name}.runs" for name in ("healthy", "broken")}
+    marker = ops.project / "break-shard"
+    marker.touch()
+    config = {
+        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+        "models": [
+            {
+                "name": name,
+                "kind": "shard_faults:flaky",
+                "params": {
+                    "runs_file": str(path),
+                    "fail_marker": str(marker) if name == "broken" else "",
+                },
+            }
+            for name, path in runs.items()
+        ],
+        "output_dir": "outputs-retry",
+        "work_dir": "work-retry",
+    }
+    run_id = ops.run_deployment("eval/video", config)
+    assert ops.wait(run_id) == "FAILED"
+    assert executions(runs["healthy"]) == 1 and executions(runs["broken"]) == 1
+
+    marker.unlink()  # the cause is fixed; retry the same flow run, as the UI's Retry does
+    ops.cli("prefect", "flow-run", "retry", run_id)
+    assert ops.wait(run_id, attempt=2) == "COMPLETED", ops.worker_log()
+    assert executions(runs["healthy"]) == 1  # restored from its cached result
+    assert executions(runs["broken"]) == 2  # only the failed unit ran again
+
+    board = json.loads((ops.project / "outputs-retry/leaderboard.json").read_text())
+    assert {r["model"]: r["failed"] for r in board} == {"healthy": 0, "broken": 0}
+    summary = ops.artifacts()["eval-run-summary"]["data"]
+    assert "attempt 2, Completed" in summary
+    infer_row = next(line for line in summary.splitlines() if line.startswith("| infer |"))
+    # | infer | task runs | cached | ran | failed | retried shards | wall s |
+    assert infer_row.split("|")[2:7] == [" 2 ", " 1 ", " 1 ", " 0 ", " 1 "], summary
+
+
+def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
+    out = ops.project / "outputs"
+    before = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+
+    # Defaults: the same matrix `eval/video` just evaluated -> nothing to recompute.
+    assert ops.wait(ops.run_deployment("leaderboard/nightly")) == "COMPLETED", ops.worker_log()
+    first = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    assert first["reference"]["evaluated_at"] == before["reference"]["evaluated_at"]
+    assert first["random"]["evaluated_at"] == before["random"]["evaluated_at"]
+    assert first["random"]["delta"] is None  # no earlier snapshot to compare with
+
+    # A changed setting of one model: only that cell is evaluated again.
+    time.sleep(1.0)  # evaluated_at has one-second resolution
+    config = {
+        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+        "models": [
+            {"name": "reference", "kind": "reference"},
+            {"name": "random", "kind": "random", "params": {"seed": 1}},
+        ],
+        "output_dir": "outputs",
+        "work_dir": "work",
+    }
+    nightly = ops.run_deployment("leaderboard/nightly", config)
+    assert ops.wait(nightly) == "COMPLETED", ops.worker_log()
+    second = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    assert second["reference"]["evaluated_at"] == first["reference"]["evaluated_at"]
+    assert second["random"]["evaluated_at"] != first["random"]["evaluated_at"]
+    assert second["reference"]["delta"] == 0.0
+    assert second["random"]["previous_accuracy"] == first["random"]["accuracy"]
+
+    snapshots = sorted((out / "history").glob("leaderboard-*.json"))
+    assert len(snapshots) == 2
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| Δ |" in markdown and "last evaluated" in markdown
+
+    artifacts = ops.artifacts()
+    for key in ("video-leaderboard", "video-leaderboard-md", "video-leaderboard-chart"):
+        assert artifacts[key]["flow_run_id"] == nightly, key
+    assert "data:image/png;base64," in artifacts["video-leaderboard-chart"]["data"]

@@ -1,0 +1,63 @@
+"""The run summary's arithmetic over task runs (no server: plain records)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tasks.summary import TaskRunView, cache_counts, stage_stats, summary_markdown
+
+T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+
+def run(name, key, state, attempt, start_s, end_s, run_count=1, state_name=None):
+    return TaskRunView(
+        name=name,
+        task_key=key,
+        state_type=state,
+        state_name=state_name or state.title(),
+        run_count=run_count,
+        attempt=attempt,
+        start=T0 + timedelta(seconds=start_s),
+        end=T0 + timedelta(seconds=end_s),
+    )
+
+
+def test_retry_attempt_counts_cached_and_retried_shards():
+    runs = [
+        # attempt 1: frames ok, one unit ok, one unit failed
+        run("extract-frames-a1b", "extract_frames-x", "COMPLETED", 1, 0, 4),
+        run("infer-0c1", "infer-y", "COMPLETED", 1, 4, 9),
+        run("infer-d2e", "infer-y", "FAILED", 1, 4, 5),
+        # attempt 2 (flow-run retry): the good unit is restored, the failed one runs again
+        run("extract-frames-f3a", "extract_frames-x", "COMPLETED", 2, 20, 21),
+        run("infer-b4c", "infer-y", "COMPLETED", 2, 21, 21.1, state_name="Cached"),
+        run("infer-e5f", "infer-y", "COMPLETED", 2, 21, 26),
+        # a shard named per shard, retried once by Prefect inside attempt 2
+        run("infer-m-D-t0-shard1of2", "infer_shard_task-z", "COMPLETED", 2, 21, 30, run_count=2),
+    ]
+    stats = {s.stage: s for s in stage_stats(runs, attempt=2)}
+    assert list(stats) == ["extract-frames", "infer", "infer_shard_task"]
+    infer = stats["infer"]
+    assert (infer.runs, infer.cached, infer.ran, infer.failed, infer.retried) == (2, 1, 1, 0, 1)
+    assert infer.seconds == 5.0
+    assert stats["infer_shard_task"].retried == 1
+    assert stats["extract-frames"].retried == 0
+
+    first = {s.stage: s for s in stage_stats(runs, attempt=1)}
+    assert (first["infer"].failed, first["infer"].retried) == (1, 0)
+
+
+def test_cache_lines_and_markdown():
+    outcome = {
+        "frames": [{"hits": 3, "videos": 4}],
+        "inference": [{"answered": 2}, {"answered": 5, "cache_hits": 4}],
+    }
+    caches = cache_counts(outcome, api_cells_restored=0)
+    assert caches == {
+        "frame-cache hits": "3 of 4 videos",
+        "API cache hits": "4 requests over 1 cells",
+    }
+    assert cache_counts(None, 0)["frame-cache hits"].startswith("n/a")
+    samples = {"total": 8, "answered": 2, "restored": 5, "failed": 1, "missing": 0}
+    text = summary_markdown("r", 2, "Completed", 3.2, samples, [], caches)
+    assert "attempt 2, Completed" in text and "| | 8 | 2 | 5 | 1 | 0 |" in text
