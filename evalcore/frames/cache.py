@@ -47,6 +47,10 @@ class VideoJob:
     start: float | None = None
     end: float | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, Path):  # accept str paths from configs and TSVs
+            object.__setattr__(self, "path", Path(self.path))
+
 
 @dataclass(frozen=True)
 class FrameFailure:
@@ -132,20 +136,21 @@ class FrameCache:
         directory = self.entry_dir(key)
         try:
             manifest = json.loads((directory / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return None
-        if manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
-            return None
-        paths = tuple(directory / name for name in manifest["files"])
+            if manifest["format"] != FORMAT_VERSION or manifest["key"] != key:
+                return None
+            paths = tuple(directory / name for name in manifest["files"])
+            entry = FrameEntry(
+                key=key,
+                dir=directory,
+                paths=paths,
+                indices=tuple(manifest["indices"]),
+                timestamps=tuple(manifest["timestamps"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # absent, or not written by this code: not an entry
         if not all(path.is_file() for path in paths):
             return None  # files removed by hand; a new extraction replaces the entry
-        return FrameEntry(
-            key=key,
-            dir=directory,
-            paths=paths,
-            indices=tuple(manifest["indices"]),
-            timestamps=tuple(manifest["timestamps"]),
-        )
+        return entry
 
     def entry_dir(self, key: str) -> Path:
         return self.root / key[:2] / key

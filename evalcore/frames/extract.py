@@ -123,7 +123,8 @@ def extract_videos(
                 if key is not None:
                     misses.append((key, known[job.path], job))
         if misses or unknown:
-            decoding.start(expected=len(misses) + len(unknown))  # new files: likely misses
+            new_files = sum(job.path in unknown for job in candidates)  # likely misses
+            decoding.start(expected=len(misses) + new_files)
         # biggest first: a long video started last would decode alone at the end
         for miss in sorted(misses, key=lambda m: -_size(m[2].path)):
             decoding.submit(*miss)

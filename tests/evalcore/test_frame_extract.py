@@ -179,8 +179,12 @@ def test_each_distinct_video_is_decoded_once(videos, tmp_path):
     copy.write_bytes((videos / "good.mp4").read_bytes())
     a, b = VideoJob(videos / "good.mp4"), VideoJob(copy)
     done = []
+    same_as_a = VideoJob(str(a.path))  # a str path is the same job
     report = extract_videos(
-        [a, a, b, a], FrameCache(tmp_path / "cache"), FrameSettings(), lambda *p: done.append(p)
+        [a, a, b, same_as_a],
+        FrameCache(tmp_path / "cache"),
+        FrameSettings(),
+        lambda *p: done.append(p),
     )
     assert list(report.results) == [a, b]
     assert report.results[a] == report.results[b]  # one entry serves both paths
