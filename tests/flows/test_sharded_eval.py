@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections import Counter
@@ -102,7 +103,7 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
 
 
 def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
-    prefect_harness, small_bench, tmp_path
+    prefect_harness, small_bench, tmp_path, caplog
 ):
     budget = tmp_path / "kill-once"
     budget.write_text("1")
@@ -112,9 +113,13 @@ def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
     config = config_for(
         small_bench, tmp_path, model, torchrun(shards=1, ranks_per_shard=2, cpu_groups=1, retries=1)
     )
-    result = eval_flow(config)
+    with caplog.at_level(logging.INFO, logger="prefect.task_runs"):
+        result = eval_flow(config)
 
     killed, retried = launches(config, "shard0")
+    # The task run's failure (logged by Prefect before its retry) quotes the dead rank.
+    (retry_log,) = [r.getMessage() for r in caplog.records if "Retry 1/1" in r.getMessage()]
+    assert "ShardFailed" in retry_log and "rank 1" in retry_log and "SIGKILL" in retry_log
     failure = (killed / "failure.txt").read_text()
     assert "rank 1" in failure and "SIGKILL" in failure
     calls = read_calls(tmp_path / "calls.jsonl")
@@ -123,7 +128,7 @@ def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
 
     assert len(predictions(config)) == 48 and set(ok_counts(config).values()) == {1}
     assert result["leaderboard"][0]["n"] == 48 and result["leaderboard"][0]["failed"] == 0
-    killed_pids = {rank_status(killed, r)["pid"] for r in (0, 1)}
+    retry_pids = {rank_status(retried, r)["pid"] for r in (0, 1)}  # both ranks finished
     log_dir = config.work_dir / "predictions/fake/Tiny/trial-0"
     finished_before = {
         r.sample_id
@@ -132,7 +137,7 @@ def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
         if r.finished_at < (killed / "failure.txt").stat().st_mtime
     }
     assert finished_before
-    recomputed = {i for c in calls if c["pid"] not in killed_pids for i in c["ids"]}
+    recomputed = {i for c in calls if c["pid"] in retry_pids for i in c["ids"]}
     assert recomputed and not recomputed & finished_before
 
 
