@@ -41,7 +41,15 @@ def shard_cache_key(context: TaskRunContext, p: dict[str, Any]) -> str:
     )
 
 
-@task(name="infer-shard", cache_key_fn=shard_cache_key, persist_result=True, retry_delay_seconds=1)
+# Tag `gpu`: a server-side concurrency limit on it bounds torchrun jobs across flow runs
+# (docs/operations.md); within a run, shards already take one device group at a time.
+@task(
+    name="infer-shard",
+    tags=["gpu"],
+    cache_key_fn=shard_cache_key,
+    persist_result=True,
+    retry_delay_seconds=1,
+)
 def infer_shard_task(model, dataset, trial: int, config_seed: int, frames, inference, shard, ws):
     return infer_shard(model, dataset, trial, config_seed, frames, inference, shard, ws).as_dict()
 
