@@ -234,8 +234,11 @@ async def answer_job(
     while attempts < spec.max_attempts:
         lease = await gate.acquire()
         try:
-            if body is None:
-                body = await asyncio.to_thread(_encode, spec, job)
+            if body is None:  # file reads and base64 off the event loop; text inline
+                has_media = job.frames is not None or job.video_path is not None
+                body = (
+                    await asyncio.to_thread(_encode, spec, job) if has_media else _encode(spec, job)
+                )
             attempts += 1
             text = await post_chat(http, spec, body, api_key)
             elapsed = round(time.monotonic() - started, 4)
@@ -262,7 +265,8 @@ async def answer_job(
 def new_session(spec: EndpointSpec) -> aiohttp.ClientSession:
     """A pooled HTTP session; its connection limit is a per-process ceiling (the gate
     decides how many requests are on the wire)."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=spec.max_in_flight))
+    connector = aiohttp.TCPConnector(limit=spec.max_in_flight)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
 # One session per event loop and endpoint, reused by every batch a worker runs.

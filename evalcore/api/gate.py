@@ -60,8 +60,8 @@ class ClusterGate:
         name: str,
         limit: int,
         min_hold: float = 0.0,
-        rotate_after: float = 2.0,
-        parallel_acquires: int = 4,
+        rotate_after: float = 5.0,
+        parallel_acquires: int = 8,
     ) -> None:
         from distributed import Semaphore
 
@@ -69,7 +69,8 @@ class ClusterGate:
         self.min_hold = min_hold
         self.rotate_after = rotate_after
         self.parallel_acquires = parallel_acquires
-        self._waiters: deque[asyncio.Future[Lease]] = deque()
+        self._waiters: deque[asyncio.Future[Lease]] = deque()  # may hold cancelled ones
+        self._waiting = 0  # futures in _waiters still waiting for a lease
         self._acquiring = 0
         self.held = 0  # leases this process holds from the scheduler
         self.scheduler_calls = 0
@@ -77,12 +78,15 @@ class ClusterGate:
     async def acquire(self) -> Lease:
         fut: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
+        self._waiting += 1
         self._top_up()
         try:
             lease = await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self._recycle(fut.result())
+                self._recycle(fut.result())  # handed a lease just as we were cancelled
+            else:
+                self._waiting -= 1
             raise
         lease.started = time.monotonic()
         return lease
@@ -95,13 +99,10 @@ class ClusterGate:
             self._recycle(lease)
 
     # -- internals ---------------------------------------------------------------------
-    def _pending(self) -> int:
-        return sum(not f.done() for f in self._waiters)
-
     def _top_up(self) -> None:
         """Keep a few acquires outstanding while requests wait (few, so that the
         scheduler's wake-everyone semaphore has few waiters)."""
-        want = min(self._pending(), self.parallel_acquires)
+        want = min(self._waiting, self.parallel_acquires)
         while self._acquiring < want:
             self._acquiring += 1
             asyncio.ensure_future(self._acquire_one())
@@ -115,6 +116,7 @@ class ClusterGate:
             while self._waiters:
                 fut = self._waiters.popleft()
                 if not fut.done():
+                    self._waiting -= 1
                     fut.set_exception(exc)
             return
         self._acquiring -= 1
@@ -126,12 +128,13 @@ class ClusterGate:
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
+                self._waiting -= 1
                 fut.set_result(lease)
                 return
         self._give_back()
 
     def _recycle(self, lease: Lease) -> None:
-        if self._pending() and time.monotonic() - lease.acquired < self.rotate_after:
+        if self._waiting and time.monotonic() - lease.acquired < self.rotate_after:
             self._hand(lease)
         else:
             self._give_back()

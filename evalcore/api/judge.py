@@ -9,6 +9,7 @@ below (and bumping the version) never reuses an old verdict.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,9 +17,9 @@ from evalcore.api.answers import AnswerStats, Runner, answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.dataset.sample import LETTERS
 
 EXTRACT_TEMPLATE_VERSION = "option-extract-v1"
+LETTERS = string.ascii_uppercase  # as evalcore.dataset.sample (not imported: it pulls pandas)
 
 
 @dataclass(frozen=True)
