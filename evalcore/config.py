@@ -121,11 +121,17 @@ class InferenceSettings(BaseModel):
     deadline_s: float = Field(
         default=6 * 3600.0, gt=0, description="Wall-clock limit of one shard launch, seconds."
     )
+    startup_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a rank may take to come up (torchrun, Python and torch "
+        "imports) before the watchdog counts.",
+    )
     watchdog_s: float = Field(
         default=600.0,
         gt=0,
-        description="Stop a shard when one of its ranks has neither written a record nor "
-        "changed phase (started, model loaded) for this long; must exceed a model load.",
+        description="Stop a shard when one of its started ranks has neither written a "
+        "record nor changed phase (model loaded) for this long; must exceed a model load.",
     )
     grace_s: float = Field(
         default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL when stopping."

@@ -78,6 +78,7 @@ def run_torchrun(
     gpus_per_rank: int = 1,
     deadline_s: float,
     watchdog_s: float,
+    startup_s: float = 300.0,
     grace_s: float = 10.0,
     poll_s: float = 0.25,
     label: str = "shard",
@@ -95,7 +96,7 @@ def run_torchrun(
     if group.is_cpu:
         env["OMP_NUM_THREADS"] = "1"
     cmd = torchrun_command(job_path, launch_dir, nproc, group, gpus_per_rank)
-    watch = RankWatch(launch_dir, nproc, progress_paths, watchdog_s)
+    watch = RankWatch(launch_dir, nproc, progress_paths, watchdog_s, startup_s)
     started = time.monotonic()
     with open(launch_dir / "torchrun.log", "wb") as out:
         proc = subprocess.Popen(
@@ -121,10 +122,7 @@ def run_torchrun(
             elapsed = time.monotonic() - started
             stuck = watch.stuck()
             if stuck:
-                stop_reason = (
-                    f"watchdog: rank {', '.join(map(str, stuck))} made no progress for "
-                    f"{watchdog_s:g} s ({watch.describe(stuck)})"
-                )
+                stop_reason = f"watchdog: {watch.describe(stuck)}"
             elif elapsed > deadline_s:
                 stop_reason = f"deadline: still running after {deadline_s:g} s"
             if stop_reason:
@@ -149,7 +147,12 @@ def run_torchrun(
 
 
 class RankWatch:
-    """Per-rank progress: the (mtime, size) of its phase file and its log files."""
+    """Per-rank progress: the (mtime, size) of its phase file and its log files.
+
+    A rank gets `startup_s` to write its first phase (torchrun, Python and torch imports
+    are slow on a busy machine and say nothing about the model), then `watchdog_s`
+    between any two changes.
+    """
 
     def __init__(
         self,
@@ -157,11 +160,13 @@ class RankWatch:
         nproc: int,
         progress_paths: Mapping[int, Sequence[Path]],
         watchdog_s: float,
+        startup_s: float = 300.0,
     ) -> None:
         self.launch_dir = launch_dir
         self.nproc = nproc
         self.paths = progress_paths
         self.watchdog_s = watchdog_s
+        self.startup_s = startup_s
         now = time.monotonic()
         self._last_change = {r: now for r in range(nproc)}
         self._signature: dict[int, tuple] = {r: self._sign(r) for r in range(nproc)}
@@ -189,9 +194,11 @@ class RankWatch:
                 status = read_rank_status(self.launch_dir, r)
                 if status:
                     self._status[r] = status
-            if self._status.get(r, {}).get("phase") == "done":
+            phase = self._status.get(r, {}).get("phase")
+            if phase == "done":
                 continue
-            if now - self._last_change[r] > self.watchdog_s:
+            limit = self.watchdog_s if phase else self.startup_s
+            if now - self._last_change[r] > limit:
                 late.append(r)
         return late
 
@@ -208,10 +215,14 @@ class RankWatch:
         return [statuses[r]["pid"] for r in wanted if r in statuses and "pid" in statuses[r]]
 
     def describe(self, ranks: Sequence[int]) -> str:
-        return "; ".join(
-            f"rank {r} last phase: {self._status.get(r, {}).get('phase', 'not started')}"
-            for r in ranks
-        )
+        parts = []
+        for r in ranks:
+            phase = self._status.get(r, {}).get("phase")
+            if phase:
+                parts.append(f"rank {r} made no progress for {self.watchdog_s:g} s (phase {phase})")
+            else:
+                parts.append(f"rank {r} did not start within {self.startup_s:g} s")
+        return "; ".join(parts)
 
 
 def _stop(proc: subprocess.Popen, workers: set[int], stuck: Sequence[int], grace_s: float) -> None:

@@ -18,6 +18,7 @@ work_dir/shards/{model}/{dataset}/trial-{t}/
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,10 +86,21 @@ def rank_status_path(launch_dir: Path, rank: int) -> Path:
     return Path(launch_dir) / f"rank{rank}.json"
 
 
-def write_rank_status(launch_dir: Path, rank: int, phase: str, **extra: Any) -> None:
-    """Phases: started, ready (model built), done. Each write is progress to the watchdog."""
-    status = {"rank": rank, "phase": phase, "time": time.time(), **extra}
-    atomic_write_text(rank_status_path(launch_dir, rank), json.dumps(status))
+class RankStatus:
+    """A rank's phase file. Phases: started, ready (model built), done; each with its time
+    (the bench reads them). Every write is progress to the parent's watchdog."""
+
+    def __init__(self, launch_dir: Path, rank: int) -> None:
+        self.path = rank_status_path(launch_dir, rank)
+        self.rank = rank
+        self.fields: dict[str, Any] = {"pid": os.getpid(), "phases": {}}
+
+    def set(self, phase: str, **extra: Any) -> None:
+        now = time.time()
+        self.fields["phases"][phase] = now
+        self.fields.update(extra)
+        status = {"rank": self.rank, "phase": phase, "time": now, **self.fields}
+        atomic_write_text(self.path, json.dumps(status))
 
 
 def read_rank_status(launch_dir: Path, rank: int) -> dict[str, Any] | None:

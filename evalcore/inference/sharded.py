@@ -204,6 +204,7 @@ def _launch(
         gpus_per_rank=settings.gpus_per_rank,
         deadline_s=settings.deadline_s,
         watchdog_s=settings.watchdog_s,
+        startup_s=settings.startup_s,
         grace_s=settings.grace_s,
         label=f"{cell.model}/{cell.dataset}/trial-{cell.trial} shard {shard.index} of "
         f"{shard.count} on {shard.group.label}",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evalcore.inference.attempts import StartLog, rank_log_name
 from evalcore.inference.pdeathsig import die_with_parent_now
-from evalcore.inference.shard_job import ShardJob, write_rank_status
+from evalcore.inference.shard_job import RankStatus, ShardJob
 from evalcore.inference.shards import rank_of
 
 
@@ -37,7 +37,7 @@ class MarkedModel:
         return self.model.generate(requests)
 
 
-def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog):
+def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, status: RankStatus):
     """Run this rank's share of the job; returns the `InferenceSummary`."""
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameCache
@@ -69,7 +69,7 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog):
         nonlocal model
         if model is None:  # loaded once for both passes
             model = MarkedModel(build_model(job.model_kind, job.model_params), marks)
-            write_rank_status(Path(job.launch_dir), rank, "ready", pid=os.getpid())
+            status.set("ready")
         return model
 
     def finished(record) -> None:
@@ -115,8 +115,8 @@ def _main(argv: list[str]) -> int:
         rank = int(os.environ.get("RANK", "0"))
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         job = ShardJob.read(Path(argv[0]))
-        launch_dir = Path(job.launch_dir)
-        write_rank_status(launch_dir, rank, "started", pid=os.getpid())
+        status = RankStatus(Path(job.launch_dir), rank)
+        status.set("started")
         marks = StartLog(Path(job.started_dir) / f"shard{job.shard}-rank{rank}.txt")
 
         def on_sigterm(signum, frame):  # torchrun or the parent stops the shard
@@ -130,10 +130,10 @@ def _main(argv: list[str]) -> int:
         if job.process_group:
             _init_process_group(job)
         try:
-            summary = answer_share(job, rank, world_size, marks)
+            summary = answer_share(job, rank, world_size, marks, status)
         finally:
             marks.close()
-        write_rank_status(launch_dir, rank, "done", pid=os.getpid(), summary=asdict(summary))
+        status.set("done", summary=asdict(summary))
         if job.process_group:
             import torch.distributed as dist
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,8 +13,9 @@ import pytest
 from evalcore.config import InferenceSettings
 from evalcore.frames import FrameFailure
 from evalcore.inference.attempts import StartLog, crash_counts
-from evalcore.inference.launcher import torchrun_command
+from evalcore.inference.launcher import RankWatch, torchrun_command
 from evalcore.inference.prefetch import FramePrefetcher
+from evalcore.inference.shard_job import RankStatus
 from evalcore.inference.shards import DeviceGroup, device_groups, ids_for_rank, plan_shards, rank_of
 from evalcore.predictions import PredictionLog, PredictionRecord, failed
 
@@ -83,8 +84,8 @@ def test_crash_count_is_starts_without_a_record_or_an_interrupt(tmp_path):
 
 
 class CountingEntry:
-    def __init__(self, key, loads: Counter, gate: threading.Event | None = None):
-        self.key, self.loads, self.gate = key, loads, gate
+    def __init__(self, key, loads: Counter):
+        self.key, self.loads = key, loads
         self.paths, self.timestamps = (Path(f"{key}.jpg"),), (0.0,)
 
     def load(self):
@@ -112,3 +113,22 @@ def test_prefetcher_reads_ahead_in_order_and_each_clip_once():
         assert frames["q3"].load() == "frames of v2"
         assert frames["q4"].load() == "frames of v3"
         assert loads == {"v1": 1, "v2": 1, "v3": 1}
+
+
+def test_watchdog_gives_start_up_its_own_allowance_then_watches_each_rank(tmp_path):
+    log = tmp_path / "shard0-rank0.jsonl"
+    watch = RankWatch(tmp_path, 1, {0: [log]}, watchdog_s=0.2, startup_s=0.6)
+    time.sleep(0.3)
+    assert watch.stuck() == []  # still importing torch: within start-up allowance
+    status = RankStatus(tmp_path, 0)
+    status.set("started")
+    assert watch.stuck() == []
+    time.sleep(0.3)
+    assert watch.stuck() == [0] and "made no progress for 0.2 s (phase started)" in watch.describe(
+        [0]
+    )
+    log.write_text("a record\n")  # a new record is progress
+    assert watch.stuck() == []
+    status.set("done")
+    time.sleep(0.3)
+    assert watch.stuck() == []  # a finished rank is not watched
