@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import shutil
 import tempfile
 import time
@@ -50,13 +51,17 @@ from evalcore.frames.synthetic import read_frame_number, write_video
 DATA = Path(__file__).resolve().parent / "data"
 DURATIONS = (10, 60, 300)
 FPS, WIDTH, HEIGHT, GOP = 30, 1280, 720, 250  # GOP 250 = x264's default keyint
+# Keyframes 150-250 frames apart at seeded random places, as scene cuts make them in real
+# footage. A fixed 250-frame grid would put VLMEvalKit's indices int(i * n / 9) exactly
+# on keyframes (1000, 2000, ... in 9000 frames) and make its decoding look free.
+GOP_RANGE = (150, 250)
 
 
 def ensure_videos(folder: Path, durations: tuple[int, ...]) -> list[Path]:
     """The benchmark videos, encoded once (ultrafast, crf 23, textured with grain)."""
     paths = []
     for seconds in durations:
-        path = folder / f"h264_720p_{seconds}s.mp4"
+        path = folder / f"h264_720p_{seconds}s_v2.mp4"
         if not path.exists():
             started = time.perf_counter()
             part = path.with_suffix(".part.mp4")
@@ -70,11 +75,21 @@ def ensure_videos(folder: Path, durations: tuple[int, ...]) -> list[Path]:
                 preset="ultrafast",
                 crf=23,
                 textured=True,
+                keyframes=_keyframes(seconds * FPS, seed=seconds),
             )
             part.rename(path)
             print(f"encoded {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
         paths.append(path)
     return paths
+
+
+def _keyframes(n_frames: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    frames, at = [], 0
+    while at < n_frames:
+        frames.append(at)
+        at += rng.randint(*GOP_RANGE)
+    return frames
 
 
 def vlmevalkit_pattern(path: Path, nframe: int, out: Path) -> list[int]:

@@ -146,36 +146,46 @@ class PyAVSource:
         self.info = VideoInfo(len(pts), fps, times)
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
-        stream, pts, keys = self._stream, self._pts, self._keys
+        pts, keys = self._pts, self._keys
         frames: Iterator[av.VideoFrame] | None = None
         frame: av.VideoFrame | None = None
         position: float = -float("inf")  # pts of the last decoded frame
         counter = -1
         if self.sequential:
             self._reopen()  # the scan consumed the stream; start again from byte 0
-            stream = self._stream
-            frames = self._container.decode(stream)
+            frames = self._container.decode(self._stream)
         for index in indices:
             want = pts[index]
+            seek_to = None
             if not self.sequential:
                 key = keys[bisect_right(keys, want) - 1] if keys and keys[0] <= want else None
                 if frames is None or (key is not None and key > position):
-                    self._container.seek(key if key is not None else want, stream=stream)
-                    frames, frame = self._container.decode(stream), None
+                    seek_to = key if key is not None else want
+            if seek_to is not None:
+                frames, frame = self._seek(seek_to), None
+                first = next(frames, None)
+                if first is not None and first.pts is not None and first.pts > want:
+                    # the seek landed past the target (an index that lies): start over
+                    frames = self._seek(pts[0])
+                    first = next(frames, None)
+                frame = first
+                position = -float("inf") if first is None else _order(first, counter, False)
             assert frames is not None
-            while frame is None or _order(frame, counter, self._untimed) < want:
+            while frame is None or position < want:
                 nxt = next(frames, None)
                 if nxt is None:
-                    if frame is None:
-                        raise FrameError(
-                            f"{self.path.name}: frame {index} could not be decoded "
-                            "(the stream ended first)"
-                        )
-                    break  # the stream ended a few frames short: take the last one
+                    break  # the stream ended a few frames short: take the last one, if any
                 frame, counter = nxt, counter + 1
                 position = _order(frame, counter, self._untimed)
-            assert frame is not None
+            if frame is None:
+                raise FrameError(
+                    f"{self.path.name}: frame {index} could not be decoded (the stream ended)"
+                )
             yield index, self._time(index), frame.to_image()
+
+    def _seek(self, pts: int) -> Iterator[av.VideoFrame]:
+        self._container.seek(pts, stream=self._stream)
+        return self._container.decode(self._stream)
 
     def _time(self, index: int) -> float:
         times = self.info.frame_times

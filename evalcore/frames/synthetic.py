@@ -89,6 +89,7 @@ def write_video(
     container: str | None = None,
     frame_times: Sequence[float] | None = None,
     textured: bool = False,
+    keyframes: Sequence[int] = (),
 ) -> Path:
     """Encode an H.264 video with libx264; frame i shows the number i.
 
@@ -97,11 +98,14 @@ def write_video(
     `frame_times` (seconds, increasing) makes a variable-frame-rate file; `container`
     forces a muxer (e.g. "mpegts") when the suffix is not enough. `textured` adds a
     moving texture and grain (about 8 Mbit/s at 720p with ultrafast, crf 23), which the
-    benchmark needs so that decoding costs what it costs on real footage.
+    benchmark needs so that decoding costs what it costs on real footage. `keyframes`
+    forces keyframes at those frame numbers (besides every `gop` frames at most), to
+    imitate the irregular keyframes that scene cuts give real videos.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     texture = moving_texture(width, height) if textured else None
+    forced = set(keyframes)
     rng = np.random.default_rng(1)
     grain = [rng.integers(-10, 11, (height, width, 3), dtype=np.int16) for _ in range(8 * textured)]
     with av.open(str(path), mode="w", format=container) as out:
@@ -122,6 +126,8 @@ def write_video(
                 ),
                 format="rgb24",
             )
+            if i in forced:
+                frame.pict_type = av.video.frame.PictureType.I
             if frame_times is not None:
                 frame.pts = round(frame_times[i] * 1000)
                 frame.time_base = Fraction(1, 1000)
