@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=40)
     parser.add_argument("--kind", default="reference", help="model kind (CPU-bound)")
+    parser.add_argument("--params", default="{}", help="model params as JSON")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
@@ -186,7 +187,7 @@ def main() -> None:
     )
     dataset = DatasetSpec(tsv=tsv)
     small = DatasetSpec(tsv=tsv, limit=1)
-    model = ModelSpec(name="bench", kind=args.kind)
+    model = ModelSpec(name="bench", kind=args.kind, params=json.loads(args.params))
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
         root = Path(tmp)
         shared = root / "shared"

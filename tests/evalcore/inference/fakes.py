@@ -32,7 +32,8 @@ class ScriptedModel:
         self,
         calls_file: str,
         seed: int = 0,
-        delay_s: float = 0.0,
+        delay_s: float = 0.0,  # sleep per request
+        cpu_s: float = 0.0,  # burn this much CPU time per request (a CPU-bound model)
         fault: str | None = None,  # "kill" (SIGKILL itself), "hang", "raise" (InjectedCrash),
         # or "load": the constructor raises, as a model whose weights cannot be loaded
         fault_ids: Sequence[str] = (),  # fire when the model sees one of these ids ...
@@ -43,6 +44,7 @@ class ScriptedModel:
         self.calls_file = Path(calls_file)
         self.seed = seed
         self.delay_s = delay_s
+        self.cpu_s = cpu_s
         self.fault = fault
         self.fault_ids = set(fault_ids)
         self.fault_after_calls = fault_after_calls
@@ -63,6 +65,10 @@ class ScriptedModel:
             self._fire()
         if self.delay_s:
             time.sleep(self.delay_s * len(requests))
+        if self.cpu_s:
+            until = time.process_time() + self.cpu_s * len(requests)
+            while time.process_time() < until:
+                pass
         return [self._pick(r) for r in requests]
 
     def _should_fire(self, ids: list[str]) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -147,3 +149,43 @@ def test_model_that_cannot_load_fails_the_shard_with_the_ranks_traceback(ws, sma
     assert "rank 0" in message and "RuntimeError: cannot load weights in rank 0" in message
     assert "Traceback" in message and "fakes.py" in message
     assert list(failure.value.launch_dir.glob("torchrun/*/attempt_0/0/error.json"))  # @record
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
+from evalcore.frames import FrameSettings
+from evalcore.stages import infer_shard, plan_cell_shards
+from evalcore.workspace import Workspace
+
+tsv, calls, kind = sys.argv[1], sys.argv[3], sys.argv[4]
+ws = Workspace(Path(sys.argv[2]), Path(sys.argv[2]))
+dataset = DatasetSpec(tsv=tsv, limit=16)
+model = ModelSpec(name="fake", kind=kind, params={"calls_file": calls, "delay_s": 5})
+inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=2, cpu_groups=1)
+(shard,) = plan_cell_shards(dataset, inference)
+infer_shard(model, dataset, 0, 0, FrameSettings(), inference, shard, ws)
+"""
+
+
+def test_killing_the_parent_with_sigkill_leaves_no_rank_running(ws, small_bench, tmp_path):
+    dataset = DatasetSpec(tsv=small_bench, limit=16)
+    prepare_frames(dataset, FrameSettings(), ws)
+    args = [str(small_bench), str(ws.work_dir), str(tmp_path / "calls"), FAKE_KIND]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *args])
+    root = shard_paths(ws, "fake", dataset.dataset_name, 0).root
+    deadline = time.monotonic() + 60
+    statuses: list[dict] = []
+    while len(statuses) < 2 or any(s["phase"] != "ready" for s in statuses):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.2)
+        statuses = [json.loads(p.read_text()) for p in root.glob("shard0-*/launch-0/rank*.json")]
+    launch = next(root.glob("shard0-*/launch-0"))
+    pids = [int((launch / "torchrun.pid").read_text()), *(s["pid"] for s in statuses)]
+    parent.kill()  # SIGKILL: no cleanup code of the parent runs
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while [p for p in pids if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)]  # torchrun and both ranks died with it
