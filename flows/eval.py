@@ -36,7 +36,7 @@ def eval_flow(config: EvalConfig) -> dict:
     """
     ws = Workspace(config.work_dir, config.output_dir)
     load_all_datasets(config)  # a malformed dataset fails here, before any decoding
-    results = str(ws.prefect_results_dir.resolve())
+    results = ws.prefect_results_dir.resolve()  # a Path: a str would name a Prefect block
 
     frames = {d.dataset_name: extract_frames.submit(d, config.frames, ws) for d in config.datasets}
     if config.inference.launcher == "torchrun":  # local models: a torchrun job per shard

@@ -68,19 +68,17 @@ class BenchFrames:
     dataset: object  # DatasetSpec
     frames: object  # FrameSettings
     work_dir: Path
-    answers: dict[str, str]  # question text -> correct letter
 
 
 @pytest.fixture(scope="session")
 def bench_frames(small_bench, tmp_path_factory) -> BenchFrames:
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameSettings
-    from evalcore.stages import load_samples, prepare_frames
+    from evalcore.stages import prepare_frames
     from evalcore.workspace import Workspace
 
     work = tmp_path_factory.mktemp("api-work")
     dataset = DatasetSpec(tsv=small_bench)
     frames = FrameSettings()
     prepare_frames(dataset, frames, Workspace(work, work / "out"))
-    answers = {s.question.strip(): s.answer for s in load_samples(dataset)}
-    return BenchFrames(dataset, frames, work, answers)
+    return BenchFrames(dataset, frames, work)

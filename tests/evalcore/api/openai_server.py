@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import socket
@@ -56,10 +57,10 @@ class Behaviour:
     retry_after: str = "0"  # Retry-After header value sent with 429
     retry_after_ms: int | None = 20  # OpenAI's `retry-after-ms`; None: not sent
     hang: float = 3.0  # how long a "timeout" stalls before answering
-    # prompt substring -> outcome per successive request ("ok", "429", "reset", ...);
-    # after the list runs out its last item repeats. Checked before `fault_rate`.
+    # prompt substring or request digest (`content_digest`) -> outcome per successive
+    # request ("ok", "429", "reset", ...); the last item repeats. Checked before fault_rate.
     scripted: dict[str, list[str]] = field(default_factory=dict)
-    answer: Callable[[str], str] = lambda prompt: "A"  # noqa: E731  prompt text -> reply
+    answer: Callable[[str, str], str] = lambda prompt, digest: "A"  # noqa: E731  -> reply
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Seen:
     """One request as the server saw it."""
 
     prompt: str
+    digest: str  # content_digest of the user message: which sample (prompt and frames)
     outcome: str
     images: int
     videos: int
@@ -202,13 +204,14 @@ class OpenAIServer:
         except (ValueError, KeyError, TypeError) as exc:
             await self._send(writer, 400, json.dumps({"error": {"message": str(exc)}}).encode())
             return True
-        outcome = self._decide(prompt)
+        digest = content_digest(request["messages"][-1]["content"])
+        outcome = self._decide(prompt, digest)
         presented = headers.get("authorization", "").removeprefix("Bearer ").strip()
         if b.api_key is not None and presented != b.api_key:
             outcome = "401"
         with self._lock:
             self.seen.append(
-                Seen(prompt, outcome, images, videos, str(request.get("model")), request)
+                Seen(prompt, digest, outcome, images, videos, str(request.get("model")), request)
             )
         if outcome == "reset":
             sock = writer.get_extra_info("socket")
@@ -221,7 +224,7 @@ class OpenAIServer:
         if b.latency:
             await asyncio.sleep(b.latency)
         if outcome == "ok":
-            reply = _completion(request, b.answer(prompt))
+            reply = _completion(request, b.answer(prompt, digest))
             await self._send(writer, 200, json.dumps(reply).encode())
         elif outcome == "malformed":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
@@ -243,17 +246,22 @@ class OpenAIServer:
             await self._send(writer, status, json.dumps(error).encode(), extra)
         return True
 
-    def _decide(self, prompt: str) -> str:
+    def _decide(self, prompt: str, digest: str) -> str:
         b = self.behaviour
         with self._lock:
             for marker, plan in b.scripted.items():
-                if marker in prompt:
+                if marker == digest or marker in prompt:
                     n = self._per_prompt[marker]
                     self._per_prompt[marker] += 1
                     return plan[min(n, len(plan) - 1)]
             if b.fault_rate and self._rng.random() < b.fault_rate:
                 return self._rng.choice(b.faults)
         return "ok"
+
+
+def content_digest(content: str | list[dict]) -> str:
+    """Identifies a request's user message (prompt and media), as tests compute it too."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _read_messages(messages: list[dict]) -> tuple[str, int, int]:

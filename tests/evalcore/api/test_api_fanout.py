@@ -1,5 +1,5 @@
-"""The Dask fan-out: batches, the cluster-wide in-flight bound, the rate limit, an external
-scheduler, and the cache in front of it all."""
+"""The Dask fan-out: batches, the cluster-wide in-flight bound, the rate limit, and the
+cache in front of it all (an external scheduler: test_api_cell.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,7 @@ import time
 from conftest import text_jobs
 from test_api_client import spec_for
 
-from evalcore.api import (
-    ClusterSpec,
-    ResponseCache,
-    answer_jobs,
-    dask_client,
-    dask_runner,
-    fan_out,
-    judge,
-    local_runner,
-)
+from evalcore.api import ResponseCache, answer_jobs, dask_runner, fan_out, judge, local_runner
 from evalcore.api.judge import JudgeItem
 
 
@@ -46,29 +37,6 @@ def test_requests_per_minute_limit(server, dask_cluster):
     assert len(server.seen) == 12
 
 
-def test_scheduler_address_uses_an_existing_cluster(server):
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    ) as cluster:
-        address = cluster.scheduler_address
-        assert address.startswith("tcp://127.0.0.1:")
-        client = dask_client(ClusterSpec(scheduler_address=address))
-        try:
-            batches = collect(client, text_jobs(6), spec_for(server), per_task=2)
-            assert sum(len(b) for b in batches) == 6
-            assert client.scheduler_info()["address"] == address
-            assert "api-batch" in cluster.scheduler.task_prefixes  # the batches ran there
-        finally:
-            client.close()
-
-
 def test_cache_hits_never_reach_the_server_and_failures_are_not_stored(
     server, dask_cluster, tmp_path
 ):
@@ -91,7 +59,7 @@ def test_cache_hits_never_reach_the_server_and_failures_are_not_stored(
 
 
 def test_judge_uses_the_same_cache_and_runner(server, tmp_path):
-    server.behaviour.answer = lambda prompt: "The answer is B." if "clearly" in prompt else "Z"
+    server.behaviour.answer = lambda prompt, _: "The answer is B." if "clearly" in prompt else "Z"
     items = [
         JudgeItem("i1", "Which animal?", ("cat", "tiger"), "it is clearly a tiger"),
         JudgeItem("i2", "Which animal?", ("cat", "tiger"), "no idea"),
