@@ -81,6 +81,8 @@ def dask_client(cluster: ClusterSpec):
         if cluster.scheduler_address:
             client = Client(cluster.scheduler_address, set_as_default=False)
         else:
+            # our own cluster's start/stop chatter (~30 INFO lines a run) is not news
+            logging.getLogger("distributed").setLevel(logging.WARNING)
             local = LocalCluster(
                 n_workers=cluster.workers,
                 threads_per_worker=cluster.task_slots,
