@@ -79,9 +79,12 @@ class Seen:
 class OpenAIServer:
     """Run in a background thread: `with OpenAIServer(Behaviour(...)) as server: server.url`."""
 
-    def __init__(self, behaviour: Behaviour | None = None, port: int = 0) -> None:
+    def __init__(
+        self, behaviour: Behaviour | None = None, port: int = 0, record: bool = True
+    ) -> None:
         self.behaviour = behaviour or Behaviour()
         self.port = port
+        self.record = record  # keep every request in `seen` (the bench turns it off)
         self.seen: list[Seen] = []
         self.connections = 0
         self.in_flight = 0  # requests read and not yet answered
@@ -204,15 +207,18 @@ class OpenAIServer:
         except (ValueError, KeyError, TypeError) as exc:
             await self._send(writer, 400, json.dumps({"error": {"message": str(exc)}}).encode())
             return True
-        digest = content_digest(request["messages"][-1]["content"])
+        digest = content_digest(request["messages"][-1]["content"]) if self.record else ""
         outcome = self._decide(prompt, digest)
         presented = headers.get("authorization", "").removeprefix("Bearer ").strip()
         if b.api_key is not None and presented != b.api_key:
             outcome = "401"
-        with self._lock:
-            self.seen.append(
-                Seen(prompt, digest, outcome, images, videos, str(request.get("model")), request)
-            )
+        if self.record:
+            with self._lock:
+                self.seen.append(
+                    Seen(
+                        prompt, digest, outcome, images, videos, str(request.get("model")), request
+                    )
+                )
         if outcome == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -311,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    server = OpenAIServer(Behaviour(latency=args.latency, fault_rate=args.fault_rate), args.port)
+    behaviour = Behaviour(latency=args.latency, fault_rate=args.fault_rate)
+    server = OpenAIServer(behaviour, args.port, record=False)
 
     async def serve() -> None:
         listener = await server.listen()
