@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats, Progress, answer_jobs, dask_runner, local_runner
+from evalcore.api.answers import AnswerStats, Progress, answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
-from evalcore.api.fanout import ClusterSpec, dask_client
+from evalcore.api.fanout import ClusterSpec, dask_client, fan_out
 from evalcore.config import ApiSettings, DatasetSpec, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameFailure, FrameSettings
@@ -142,13 +142,12 @@ def infer_api_cell(
                 continue
             jobs.append(sample_job(s, entry, spec, cache))
 
-        if client is None and jobs:
-            client = dask_client(cluster_spec(api))
-        runner = (
-            dask_runner(client, spec, api_key, api.requests_per_task)
-            if client is not None
-            else local_runner(spec, api_key)
-        )
+        def runner(misses, on_batch) -> int:
+            if not misses:  # all answered from the cache: no cluster is started
+                return 0
+            cluster = client or dask_client(cluster_spec(api))
+            return fan_out(cluster, misses, spec, api_key, api.requests_per_task, on_batch)
+
         label = f"{model.name}/{dataset.dataset_name}/t{trial}"
         progress = Progress(len(jobs), label, api.progress)
         try:

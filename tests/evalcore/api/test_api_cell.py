@@ -123,7 +123,9 @@ def test_second_run_over_the_same_data_sends_nothing(server, bench_frames, dask_
     assert server.seen == [] and second.model_calls == 0 and second.dask_tasks == 0
     assert second.cache_hits == 48 and all(r.ok for r in records.values())
     # any change to what determines the answer misses the cache
-    changed, _ = run_cell(bench_frames, api_model(server, "t07", temperature=0.7), tmp_path)
+    changed, _ = run_cell(
+        bench_frames, api_model(server, "t07", temperature=0.7), tmp_path, dask_cluster
+    )
     assert changed.cache_hits == 0 and len(server.seen) == 48
 
 
