@@ -89,6 +89,7 @@ class OpenAIServer:
         self.connections = 0
         self.in_flight = 0  # requests read and not yet answered
         self.max_in_flight = 0
+        self._unanswered: set[asyncio.StreamWriter] = set()
         self._per_prompt: Counter[str] = Counter()
         self._rng = random.Random(self.behaviour.seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,10 +174,11 @@ class OpenAIServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                self._unanswered.add(writer)
                 try:
                     keep_open = await self._respond(method, path, headers, body, writer)
                 finally:
-                    self.in_flight -= 1
+                    self._answered(writer)
                 if not keep_open:
                     return
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -186,7 +188,15 @@ class OpenAIServer:
         finally:
             writer.close()
 
+    def _answered(self, writer) -> None:
+        # counted before the response is written: the client may send its next request
+        # the moment it reads this one, before this coroutine runs again
+        if writer in self._unanswered:
+            self._unanswered.discard(writer)
+            self.in_flight -= 1
+
     async def _send(self, writer, status: int, payload: bytes, extra: dict | None = None):
+        self._answered(writer)
         head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}"]
         head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         head += [f"{k}: {v}" for k, v in (extra or {}).items()]
@@ -222,6 +232,7 @@ class OpenAIServer:
         if outcome == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._answered(writer)
             writer.transport.abort()
             return False
         if outcome == "timeout":
