@@ -67,10 +67,14 @@ class ModelSpec(BaseModel):
     @field_validator("kind")
     @classmethod
     def _kind_known(cls, kind: str) -> str:
-        from evalcore.models.registry import is_known_kind
+        from evalcore.models.registry import resolve_factory
 
-        if not is_known_kind(kind):
-            raise ValueError(f"unknown model kind {kind!r}")
+        try:
+            resolve_factory(kind)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from exc
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot import model factory {kind!r}: {exc}") from exc
         return kind
 
     @model_validator(mode="after")

@@ -28,14 +28,6 @@ def model_kinds() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def is_known_kind(kind: str) -> bool:
-    try:
-        resolve_factory(kind)
-    except (KeyError, ImportError, AttributeError):
-        return False
-    return True
-
-
 def resolve_factory(kind: str) -> ModelFactory:
     """A registered kind, or `package.module:factory` for a model outside this project."""
     if ":" in kind:
