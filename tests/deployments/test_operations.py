@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
+REPO_ROOT = TESTS.parent
 BIN = Path(sys.executable).parent
 VIDEOS = 3  # 12 questions: enough to rank two models, small enough for 2 shared cores
 RUN_TIMEOUT = 180.0
@@ -52,7 +54,7 @@ class Ops:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             # the worker's flow runs import the test-only model kinds from here
             "PYTHONPATH": os.pathsep.join(
-                [str(HERE), str(TESTS), os.environ.get("PYTHONPATH", "")]
+                [str(HERE), str(TESTS), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
             ),
         }
 
@@ -103,16 +105,40 @@ class Ops:
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory):
     project = tmp_path_factory.mktemp("project")
-    ops = Ops(project, free_port())
-    port = ops.api.rsplit(":", 1)[1].split("/")[0]
+    port = free_port()
+    ops = Ops(project, port)
     try:
-        ops.cli("evalcore", "serve", "--port", port, "--videos", str(VIDEOS), timeout=300)
+        ops.cli("evalcore", "serve", "--port", str(port), "--videos", str(VIDEOS), timeout=300)
         yield ops
-    finally:  # pass or fail: the worker first, then the server
+    finally:  # pass or fail: `evalcore stop` (the worker first, then the server) ...
         subprocess.run(
             [str(BIN / "evalcore"), "stop"], cwd=project, env=ops.env, timeout=120, check=False
         )
+        # ... and whatever a failed test left running under our PREFECT_HOME (a flow run
+        # cut off by a timeout, its torchrun ranks), stopped by pid.
+        leftovers = processes_with_home(ops.home)
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert not leftovers, f"still running after `evalcore stop`: {leftovers}"
         assert not (ops.home / "serve.json").exists()
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """Pids of processes started for this test's server: their PREFECT_HOME is ours."""
+    mark = f"PREFECT_HOME={home}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
 
 
 def test_video_deployment_evaluates_the_demo_benchmark(ops):
@@ -176,6 +202,53 @@ def test_retry_recomputes_only_the_failed_shard(ops):
     infer_row = next(line for line in summary.splitlines() if line.startswith("| infer |"))
     # | infer | task runs | cached | ran | failed | retried shards | wall s |
     assert infer_row.split("|")[2:7] == [" 2 ", " 1 ", " 1 ", " 0 ", " 1 "], summary
+
+
+def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
+    """The same, with the real unit of local inference: two torchrun shards on the CPU;
+    a rank of shard 1 crashes once (a fault budget of 1), which fails the shard task
+    (no Prefect retries here) and the flow run; the retry relaunches only shard 1."""
+    from evalcore.config import DatasetSpec, InferenceSettings
+    from evalcore.stages import plan_cell_shards
+
+    inference = {"launcher": "torchrun", "shards": 2, "cpu_groups": 2, "retries": 0}
+    inference.update(watchdog_s=60, grace_s=2)
+    tsv = ops.project / "data/synthetic/SyntheticVQA.tsv"
+    plan = plan_cell_shards(DatasetSpec(tsv=tsv), InferenceSettings(**inference))
+    budget = ops.project / "crash-budget"
+    budget.write_text("1")
+    config = {
+        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+        "models": [
+            {
+                "name": "sharded",
+                "kind": "tests.evalcore.inference.fakes:scripted",
+                "params": {
+                    "calls_file": str(ops.project / "sharded-calls.jsonl"),
+                    "fault": "raise",
+                    "fault_ids": [plan[1].ids[0]],
+                    "fault_budget_file": str(budget),
+                },
+                "batch_size": 2,
+            }
+        ],
+        "inference": inference,
+        "output_dir": "outputs-shards",
+        "work_dir": "work-shards",
+    }
+    run_id = ops.run_deployment("eval/video", config)
+    assert ops.wait(run_id) == "FAILED", ops.worker_log()
+    ops.cli("prefect", "flow-run", "retry", run_id)
+    assert ops.wait(run_id, attempt=2) == "COMPLETED", ops.worker_log()
+
+    shards = ops.project / "work-shards/shards/sharded/SyntheticVQA/trial-0"
+    launches = {s.name: len(list(s.glob("launch-*"))) for s in shards.glob("shard*")}
+    assert launches == {"shard0-of-2": 1, "shard1-of-2": 2}
+    board = json.loads((ops.project / "outputs-shards/leaderboard.json").read_text())
+    assert board[0]["failed"] == 0 and board[0]["n"] == 4 * VIDEOS
+    summary = ops.artifacts()["eval-run-summary"]["data"]
+    shard_row = next(line for line in summary.splitlines() if line.startswith("| infer_shard"))
+    assert shard_row.split("|")[2:7] == [" 2 ", " 1 ", " 1 ", " 0 ", " 1 "], summary
 
 
 def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
