@@ -4,6 +4,7 @@ work_dir/
   frames/                        content-addressed frame cache (shared by models and runs)
   frame-index/{dataset}-{h}.json sample id -> frame cache key or failure, per frame settings
   predictions/{model}/{dataset}/trial-{t}/*.jsonl   one append-only log per writer
+  predictions-superseded/{model}/{dataset}/{UTC time}/   logs retired by a settings change
   prefect-results/               persisted Prefect task results (small summaries)
   api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
 output_dir/
@@ -58,3 +59,6 @@ class Workspace:
     @property
     def leaderboard_chart(self) -> Path:
         return self.output_dir / "leaderboard.png"
+
+    def superseded_predictions_dir(self, model: str, dataset: str, stamp: str) -> Path:
+        return self.work_dir / "predictions-superseded" / model / dataset / stamp

@@ -1,19 +1,28 @@
 """The `leaderboard` flow, deployed as `leaderboard/nightly` on a cron schedule.
 
 It evaluates the configured model x dataset matrix as `eval` subflows, one per dataset
-with only the models whose cell is not current (new, changed model/dataset/settings, or
-with failed samples), then freezes a dated snapshot and publishes the leaderboard:
-files, the PNG chart, and the Prefect artifacts with stable keys. A failed subflow does
-not stop the others or the publishing; the flow run fails at the end.
+with only the models whose cell is not current (no result, changed model/dataset/
+settings, changed sample count, or failed samples), then freezes a dated snapshot and
+publishes the leaderboard: files, the PNG chart, and the Prefect artifacts with stable
+keys. A cell whose settings changed starts from empty prediction logs (the old ones are
+moved aside); one with failed samples resumes and retries just those. A failed subflow
+does not stop the others or the publishing; the flow run fails at the end.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from evalcore.config import EvalConfig
-from evalcore.reports.history import cells_to_evaluate
+from evalcore.reports.history import (
+    SETTINGS_CHANGED,
+    cell_settings,
+    cells_to_evaluate,
+    retire_predictions,
+)
 from evalcore.stages import load_all_datasets
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
@@ -21,9 +30,19 @@ from tasks.reports import publish
 
 
 @task(name="plan-cells", cache_policy=NO_CACHE)
-def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, list[str]]:
+def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
+    """Dataset -> {model: why it is evaluated again}; superseded predictions moved aside."""
     counts = {name: len(samples) for name, samples in load_all_datasets(config).items()}
-    return cells_to_evaluate(config, ws, counts)
+    plan = cells_to_evaluate(config, ws, counts)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    for dataset in config.datasets:
+        for model in config.models:
+            why = plan[dataset.dataset_name].get(model.name)
+            print(f"{model.name} x {dataset.dataset_name}: {why or 'current, kept'}")
+            if why == SETTINGS_CHANGED:
+                settings = cell_settings(model, dataset, config)
+                retire_predictions(ws, model.name, dataset.dataset_name, settings, stamp)
+    return plan
 
 
 @flow(name="leaderboard", log_prints=True)
@@ -34,7 +53,6 @@ def leaderboard_flow(config: EvalConfig) -> dict:
     failed = []
     for dataset in config.datasets:
         models = [m for m in config.models if m.name in plan[dataset.dataset_name]]
-        print(f"{dataset.dataset_name}: evaluate {[m.name for m in models] or 'nothing'}")
         if models:
             cells = config.model_copy(update={"datasets": [dataset], "models": models})
             if eval_flow(cells, return_state=True).is_failed():

@@ -3,8 +3,9 @@
 Each nightly run freezes the leaderboard rows into `history/leaderboard-{UTC time}.json`;
 file names sort in time order, so the newest snapshot is the last name. A leaderboard
 row then carries `previous_accuracy` and `delta` (None for a cell the previous snapshot
-did not have). `cell_is_current` decides which cells a nightly run may skip: a cell is
-re-evaluated when its model, dataset or settings changed, or when it has failed samples.
+did not have). `cells_to_evaluate` decides which cells a nightly run re-evaluates (no
+result, changed model, dataset or settings, changed sample count, failed samples), and
+`retire_predictions` keeps answers made with old settings from being reused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from evalcore.atomic import atomic_path, atomic_write_text
@@ -105,6 +106,9 @@ def write_history_chart(snapshots: Sequence[Snapshot], path: Path) -> Path:
             times = [datetime.fromisoformat(p["taken_at"]) for p in series]
             accs = [p["accuracy"] for p in series]
             ax.plot(times, accs, marker="o", color=colour[model], label=model)
+        times = sorted({datetime.fromisoformat(p["taken_at"]) for p in cells})
+        if len(times) == 1:  # one point: give the axis a range the date locator can split
+            ax.set_xlim(times[0] - timedelta(hours=12), times[0] + timedelta(hours=12))
         ax.set_title(dataset)
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
@@ -156,31 +160,63 @@ def cell_settings(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig) ->
     }
 
 
-def cell_is_current(cell: dict | None, expected_settings: dict, expected_n: int) -> bool:
-    """A stored cell (its JSON, or None) still answers the configured one: same settings,
-    same number of samples (a changed `limit`), and no failed or missing samples."""
-    return (
-        cell is not None
-        and cell.get("settings") == expected_settings
-        and cell.get("n") == expected_n
-        and not cell.get("failed")
-    )
+NO_RESULT = "no result yet"
+SETTINGS_CHANGED = "model, dataset or settings changed"
+SAMPLES_CHANGED = "number of samples changed"
+HAS_FAILURES = "has failed or missing samples"
+
+
+def why_stale(cell: dict | None, expected_settings: dict, expected_n: int) -> str | None:
+    """Why a stored cell (its JSON, or None) does not answer the configured one, or None
+    when it does: same settings, same number of samples (`limit`), nothing failed."""
+    if cell is None:
+        return NO_RESULT
+    if cell.get("settings") != expected_settings:
+        return SETTINGS_CHANGED
+    if cell.get("n") != expected_n:
+        return SAMPLES_CHANGED
+    if cell.get("failed"):
+        return HAS_FAILURES
+    return None
 
 
 def cells_to_evaluate(
     config: EvalConfig, ws: Workspace, sample_counts: dict[str, int]
-) -> dict[str, list[str]]:
-    """Dataset name -> names of the models whose cell must be (re-)evaluated: no result
-    yet, changed settings or sample count, or failed samples. `sample_counts` is the
-    number of samples each dataset evaluates (after its `limit`)."""
-    plan: dict[str, list[str]] = {}
+) -> dict[str, dict[str, str]]:
+    """Dataset name -> {model name: why} for every cell that must be (re-)evaluated.
+    `sample_counts` is the number of samples each dataset evaluates (after `limit`)."""
+    plan: dict[str, dict[str, str]] = {}
     for dataset in config.datasets:
         name = dataset.dataset_name
-        plan[name] = []
+        plan[name] = {}
         for model in config.models:
             path = ws.cell_json(model.name, name)
             cell = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-            expected = cell_settings(model, dataset, config)
-            if not cell_is_current(cell, expected, sample_counts[name]):
-                plan[name].append(model.name)
+            reason = why_stale(cell, cell_settings(model, dataset, config), sample_counts[name])
+            if reason:
+                plan[name][model.name] = reason
     return plan
+
+
+def retire_predictions(
+    ws: Workspace, model: str, dataset: str, settings: dict, stamp: str
+) -> Path | None:
+    """Make sure a cell's prediction logs hold only answers made with `settings`.
+
+    The logs are keyed by model and dataset name only, and a run skips every sample they
+    already answer, so answers made with another model spec, dataset version or frame
+    settings must not be reused: they move to `superseded_predictions_dir` (kept for
+    inspection), and a `settings.json` beside the new logs records what they are for. A
+    second call with the same settings (an evaluation that failed half-way) keeps the
+    logs, so it resumes. Returns where old logs went, or None if nothing moved."""
+    cell_logs = ws.predictions_dir(model, dataset, 0).parent
+    marker = cell_logs / "settings.json"
+    if marker.exists() and json.loads(marker.read_text(encoding="utf-8")) == settings:
+        return None
+    moved = None
+    if cell_logs.exists():
+        moved = ws.superseded_predictions_dir(model, dataset, stamp)
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        cell_logs.rename(moved)
+    atomic_write_text(marker, json.dumps(settings, indent=2, sort_keys=True))
+    return moved

@@ -12,10 +12,16 @@ from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.predictions import PredictionLog, PredictionRecord
 from evalcore.reports import leaderboard_markdown
 from evalcore.reports.history import (
-    cell_is_current,
+    HAS_FAILURES,
+    NO_RESULT,
+    SAMPLES_CHANGED,
+    SETTINGS_CHANGED,
     cell_settings,
+    cells_to_evaluate,
     list_snapshots,
     publish_with_history,
+    retire_predictions,
+    why_stale,
     with_deltas,
     write_snapshot,
 )
@@ -114,12 +120,25 @@ def test_cell_settings_equal_what_score_cell_records(tmp_path):
     cell = json.loads(ws.cell_json("m", "D").read_text())
     expected = cell_settings(model, dataset, config)
     assert cell["settings"] == expected
-    assert cell_is_current(cell, expected, expected_n=4)
+    assert why_stale(cell, expected, expected_n=4) is None
 
     changed = config.model_copy(update={"seed": 1})
-    assert not cell_is_current(cell, cell_settings(model, dataset, changed), expected_n=4)
+    assert why_stale(cell, cell_settings(model, dataset, changed), 4) == SETTINGS_CHANGED
     other = ModelSpec(name="m", kind=RANDOM, params={"seed": 4})
-    assert not cell_is_current(cell, cell_settings(other, dataset, config), expected_n=4)
-    assert not cell_is_current(cell, expected, expected_n=3)  # a changed `limit`
-    assert not cell_is_current({**cell, "failed": 1}, expected, expected_n=4)
-    assert not cell_is_current(None, expected, expected_n=4)
+    assert why_stale(cell, cell_settings(other, dataset, config), 4) == SETTINGS_CHANGED
+    assert why_stale(cell, expected, expected_n=3) == SAMPLES_CHANGED  # a changed `limit`
+    assert why_stale({**cell, "failed": 1}, expected, expected_n=4) == HAS_FAILURES
+    assert why_stale(None, expected, expected_n=4) == NO_RESULT
+
+    two = config.model_copy(update={"models": [model, other.model_copy(update={"name": "n"})]})
+    assert cells_to_evaluate(two, ws, {"D": 4}) == {"D": {"n": NO_RESULT}}
+    assert cells_to_evaluate(changed, ws, {"D": 4}) == {"D": {"m": SETTINGS_CHANGED}}
+
+    new = cell_settings(model, dataset, changed)
+    moved = retire_predictions(ws, "m", "D", new, "2026-11-21T020000Z")
+    assert (moved / "trial-0" / "main.jsonl").exists()
+    assert not ws.predictions_dir("m", "D", 0).exists()
+    with PredictionLog(ws.predictions_dir("m", "D", 0) / "main.jsonl") as log:
+        log.append(PredictionRecord("0", "ok", "B"))  # a new run that then failed half-way
+    assert retire_predictions(ws, "m", "D", new, "later") is None  # resumes, keeps it
+    assert ws.predictions_dir("m", "D", 0).exists()
