@@ -77,9 +77,12 @@ class Ops:
         out = self.cli(*args)
         return re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
 
-    def flow_run(self, run_id: str) -> dict:
-        with urllib.request.urlopen(f"{self.api}/flow_runs/{run_id}", timeout=10) as resp:
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(f"{self.api}/{path}", timeout=10) as resp:
             return json.load(resp)
+
+    def flow_run(self, run_id: str) -> dict:
+        return self.get(f"flow_runs/{run_id}")
 
     def wait(self, run_id: str, attempt: int = 1) -> str:
         """Poll until attempt `attempt` of the run is final; return its state type."""
@@ -148,6 +151,8 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
     (schedule,) = by_name["nightly"]["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"]
     assert schedule["active"]
+    gpu = ops.get("concurrency_limits/tag/gpu")  # torchrun shards carry the `gpu` tag
+    assert gpu["concurrency_limit"] == 1
 
     run_id = ops.run_deployment("eval/video")
     assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
