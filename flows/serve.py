@@ -89,6 +89,8 @@ def serve(opts: ServeOptions, say=print) -> dict:
     if running and _alive(running["server"]["pid"]):
         say(f"Already serving at {running['ui_url']} (PREFECT_HOME={home}); `evalcore stop` first.")
         return running
+    if running:  # the server died: stop what is left (a worker) before starting anew
+        stop(home, say)
     if not _port_free(opts.host, opts.port):
         raise ServeError(f"{opts.host}:{opts.port} is in use; pass --port")
 
