@@ -246,7 +246,10 @@ def _write_env_file(home: Path, api_url: str) -> None:
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Nobody listens there (connections of a just-stopped server in TIME_WAIT do not
+    count: the server binds with SO_REUSEADDR too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
