@@ -22,6 +22,7 @@ from evalcore.frames import cache as cache_module
 from evalcore.frames import extract as extract_module
 from evalcore.frames.decoders import PyAVSource
 from evalcore.frames.synthetic import read_frame_number, write_video
+from evalcore.models.base import Frames
 
 FAST = FrameSettings(nframe=4, workers=1, timeout_s=30)
 
@@ -106,6 +107,7 @@ def test_layout_and_manifest(videos, tmp_path):
     assert manifest["backend"] == "pyav"
     assert manifest["settings"]["nframe"] == 4
     assert entry.manifest() == manifest
+    assert isinstance(entry, Frames)  # what models receive
 
 
 def test_entry_loads_frames_and_jpeg_bytes(videos, tmp_path):
