@@ -247,7 +247,7 @@ def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) ->
     spec = {
         "format": FORMAT_VERSION,
         "video": video_fingerprint,
-        "clip": [job.start, job.end],
+        "clip": [None if t is None else float(t) for t in (job.start, job.end)],  # 1 == 1.0
         "sampling": sampling,
         "max_side": settings.max_side,
         "jpeg_quality": settings.jpeg_quality,

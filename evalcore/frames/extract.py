@@ -353,7 +353,7 @@ def _extract_with(
                 yield index, timestamp, jpeg, size
 
         manifest = {
-            "source": str(job.path),
+            "source": str(Path(job.path).absolute()),
             "fingerprint": video_fingerprint,
             "clip": {"start": job.start, "end": job.end},
             "video_frames": info.n_frames,

@@ -59,7 +59,9 @@ def test_key_depends_on_what_changes_pixels_only(videos, tmp_path):
     # what is sampled, its size and its encoding do
     for other in ({"nframe": 16}, {"max_side": None}, {"jpeg_quality": 80}, {"fps": 1.0}):
         assert cache.key_for(job, FrameSettings(**other)) != base, other
-    assert cache.key_for(VideoJob(job.path, 0.0, 1.0), FrameSettings()) != base
+    clip = cache.key_for(VideoJob(job.path, 0.0, 1.0), FrameSettings())
+    assert clip != base
+    assert cache.key_for(VideoJob(str(job.path), 0, 1), FrameSettings()) == clip
     assert cache.key_for(VideoJob(videos / "other.mp4"), FrameSettings()) != base
     # the key is about content, not the path: a copy shares it
     copy = _aged_copy(videos / "clip.mp4", tmp_path / "copy.mp4")
