@@ -77,7 +77,12 @@ def extract_videos(
     on. `on_done(job, result)` is called in this thread as each job finishes (hits
     first). `decoders` replaces the backend chain that `settings.backend` names
     (experiments and tests; each is tried in order until one reads the file).
-    Failures are not cached: the next call tries again.
+    Failures are not cached: the next call tries again. An exception raised by
+    `on_done` stops the call: the workers are stopped and the exception propagates.
+
+    Worker processes re-import the caller's `__main__` module (multiprocessing's spawn
+    and forkserver semantics), so scripts must keep their work under
+    `if __name__ == "__main__":`.
     """
     started = time.perf_counter()
     distinct = list(dict.fromkeys(jobs))
