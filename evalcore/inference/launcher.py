@@ -60,8 +60,6 @@ def torchrun_command(
         str(launch_dir / "torchrun"),
         "--redirects",
         "3",  # each rank's stdout and stderr to its own file
-        "--monitor-interval",
-        "0.5",
     ]
     if not group.is_cpu and gpus_per_rank == 1:
         cmd.append("--virtual-local-rank")  # rank r sees only its GPU, as cuda:0
