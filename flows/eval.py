@@ -23,7 +23,7 @@ from tasks.summary import publish_run_summary
 
 @flow(
     name="eval",
-    task_runner=ThreadPoolTaskRunner(max_workers=2),
+    task_runner=ThreadPoolTaskRunner(max_workers=8),
     log_prints=True,
     on_completion=[publish_run_summary],  # the run-summary artifact, failed runs included
     on_failure=[publish_run_summary],
