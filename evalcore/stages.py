@@ -6,9 +6,9 @@ re-run alone and picks up where the last run stopped.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from evalcore.inference.shard_job import ShardPaths
 from evalcore.inference.sharded import ShardCell, ShardSummary, run_shard
 from evalcore.inference.shards import DeviceGroup, Shard, device_groups, plan_shards
 from evalcore.models.registry import accepts_seed, build_model, resolve_factory
-from evalcore.predictions import PredictionLog, read_predictions
+from evalcore.predictions import PredictionLog, failure_digest, has_gaps, read_predictions
 from evalcore.prompts import TEMPLATE_VERSION
 from evalcore.reports import (
     collect_cells,
@@ -96,12 +96,20 @@ def model_params(model: ModelSpec, trial: int, base_seed: int) -> dict:
     return params
 
 
-def failure_digest(ws: Workspace, model: str, dataset: str, trial: int) -> str:
-    """Fingerprint of the failed records: part of the inference cache key, so a finished
-    evaluation with failures is re-run (retrying them) while a clean one is a cache hit."""
-    records = read_predictions(ws.predictions_dir(model, dataset, trial))
-    bad = sorted((r.sample_id, r.attempts) for r in records.values() if not r.ok)
-    return hashlib.sha256(repr(bad).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class LogState:
+    """What the logs of one cell (or one shard's ids) hold, for cache decisions."""
+
+    failure_digest: str
+    has_gaps: bool
+
+
+def log_state(
+    ws: Workspace, model: str, dataset: DatasetSpec, trial: int, ids: Sequence[str] | None = None
+) -> LogState:
+    records = read_predictions(ws.predictions_dir(model, dataset.dataset_name, trial))
+    wanted = list(ids) if ids is not None else [s.sample_id for s in load_samples(dataset)]
+    return LogState(failure_digest(records, wanted), has_gaps(records, wanted))
 
 
 def infer_inline(

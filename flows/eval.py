@@ -15,6 +15,7 @@ from evalcore.workspace import Workspace
 from tasks.api import infer_api
 from tasks.frames import extract_frames
 from tasks.inference import infer
+from tasks.keys import refresh_if_gaps
 from tasks.reports import publish
 from tasks.scoring import score
 from tasks.shards import submit_shards
@@ -44,7 +45,7 @@ def eval_flow(config: EvalConfig) -> dict:
         inferred = submit_shards(config, ws, frames, results, models=local)
     else:
         inferred = [
-            infer.with_options(result_storage=results).submit(
+            infer.with_options(result_storage=results, **refresh_if_gaps(ws, m.name, d, t)).submit(
                 m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]]
             )
             for d in config.datasets
@@ -53,7 +54,7 @@ def eval_flow(config: EvalConfig) -> dict:
             for t in range(config.trials)
         ]
     inferred += [  # API models: a Dask fan-out per cell, from one Prefect task
-        infer_api.with_options(result_storage=results).submit(
+        infer_api.with_options(result_storage=results, **refresh_if_gaps(ws, m.name, d, t)).submit(
             m, d, t, config.seed, config.frames, ws, config.api, wait_for=[frames[d.dataset_name]]
         )
         for d in config.datasets

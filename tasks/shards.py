@@ -16,29 +16,15 @@ from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 
 from evalcore.config import EvalConfig, ModelSpec
-from evalcore.dataset import dataset_fingerprint
-from evalcore.inference.sharded import shard_failure_digest
 from evalcore.stages import infer_shard, inference_device_groups, plan_cell_shards
 from evalcore.workspace import Workspace
-from tasks.keys import stage_key
+from tasks.keys import inference_key, refresh_if_gaps
 
 
 def shard_cache_key(context: TaskRunContext, p: dict[str, Any]) -> str:
-    model, dataset, ws, shard = p["model"], p["dataset"], p["ws"], p["shard"]
-    log_dir = ws.predictions_dir(model.name, dataset.dataset_name, p["trial"])
-    return stage_key(
-        "infer-shard",
-        model,
-        dataset_fingerprint(dataset.tsv),
-        dataset.dataset_name,
-        dataset.limit,
-        p["frames"],
-        p["trial"],
-        p["config_seed"],
-        str(ws.work_dir.resolve()),
-        shard.digest,  # which ids: the shard count changes it, the device group does not
-        shard_failure_digest(log_dir, shard.ids),
-    )
+    shard = p["shard"]
+    # shard.digest: which ids (the shard count changes it, the device group does not)
+    return inference_key("infer-shard", p, shard.ids, shard.digest)
 
 
 # Tag `gpu`: a server-side concurrency limit on it bounds torchrun jobs across flow runs
@@ -88,6 +74,7 @@ def submit_shards(
                         task_run_name=name,
                         result_storage=storage,
                         retries=config.inference.retries,
+                        **refresh_if_gaps(ws, model.name, dataset, trial, shard.ids),
                     ).submit(
                         model,
                         dataset,

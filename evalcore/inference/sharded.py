@@ -8,7 +8,6 @@ world size of the run that wrote them.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -68,16 +67,6 @@ class ShardCell:
     frame_cache: Path
     log_dir: Path
     paths: ShardPaths
-
-
-def shard_failure_digest(log_dir: Path, ids: Sequence[str]) -> str:
-    """Fingerprint of the failed records among `ids` (a shard's part of the cell)."""
-    records = read_predictions(log_dir)
-    wanted = set(ids)
-    bad = sorted(
-        (r.sample_id, r.attempts) for r in records.values() if not r.ok and r.sample_id in wanted
-    )
-    return hashlib.sha256(repr(bad).encode()).hexdigest()[:16]
 
 
 def run_shard(

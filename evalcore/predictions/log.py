@@ -6,6 +6,7 @@ evaluation, so resuming with another shard count or world size needs no migratio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -125,3 +126,23 @@ def read_predictions(log_dir: Path) -> dict[str, PredictionRecord]:
         return {}
     paths = sorted(log_dir.glob("*.jsonl"))
     return merge_records(rec for p in paths for rec in iter_records(p))
+
+
+def failure_digest(records: dict[str, PredictionRecord], ids: Iterable[str] | None = None) -> str:
+    """Fingerprint of the failed records (id, attempts) among `ids` (default: all).
+
+    Part of inference cache keys: a unit that ended with failures gets a new key, so the
+    next run retries them, while a clean finished unit keeps its key and is a cache hit.
+    """
+    wanted = None if ids is None else set(ids)
+    bad = sorted(
+        (r.sample_id, r.attempts)
+        for r in records.values()
+        if not r.ok and (wanted is None or r.sample_id in wanted)
+    )
+    return hashlib.sha256(repr(bad).encode()).hexdigest()[:16]
+
+
+def has_gaps(records: dict[str, PredictionRecord], ids: Iterable[str]) -> bool:
+    """Whether some id has no record at all: never finished, or its log was removed."""
+    return any(i not in records for i in ids)
