@@ -22,12 +22,14 @@ from evalcore.stages import infer_inline, prepare_frames
 from evalcore.workspace import Workspace
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
+# The repo root first: tests/evalcore (no __init__) must not shadow the evalcore package.
+PYTHONPATH = os.pathsep.join([str(TESTS_DIR.parent), str(TESTS_DIR)])
 
 
 def run_cli(config: Path, cwd: Path) -> subprocess.Popen:
     env = {
         **os.environ,
-        "PYTHONPATH": str(TESTS_DIR),
+        "PYTHONPATH": PYTHONPATH,
         "PREFECT_HOME": str(cwd / "prefect-home"),
     }
     env.pop("PREFECT_API_URL", None)
