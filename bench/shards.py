@@ -38,7 +38,13 @@ from evalcore.dataset.synthetic import generate_benchmark
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
 from evalcore.predictions import read_predictions
-from evalcore.stages import infer_shard, plan_cell_shards, prepare_frames, shard_paths
+from evalcore.stages import (
+    cell_log_dir,
+    infer_shard,
+    plan_cell_shards,
+    prepare_frames,
+    shard_paths,
+)
 from evalcore.workspace import Workspace
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -65,14 +71,14 @@ def run_cell(ws: Workspace, model: ModelSpec, dataset: DatasetSpec, inference: I
     return time.perf_counter() - started, summaries
 
 
-def rank_statuses(ws: Workspace, model: str, dataset: str) -> list[dict]:
-    root = shard_paths(ws, model, dataset, 0).root
+def rank_statuses(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> list[dict]:
+    root = shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root
     return [json.loads(p.read_text()) for p in sorted(root.glob("shard*/launch-*/rank*.json"))]
 
 
-def launch_phases(ws: Workspace, model: str, dataset: str) -> dict[str, float]:
+def launch_phases(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> dict[str, float]:
     """Seconds from launch to each phase of the (single) rank of the (single) launch."""
-    root = shard_paths(ws, model, dataset, 0).root
+    root = shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root
     (launch,) = root.glob("shard*/launch-*")
     begin = (launch / "job.json").stat().st_mtime
     (status,) = rank_statuses(ws, model, dataset)
@@ -90,10 +96,8 @@ def scaling(shared, root, model, dataset, repeat):
             )
             seconds, summaries = run_cell(ws, model, dataset, inference)
             answered = sum(s.answered for s in summaries)
-            assert answered == len(
-                read_predictions(ws.predictions_dir(model.name, dataset.dataset_name, 0))
-            )
-            statuses = rank_statuses(ws, model.name, dataset.dataset_name)
+            assert answered == len(read_predictions(cell_log_dir(ws, model, dataset, FRAMES, 0, 0)))
+            statuses = rank_statuses(ws, model, dataset)
             inference_s = max(st["summary"]["seconds"] for st in statuses)
             overhead = [
                 s.launch_seconds - st["summary"]["seconds"]
@@ -118,7 +122,7 @@ def overhead(shared, root, model, small, repeat):
         ws = fresh_workspace(shared, root, f"overhead-{i}")
         inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=1)
         seconds, (summary,) = run_cell(ws, model, small, inference)
-        phases = launch_phases(ws, model.name, small.dataset_name)
+        phases = launch_phases(ws, model, small)
         run = {
             "wall_s": round(seconds, 2),
             "to_started_s": round(phases["started"], 2),
@@ -135,7 +139,7 @@ def resume(shared, root, model, dataset, full_seconds):
     ws = fresh_workspace(shared, root, "resume")
     inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=1)
     (shard,) = plan_cell_shards(dataset, inference)
-    log_dir = ws.predictions_dir(model.name, dataset.dataset_name, 0)
+    log_dir = cell_log_dir(ws, model, dataset, FRAMES, 0, 0)
     total = len(shard.ids)
     outcome: dict = {}
 
@@ -150,11 +154,13 @@ def resume(shared, root, model, dataset, full_seconds):
     thread.start()
     while thread.is_alive() and len(read_predictions(log_dir)) < total // 2:
         time.sleep(0.05)
-    launch = next(shard_paths(ws, model.name, dataset.dataset_name, 0).root.glob("shard*/launch-0"))
+    launch = next(
+        shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root.glob("shard*/launch-0")
+    )
     os.killpg(int((launch / "torchrun.pid").read_text()), signal.SIGKILL)
     killed_at = time.perf_counter() - started
     thread.join()
-    rank_pids = [st["pid"] for st in rank_statuses(ws, model.name, dataset.dataset_name)]
+    rank_pids = [st["pid"] for st in rank_statuses(ws, model, dataset)]
     time.sleep(0.5)
     orphans = [p for p in rank_pids if alive(p)]
     done_before = len(read_predictions(log_dir))

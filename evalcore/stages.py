@@ -35,6 +35,7 @@ from evalcore.reports import (
     write_cell_xlsx,
     write_leaderboard,
 )
+from evalcore.reports.history import cell_settings
 from evalcore.scoring import aggregate_trials, score_samples, summarize
 from evalcore.workspace import Workspace
 
@@ -96,6 +97,37 @@ def model_params(model: ModelSpec, trial: int, base_seed: int) -> dict:
     return params
 
 
+def answer_key(model: ModelSpec, dataset: DatasetSpec, frames: FrameSettings, seed: int) -> str:
+    """Hash of everything a model's answers depend on: model kind and params, the
+    dataset's content and video root, the sampled frames (not decoder, workers or
+    timeout), the prompt template and the base seed. Not `limit` or `batch_size`."""
+    sampling = frames.model_dump(
+        include={"nframe", "fps", "max_frames", "max_side", "jpeg_quality"}
+    )
+    return settings_hash(
+        model.kind,
+        model.params,
+        dataset_fingerprint(dataset.tsv),
+        str((dataset.root or dataset.tsv.parent).resolve()),
+        sampling,
+        TEMPLATE_VERSION,
+        seed,
+    )
+
+
+def cell_log_dir(
+    ws: Workspace,
+    model: ModelSpec,
+    dataset: DatasetSpec,
+    frames: FrameSettings,
+    seed: int,
+    trial: int,
+) -> Path:
+    """The prediction logs of one model x dataset x trial under these settings."""
+    key = answer_key(model, dataset, frames, seed)
+    return ws.predictions_dir(model.name, dataset.dataset_name, key, trial)
+
+
 @dataclass(frozen=True)
 class LogState:
     """What the logs of one cell (or one shard's ids) hold, for cache decisions."""
@@ -104,10 +136,8 @@ class LogState:
     has_gaps: bool
 
 
-def log_state(
-    ws: Workspace, model: str, dataset: DatasetSpec, trial: int, ids: Sequence[str] | None = None
-) -> LogState:
-    records = read_predictions(ws.predictions_dir(model, dataset.dataset_name, trial))
+def log_state(log_dir: Path, dataset: DatasetSpec, ids: Sequence[str] | None = None) -> LogState:
+    records = read_predictions(log_dir)
     wanted = list(ids) if ids is not None else [s.sample_id for s in load_samples(dataset)]
     return LogState(failure_digest(records, wanted), has_gaps(records, wanted))
 
@@ -128,7 +158,7 @@ def infer_inline(
     torch.set_num_threads(1)  # FIELD-NOTES: >1 thread per process on 2 shared cores is 7x slower
     samples = load_samples(dataset)
     lookup = read_frame_index(frame_index_path(dataset, frames, ws), FrameCache(ws.frame_cache_dir))
-    log_dir = ws.predictions_dir(model.name, dataset.dataset_name, trial)
+    log_dir = cell_log_dir(ws, model, dataset, frames, config_seed, trial)
     previous = read_predictions(log_dir)
     params = model_params(model, trial, config_seed)
     with PredictionLog(log_dir / f"{writer}.jsonl") as log:
@@ -150,19 +180,14 @@ def score_cell(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig, ws: W
     trial_scores = []
     scored = []
     for trial in range(config.trials):
-        records = read_predictions(ws.predictions_dir(model.name, name, trial))
+        records = read_predictions(
+            cell_log_dir(ws, model, dataset, config.frames, config.seed, trial)
+        )
         scored = score_samples(samples, records)
         trial_scores.append(summarize(model.name, name, trial, scored))
     summary = aggregate_trials(trial_scores)
     write_cell_xlsx(ws.cell_xlsx(model.name, name), scored)
-    settings = {
-        "model": model.model_dump(mode="json"),
-        "frames": config.frames.model_dump(mode="json"),
-        "dataset_fingerprint": dataset_fingerprint(dataset.tsv),
-        "template": TEMPLATE_VERSION,
-        "trials": config.trials,
-        "seed": config.seed,
-    }
+    settings = cell_settings(model, dataset, config)
     write_cell_json(ws.cell_json(model.name, name), summary, trial_scores, settings)
     return asdict(summary)
 
@@ -181,8 +206,11 @@ def publish_leaderboard(ws: Workspace) -> tuple[list[dict], dict[str, Path]]:
 # --- Sharded local inference (docs/sharding.md) -------------------------------------
 
 
-def shard_paths(ws: Workspace, model: str, dataset: str, trial: int) -> ShardPaths:
-    return ShardPaths((ws.work_dir / "shards" / model / dataset / f"trial-{trial}").resolve())
+def shard_paths(log_dir: Path, ws: Workspace) -> ShardPaths:
+    """Launch files of the shards writing to `log_dir` (same model, dataset, key, trial)."""
+    return ShardPaths(
+        (ws.work_dir / "shards" / log_dir.relative_to(ws.work_dir / "predictions")).resolve()
+    )
 
 
 def inference_device_groups(inference: InferenceSettings) -> list[DeviceGroup]:
@@ -212,6 +240,7 @@ def infer_shard(
     takes_device = "device" in inspect.signature(resolve_factory(model.kind)).parameters
     if takes_device and "device" not in params:  # a factory that can run on GPU or CPU
         params["device"] = "cpu" if shard.group.is_cpu else "cuda"
+    log_dir = cell_log_dir(ws, model, dataset, frames, config_seed, trial)
     cell = ShardCell(
         model=model.name,
         model_kind=model.kind,
@@ -222,8 +251,8 @@ def infer_shard(
         trial=trial,
         frame_index=frame_index_path(dataset, frames, ws).resolve(),
         frame_cache=ws.frame_cache_dir.resolve(),
-        log_dir=ws.predictions_dir(model.name, dataset.dataset_name, trial).resolve(),
-        paths=shard_paths(ws, model.name, dataset.dataset_name, trial),
+        log_dir=log_dir.resolve(),
+        paths=shard_paths(log_dir, ws),
     )
     lookup = read_frame_index(cell.frame_index, FrameCache(ws.frame_cache_dir))
     return run_shard(cell, load_samples(dataset), lookup, shard, inference)

@@ -3,8 +3,9 @@
 work_dir/
   frames/                        content-addressed frame cache (shared by models and runs)
   frame-index/{dataset}-{h}.json sample id -> frame cache key or failure, per frame settings
-  predictions/{model}/{dataset}/trial-{t}/*.jsonl   one append-only log per writer
-  predictions-superseded/{model}/{dataset}/{UTC time}/   logs retired by a settings change
+  predictions/{model}/{dataset}/{answer key}/trial-{t}/*.jsonl   one append-only log per
+                                 writer; the answer key hashes what the answers depend on
+  shards/{model}/{dataset}/{answer key}/trial-{t}/   torchrun launch files and crash marks
   prefect-results/               persisted Prefect task results (small summaries)
   api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
 output_dir/
@@ -31,8 +32,10 @@ class Workspace:
     def frame_index_path(self, dataset: str, settings_hash: str) -> Path:
         return self.work_dir / "frame-index" / f"{dataset}-{settings_hash}.json"
 
-    def predictions_dir(self, model: str, dataset: str, trial: int) -> Path:
-        return self.work_dir / "predictions" / model / dataset / f"trial-{trial}"
+    def predictions_dir(self, model: str, dataset: str, answer_key: str, trial: int) -> Path:
+        """Logs of one cell trial. `answer_key` (see `stages.answer_key`) separates answers
+        made with other model params, data or frame settings: they are never reused."""
+        return self.work_dir / "predictions" / model / dataset / answer_key / f"trial-{trial}"
 
     @property
     def response_cache_path(self) -> Path:
@@ -59,6 +62,3 @@ class Workspace:
     @property
     def leaderboard_chart(self) -> Path:
         return self.output_dir / "leaderboard.png"
-
-    def superseded_predictions_dir(self, model: str, dataset: str, stamp: str) -> Path:
-        return self.work_dir / "predictions-superseded" / model / dataset / stamp

@@ -45,16 +45,18 @@ def eval_flow(config: EvalConfig) -> dict:
         inferred = submit_shards(config, ws, frames, results, models=local)
     else:
         inferred = [
-            infer.with_options(result_storage=results, **refresh_if_gaps(ws, m.name, d, t)).submit(
-                m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]]
-            )
+            infer.with_options(
+                result_storage=results, **refresh_if_gaps(ws, m, d, config.frames, config.seed, t)
+            ).submit(m, d, t, config.seed, config.frames, ws, wait_for=[frames[d.dataset_name]])
             for d in config.datasets
             for m in config.models
             if not is_api_kind(m.kind)
             for t in range(config.trials)
         ]
     inferred += [  # API models: a Dask fan-out per cell, from one Prefect task
-        infer_api.with_options(result_storage=results, **refresh_if_gaps(ws, m.name, d, t)).submit(
+        infer_api.with_options(
+            result_storage=results, **refresh_if_gaps(ws, m, d, config.frames, config.seed, t)
+        ).submit(
             m, d, t, config.seed, config.frames, ws, config.api, wait_for=[frames[d.dataset_name]]
         )
         for d in config.datasets

@@ -4,25 +4,19 @@ It evaluates the configured model x dataset matrix as `eval` subflows, one per d
 with only the models whose cell is not current (no result, changed model/dataset/
 settings, changed sample count, or failed samples), then freezes a dated snapshot and
 publishes the leaderboard: files, the PNG chart, and the Prefect artifacts with stable
-keys. A cell whose settings changed starts from empty prediction logs (the old ones are
-moved aside); one with failed samples resumes and retries just those. A failed subflow
+keys. A cell whose settings changed starts from empty prediction logs (logs are keyed by
+the settings, so old answers are kept but never reused); one with failed samples
+resumes and retries just those. A failed subflow
 does not stop the others or the publishing; the flow run fails at the end.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from evalcore.config import EvalConfig
-from evalcore.reports.history import (
-    SETTINGS_CHANGED,
-    cell_settings,
-    cells_to_evaluate,
-    retire_predictions,
-)
+from evalcore.reports.history import cells_to_evaluate
 from evalcore.stages import load_all_datasets
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
@@ -31,17 +25,13 @@ from tasks.reports import publish
 
 @task(name="plan-cells", cache_policy=NO_CACHE)
 def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
-    """Dataset -> {model: why it is evaluated again}; superseded predictions moved aside."""
+    """Dataset -> {model: why it is evaluated again}."""
     counts = {name: len(samples) for name, samples in load_all_datasets(config).items()}
     plan = cells_to_evaluate(config, ws, counts)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     for dataset in config.datasets:
         for model in config.models:
             why = plan[dataset.dataset_name].get(model.name)
             print(f"{model.name} x {dataset.dataset_name}: {why or 'current, kept'}")
-            if why == SETTINGS_CHANGED:
-                settings = cell_settings(model, dataset, config)
-                retire_predictions(ws, model.name, dataset.dataset_name, settings, stamp)
     return plan
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalcore.config import DatasetSpec, settings_hash
+from evalcore.config import DatasetSpec, ModelSpec, settings_hash
 from evalcore.dataset import dataset_fingerprint
-from evalcore.stages import PIPELINE_VERSION, log_state
+from evalcore.frames import FrameSettings
+from evalcore.stages import PIPELINE_VERSION, cell_log_dir, log_state
 from evalcore.workspace import Workspace
 
 
@@ -25,6 +26,7 @@ def stage_key(stage: str, *parts: Any) -> str:
 def inference_key(stage: str, p: dict[str, Any], ids: Sequence[str] | None = None, *extra) -> str:
     """Model spec, data, frames, trial, seed, work dir, and the unit's failed records."""
     model, dataset, ws = p["model"], p["dataset"], p["ws"]
+    log_dir = cell_log_dir(ws, model, dataset, p["frames"], p["config_seed"], p["trial"])
     return stage_key(
         stage,
         model,
@@ -36,12 +38,19 @@ def inference_key(stage: str, p: dict[str, Any], ids: Sequence[str] | None = Non
         p["config_seed"],
         str(ws.work_dir.resolve()),
         *extra,
-        log_state(ws, model.name, dataset, p["trial"], ids).failure_digest,
+        log_state(log_dir, dataset, ids).failure_digest,
     )
 
 
 def refresh_if_gaps(
-    ws: Workspace, model: str, dataset: DatasetSpec, trial: int, ids: Sequence[str] | None = None
+    ws: Workspace,
+    model: ModelSpec,
+    dataset: DatasetSpec,
+    frames: FrameSettings,
+    seed: int,
+    trial: int,
+    ids: Sequence[str] | None = None,
 ) -> dict[str, bool]:
     """`with_options` keywords: refresh the cache of a unit whose logs miss a sample."""
-    return {"refresh_cache": log_state(ws, model, dataset, trial, ids).has_gaps}
+    log_dir = cell_log_dir(ws, model, dataset, frames, seed, trial)
+    return {"refresh_cache": log_state(log_dir, dataset, ids).has_gaps}

@@ -74,7 +74,9 @@ def submit_shards(
                         task_run_name=name,
                         result_storage=storage,
                         retries=config.inference.retries,
-                        **refresh_if_gaps(ws, model.name, dataset, trial, shard.ids),
+                        **refresh_if_gaps(
+                            ws, model, dataset, config.frames, config.seed, trial, shard.ids
+                        ),
                     ).submit(
                         model,
                         dataset,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from evalcore.config import EvalConfig
 from evalcore.predictions import read_predictions
-from evalcore.stages import load_samples
+from evalcore.stages import cell_log_dir, load_samples
 from evalcore.workspace import Workspace
 
 SUMMARY_KEY = "eval-run-summary"
@@ -103,7 +103,7 @@ def sample_counts(config: EvalConfig, since: float) -> dict[str, int]:
         for model in config.models:
             for trial in range(config.trials):
                 records = read_predictions(
-                    ws.predictions_dir(model.name, dataset.dataset_name, trial)
+                    cell_log_dir(ws, model, dataset, config.frames, config.seed, trial)
                 )
                 for sample_id in ids:
                     rec = records.get(sample_id)

@@ -25,7 +25,7 @@ from evalcore.frames import FrameCache, FrameFailure, FrameSettings
 from evalcore.inference import pending_samples, read_frame_index
 from evalcore.predictions import PredictionLog, PredictionRecord, failed, read_predictions
 from evalcore.prompts import TEMPLATE_VERSION, render_mcq_prompt
-from evalcore.stages import frame_index_path, load_samples, model_params
+from evalcore.stages import cell_log_dir, frame_index_path, load_samples, model_params
 from evalcore.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def infer_api_cell(
     spec = parse_endpoint(model_params(model, trial, config_seed))
     samples = load_samples(dataset)
     lookup = read_frame_index(frame_index_path(dataset, frames, ws), FrameCache(ws.frame_cache_dir))
-    log_dir = ws.predictions_dir(model.name, dataset.dataset_name, trial)
+    log_dir = cell_log_dir(ws, model, dataset, frames, config_seed, trial)
     previous = read_predictions(log_dir)
     todo = pending_samples(samples, previous)
     summary = ApiCellSummary(skipped=len(samples) - len(todo))

@@ -4,8 +4,8 @@ Each nightly run freezes the leaderboard rows into `history/leaderboard-{UTC tim
 file names sort in time order, so the newest snapshot is the last name. A leaderboard
 row then carries `previous_accuracy` and `delta` (None for a cell the previous snapshot
 did not have). `cells_to_evaluate` decides which cells a nightly run re-evaluates (no
-result, changed model, dataset or settings, changed sample count, failed samples), and
-`retire_predictions` keeps answers made with old settings from being reused.
+result, changed model, dataset or settings, changed sample count, failed samples).
+Answers made with other settings are never reused in any case: logs are keyed by them.
 """
 
 from __future__ import annotations
@@ -148,8 +148,7 @@ def publish_with_history(
 
 
 def cell_settings(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig) -> dict:
-    """What a cell's result depends on: the `settings` a cell JSON records (see
-    `evalcore.stages.score_cell`; a test keeps the two equal)."""
+    """What a cell's result depends on: the `settings` every cell JSON records."""
     return {
         "model": model.model_dump(mode="json"),
         "frames": config.frames.model_dump(mode="json"),
@@ -196,27 +195,3 @@ def cells_to_evaluate(
             if reason:
                 plan[name][model.name] = reason
     return plan
-
-
-def retire_predictions(
-    ws: Workspace, model: str, dataset: str, settings: dict, stamp: str
-) -> Path | None:
-    """Make sure a cell's prediction logs hold only answers made with `settings`.
-
-    The logs are keyed by model and dataset name only, and a run skips every sample they
-    already answer, so answers made with another model spec, dataset version or frame
-    settings must not be reused: they move to `superseded_predictions_dir` (kept for
-    inspection), and a `settings.json` beside the new logs records what they are for. A
-    second call with the same settings (an evaluation that failed half-way) keeps the
-    logs, so it resumes. Returns where old logs went, or None if nothing moved."""
-    cell_logs = ws.predictions_dir(model, dataset, 0).parent
-    marker = cell_logs / "settings.json"
-    if marker.exists() and json.loads(marker.read_text(encoding="utf-8")) == settings:
-        return None
-    moved = None
-    if cell_logs.exists():
-        moved = ws.superseded_predictions_dir(model, dataset, stamp)
-        moved.parent.mkdir(parents=True, exist_ok=True)
-        cell_logs.rename(moved)
-    atomic_write_text(marker, json.dumps(settings, indent=2, sort_keys=True))
-    return moved

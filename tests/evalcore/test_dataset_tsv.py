@@ -50,7 +50,10 @@ def test_path_escaping_root_is_a_per_sample_error(tmp_path):
         ("0\tv\tQ\tA\tnot a list\tc\n", "line 2.*candidates is not a Python list"),
         ("0\tv\tQ\tA\t['only']\tc\n", "line 2.*2-26 options"),
         ("0\tv\tQ\tZ\t['x', 'y']\tc\n", "line 2.*answer 'Z'"),
-        ("0\tv\tQ\tA\t['x', 'y']\tc\n0\tv\tQ\tA\t['x', 'y']\tc\n", "line 3.*duplicate index.*line 2"),
+        (
+            "0\tv\tQ\tA\t['x', 'y']\tc\n0\tv\tQ\tA\t['x', 'y']\tc\n",
+            "line 3.*duplicate index.*line 2",
+        ),
     ],
 )
 def test_malformed_rows_name_the_row(tmp_path, body, message):

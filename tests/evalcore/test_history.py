@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.frames import FrameSettings
 from evalcore.predictions import PredictionLog, PredictionRecord
 from evalcore.reports import leaderboard_markdown
 from evalcore.reports.history import (
@@ -20,12 +21,11 @@ from evalcore.reports.history import (
     cells_to_evaluate,
     list_snapshots,
     publish_with_history,
-    retire_predictions,
     why_stale,
     with_deltas,
     write_snapshot,
 )
-from evalcore.stages import load_samples, score_cell
+from evalcore.stages import cell_log_dir, load_samples, score_cell
 from evalcore.workspace import Workspace
 
 RANDOM = "evalcore.models.random_choice:build_random"
@@ -113,7 +113,8 @@ def test_cell_settings_equal_what_score_cell_records(tmp_path):
     )
     ws = Workspace(config.work_dir, config.output_dir)
     dataset = config.datasets[0]
-    with PredictionLog(ws.predictions_dir("m", "D", 0) / "main.jsonl") as log:
+    log_dir = cell_log_dir(ws, model, dataset, config.frames, config.seed, 0)
+    with PredictionLog(log_dir / "main.jsonl") as log:
         for s in load_samples(dataset):
             log.append(PredictionRecord(s.sample_id, "ok", "A"))
     score_cell(model, dataset, config, ws)
@@ -134,11 +135,10 @@ def test_cell_settings_equal_what_score_cell_records(tmp_path):
     assert cells_to_evaluate(two, ws, {"D": 4}) == {"D": {"n": NO_RESULT}}
     assert cells_to_evaluate(changed, ws, {"D": 4}) == {"D": {"m": SETTINGS_CHANGED}}
 
-    new = cell_settings(model, dataset, changed)
-    moved = retire_predictions(ws, "m", "D", new, "2026-11-21T020000Z")
-    assert (moved / "trial-0" / "main.jsonl").exists()
-    assert not ws.predictions_dir("m", "D", 0).exists()
-    with PredictionLog(ws.predictions_dir("m", "D", 0) / "main.jsonl") as log:
-        log.append(PredictionRecord("0", "ok", "B"))  # a new run that then failed half-way
-    assert retire_predictions(ws, "m", "D", new, "later") is None  # resumes, keeps it
-    assert ws.predictions_dir("m", "D", 0).exists()
+    # Answers made with other settings live elsewhere: a changed cell starts empty.
+    assert cell_log_dir(ws, model, dataset, config.frames, 1, 0) != log_dir
+    assert cell_log_dir(ws, other, dataset, config.frames, config.seed, 0) != log_dir
+    fewer = FrameSettings(nframe=4)
+    assert cell_log_dir(ws, model, dataset, fewer, config.seed, 0) != log_dir
+    more_workers = FrameSettings(workers=4)  # decoding settings do not change answers
+    assert cell_log_dir(ws, model, dataset, more_workers, config.seed, 0) == log_dir

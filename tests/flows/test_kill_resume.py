@@ -15,10 +15,10 @@ import pandas as pd
 import yaml
 from doubles.models import read_calls
 
-from evalcore.config import DatasetSpec, ModelSpec
+from evalcore.config import DatasetSpec, ModelSpec, parse_config
 from evalcore.frames import FrameSettings
 from evalcore.predictions.log import iter_records, read_predictions
-from evalcore.stages import infer_inline, prepare_frames
+from evalcore.stages import cell_log_dir, infer_inline, prepare_frames
 from evalcore.workspace import Workspace
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -45,25 +45,24 @@ def run_cli(config: Path, cwd: Path) -> subprocess.Popen:
 
 def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
     calls = tmp_path / "calls.txt"
-    config = tmp_path / "eval.yaml"
-    config.write_text(
-        yaml.safe_dump(
+    raw = {
+        "datasets": [{"tsv": str(small_bench)}],
+        "models": [
             {
-                "datasets": [{"tsv": str(small_bench)}],
-                "models": [
-                    {
-                        "name": "ref",
-                        "kind": "doubles.models:counting",
-                        "params": {"calls_file": str(calls), "delay_s": 0.25},
-                        "batch_size": 2,
-                    }
-                ],
-                "work_dir": str(tmp_path / "work"),
-                "output_dir": str(tmp_path / "outputs"),
+                "name": "ref",
+                "kind": "doubles.models:counting",
+                "params": {"calls_file": str(calls), "delay_s": 0.25},
+                "batch_size": 2,
             }
-        )
-    )
-    log_dir = Workspace(tmp_path / "work", tmp_path / "outputs").predictions_dir("ref", "Tiny", 0)
+        ],
+        "work_dir": str(tmp_path / "work"),
+        "output_dir": str(tmp_path / "outputs"),
+    }
+    config = tmp_path / "eval.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    parsed = parse_config(raw)
+    ws = Workspace(parsed.work_dir, parsed.output_dir)
+    log_dir = cell_log_dir(ws, parsed.models[0], parsed.datasets[0], parsed.frames, 0, 0)
 
     proc = run_cli(config, tmp_path)
     deadline = time.monotonic() + 180
@@ -89,9 +88,10 @@ def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
     # The same predictions as an uninterrupted run (no Prefect, fresh work dir).
     ws = Workspace(tmp_path / "fresh", tmp_path / "fresh-out")
     dataset, frames = DatasetSpec(tsv=small_bench), FrameSettings()
+    reference = ModelSpec(name="ref", kind="reference")
     prepare_frames(dataset, frames, ws)
-    infer_inline(ModelSpec(name="ref", kind="reference"), dataset, 0, 0, frames, ws)
-    expected = read_predictions(ws.predictions_dir("ref", "Tiny", 0))
+    infer_inline(reference, dataset, 0, 0, frames, ws)
+    expected = read_predictions(cell_log_dir(ws, reference, dataset, frames, 0, 0))
     resumed = read_predictions(log_dir)
     assert {k: r.prediction for k, r in resumed.items()} == {
         k: r.prediction for k, r in expected.items()

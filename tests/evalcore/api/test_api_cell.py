@@ -24,7 +24,7 @@ from evalcore.inference import read_frame_index
 from evalcore.predictions import read_predictions
 from evalcore.prompts import render_mcq_prompt
 from evalcore.scoring import score_samples
-from evalcore.stages import frame_index_path, load_samples
+from evalcore.stages import cell_log_dir, frame_index_path, load_samples
 from evalcore.workspace import Workspace
 
 FAST = {"timeout": 0.5, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
@@ -65,7 +65,7 @@ def run_cell(bench, model, tmp_path, client=None, api_key=None, **api):
         model, bench.dataset, 0, 0, bench.frames, ws, ApiSettings(**{**settings, **api}), api_key,
         client=client,
     )  # fmt: skip
-    return summary, read_predictions(ws.predictions_dir(model.name, bench.dataset.dataset_name, 0))
+    return summary, read_predictions(cell_log_dir(ws, model, bench.dataset, bench.frames, 0, 0))
 
 
 def test_faults_end_as_answers_or_typed_failures_never_cached_or_scored(
@@ -173,7 +173,7 @@ def test_killed_mid_run_then_resumed_resends_no_answered_sample(server, bench_fr
         cache_path=tmp_path / "cache.sqlite3", progress=False, requests_per_task=2, processes=False
     )
     ws = Workspace(bench_frames.work_dir, tmp_path / "out")
-    log_dir = ws.predictions_dir("killed", bench_frames.dataset.dataset_name, 0)
+    log_dir = cell_log_dir(ws, model, bench_frames.dataset, bench_frames.frames, 0, 0)
     args = {
         "model": model.model_dump(mode="json"),
         "tsv": str(bench_frames.dataset.tsv),

@@ -22,6 +22,7 @@ from evalcore.inference.sharded import RANK_CRASHED
 from evalcore.predictions import read_predictions
 from evalcore.predictions.log import iter_records
 from evalcore.stages import (
+    cell_log_dir,
     infer_shard,
     load_samples,
     plan_cell_shards,
@@ -85,7 +86,7 @@ def test_rank_error_fails_fast_then_resumes_with_other_shard_count_and_world_siz
     crash_call = [c for c in read_calls(tmp_path / "calls.jsonl") if c["rank"] == 0][-1]
     assert failed_at - crash_call["t"] < 15  # torchrun noticed and the parent reported
 
-    log_dir = ws.predictions_dir("fake", dataset.dataset_name, 0)
+    log_dir = cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0)
     done_before = {i for i, r in read_predictions(log_dir).items() if r.ok}
     calls_before = len(read_calls(tmp_path / "calls.jsonl"))
     assert 0 < len(done_before) < 48
@@ -110,7 +111,11 @@ def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_be
     with pytest.raises(ShardFailed, match=stuck):
         infer(ws, model, dataset, inference)
     assert time.monotonic() - started < 45
-    launch = next(shard_paths(ws, "fake", dataset.dataset_name, 0).root.glob("shard0-*/launch-0"))
+    launch = next(
+        shard_paths(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0), ws).root.glob(
+            "shard0-*/launch-0"
+        )
+    )
     pids = [int((launch / "torchrun.pid").read_text())]
     pids += [json.loads(p.read_text())["pid"] for p in launch.glob("rank*.json")]
     assert len(pids) == 3
@@ -132,7 +137,7 @@ def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_b
     # died on the culprit again before its 2 successors; launch 3 gives up on the culprit.
     (summary,) = infer(ws, model, dataset, inference)
     assert (summary.gave_up, summary.launched, summary.answered) == (1, 2, 2)
-    records = read_predictions(ws.predictions_dir("fake", dataset.dataset_name, 0))
+    records = read_predictions(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0))
     assert records[culprit].error_type == RANK_CRASHED and records[culprit].attempts == 2
     assert all(r.ok for i, r in records.items() if i != culprit) and len(records) == 12
     calls = read_calls(tmp_path / "calls.jsonl")
@@ -174,7 +179,10 @@ def test_killing_the_parent_with_sigkill_leaves_no_rank_running(ws, small_bench,
     prepare_frames(dataset, FrameSettings(), ws)
     args = [str(small_bench), str(ws.work_dir), str(tmp_path / "calls"), FAKE_KIND]
     parent = subprocess.Popen([sys.executable, "-c", PARENT, *args])
-    root = shard_paths(ws, "fake", dataset.dataset_name, 0).root
+    model = ModelSpec(
+        name="fake", kind=FAKE_KIND, params={"calls_file": str(tmp_path / "calls"), "delay_s": 5}
+    )  # the one PARENT builds
+    root = shard_paths(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0), ws).root
     deadline = time.monotonic() + 60
     statuses: list[dict] = []
     while len(statuses) < 2 or any(s["phase"] != "ready" for s in statuses):
