@@ -33,9 +33,8 @@ from evalcore.reports import (
     collect_cells,
     write_cell_json,
     write_cell_xlsx,
-    write_leaderboard,
 )
-from evalcore.reports.history import cell_settings
+from evalcore.reports.history import cell_settings, publish_with_history
 from evalcore.scoring import aggregate_trials, score_samples, summarize
 from evalcore.workspace import Workspace
 
@@ -192,15 +191,17 @@ def score_cell(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig, ws: W
     return asdict(summary)
 
 
-def publish_leaderboard(ws: Workspace) -> tuple[list[dict], dict[str, Path]]:
-    """Rebuild the leaderboard and `results.json` (every cell's full JSON) from the cells."""
+def publish_leaderboard(
+    ws: Workspace, snapshot: bool = False
+) -> tuple[list[dict], dict[str, Path]]:
+    """Rebuild `results.json` (every cell's full JSON) and the leaderboard files and chart
+    from the cells, with the change against the last snapshot; `snapshot` freezes a new one."""
     cells = {
         p.stem: json.loads(p.read_text(encoding="utf-8"))
         for p in sorted(ws.results_dir.glob("*.json"))
     }
     atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
-    rows = collect_cells(ws.results_dir)
-    return rows, write_leaderboard(rows, ws.output_dir)
+    return publish_with_history(ws, collect_cells(ws.results_dir), snapshot=snapshot)
 
 
 # --- Sharded local inference (docs/sharding.md) -------------------------------------

@@ -12,7 +12,7 @@ from evalcore.api.model import is_api_kind
 from evalcore.config import EvalConfig
 from evalcore.stages import load_all_datasets
 from evalcore.workspace import Workspace
-from tasks.api import infer_api
+from tasks.api import endpoint_tag, infer_api
 from tasks.frames import extract_frames
 from tasks.inference import infer
 from tasks.keys import refresh_if_gaps
@@ -55,7 +55,9 @@ def eval_flow(config: EvalConfig) -> dict:
         ]
     inferred += [  # API models: a Dask fan-out per cell, from one Prefect task
         infer_api.with_options(
-            result_storage=results, **refresh_if_gaps(ws, m, d, config.frames, config.seed, t)
+            result_storage=results,
+            tags=[endpoint_tag(m)],
+            **refresh_if_gaps(ws, m, d, config.frames, config.seed, t),
         ).submit(
             m, d, t, config.seed, config.frames, ws, config.api, wait_for=[frames[d.dataset_name]]
         )

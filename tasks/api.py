@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from urllib.parse import urlsplit
 
 from prefect import get_run_logger, task
 from pydantic import SecretStr
@@ -41,6 +42,13 @@ def resolve_api_key(spec: EndpointSpec) -> SecretStr | None:
             raise ApiKeyMissing(f"no Prefect Secret block named {spec.api_key_secret}") from exc
         return SecretStr(str(value))
     return None
+
+
+def endpoint_tag(model) -> str:
+    """`api-<host>[-<port>]`: a Prefect concurrency limit on it bounds the cells that use
+    one endpoint across flow runs (docs/operations.md)."""
+    url = urlsplit(endpoint_for(model.params).base_url)
+    return f"api-{url.hostname}" + (f"-{url.port}" if url.port else "")
 
 
 # Same cache key as local inference (model spec, data, frames, trial, failure digest): a

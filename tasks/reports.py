@@ -16,7 +16,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalcore.reports import leaderboard_markdown
-from evalcore.reports.history import publish_with_history
 from evalcore.stages import publish_leaderboard
 from evalcore.workspace import Workspace
 
@@ -26,8 +25,7 @@ ARTIFACT_KEY = "video-leaderboard"
 @task(name="publish-leaderboard", cache_policy=NO_CACHE)
 def publish(ws: Workspace, snapshot: bool = False) -> list[dict]:
     """Rebuild the leaderboard from every cell; with `snapshot`, also freeze a dated copy."""
-    rows, _ = publish_leaderboard(ws)
-    board, paths = publish_with_history(ws, rows, snapshot=snapshot)
+    board, paths = publish_leaderboard(ws, snapshot=snapshot)
     table = [
         {
             k: (round(v, 4) if isinstance(v, float) else v)
