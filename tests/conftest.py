@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # test doubles are imported as `tests.…`
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture
+def subprocess_imports_tests(monkeypatch):
+    """Child processes (torchrun ranks, CLI runs) can import test doubles as `tests.…`."""
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
 
 
 @pytest.fixture(scope="session")

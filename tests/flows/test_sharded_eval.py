@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,21 +12,19 @@ import pytest
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 from evalcore.predictions import read_predictions
 from evalcore.predictions.log import iter_records
-from evalcore.stages import infer_inline, load_samples, plan_cell_shards, prepare_frames
+from evalcore.stages import (
+    cell_log_dir,
+    infer_inline,
+    load_samples,
+    plan_cell_shards,
+    prepare_frames,
+    shard_paths,
+)
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
+from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.evalcore.inference.fakes import FAKE_KIND, read_calls  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _ranks_import_tests(monkeypatch):
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
+pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import fakes
 
 
 def config_for(tsv: Path, tmp: Path, model: ModelSpec, inference: InferenceSettings) -> EvalConfig:
@@ -50,18 +46,24 @@ def torchrun(**kw) -> InferenceSettings:
     return InferenceSettings(launcher="torchrun", watchdog_s=60, grace_s=2, **kw)
 
 
+def log_dir(config: EvalConfig):
+    ws = Workspace(config.work_dir, config.output_dir)
+    return cell_log_dir(ws, config.models[0], config.datasets[0], config.frames, config.seed, 0)
+
+
 def predictions(config: EvalConfig) -> dict[str, str | None]:
-    log_dir = config.work_dir / "predictions/fake/Tiny/trial-0"
-    return {i: r.prediction for i, r in read_predictions(log_dir).items()}
+    return {i: r.prediction for i, r in read_predictions(log_dir(config)).items()}
 
 
 def ok_counts(config: EvalConfig) -> Counter:
-    logs = (config.work_dir / "predictions/fake/Tiny/trial-0").glob("*.jsonl")
+    logs = log_dir(config).glob("*.jsonl")
     return Counter(r.sample_id for p in logs for r in iter_records(p) if r.ok)
 
 
 def launches(config: EvalConfig, shard: str) -> list[Path]:
-    return sorted((config.work_dir / "shards/fake/Tiny/trial-0").glob(f"{shard}-of-*/launch-*"))
+    ws = Workspace(config.work_dir, config.output_dir)
+    root = shard_paths(log_dir(config), ws).root
+    return sorted(root.glob(f"{shard}-of-*/launch-*"))
 
 
 def rank_status(launch: Path, rank: int) -> dict:
@@ -91,9 +93,7 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
         (0, 24, 24),
         (1, 24, 24),
     ]
-    logs = sorted(
-        p.name for p in (sharded_config.work_dir / "predictions/fake/Tiny/trial-0").iterdir()
-    )
+    logs = sorted(p.name for p in log_dir(sharded_config).iterdir())
     assert logs == [f"shard{s}-rank{r}.jsonl" for s in (0, 1) for r in (0, 1)]
     # One CPU device group: the second shard started after the first one's ranks ended.
     (first,), (second,) = launches(sharded_config, "shard0"), launches(sharded_config, "shard1")
@@ -129,10 +129,9 @@ def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
     assert len(predictions(config)) == 48 and set(ok_counts(config).values()) == {1}
     assert result["leaderboard"][0]["n"] == 48 and result["leaderboard"][0]["failed"] == 0
     retry_pids = {rank_status(retried, r)["pid"] for r in (0, 1)}  # both ranks finished
-    log_dir = config.work_dir / "predictions/fake/Tiny/trial-0"
     finished_before = {
         r.sample_id
-        for p in log_dir.glob("*.jsonl")
+        for p in log_dir(config).glob("*.jsonl")
         for r in iter_records(p)
         if r.finished_at < (killed / "failure.txt").stat().st_mtime
     }

@@ -3,22 +3,12 @@ and the repo root on PYTHONPATH so torchrun ranks can import the test models."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 
 @pytest.fixture(autouse=True)
-def _ranks_import_tests(monkeypatch):
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
+def _ranks_import_tests(subprocess_imports_tests):
+    """torchrun ranks import the test models under tests/."""
 
 
 @pytest.fixture(scope="session")
