@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from evalcore.atomic import atomic_write_text
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec, settings_hash
 from evalcore.dataset import Sample, dataset_fingerprint, load_tsv
 from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
 from evalcore.inference import (
     InferenceSummary,
+    pending_samples,
     read_frame_index,
     run_samples,
     write_frame_index,
@@ -69,13 +72,19 @@ class FramesSummary:
     seconds: float
 
 
-def prepare_frames(
-    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None
-) -> FramesSummary:
+def progress_bar(total: int, desc: str, unit: str) -> tqdm:
+    """A terminal progress bar; silent when output is not a terminal (logs, CI)."""
+    return tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False)
+
+
+def prepare_frames(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> FramesSummary:
     """Extract (or find cached) frames for every distinct clip of a dataset."""
     samples = load_samples(dataset)
     jobs: list[VideoJob] = list(dict.fromkeys(j for s in samples if (j := video_job(s))))
-    report = extract_videos(jobs, FrameCache(ws.frame_cache_dir), frames, on_done=on_done)
+    with progress_bar(len(jobs), f"frames {dataset.dataset_name}", "video") as bar:
+        report = extract_videos(
+            jobs, FrameCache(ws.frame_cache_dir), frames, on_done=lambda *_: bar.update()
+        )
     index = write_frame_index(frame_index_path(dataset, frames, ws), samples, report)
     return FramesSummary(
         dataset=dataset.dataset_name,
@@ -149,7 +158,6 @@ def infer_inline(
     frames: FrameSettings,
     ws: Workspace,
     writer: str = "main",
-    on_record=None,
 ) -> InferenceSummary:
     """Answer the pending samples of one cell in this process (CPU models, small runs)."""
     import torch
@@ -160,7 +168,12 @@ def infer_inline(
     log_dir = cell_log_dir(ws, model, dataset, frames, config_seed, trial)
     previous = read_predictions(log_dir)
     params = model_params(model, trial, config_seed)
-    with PredictionLog(log_dir / f"{writer}.jsonl") as log:
+    todo = len(pending_samples(samples, previous))
+    desc = f"{model.name} x {dataset.dataset_name} t{trial}"
+    with (
+        PredictionLog(log_dir / f"{writer}.jsonl") as log,
+        progress_bar(todo, desc, "sample") as bar,
+    ):
         return run_samples(
             samples,
             lookup,
@@ -168,7 +181,7 @@ def infer_inline(
             log,
             previous,
             batch_size=model.batch_size,
-            on_record=on_record,
+            on_record=lambda _: bar.update(),
         )
 
 
