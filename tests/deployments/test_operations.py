@@ -104,6 +104,22 @@ class Ops:
         out = self.cli("prefect", "artifact", "ls", "-o", "json")
         return {a["key"]: a for a in json.loads(out) if a.get("key")}
 
+    def run_summary(self, run_id: str, attempt: int, timeout: float = 60.0) -> dict:
+        """The run-summary artifact of that flow-run attempt. Its hook runs after the flow
+        run reaches its final state, so the artifact may land a moment after `wait`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            summary = self.artifacts().get("eval-run-summary")
+            if (
+                summary
+                and summary["flow_run_id"] == run_id
+                and f"(attempt {attempt}," in (summary["data"])
+            ):
+                return summary
+            if time.monotonic() > deadline:
+                pytest.fail(f"no run summary for attempt {attempt} of {run_id}: {summary}")
+            time.sleep(1.0)
+
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory):
@@ -165,8 +181,7 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
     assert (out / "reference_SyntheticVQA.xlsx").exists()
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
 
-    summary = ops.artifacts()["eval-run-summary"]
-    assert summary["flow_run_id"] == run_id
+    summary = ops.run_summary(run_id, attempt=1)
     assert "attempt 1, Completed" in summary["data"] and "frame-cache hits" in summary["data"]
 
 
@@ -202,7 +217,7 @@ def test_retry_recomputes_only_the_failed_shard(ops):
 
     board = json.loads((ops.project / "outputs-retry/leaderboard.json").read_text())
     assert {r["model"]: r["failed"] for r in board} == {"healthy": 0, "broken": 0}
-    summary = ops.artifacts()["eval-run-summary"]["data"]
+    summary = ops.run_summary(run_id, attempt=2)["data"]
     assert "attempt 2, Completed" in summary
     infer_row = next(line for line in summary.splitlines() if line.startswith("| infer |"))
     # | infer | task runs | cached | ran | failed | retried shards | wall s |
@@ -251,7 +266,7 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
     assert launches == {"shard0-of-2": 1, "shard1-of-2": 2}
     board = json.loads((ops.project / "outputs-shards/leaderboard.json").read_text())
     assert board[0]["failed"] == 0 and board[0]["n"] == 4 * VIDEOS
-    summary = ops.artifacts()["eval-run-summary"]["data"]
+    summary = ops.run_summary(run_id, attempt=2)["data"]
     shard_row = next(line for line in summary.splitlines() if line.startswith("| infer_shard"))
     assert shard_row.split("|")[2:7] == [" 2 ", " 1 ", " 1 ", " 0 ", " 1 "], summary
 
