@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -225,7 +226,8 @@ class ReferenceModel(nn.Module):
         if key is not None and key in self._recent:
             self._recent.move_to_end(key)
             return self._recent[key]
-        detections = self(torch.as_tensor(request.frames.load()))
+        # A copy: cached frames may be read-only arrays, which torch will not wrap.
+        detections = self(torch.tensor(np.asarray(request.frames.load()), dtype=torch.uint8))
         if key is not None:
             self._recent[key] = detections
             while len(self._recent) > self.cache_size:
