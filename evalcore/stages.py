@@ -34,6 +34,7 @@ from evalcore.predictions import PredictionLog, failure_digest, has_gaps, read_p
 from evalcore.prompts import TEMPLATE_VERSION
 from evalcore.reports import (
     collect_cells,
+    leaderboard_rows,
     write_cell_json,
     write_cell_xlsx,
 )
@@ -209,12 +210,9 @@ def publish_leaderboard(
 ) -> tuple[list[dict], dict[str, Path]]:
     """Rebuild `results.json` (every cell's full JSON) and the leaderboard files and chart
     from the cells, with the change against the last snapshot; `snapshot` freezes a new one."""
-    cells = {
-        p.stem: json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted(ws.results_dir.glob("*.json"))
-    }
+    cells = collect_cells(ws.results_dir)
     atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
-    return publish_with_history(ws, collect_cells(ws.results_dir), snapshot=snapshot)
+    return publish_with_history(ws, leaderboard_rows(cells.values()), snapshot=snapshot)
 
 
 # --- Sharded local inference (docs/sharding.md) -------------------------------------

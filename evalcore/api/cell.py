@@ -23,6 +23,7 @@ from evalcore.config import ApiSettings, DatasetSpec, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameFailure, FrameSettings
 from evalcore.inference import pending_samples, read_frame_index
+from evalcore.inference.runner import frames_for, next_attempt
 from evalcore.predictions import PredictionLog, PredictionRecord, failed, read_predictions
 from evalcore.prompts import TEMPLATE_VERSION, render_mcq_prompt
 from evalcore.stages import cell_log_dir, frame_index_path, load_samples, model_params
@@ -125,18 +126,23 @@ def infer_api_cell(
         jobs = []
         media_failures: dict[str, int] = {}
         for s in todo:
-            entry = lookup.get(s.sample_id)
-            if isinstance(entry, FrameFailure) or entry is None:
-                reason = entry or FrameFailure("FramesMissing", "no frames were extracted")
+            entry = frames_for(s.sample_id, lookup)
+            if isinstance(entry, FrameFailure):
                 plog.append(
-                    failed(s.sample_id, reason.error_type, reason.message, prior(s.sample_id) + 1)
+                    failed(
+                        s.sample_id,
+                        entry.error_type,
+                        entry.message,
+                        next_attempt(previous, s.sample_id),
+                    )
                 )
                 summary.failed += 1
-                media_failures[reason.error_type] = media_failures.get(reason.error_type, 0) + 1
+                media_failures[entry.error_type] = media_failures.get(entry.error_type, 0) + 1
                 continue
             if spec.media == "video_file" and (s.start is not None or s.end is not None):
                 message = "media=video_file sends the whole video; this sample is a clip"
-                plog.append(failed(s.sample_id, "UnsupportedClip", message, prior(s.sample_id) + 1))
+                attempt = next_attempt(previous, s.sample_id)
+                plog.append(failed(s.sample_id, "UnsupportedClip", message, attempt))
                 summary.failed += 1
                 media_failures["UnsupportedClip"] = media_failures.get("UnsupportedClip", 0) + 1
                 continue

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from evalcore.dataset import Sample
-from evalcore.frames import FrameFailure
+from evalcore.frames import FrameEntry, FrameFailure
 from evalcore.inference.frame_index import FrameLookup
 from evalcore.models.base import VideoModel, VideoRequest
 from evalcore.predictions import PredictionLog, PredictionRecord, failed
@@ -36,6 +36,18 @@ def pending_samples(
 ) -> list[Sample]:
     """Samples without a successful record: never run, or failed before (retried)."""
     return [s for s in samples if not (s.sample_id in previous and previous[s.sample_id].ok)]
+
+
+def frames_for(sample_id: str, frames: FrameLookup) -> FrameEntry | FrameFailure:
+    """A sample's cached frames, or the failure that stands for them (missing: never
+    extracted). Every launcher turns a failure into a record without calling a model."""
+    return frames.get(sample_id) or FrameFailure("FramesMissing", "no frames were extracted")
+
+
+def next_attempt(previous: dict[str, PredictionRecord], sample_id: str) -> int:
+    """Attempts accumulate over runs, so a failure that repeats changes the failure digest."""
+    prev = previous.get(sample_id)
+    return (prev.attempts + 1) if prev else 1
 
 
 def build_request(sample: Sample, frames) -> VideoRequest:
@@ -78,15 +90,13 @@ def run_samples(
             on_record(record)
 
     def attempts(sample: Sample) -> int:
-        prev = previous.get(sample.sample_id)
-        return (prev.attempts + 1) if prev else 1
+        return next_attempt(previous, sample.sample_id)
 
     ready: list[Sample] = []
     for s in todo:
-        outcome = frames.get(s.sample_id)
-        if isinstance(outcome, FrameFailure) or outcome is None:
-            reason = outcome or FrameFailure("FramesMissing", "no frames were extracted")
-            emit(failed(s.sample_id, reason.error_type, reason.message, attempts(s)))
+        outcome = frames_for(s.sample_id, frames)
+        if isinstance(outcome, FrameFailure):
+            emit(failed(s.sample_id, outcome.error_type, outcome.message, attempts(s)))
         else:
             ready.append(s)
     model: VideoModel | None = None

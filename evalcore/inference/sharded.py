@@ -20,7 +20,7 @@ from evalcore.frames import FrameFailure
 from evalcore.inference.attempts import crash_counts, rank_log_name
 from evalcore.inference.frame_index import FrameLookup
 from evalcore.inference.launcher import ShardFailed, run_torchrun
-from evalcore.inference.runner import run_samples
+from evalcore.inference.runner import frames_for, run_samples
 from evalcore.inference.shard_job import ShardJob, ShardPaths
 from evalcore.inference.shards import Shard
 from evalcore.predictions import PredictionLog, failed, read_predictions
@@ -85,7 +85,7 @@ def run_shard(
     no_frames, todo, gave_up = [], [], []
     for sample_id in pending:
         prev = previous.get(sample_id)
-        if isinstance(lookup.get(sample_id), FrameFailure) or lookup.get(sample_id) is None:
+        if isinstance(frames_for(sample_id, lookup), FrameFailure):
             no_frames.append(by_id[sample_id])
         elif prev is not None and prev.error_type == RANK_CRASHED:
             continue  # final: it crashed its rank max_attempts times (see docs/sharding.md)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +23,17 @@ LEADERBOARD_FIELDS = (
 )
 
 
-def collect_cells(results_dir: Path) -> list[dict]:
-    """Leaderboard rows from the cell JSONs, best accuracy first within each dataset."""
-    rows = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        cell = json.loads(path.read_text(encoding="utf-8"))
-        rows.append({k: cell.get(k) for k in LEADERBOARD_FIELDS})
+def collect_cells(results_dir: Path) -> dict[str, dict]:
+    """Every cell JSON under `results_dir`, by file stem (`{model}_{dataset}`)."""
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(Path(results_dir).glob("*.json"))
+    }
+
+
+def leaderboard_rows(cells: Iterable[dict]) -> list[dict]:
+    """Leaderboard rows from cell JSONs, best accuracy first within each dataset."""
+    rows = [{k: cell.get(k) for k in LEADERBOARD_FIELDS} for cell in cells]
     rows.sort(key=lambda r: (r["dataset"], -r["accuracy"], r["model"]))
     return rows
 
