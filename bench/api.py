@@ -53,15 +53,12 @@ def run_ours(client, url: str, texts: list[str], concurrency: int, work: Path) -
     from evalcore.predictions import PredictionLog, PredictionRecord
 
     spec = EndpointSpec(base_url=url, model="bench-model", max_in_flight=concurrency, timeout=30)
-    gen = spec.generation_params()
-    jobs = [
-        ChatJob(str(i), t, response_key(spec.model, gen, t, [], "bench"))
-        for i, t in enumerate(texts)
-    ]
+    context = f"bench:{url}:{spec.model}"  # one endpoint, one model, default generation
+    jobs = [ChatJob(str(i), t, response_key(context, t, [])) for i, t in enumerate(texts)]
     result = {}
     with ResponseCache(work / "cache.sqlite3") as cache:
         for label in ("ours", "ours, cached"):
-            with PredictionLog(work / f"{label.replace(', ', '-')}.jsonl") as log:
+            with PredictionLog(work, label.replace(", ", "-")) as log:
 
                 def record(o) -> None:
                     log.append(PredictionRecord(o.job_id, "ok" if o.ok else "failed", o.text))

@@ -33,18 +33,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset.synthetic import generate_benchmark
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.predictions import read_predictions
-from evalcore.stages import (
-    cell_log_dir,
-    infer_shard,
-    plan_cell_shards,
-    prepare_frames,
-    shard_paths,
-)
+from evalcore.inference.runner import cell_records
+from evalcore.inference.sharded import infer_shard, shard_paths
+from evalcore.inference.shards import device_groups, plan_shards
 from evalcore.workspace import Workspace
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -60,25 +56,37 @@ def fresh_workspace(shared: Path, root: Path, name: str) -> Workspace:
     return Workspace(work, root / f"{name}-out")
 
 
+def cell_of(model: ModelSpec, dataset: DatasetSpec) -> Cell:
+    return Cell(model, dataset, trial=0, seed=0, frames=FRAMES)
+
+
+def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
+    groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
+    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+
+
+def read_predictions(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> dict:
+    return cell_records(cell_of(model, dataset), ws)
+
+
 def run_cell(ws: Workspace, model: ModelSpec, dataset: DatasetSpec, inference: InferenceSettings):
     """All shards of the cell at once (one thread each, as the flow's task runner does)."""
     plan = plan_cell_shards(dataset, inference)
+    cell = cell_of(model, dataset)
     started = time.perf_counter()
     with ThreadPoolExecutor(len(plan)) as pool:
-        summaries = list(
-            pool.map(lambda s: infer_shard(model, dataset, 0, 0, FRAMES, inference, s, ws), plan)
-        )
+        summaries = list(pool.map(lambda s: infer_shard(cell, s, inference, ws), plan))
     return time.perf_counter() - started, summaries
 
 
 def rank_statuses(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> list[dict]:
-    root = shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root
+    root = shard_paths(cell_of(model, dataset), ws).root
     return [json.loads(p.read_text()) for p in sorted(root.glob("shard*/launch-*/rank*.json"))]
 
 
 def launch_phases(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> dict[str, float]:
     """Seconds from launch to each phase of the (single) rank of the (single) launch."""
-    root = shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root
+    root = shard_paths(cell_of(model, dataset), ws).root
     (launch,) = root.glob("shard*/launch-*")
     begin = (launch / "job.json").stat().st_mtime
     (status,) = rank_statuses(ws, model, dataset)
@@ -96,7 +104,7 @@ def scaling(shared, root, model, dataset, repeat):
             )
             seconds, summaries = run_cell(ws, model, dataset, inference)
             answered = sum(s.answered for s in summaries)
-            assert answered == len(read_predictions(cell_log_dir(ws, model, dataset, FRAMES, 0, 0)))
+            assert answered == len(read_predictions(ws, model, dataset))
             statuses = rank_statuses(ws, model, dataset)
             inference_s = max(st["summary"]["seconds"] for st in statuses)
             overhead = [
@@ -139,35 +147,33 @@ def resume(shared, root, model, dataset, full_seconds):
     ws = fresh_workspace(shared, root, "resume")
     inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=1)
     (shard,) = plan_cell_shards(dataset, inference)
-    log_dir = cell_log_dir(ws, model, dataset, FRAMES, 0, 0)
+    cell = cell_of(model, dataset)
     total = len(shard.ids)
     outcome: dict = {}
 
     def first_attempt():
         try:
-            infer_shard(model, dataset, 0, 0, FRAMES, inference, shard, ws)
+            infer_shard(cell, shard, inference, ws)
         except ShardFailed as exc:
             outcome["error"] = str(exc).splitlines()[0]
 
     thread = threading.Thread(target=first_attempt)
     started = time.perf_counter()
     thread.start()
-    while thread.is_alive() and len(read_predictions(log_dir)) < total // 2:
+    while thread.is_alive() and len(read_predictions(ws, model, dataset)) < total // 2:
         time.sleep(0.05)
-    launch = next(
-        shard_paths(cell_log_dir(ws, model, dataset, FRAMES, 0, 0), ws).root.glob("shard*/launch-0")
-    )
+    launch = next(shard_paths(cell, ws).root.glob("shard*/launch-0"))
     os.killpg(int((launch / "torchrun.pid").read_text()), signal.SIGKILL)
     killed_at = time.perf_counter() - started
     thread.join()
     rank_pids = [st["pid"] for st in rank_statuses(ws, model, dataset)]
     time.sleep(0.5)
     orphans = [p for p in rank_pids if alive(p)]
-    done_before = len(read_predictions(log_dir))
+    done_before = len(read_predictions(ws, model, dataset))
     t0 = time.perf_counter()
-    (summary,) = [infer_shard(model, dataset, 0, 0, FRAMES, inference, shard, ws)]
+    summary = infer_shard(cell, shard, inference, ws)
     resume_s = time.perf_counter() - t0
-    assert summary.skipped == done_before and len(read_predictions(log_dir)) == total
+    assert summary.skipped == done_before and len(read_predictions(ws, model, dataset)) == total
     return {
         "samples": total,
         "killed_after_s": round(killed_at, 2),
@@ -199,7 +205,7 @@ def main() -> None:
         shared = root / "shared"
         t0 = time.perf_counter()
         for d in (dataset, small):
-            prepare_frames(d, FRAMES, Workspace(shared, shared))
+            extract_dataset_frames(d, FRAMES, Workspace(shared, shared))
         frames_s = time.perf_counter() - t0
 
         results = {

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evalcore.predictions import PredictionLog, PredictionRecord, read_predictions
+from evalcore.predictions import PredictionLog, PredictionRecord, merge_records, read_records
 
 
 def records(n: int) -> list[PredictionRecord]:
@@ -25,7 +25,7 @@ def records(n: int) -> list[PredictionRecord]:
 
 def ours(path: Path, recs: list[PredictionRecord]) -> float:
     started = time.perf_counter()
-    with PredictionLog(path) as log:
+    with PredictionLog(path.parent, path.stem) as log:
         for r in recs:
             log.append(r)
     return time.perf_counter() - started
@@ -55,7 +55,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
             log = Path(tmp) / "log" / "main.jsonl"
             t_ours = ours(log, recs)
-            assert len(read_predictions(log.parent)) == n
+            assert len(merge_records(read_records(log.parent))) == n
             pkl = Path(tmp) / "ckpt.pkl"
             t_pickle = vlmevalkit_pattern(pkl, recs)
             # bytes the pickle pattern wrote in total: sum of every rewrite

@@ -7,15 +7,21 @@ before any video is decoded.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalcore.frames.settings import FrameSettings
+from evalcore.models.base import GenerationConfig
+
+# What a model may override in `models[].frames`: the sampling and the pixels it gets.
+FRAME_PLAN_OVERRIDES = ("nframe", "fps", "max_frames", "max_side", "jpeg_quality")
+
+if TYPE_CHECKING:
+    from evalcore.dataset import Sample
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
 
@@ -51,38 +57,78 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"dataset file not found: {tsv}")
         return tsv
 
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, root: Path | None) -> Path | None:
+        if root is not None and not root.is_dir():
+            raise ValueError(f"root folder not found: {root}")
+        return root
+
+    def samples(self) -> list[Sample]:
+        """The dataset's samples (after `limit`); raises `DatasetError` naming the line."""
+        from evalcore.dataset import load_tsv
+
+        samples = load_tsv(self.tsv, name=self.dataset_name, root=self.root)
+        return samples[: self.limit] if self.limit else samples
+
 
 class ModelSpec(BaseModel):
-    """A model to evaluate: a registered kind (or `package.module:factory`) plus its params."""
+    """A model to evaluate: a kind (registered, or `package.module:Class`), its typed
+    params, its generation settings and, optionally, its own frame sampling."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="Name in reports and file names.")
-    kind: str = Field(description="Registered model kind, e.g. `reference`, `random`.")
+    kind: str = Field(
+        description="Model kind: `reference`, `random`, `transformers`, `openai-compatible`, "
+        "or `package.module:Class` for your own."
+    )
     params: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments of the model's factory."
+        default_factory=dict,
+        description="The kind's params (validated against its `Params` when the config is read).",
+    )
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig,
+        description="Decoding settings (max_new_tokens, temperature, top_p, seed, stop); "
+        "API models set theirs in params (max_tokens, temperature, ...).",
+    )
+    frames: dict[str, Any] | None = Field(
+        default=None,
+        description="This model's frame sampling, over the run's `frames` (e.g. `{fps: 2, "
+        "max_frames: 64, max_side: null}`). Models with equal sampling share cached frames.",
     )
     batch_size: int = Field(default=8, ge=1, description="Requests per model call.")
 
     @field_validator("kind")
     @classmethod
     def _kind_known(cls, kind: str) -> str:
-        from evalcore.models.registry import resolve_factory
+        from evalcore.models.registry import resolve_kind
 
         try:
-            resolve_factory(kind)
+            resolve_kind(kind)
         except KeyError as exc:
             raise ValueError(exc.args[0]) from exc
         except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import model factory {kind!r}: {exc}") from exc
+            raise ValueError(f"cannot import model kind {kind!r}: {exc}") from exc
         return kind
 
     @model_validator(mode="after")
     def _params_valid(self) -> ModelSpec:
-        # kinds that declare a params check (openai-compatible) fail here, naming the field
-        from evalcore.models.registry import check_params
+        from evalcore.models.registry import parse_params
 
-        check_params(self.kind, self.params)
+        parse_params(self.kind, self.params)  # ModelParamsError names params.<field>
+        if self.frames is not None:
+            unknown = sorted(set(self.frames) - set(FRAME_PLAN_OVERRIDES))
+            if unknown:
+                raise ValueError(
+                    f"frames.{unknown[0]}: not a per-model frame setting "
+                    f"(allowed: {', '.join(FRAME_PLAN_OVERRIDES)})"
+                )
+        if self.kind == "openai-compatible" and self.generation != GenerationConfig():
+            raise ValueError(
+                "generation: API models take their generation settings in params "
+                "(max_tokens, temperature, top_p, seed)"
+            )
         return self
 
 
@@ -101,7 +147,8 @@ class InferenceSettings(BaseModel):
     )
     gpus: list[int] = Field(
         default_factory=list,
-        description="CUDA device ids the shards may use, e.g. [0, 1, 2, 3]; empty: CPU only.",
+        description="CUDA device ids the shards may use, e.g. [0, 1, 2, 3]; empty: CPU only. "
+        "Inline, one replica runs on the first (cells take turns on it).",
     )
     gpus_per_rank: int = Field(
         default=1,
@@ -228,6 +275,33 @@ class EvalConfig(BaseModel):
         description="Frame cache, prediction logs and persisted Prefect results.",
     )
 
+    def frames_for(self, model: ModelSpec) -> FrameSettings:
+        """The run's frame settings with the model's own overrides."""
+        if not model.frames:
+            return self.frames
+        base = self.frames.model_dump()
+        if "fps" in model.frames or "nframe" in model.frames:
+            base.pop("nframe"), base.pop("fps")  # the model picks its own sampling
+        return FrameSettings.model_validate({**base, **model.frames})
+
+    def device_class(self, model: ModelSpec) -> str:
+        """Where the model's answers come from: `api`, `cuda` (on `inference.gpus`, with
+        either launcher) or `cpu`."""
+        if model.kind == "openai-compatible":
+            return "api"
+        return "cuda" if self.inference.gpus else "cpu"
+
+    @model_validator(mode="after")
+    def _model_frames_valid(self) -> EvalConfig:
+        for i, model in enumerate(self.models):
+            try:
+                self.frames_for(model)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "(frames)"
+                raise ValueError(f"models.{i}.frames.{where}: {err['msg']}") from None
+        return self
+
     @model_validator(mode="after")
     def _unique_names(self) -> EvalConfig:
         for label, names in (
@@ -241,35 +315,54 @@ class EvalConfig(BaseModel):
 
 
 def load_config(path: Path) -> EvalConfig:
-    """Read a YAML config; relative paths in it are relative to the working directory."""
+    """Read a YAML config; relative paths in it are relative to the working directory.
+    Errors name the file, the line and the field: `run.yaml line 7: models.0.params.x: ...`."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    return parse_config(raw, source=str(path))
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from exc
+    return parse_config(raw, source=str(path), text=text)
 
 
-def parse_config(raw: Any, source: str = "config") -> EvalConfig:
+def parse_config(raw: Any, source: str = "config", text: str | None = None) -> EvalConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config is a YAML mapping (datasets:, models:, ...)")
     try:
         return EvalConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid configuration\n{describe_errors(exc)}") from exc
+        raise ConfigError(describe_errors(exc, source, text)) from exc
 
 
-def describe_errors(exc: ValidationError) -> str:
-    """One line per error, each naming the dotted field path, e.g. `frames.nframe`."""
+_NESTED_FIELD = re.compile(r"^((?:params|frames|models|datasets)(?:\.[\w-]+)+): (.*)$", re.S)
+
+
+def describe_errors(exc: ValidationError, source: str, text: str | None = None) -> str:
+    """One line per error naming the file, the YAML line when the config's text is at
+    hand, and the dotted field path: `run.yaml line 7: frames.nframe: ...`. A field
+    named inside a validator's message (`params.bogus: ...` of `models.0`) is joined
+    to the path."""
+    from evalcore.yaml_lines import yaml_line
+
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        lines.append(f"  {where}: {err['msg']}")
+        loc = [str(p) for p in err["loc"]]
+        msg = err["msg"].removeprefix("Value error, ")
+        nested = _NESTED_FIELD.match(msg)
+        if nested:
+            inner = nested.group(1).split(".")
+            if inner[0] in ("models", "datasets"):
+                loc = inner  # already a full path (from EvalConfig's own validators)
+            else:
+                loc += inner
+            msg = nested.group(2)
+        line = yaml_line(text, tuple(int(p) if p.isdigit() else p for p in loc)) if text else None
+        where = ".".join(loc) or "(root)"
+        lines.append(f"{source}{f' line {line}' if line else ''}: {where}: {msg}")
     return "\n".join(lines)
-
-
-def settings_hash(*parts: BaseModel | dict | str | int | None) -> str:
-    """A stable short hash of typed settings, for cache keys and file names."""
-
-    def plain(p: Any) -> Any:
-        return p.model_dump(mode="json") if isinstance(p, BaseModel) else p
-
-    blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,8 +1,9 @@
-"""The multiple-choice prompt. Its version goes into cache keys: change text, bump it."""
+"""The multiple-choice prompt. Its version goes into every answer key: change text, bump it."""
 
 from __future__ import annotations
 
 from evalcore.dataset.sample import LETTERS
+from evalcore.models.base import ChatMessage
 
 TEMPLATE_VERSION = "mcq-v1"
 
@@ -13,3 +14,9 @@ def render_mcq_prompt(question: str, options: tuple[str, ...] | list[str]) -> st
     lines += [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(options)]
     lines.append("Answer with the option's letter from the given choices directly.")
     return "\n".join(lines)
+
+
+def chat_messages(prompt: str, system: str | None = None) -> tuple[ChatMessage, ...]:
+    """The chat a model sees: an optional system turn, then the clip and the prompt."""
+    turns = [ChatMessage(role="system", text=system)] if system else []
+    return (*turns, ChatMessage(role="user", text=prompt, video=True))

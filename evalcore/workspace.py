@@ -2,14 +2,17 @@
 
 work_dir/
   frames/                        content-addressed frame cache (shared by models and runs)
-  frame-index/{dataset}-{h}.json sample id -> frame cache key or failure, per frame settings
-  predictions/{model}/{dataset}/{answer key}/trial-{t}/*.jsonl   one append-only log per
-                                 writer; the answer key hashes what the answers depend on
-  shards/{model}/{dataset}/{answer key}/trial-{t}/   torchrun launch files and crash marks
+  frame-index/{dataset}-{h}.json sample id -> video fingerprint and frame cache key (or
+                                 failure), per TSV file and frame plan
+  predictions/{model}/{dataset}/{cell key}/trial-{t}/*.jsonl   one append-only log per
+                                 writer; every record carries its sample's answer key
+  shards/{model}/{dataset}/{cell key}/trial-{t}/   torchrun launch files and crash marks
   prefect-results/               persisted Prefect task results (small summaries)
   api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
 output_dir/
-  {model}_{dataset}.xlsx, results/{model}_{dataset}.json, results.json, leaderboard.*
+  {model}/{model}_{dataset}.xlsx and .json   one cell's answers and metrics (VLMEvalKit's
+                                 layout: the model folder keeps "a_b" x "c" apart from "a" x "b_c")
+  results.json, leaderboard.*
   leaderboard.png                accuracy over time, drawn from the snapshots
   history/leaderboard-{UTC time}.json   dated leaderboard snapshots (nightly runs)
 """
@@ -29,13 +32,28 @@ class Workspace:
     def frame_cache_dir(self) -> Path:
         return self.work_dir / "frames"
 
-    def frame_index_path(self, dataset: str, settings_hash: str) -> Path:
-        return self.work_dir / "frame-index" / f"{dataset}-{settings_hash}.json"
+    @property
+    def frame_index_dir(self) -> Path:
+        return self.work_dir / "frame-index"
 
-    def predictions_dir(self, model: str, dataset: str, answer_key: str, trial: int) -> Path:
-        """Logs of one cell trial. `answer_key` (see `stages.answer_key`) separates answers
-        made with other model params, data or frame settings: they are never reused."""
-        return self.work_dir / "predictions" / model / dataset / answer_key / f"trial-{trial}"
+    def frame_index_path(self, dataset: str, settings_hash: str) -> Path:
+        return self.frame_index_dir / f"{dataset}-{settings_hash}.json"
+
+    def predictions_dir(self, model: str, dataset: str, cell_key: str, trial: int) -> Path:
+        """Logs of one cell trial (see `evalcore.cell.Cell.log_dir`)."""
+        return self.work_dir / "predictions" / model / dataset / cell_key / f"trial-{trial}"
+
+    def shards_dir(self, model: str, dataset: str, cell_key: str, trial: int) -> Path:
+        """torchrun launch files and in-flight marks of one cell trial's shards."""
+        return self.shards_root / model / dataset / cell_key / f"trial-{trial}"
+
+    @property
+    def shards_root(self) -> Path:
+        return self.work_dir / "shards"
+
+    @property
+    def predictions_root(self) -> Path:
+        return self.work_dir / "predictions"
 
     @property
     def response_cache_path(self) -> Path:
@@ -46,14 +64,16 @@ class Workspace:
         return self.work_dir / "prefect-results"
 
     def cell_xlsx(self, model: str, dataset: str) -> Path:
-        return self.output_dir / f"{model}_{dataset}.xlsx"
-
-    @property
-    def results_dir(self) -> Path:
-        return self.output_dir / "results"
+        return self.output_dir / model / f"{model}_{dataset}.xlsx"
 
     def cell_json(self, model: str, dataset: str) -> Path:
-        return self.results_dir / f"{model}_{dataset}.json"
+        return self.output_dir / model / f"{model}_{dataset}.json"
+
+    def cell_jsons(self) -> list[Path]:
+        """Every cell report under the output folder."""
+        return sorted(
+            p for p in self.output_dir.glob("*/*.json") if p.stem.startswith(p.parent.name + "_")
+        )
 
     @property
     def history_dir(self) -> Path:

@@ -45,22 +45,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _load_checked(paths: list[Path]):
+    """Read and check configs and every dataset they name, before any work: a user's
+    mistake is one message naming file, line and field (exit 2), never a traceback."""
     from evalcore.config import ConfigError, load_config
     from evalcore.dataset import DatasetError
 
+    configs = []
     try:
-        config = load_config(args.config)
-        from evalcore.stages import load_all_datasets
-
-        load_all_datasets(config)
+        for path in paths:
+            config = load_config(path)
+            for dataset in config.datasets:
+                dataset.samples()
+            configs.append(config)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+    return configs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    configs = _load_checked([args.config])
+    if configs is None:
         return 2
+    config = configs[0]
     from flows.eval import eval_flow
 
     outcome = _run_flow(lambda: eval_flow(config))
     _print_leaderboard(outcome["leaderboard"])
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from evalcore.gc import collect_garbage
+
+    configs = _load_checked(args.configs)
+    if configs is None:
+        return 2
+    try:
+        report = collect_garbage(configs, dry_run=args.dry_run)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(("would have " if args.dry_run else "") + report.describe())
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    import os
+
+    from flows.smoke import run_smoke
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a tiny local checkpoint: never the hub
+    outcome = _run_flow(lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
+    _print_leaderboard(outcome["leaderboard"])
+    (row,) = outcome["leaderboard"]
+    if row["failed"]:
+        print(f"smoke {args.arch}: {row['failed']} of {row['n']} samples failed", file=sys.stderr)
+        return 1
+    print(f"smoke {args.arch}: ok, {row['n']} samples answered ({args.launcher})")
     return 0
 
 
@@ -151,6 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the eval flow on a YAML config (EvalConfig)")
     run.add_argument("config", type=Path)
     run.set_defaults(func=cmd_run)
+
+    gc = sub.add_parser(
+        "gc", help="remove records and frames that none of these configs references"
+    )
+    gc.add_argument("configs", type=Path, nargs="+", help="every config that uses the work dir")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be freed")
+    gc.set_defaults(func=cmd_gc)
+
+    from flows.smoke import SMOKE_FRAMES
+
+    smoke = sub.add_parser(
+        "smoke", help="a tiny random-weight checkpoint of an architecture through the flow"
+    )
+    smoke.add_argument("--arch", required=True, choices=sorted(SMOKE_FRAMES))
+    smoke.add_argument("--videos", type=int, default=4)
+    smoke.add_argument("--launcher", choices=["inline", "torchrun"], default="inline")
+    smoke.add_argument("--dir", type=Path, default=None, help="keep everything here")
+    smoke.set_defaults(func=cmd_smoke)
 
     synth = sub.add_parser("synth", help="only generate a synthetic benchmark")
     synth.add_argument("--out", type=Path, default=Path("data/synthetic"))

@@ -1,13 +1,12 @@
 """The `leaderboard` flow, deployed as `leaderboard/nightly` on a cron schedule.
 
 It evaluates the configured model x dataset matrix as `eval` subflows, one per dataset
-with only the models whose cell is not current (no result, changed model/dataset/
-settings, changed sample count, or failed samples), then freezes a dated snapshot and
-publishes the leaderboard: files, the PNG chart, and the Prefect artifacts with stable
-keys. A cell whose settings changed starts from empty prediction logs (logs are keyed by
-the settings, so old answers are kept but never reused); one with failed samples
-resumes and retries just those. A failed subflow
-does not stop the others or the publishing; the flow run fails at the end.
+with only the models whose cell is not current (no report yet, a sample without a
+record under its current answer key, or a retryable failure), then freezes a dated
+snapshot and publishes the leaderboard: files, the PNG chart, and the Prefect artifacts
+with stable keys. Only the samples whose answer key changed are asked again (a
+replaced video: its questions; changed model settings: all). A failed subflow does not
+stop the others or the publishing; the flow run fails at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from prefect.cache_policies import NO_CACHE
 
 from evalcore.config import EvalConfig
 from evalcore.reports.history import cells_to_evaluate
-from evalcore.stages import load_all_datasets
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 from tasks.reports import publish
@@ -26,8 +24,7 @@ from tasks.reports import publish
 @task(name="plan-cells", cache_policy=NO_CACHE)
 def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
     """Dataset -> {model: why it is evaluated again}."""
-    counts = {name: len(samples) for name, samples in load_all_datasets(config).items()}
-    plan = cells_to_evaluate(config, ws, counts)
+    plan = cells_to_evaluate(config, ws)
     for dataset in config.datasets:
         for model in config.models:
             why = plan[dataset.dataset_name].get(model.name)

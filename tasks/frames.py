@@ -1,13 +1,15 @@
-"""Frame extraction for one dataset, parallel across its videos inside the task."""
+"""Frame extraction of one dataset under one frame plan, parallel across its videos."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
-from evalcore.stages import FramesSummary, prepare_frames
+from evalcore.frames.index import FramesSummary
+from evalcore.progress import progress_bar
 from evalcore.workspace import Workspace
 
 
@@ -16,4 +18,6 @@ from evalcore.workspace import Workspace
 # a deleted cache entry, which a persisted Prefect result would not.
 @task(name="extract-frames", cache_policy=NO_CACHE, retries=1)
 def extract_frames(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> FramesSummary:
-    return prepare_frames(dataset, frames, ws)
+    clips = len({(s.video_path, s.start, s.end) for s in dataset.samples() if s.video_path})
+    with progress_bar(clips, f"frames {dataset.dataset_name}", "video") as bar:
+        return extract_dataset_frames(dataset, frames, ws, lambda *_: bar.update())

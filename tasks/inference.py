@@ -1,21 +1,58 @@
-"""Inference of one model x dataset x trial in the flow's process."""
+"""Inference units: a cell inline, a shard of a cell under torchrun, an API cell.
+
+Each is cached under its `Cell.unit_key` (what it computes plus its retryable
+failures), which the flow computes once extraction has finished and hands over with
+`with_options(cache_key_fn=fixed_key(key))`: a clean finished unit is a cache hit, a
+unit with retryable failures runs again, and one whose logs miss a sample is refreshed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
-from prefect import task
-from prefect.context import TaskRunContext
+from prefect import get_run_logger, task
 
-from evalcore.stages import infer_inline
-from tasks.keys import inference_key
+from evalcore.api.cell import infer_api_cell
+from evalcore.cell import Cell
+from evalcore.config import ApiSettings, InferenceSettings
+from evalcore.inference import infer_inline
+from evalcore.inference.sharded import infer_shard
+from evalcore.inference.shards import Shard
+from evalcore.models.base import Runtime
+from evalcore.workspace import Workspace
+from tasks.secrets import resolve_api_key
 
 
-def infer_cache_key(context: TaskRunContext, p: dict[str, Any]) -> str:
-    return inference_key("infer", p)
+def fixed_key(key: str):
+    """A cache_key_fn that returns a key computed by the flow."""
+
+    def cache_key(context, parameters) -> str:
+        return key
+
+    return cache_key
 
 
-@task(name="infer", cache_key_fn=infer_cache_key, persist_result=True)
-def infer(model, dataset, trial: int, config_seed: int, frames, ws) -> dict:
-    return asdict(infer_inline(model, dataset, trial, config_seed, frames, ws))
+@task(name="infer", persist_result=True)
+def infer(cell: Cell, ws: Workspace, gpus: list[int]) -> dict:
+    """`gpus`: the run's `inference.gpus`; inline, a replica runs on the first one."""
+    runtime = Runtime(device=f"cuda:{gpus[0]}") if gpus else Runtime(device="cpu")
+    return asdict(infer_inline(cell, ws, runtime))
+
+
+# Tag `gpu`: a server-side concurrency limit on it bounds torchrun jobs across flow runs
+# (docs/operations.md); within a run, shards already take one device group at a time.
+@task(name="infer-shard", tags=["gpu"], persist_result=True, retry_delay_seconds=1)
+def infer_shard_task(cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace) -> dict:
+    return infer_shard(cell, shard, settings, ws).as_dict()
+
+
+@task(name="infer-api", persist_result=True)
+def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
+    """One Prefect task per API cell (never per request): the requests go to a Dask
+    cluster in batches. The key is resolved here, never a parameter or a result."""
+    from evalcore.api.endpoint import parse_endpoint
+
+    api_key = resolve_api_key(parse_endpoint(cell.model.params))
+    summary = infer_api_cell(cell, ws, api, api_key)
+    get_run_logger().info("%s: %s", cell.label, summary.describe())
+    return asdict(summary)

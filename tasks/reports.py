@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from evalcore.reports import leaderboard_markdown
-from evalcore.stages import publish_leaderboard
+from evalcore.reports.history import publish_leaderboard
 from evalcore.workspace import Workspace
 
 ARTIFACT_KEY = "video-leaderboard"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.stages import score_cell
+from evalcore.cell import Cell
+from evalcore.reports import report_cell
+from evalcore.workspace import Workspace
 
 
 # Not cached: a pure, millisecond function of the logs that must always reflect them.
 @task(name="score", cache_policy=NO_CACHE)
-def score(model, dataset, config, ws) -> dict:
-    return score_cell(model, dataset, config, ws)
+def score(trials: Sequence[Cell], ws: Workspace) -> dict:
+    return report_cell(trials, ws)

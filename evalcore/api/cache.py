@@ -2,10 +2,11 @@
 
 One SQLite file in WAL mode (several readers and writers in any number of processes;
 a writer waits up to `busy_timeout` for another's commit). Keyed by what determines the
-answer: the endpoint's model id, the generation parameters, the prompt text, the content
-hashes of the frames and the prompt template version; never the API key nor the URL,
-so the same model served elsewhere reuses answers. Failures are never stored: a cached
-answer is always an answer the model gave.
+answer (`response_key`): the endpoint (or its `cache_namespace`), the model id, the
+generation parameters, the prompt template, the prompt text and the content hashes of
+the frames; never the API key. Two servers with the same model name but different
+weights never share answers; replicas of one model do, by naming one cache namespace.
+Failures are never stored: a cached answer is always an answer the model gave.
 
 Frame content hashes are remembered per file (path, size, mtime) in the same database,
 so a re-run hashes nothing it has hashed before.
@@ -23,9 +24,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -44,16 +44,13 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 
-def response_key(
-    model: str,
-    generation: dict[str, Any],
-    prompt: str,
-    media_hashes: Sequence[str],
-    template_version: str,
-) -> str:
-    """Hash of everything that determines an answer (and nothing secret)."""
+def response_key(context: str, prompt: str, media_hashes: Sequence[str]) -> str:
+    """Hash of everything that determines an answer (and nothing secret): `context` is
+    what every request of a cell shares (`Cell.response_context`: the endpoint or its
+    cache namespace, model id, generation settings, prompt template), then the prompt
+    and the content hashes of the media sent."""
     blob = json.dumps(
-        [SCHEMA_VERSION, model, generation, prompt, list(media_hashes), template_version],
+        [SCHEMA_VERSION, context, prompt, list(media_hashes)],
         sort_keys=True,
         ensure_ascii=False,
         default=str,

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -43,9 +43,15 @@ class EndpointSpec(BaseModel):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
     seed: int | None = Field(
         default=None,
-        description="Sampling seed; trial t adds t. Sent (and keyed) only when temperature > 0.",
+        description="Sampling seed; the run's seed and trial t are added. Sent (and keyed) "
+        "only when temperature > 0.",
     )
     system_prompt: str | None = Field(default=None, description="Optional system message.")
+    cache_namespace: str | None = Field(
+        default=None,
+        description="Response-cache identity shared by endpoints that serve the same "
+        "weights (replicas behind several URLs); default: the base_url itself.",
+    )
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra JSON fields merged into each request (e.g. vLLM's `top_k`).",
@@ -78,6 +84,16 @@ class EndpointSpec(BaseModel):
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Optional request rate limit across all workers."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError(
+                "api_key: the key never goes in the config; name an environment variable "
+                "in api_key_env or a Prefect Secret in api_key_secret"
+            )
+        return data
 
     @field_validator("base_url")
     @classmethod

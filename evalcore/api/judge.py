@@ -17,6 +17,7 @@ from evalcore.api.answers import AnswerStats, Runner, answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.hashing import stable_hash
 
 EXTRACT_TEMPLATE_VERSION = "option-extract-v1"
 LETTERS = string.ascii_uppercase  # as evalcore.dataset.sample (not imported: it pulls pandas)
@@ -72,7 +73,15 @@ def judge(
     jobs = []
     for it in items:
         text = prompt(it)
-        key = response_key(spec.model, spec.generation_params(), text, [], template_version)
+        context = stable_hash(
+            [
+                spec.cache_namespace or spec.base_url,
+                spec.model,
+                spec.generation_params(),
+                template_version,
+            ]
+        )
+        key = response_key(context, text, [])
         jobs.append(ChatJob(it.item_id, text, key))
     verdicts: dict[str, Verdict] = {}
 

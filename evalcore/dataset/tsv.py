@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import csv
 import hashlib
+import io
 import math
 from pathlib import Path
 
@@ -24,6 +26,15 @@ def dataset_fingerprint(tsv: Path) -> str:
     return hashlib.sha256(Path(tsv).read_bytes()).hexdigest()[:16]
 
 
+def check_root(root: Path) -> None:
+    """Raise `DatasetError` unless `root` is an existing folder (videos resolve under it)."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"root folder not found: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"root folder not found: {root} is a file, not a folder")
+
+
 def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> list[Sample]:
     """Parse every row or raise `DatasetError` before any work starts.
 
@@ -31,13 +42,29 @@ def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> li
     else `prefix/video`, else `video` (with `.mp4` added when it has no suffix). A path
     that escapes the root is not an error for the dataset: the sample carries
     `path_error` and fails alone.
+
+    Every `DatasetError` message is one line naming the file and, where known, the line:
+    an empty or non-text file, a row with more fields than the header and a header
+    without rows are reported here rather than as a parser traceback.
     """
     tsv = Path(tsv)
     if not tsv.is_file():
         raise DatasetError(f"{tsv}: dataset file not found")
+    if root is not None:
+        check_root(root)
     root = Path(root) if root is not None else tsv.parent
     name = name or tsv.stem
-    frame = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    text = _read_text(tsv)
+    _check_field_counts(text, tsv)
+    try:
+        # index_col=False: never take the first column as an index when a row is longer
+        frame = pd.read_csv(
+            io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # the checks above should leave pandas nothing to reject; keep its reason, one line
+        reason = " ".join(str(exc).split())
+        raise DatasetError(f"{tsv}: cannot parse as a tab-separated table: {reason}") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
@@ -73,6 +100,57 @@ def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> li
     if not samples:
         raise DatasetError(f"{tsv}: no rows")
     return samples
+
+
+def _read_text(tsv: Path) -> str:
+    """The file as text, or `DatasetError` for an unreadable, empty or binary file."""
+    try:
+        data = tsv.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{tsv}: cannot read: {exc.strerror or exc}") from exc
+    if not data:
+        raise DatasetError(f"{tsv}: the file is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(
+            f"{tsv}: not a UTF-8 text file "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line})"
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:  # valid UTF-8, yet binary (or UTF-16 without a byte order mark)
+        offset = len(text[:nul].encode("utf-8"))
+        line = text.count("\n", 0, nul) + 1
+        raise DatasetError(f"{tsv}: not a text file (NUL byte at offset {offset}, line {line})")
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as Excel writes
+    if not text.strip():
+        raise DatasetError(f"{tsv}: the file has no header line, only blank lines")
+    return text
+
+
+def _check_field_counts(text: str, tsv: Path) -> None:
+    """Reject a row with more fields than the header, naming its line.
+
+    pandas would raise a ParserError for most such rows, and for the first row would
+    silently shift every column by one instead. Quoted fields follow pandas' rules (the
+    csv module's defaults), so a tab or newline inside quotes is not counted. Shorter
+    rows are left to pandas, which fills the missing trailing fields with "".
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    try:
+        header = next(r for r in reader if r)  # pandas skips blank lines, as here
+        width = len(header)
+        line = reader.line_num + 1
+        for record in reader:
+            if len(record) > width:
+                raise DatasetError(
+                    f"{tsv} line {line}: {len(record)} fields, the header has {width} "
+                    "(a stray tab?)"
+                )
+            line = reader.line_num + 1
+    except csv.Error:
+        return  # e.g. a field beyond csv's size limit: pandas, the real parser, decides
 
 
 def _parse_candidates(text: str, where: str) -> tuple[str, ...]:

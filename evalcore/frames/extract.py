@@ -11,10 +11,19 @@ process boundaries.
 Videos the cache has fingerprinted before are looked up at once; new ones are hashed
 by threads (hashlib releases the GIL) while the worker processes start and decode, so
 a first run does not wait for every file to be read before decoding begins.
+
+Several processes may extract the same clips into one cache at once (two flows on one
+dataset, a retry next to a run still going): a worker takes an exclusive `flock` on
+`{cache root}/.locks/{key}.lock` before decoding and looks in the cache again once it
+holds it, so each clip is decoded once and the other process gets a cache hit. A
+worker killed on timeout or crashing drops its lock with its process. The time spent
+waiting counts toward the waiting worker's `timeout_s`; the holder decodes under the
+same limit, so the wait ends within one timeout of the holder's start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import time
@@ -45,6 +54,7 @@ from evalcore.frames.settings import FrameSettings
 
 Result = FrameEntry | FrameFailure
 _HASH_THREADS = 2
+_LOCKS_DIR = ".locks"  # under the cache root; one empty lock file per key, never deleted
 
 
 @dataclass
@@ -53,7 +63,7 @@ class ExtractionReport:
     len(results); jobs with identical content and clip share one decode."""
 
     results: dict[VideoJob, Result]
-    hits: int  # served from the cache, no decoder opened
+    hits: int  # served from the cache (perhaps made meanwhile by another process)
     decoded: int  # decoded in this call
     failed: int
     seconds: float
@@ -138,9 +148,9 @@ def extract_videos(
                 finish(job, outcome)
             elif (key := is_new_miss(job, outcome)) is not None:
                 decoding.submit(key, outcome, job)
-        for key, result in decoding.completed():
+        for key, (result, decoded) in decoding.completed():
             for job in scheduled[key]:
-                counts["decoded"] += isinstance(result, FrameEntry)
+                counts["decoded" if decoded else "hits"] += isinstance(result, FrameEntry)
                 finish(job, result)
 
     return ExtractionReport(
@@ -238,8 +248,9 @@ class _Decoding:
         future = self._pool.schedule(extract_one, args=args, timeout=self._settings.timeout_s)
         self._futures[future] = (key, job)
 
-    def completed(self) -> Iterator[tuple[str, Result]]:
-        """(key, result) for every submitted job, in completion order."""
+    def completed(self) -> Iterator[tuple[str, tuple[Result, bool]]]:
+        """(key, (result, whether it was decoded here)) for every submitted job, in
+        completion order."""
         for future in as_completed(self._futures):
             key, job = self._futures[future]
             yield key, _outcome(future, job, self._settings)
@@ -253,21 +264,27 @@ class _Decoding:
             self._pool.join()
 
 
-def _outcome(future: Future, job: VideoJob, settings: FrameSettings) -> Result:
+def _outcome(future: Future, job: VideoJob, settings: FrameSettings) -> tuple[Result, bool]:
     try:
         return future.result()
-    except TimeoutError:
+    except Exception as error:
+        return _failure(error, job, settings), False
+
+
+def _failure(error: Exception, job: VideoJob, settings: FrameSettings) -> FrameFailure:
+    """The failure a worker's end stands for: timed out, crashed, or could not run."""
+    if isinstance(error, TimeoutError):
         return FrameFailure(
             "DecodeTimeout",
             f"{job.path}: decoding took longer than {settings.timeout_s:g} s; "
             "the worker process was killed",
         )
-    except ProcessExpired as error:
+    if isinstance(error, ProcessExpired):
         return FrameFailure(
             "WorkerCrashed", f"{job.path}: the decoding process died (exit code {error.exitcode})"
         )
-    except Exception as error:  # e.g. a decoder that cannot be pickled
-        return FrameFailure("DecodeError", f"{job.path}: {type(error).__name__}: {error}")
+    # e.g. a decoder that cannot be pickled
+    return FrameFailure("DecodeError", f"{job.path}: {type(error).__name__}: {error}")
 
 
 def _worker_context():
@@ -290,12 +307,48 @@ def extract_one(
     cache: FrameCache,
     settings: FrameSettings,
     chain: Sequence[Decoder],
-) -> Result:
-    """Decode one clip with the first decoder in `chain` that can and store it.
+) -> tuple[Result, bool]:
+    """Decode one clip with the first decoder in `chain` that can and store it; return
+    the result and whether this call decoded it.
 
-    Runs in a worker process. Returns a `FrameFailure` naming every decoder's reason
-    when none succeeds; an empty clip is not retried with another decoder.
+    Runs in a worker process, holding the key's lock (see the module docstring): if
+    another process stored the entry while this one waited, that entry is returned
+    undecoded. Returns a `FrameFailure` naming every decoder's reason when none
+    succeeds; an empty clip is not retried with another decoder.
     """
+    try:
+        lock = _lock_entry(cache, key)
+    except OSError as error:
+        return FrameFailure("CacheWriteError", f"{job.path}: cannot lock {key}: {error}"), False
+    with lock:
+        entry = cache.open(key)
+        if entry is not None:
+            return entry, False
+        return _decode(job, key, video_fingerprint, cache, settings, chain), True
+
+
+def _lock_entry(cache: FrameCache, key: str):
+    """An open file holding an exclusive flock on `key`'s lock file (blocks until free);
+    closing it releases the lock, and so does the death of this process."""
+    directory = cache.root / _LOCKS_DIR
+    directory.mkdir(exist_ok=True)
+    lock = open(directory / f"{key}.lock", "a")  # noqa: SIM115 -- the caller closes it
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+def _decode(
+    job: VideoJob,
+    key: str,
+    video_fingerprint: str,
+    cache: FrameCache,
+    settings: FrameSettings,
+    chain: Sequence[Decoder],
+) -> Result:
     reasons: list[tuple[str, FrameError | Exception]] = []
     for decoder in chain:
         name = decoder_name(decoder)

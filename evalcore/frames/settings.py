@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class FrameSettings(BaseModel):
@@ -57,6 +58,22 @@ class FrameSettings(BaseModel):
         "killed and the video is recorded as a DecodeTimeout failure.",
     )
     workers: int = Field(default=2, ge=1, description="Decoding processes running at once.")
+
+    @field_validator(
+        "nframe", "fps", "max_frames", "max_side", "jpeg_quality", "workers", mode="before"
+    )
+    @classmethod
+    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `nframe: true` as 1; a boolean here is always a typo.
+        # (A float with a fractional part is already refused by the int fields.)
+        if isinstance(value, bool):
+            kind = "a number" if info.field_name == "fps" else "a whole number"
+            raise PydanticCustomError(
+                "bool_not_allowed",
+                "{field} must be {kind}, not the boolean {value}",
+                {"field": info.field_name, "kind": kind, "value": str(value).lower()},
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -1,13 +1,14 @@
-"""Inference: the loop over pending samples and the frame lookup it reads."""
+"""Inference: the one runner (pending samples -> records) and its launchers (inline,
+torchrun shards). The API launcher lives in `evalcore.api.cell`."""
 
-from evalcore.inference.frame_index import FrameLookup, read_frame_index, write_frame_index
-from evalcore.inference.runner import InferenceSummary, pending_samples, run_samples
+from evalcore.inference.inline import infer_inline
+from evalcore.inference.runner import InferenceSummary, UnitState, answer_samples, run_unit, split
 
 __all__ = [
-    "FrameLookup",
     "InferenceSummary",
-    "pending_samples",
-    "read_frame_index",
-    "run_samples",
-    "write_frame_index",
+    "UnitState",
+    "answer_samples",
+    "infer_inline",
+    "run_unit",
+    "split",
 ]

@@ -1,18 +1,36 @@
-"""The inference loop shared by every launcher: pending samples in, durable records out."""
+"""The one path from pending samples to durable records, shared by every launcher.
+
+`UnitState` says, for the samples of a unit (a cell, or a shard of one), which records
+still count (made under the sample's current answer key) and what is pending; `split`
+turns the pending samples whose frames failed into failure records at once; the inline
+launcher and each torchrun rank answer the rest with `answer_samples`, and the API
+launcher sends them to its fan-out. Whatever answers, each outcome is appended to the
+writer's log the moment it exists.
+"""
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
+from evalcore.cell import Cell, valid_records
 from evalcore.dataset import Sample
-from evalcore.frames import FrameEntry, FrameFailure
-from evalcore.inference.frame_index import FrameLookup
-from evalcore.models.base import VideoModel, VideoRequest
-from evalcore.predictions import PredictionLog, PredictionRecord, failed
-from evalcore.prompts import render_mcq_prompt
+from evalcore.frames import FrameFailure
+from evalcore.frames.index import FrameIndex, read_index_videos
+from evalcore.models.base import GenerationConfig, ModelError, VideoModel, VideoRequest
+from evalcore.predictions import (
+    PredictionLog,
+    PredictionRecord,
+    failed,
+    has_gaps,
+    pending_ids,
+    read_records,
+    transient_digest,
+)
+from evalcore.prompts import chat_messages, render_mcq_prompt
+from evalcore.workspace import Workspace
 
 
 @dataclass
@@ -21,64 +39,177 @@ class InferenceSummary:
 
     answered: int = 0
     failed: int = 0
-    skipped: int = 0  # already answered by an earlier run
+    skipped: int = 0  # already answered (or failed for good) under the same answer key
     model_calls: int = 0
     seconds: float = 0.0
 
     def add(self, other: InferenceSummary) -> InferenceSummary:
         return InferenceSummary(
-            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
         )
 
 
-def pending_samples(
-    samples: Sequence[Sample], previous: dict[str, PredictionRecord]
-) -> list[Sample]:
-    """Samples without a successful record: never run, or failed before (retried)."""
-    return [s for s in samples if not (s.sample_id in previous and previous[s.sample_id].ok)]
+@dataclass(frozen=True)
+class UnitState:
+    """The records that count for a unit's samples, read from the cell's logs."""
+
+    answer_keys: dict[str, str]  # sample id -> current answer key
+    records: dict[str, PredictionRecord]  # sample id -> the record that counts
+    prior_attempts: dict[str, int] = field(default_factory=dict)  # a rank has no records
+
+    @classmethod
+    def read(
+        cls, cell: Cell, samples: Sequence[Sample], videos: Mapping[str, str], ws: Workspace
+    ) -> UnitState:
+        """`videos`: sample id -> video fingerprint (`FrameIndex.videos`)."""
+        keys = cell.answer_keys(samples, videos)
+        return cls(keys, valid_records(read_records(cell.log_dir(ws)), keys))
+
+    def pending(self, ids: Iterable[str]) -> list[str]:
+        return pending_ids(self.records, ids)
+
+    def has_gaps(self, ids: Iterable[str]) -> bool:
+        return has_gaps(self.records, ids)
+
+    def transient_digest(self, ids: Iterable[str]) -> str:
+        return transient_digest(self.records, ids)
+
+    def next_attempt(self, sample_id: str, tries: int = 1) -> int:
+        """Attempts accumulate over runs under one answer key, so a failure that repeats
+        changes the unit's cache key (and a changed input starts again at 1). `tries`:
+        attempts made in this run (an API request's HTTP retries)."""
+        prev = self.records.get(sample_id)
+        return (prev.attempts if prev else self.prior_attempts.get(sample_id, 0)) + tries
+
+    def failure(
+        self, sample: Sample, error_type: str, message: str, tries: int = 1
+    ) -> PredictionRecord:
+        sid = sample.sample_id
+        attempts = self.next_attempt(sid, tries)
+        return failed(sid, error_type, message, attempts, answer_key=self.answer_keys[sid])
+
+    def answer(self, sample: Sample, text: str, seconds: float, tries: int = 1) -> PredictionRecord:
+        sid = sample.sample_id
+        return PredictionRecord(
+            sample_id=sid,
+            status="ok",
+            answer_key=self.answer_keys[sid],
+            prediction=text,
+            attempts=self.next_attempt(sid, tries),
+            seconds=round(seconds, 4),
+        )
 
 
-def frames_for(sample_id: str, frames: FrameLookup) -> FrameEntry | FrameFailure:
-    """A sample's cached frames, or the failure that stands for them (missing: never
-    extracted). Every launcher turns a failure into a record without calling a model."""
-    return frames.get(sample_id) or FrameFailure("FramesMissing", "no frames were extracted")
-
-
-def next_attempt(previous: dict[str, PredictionRecord], sample_id: str) -> int:
-    """Attempts accumulate over runs, so a failure that repeats changes the failure digest."""
-    prev = previous.get(sample_id)
-    return (prev.attempts + 1) if prev else 1
+def split(
+    samples: Sequence[Sample], state: UnitState, index: FrameIndex
+) -> tuple[list[PredictionRecord], list[Sample]]:
+    """Pending samples -> (failure records for those without frames, those to answer)."""
+    pending = set(state.pending(s.sample_id for s in samples))
+    no_frames, ready = [], []
+    for s in samples:
+        if s.sample_id not in pending:
+            continue
+        outcome = index.frames_for(s.sample_id)
+        if isinstance(outcome, FrameFailure):
+            no_frames.append(state.failure(s, outcome.error_type, outcome.message))
+        else:
+            ready.append(s)
+    return no_frames, ready
 
 
 def build_request(sample: Sample, frames) -> VideoRequest:
+    prompt = render_mcq_prompt(sample.question, sample.options)
+    manifest = getattr(frames, "manifest", None)
+    source_fps = manifest().get("fps") if callable(manifest) else None
     return VideoRequest(
         sample_id=sample.sample_id,
-        prompt=render_mcq_prompt(sample.question, sample.options),
+        prompt=prompt,
         question=sample.question,
         options=sample.options,
         frames=frames,
         category=sample.category,
+        messages=chat_messages(prompt),
+        source_fps=source_fps,
     )
 
 
-def run_samples(
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error (checked by name: torch need not be imported here)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
+
+
+def answer_order(samples: Sequence[Sample], index: FrameIndex) -> list[Sample]:
+    """Most frames first (an out-of-memory error shows early; batches pad little); a
+    stable sort, so the questions of one clip stay together for the prefetcher."""
+    return sorted(samples, key=lambda s: -len(index.lookup[s.sample_id].paths))
+
+
+def answer_samples(
     samples: Sequence[Sample],
-    frames: FrameLookup,
-    model_factory: Callable[[], VideoModel],
+    state: UnitState,
+    index: FrameIndex,
+    model: Callable[[], VideoModel],
+    generation: GenerationConfig,
+    emit: Callable[[PredictionRecord], None],
+    batch_size: int = 8,
+) -> int:
+    """Answer `samples` (all with frames) in batches; `emit` each record. Returns the
+    number of model calls. `model()` builds and loads the model on first use.
+
+    Batches are cut from `answer_order`. A batch that raises is retried in halves
+    (a CUDA out-of-memory error the same way), down to one sample, which then fails
+    alone; a per-request `ModelError` fails that sample only.
+    """
+    calls = 0
+    todo = answer_order(samples, index)
+    loaded = model() if todo else None  # a model that cannot load fails the unit, not samples
+    for i in range(0, len(todo), batch_size):
+        queue = [todo[i : i + batch_size]]
+        while queue:
+            batch = queue.pop(0)
+            t0 = time.perf_counter()
+            calls += 1
+            try:
+                requests = [build_request(s, index.lookup[s.sample_id]) for s in batch]
+                answers = loaded.generate(requests, generation)
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"model returned {len(answers)} answers for {len(batch)}")
+            except Exception as exc:
+                if len(batch) > 1:  # isolate the culprit (or fit in memory): halve
+                    half = len(batch) // 2
+                    queue[:0] = [batch[:half], batch[half:]]
+                    continue
+                kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
+                detail = "".join(traceback.format_exception(exc, limit=-3))
+                emit(state.failure(batch[0], kind, detail))
+                continue
+            per_sample = (time.perf_counter() - t0) / len(batch)
+            for s, a in zip(batch, answers, strict=True):
+                if isinstance(a, ModelError):
+                    emit(state.failure(s, a.error_type, str(a)))
+                elif not isinstance(a, str):  # "" is an answer (scored wrong), not an error
+                    emit(state.failure(s, "BadAnswer", f"the model returned {a!r}"))
+                else:
+                    emit(state.answer(s, a, per_sample))
+    return calls
+
+
+def run_unit(
+    samples: Sequence[Sample],
+    state: UnitState,
+    index: FrameIndex,
+    model: Callable[[], VideoModel],
+    generation: GenerationConfig,
     log: PredictionLog,
-    previous: dict[str, PredictionRecord],
     batch_size: int = 8,
     on_record: Callable[[PredictionRecord], None] | None = None,
 ) -> InferenceSummary:
-    """Answer every pending sample, appending each outcome to `log` as it finishes.
-
-    The model is built only if some sample has frames, so a finished or all-failing
-    evaluation costs no model load. A batch that raises is retried one sample at a
-    time, so one bad sample fails alone.
-    """
+    """Record every pending sample of a unit: frame failures first (no model), then the
+    answers. The model is built only if some sample has frames, so a finished or
+    all-failing unit costs no model load."""
     started = time.perf_counter()
-    todo = pending_samples(samples, previous)
-    summary = InferenceSummary(skipped=len(samples) - len(todo))
+    no_frames, ready = split(samples, state, index)
+    summary = InferenceSummary(skipped=len(samples) - len(no_frames) - len(ready))
 
     def emit(record: PredictionRecord) -> None:
         log.append(record)
@@ -89,47 +220,27 @@ def run_samples(
         if on_record:
             on_record(record)
 
-    def attempts(sample: Sample) -> int:
-        return next_attempt(previous, sample.sample_id)
-
-    ready: list[Sample] = []
-    for s in todo:
-        outcome = frames_for(s.sample_id, frames)
-        if isinstance(outcome, FrameFailure):
-            emit(failed(s.sample_id, outcome.error_type, outcome.message, attempts(s)))
-        else:
-            ready.append(s)
-    model: VideoModel | None = None
-    for i in range(0, len(ready), batch_size):
-        batch = ready[i : i + batch_size]
-        if model is None:
-            model = model_factory()
-        for record in _answer_batch(model, batch, frames, attempts, summary):
-            emit(record)
+    for record in no_frames:
+        emit(record)
+    if ready:
+        summary.model_calls = answer_samples(
+            ready, state, index, model, generation, emit, batch_size
+        )
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _answer_batch(model, batch, frames, attempts, summary) -> list[PredictionRecord]:
-    t0 = time.perf_counter()
-    try:
-        summary.model_calls += 1
-        answers = model.generate([build_request(s, frames[s.sample_id]) for s in batch])
-        if len(answers) != len(batch):
-            raise RuntimeError(f"model returned {len(answers)} answers for {len(batch)} requests")
-    except Exception as exc:
-        if len(batch) > 1:  # isolate the culprit: one call per sample
-            return [r for s in batch for r in _answer_batch(model, [s], frames, attempts, summary)]
-        detail = "".join(traceback.format_exception(exc, limit=-3))
-        return [failed(batch[0].sample_id, type(exc).__name__, detail, attempts(batch[0]))]
-    per_sample = (time.perf_counter() - t0) / len(batch)
-    return [
-        PredictionRecord(
-            sample_id=s.sample_id,
-            status="ok",
-            prediction=str(a),
-            attempts=attempts(s),
-            seconds=round(per_sample, 4),
-        )
-        for s, a in zip(batch, answers, strict=True)
-    ]
+def unit_cache_key(cell: Cell, ws: Workspace, stage: str, ids: Sequence[str] | None = None):
+    """(Prefect cache key, has gaps) of an inference unit: `ids` (default: the cell's).
+    Needs the frame index: call once extraction has finished."""
+    samples = cell.dataset.samples()
+    state = UnitState.read(cell, samples, read_index_videos(cell.frame_index_path(ws)), ws)
+    ids = list(ids) if ids is not None else [s.sample_id for s in samples]
+    key = cell.unit_key(stage, [state.answer_keys[i] for i in ids], state.transient_digest(ids))
+    return key, state.has_gaps(ids)
+
+
+def cell_records(cell: Cell, ws: Workspace) -> dict[str, PredictionRecord]:
+    """The records that count for a cell now, by sample id (needs its frame index)."""
+    videos = read_index_videos(cell.frame_index_path(ws))
+    return UnitState.read(cell, cell.dataset.samples(), videos, ws).records

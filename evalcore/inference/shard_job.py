@@ -5,7 +5,7 @@ The parent writes a `ShardJob` as JSON into a fresh launch folder; every rank re
 `todo` and reports its phase in `rank{R}.json` beside it, which the parent's watchdog
 reads together with the rank's prediction log.
 
-work_dir/shards/{model}/{dataset}/trial-{t}/
+work_dir/shards/{model}/{dataset}/{cell key}/trial-{t}/
   started/shard{S}-rank{R}.txt        in-flight marks (see `attempts`), kept across launches
   shard{S}-of-{N}/launch-{k}/
     job.json                          this ShardJob
@@ -33,6 +33,7 @@ class ShardJob:
     shard_count: int
     model_kind: str
     model_params: dict[str, Any]
+    generation: dict[str, Any]  # GenerationConfig with the trial's seed
     batch_size: int
     dataset: dict[str, Any]  # DatasetSpec in JSON form
     frame_index: str
@@ -41,6 +42,8 @@ class ShardJob:
     started_dir: str
     launch_dir: str
     todo: list[str]  # ids to answer (minus progress at launch), manifest order
+    answer_keys: dict[str, str]  # id -> answer key, for the ids of `todo`
+    attempts: dict[str, int]  # id -> attempts recorded so far under that key
     suspects: list[str] = field(default_factory=list)  # crashed a rank before: run alone, last
     device: str = "cpu"  # "cpu" or "cuda"
     gpus_per_rank: int = 1

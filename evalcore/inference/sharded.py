@@ -1,5 +1,5 @@
-"""The parent side of one shard: subtract progress, write the to-do list, launch torchrun,
-check that every id of the shard ended with a record.
+"""The parent side of one shard: subtract progress, record what needs no model, write the
+to-do list, launch torchrun, check that every id of the shard ended with a record.
 
 Called once per attempt (a Prefect retry calls it again): each call reads the logs
 afresh, so an attempt resumes where the last one stopped, whatever the shard count or
@@ -9,21 +9,21 @@ world size of the run that wrote them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from evalcore.cell import Cell
 from evalcore.config import InferenceSettings
-from evalcore.dataset import Sample
-from evalcore.frames import FrameFailure
-from evalcore.inference.attempts import crash_counts, rank_log_name
-from evalcore.inference.frame_index import FrameLookup
+from evalcore.frames import FrameCache
+from evalcore.frames.index import read_frame_index
+from evalcore.inference.attempts import crash_counts, rank_writer
 from evalcore.inference.launcher import ShardFailed, run_torchrun
-from evalcore.inference.runner import frames_for, run_samples
+from evalcore.inference.runner import UnitState, split
 from evalcore.inference.shard_job import ShardJob, ShardPaths
 from evalcore.inference.shards import Shard
-from evalcore.predictions import PredictionLog, failed, read_predictions
+from evalcore.predictions import PredictionLog
+from evalcore.predictions.lock import UnitLock
+from evalcore.workspace import Workspace
 
 RANK_CRASHED = "RankCrashed"
 
@@ -52,87 +52,71 @@ class ShardSummary:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class ShardCell:
-    """Where one model x dataset x trial lives and what its ranks need to know."""
-
-    model: str
-    model_kind: str
-    model_params: dict[str, Any]
-    batch_size: int
-    dataset: str
-    dataset_json: dict[str, Any]  # the DatasetSpec, for the ranks to load the samples
-    trial: int
-    frame_index: Path
-    frame_cache: Path
-    log_dir: Path
-    paths: ShardPaths
+def shard_paths(cell: Cell, ws: Workspace) -> ShardPaths:
+    return ShardPaths(cell.shard_dir(ws).resolve())
 
 
-def run_shard(
-    cell: ShardCell,
-    samples: Sequence[Sample],
-    lookup: FrameLookup,
-    shard: Shard,
-    settings: InferenceSettings,
+def infer_shard(
+    cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace
 ) -> ShardSummary:
+    """Answer the pending samples of one shard with a torchrun job (one attempt)."""
     started = time.perf_counter()
-    by_id = {s.sample_id: s for s in samples}
-    previous = read_predictions(cell.log_dir)
-    pending = [i for i in shard.ids if not (i in previous and previous[i].ok)]
-    crashes = crash_counts(cell.paths.started_dir, cell.log_dir)
-
-    no_frames, todo, gave_up = [], [], []
-    for sample_id in pending:
-        prev = previous.get(sample_id)
-        if isinstance(frames_for(sample_id, lookup), FrameFailure):
-            no_frames.append(by_id[sample_id])
-        elif prev is not None and prev.error_type == RANK_CRASHED:
-            continue  # final: it crashed its rank max_attempts times (see docs/sharding.md)
-        elif crashes.get(sample_id, 0) >= settings.max_attempts:
-            gave_up.append(sample_id)
-        else:
-            todo.append(sample_id)
-
-    parent_failed = 0
-    if no_frames or gave_up:
-        # Recorded here, without a launch: torchrun is only for samples a model can answer.
-        with PredictionLog(cell.log_dir / f"shard{shard.index}-parent.jsonl") as log:
-            parent_failed = run_samples(no_frames, lookup, _no_model, log, previous).failed
-            for sample_id in gave_up:
-                n = crashes[sample_id]
-                log.append(
-                    failed(
-                        sample_id,
-                        RANK_CRASHED,
-                        f"its rank died (crash, kill or watchdog) while answering it in {n} "
-                        f"launches; see {cell.paths.shard_dir(shard.index, shard.count)}",
-                        attempts=n,
+    samples = [s for s in cell.dataset.samples() if s.sample_id in set(shard.ids)]
+    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
+    log_dir = cell.log_dir(ws)
+    paths = shard_paths(cell, ws)
+    unit = f"shard{shard.index}of{shard.count}"
+    with UnitLock(log_dir, unit, label=f"{cell.label} {unit}"):
+        state = UnitState.read(cell, samples, index.videos, ws)
+        pending = set(state.pending(shard.ids))
+        no_frames, ready = split(samples, state, index)
+        crashes = crash_counts(paths.started_dir, log_dir)
+        todo, gave_up = [], []
+        for s in ready:
+            if crashes.get(state.answer_keys[s.sample_id], 0) >= settings.max_attempts:
+                gave_up.append(s)
+            else:
+                todo.append(s.sample_id)
+        if no_frames or gave_up:
+            # Recorded here, without a launch: torchrun is only for samples a model can answer.
+            with PredictionLog(log_dir, f"shard{shard.index}-parent") as log:
+                for record in no_frames:
+                    log.append(record)
+                for s in gave_up:
+                    n = crashes[state.answer_keys[s.sample_id]]
+                    log.append(
+                        state.failure(
+                            s,
+                            RANK_CRASHED,
+                            f"its rank died (crash, kill or watchdog) while answering it in {n} "
+                            f"launches; see {paths.shard_dir(shard.index, shard.count)}",
+                            tries=n,
+                        )
                     )
-                )
 
-    answered = failed_n = calls = 0
-    launch_seconds = 0.0
-    if todo:
-        result = _launch(cell, shard, settings, todo, [i for i in todo if i in crashes])
-        launch_seconds = result.seconds
-        for status in result.statuses.values():
-            counts = status.get("summary", {})
-            answered += counts.get("answered", 0)
-            failed_n += counts.get("failed", 0)
-            calls += counts.get("model_calls", 0)
+        answered = failed_n = calls = 0
+        launch_seconds = 0.0
+        if todo:
+            suspects = [i for i in todo if state.answer_keys[i] in crashes]
+            result = _launch(cell, shard, settings, ws, state, todo, suspects)
+            launch_seconds = result.seconds
+            for status in result.statuses.values():
+                counts = status.get("summary", {})
+                answered += counts.get("answered", 0)
+                failed_n += counts.get("failed", 0)
+                calls += counts.get("model_calls", 0)
 
-    merged = read_predictions(cell.log_dir)
-    missing = [i for i in shard.ids if i not in merged]
+        after = UnitState.read(cell, samples, index.videos, ws)
+        missing = [i for i in shard.ids if i not in after.records]
     if missing:
         raise ShardFailed(
             f"shard {shard.index}/{shard.count}: {len(missing)} id(s) have no record after "
             f"a clean exit, e.g. {missing[:5]}",
-            cell.paths.shard_dir(shard.index, shard.count),
+            paths.shard_dir(shard.index, shard.count),
         )
     return ShardSummary(
-        model=cell.model,
-        dataset=cell.dataset,
+        model=cell.model.name,
+        dataset=cell.dataset.dataset_name,
         trial=cell.trial,
         shard=shard.index,
         shards=shard.count,
@@ -141,7 +125,7 @@ def run_shard(
         skipped=len(shard.ids) - len(pending),
         launched=len(todo),
         answered=answered,
-        failed=failed_n + parent_failed + len(gave_up),
+        failed=failed_n + len(no_frames) + len(gave_up),
         gave_up=len(gave_up),
         model_calls=calls,
         launch_seconds=round(launch_seconds, 3),
@@ -149,32 +133,35 @@ def run_shard(
     )
 
 
-def _no_model():
-    raise AssertionError("only samples without frames are recorded in the parent")
-
-
 def _launch(
-    cell: ShardCell,
+    cell: Cell,
     shard: Shard,
     settings: InferenceSettings,
+    ws: Workspace,
+    state: UnitState,
     todo: list[str],
     suspects: list[str],
 ):
     nproc = min(settings.ranks_per_shard, len(todo))  # never start a rank with nothing to do
-    launch_dir = cell.paths.new_launch_dir(shard.index, shard.count)
+    paths = shard_paths(cell, ws)
+    log_dir = cell.log_dir(ws).resolve()
+    launch_dir = paths.new_launch_dir(shard.index, shard.count)
     job = ShardJob(
         shard=shard.index,
         shard_count=shard.count,
-        model_kind=cell.model_kind,
-        model_params=cell.model_params,
-        batch_size=cell.batch_size,
-        dataset=cell.dataset_json,
-        frame_index=str(cell.frame_index),
-        frame_cache=str(cell.frame_cache),
-        log_dir=str(cell.log_dir),
-        started_dir=str(cell.paths.started_dir),
+        model_kind=cell.model.kind,
+        model_params=dict(cell.model.params),
+        generation=cell.generation.model_dump(mode="json"),
+        batch_size=cell.model.batch_size,
+        dataset=cell.dataset.model_dump(mode="json"),
+        frame_index=str(cell.frame_index_path(ws).resolve()),
+        frame_cache=str(ws.frame_cache_dir.resolve()),
+        log_dir=str(log_dir),
+        started_dir=str(paths.started_dir),
         launch_dir=str(launch_dir),
         todo=todo,
+        answer_keys={i: state.answer_keys[i] for i in todo},
+        attempts={i: state.next_attempt(i) - 1 for i in todo},
         suspects=suspects,
         device="cpu" if shard.group.is_cpu else "cuda",
         gpus_per_rank=settings.gpus_per_rank,
@@ -183,7 +170,7 @@ def _launch(
         prefetch=settings.prefetch,
     )
     job_path = job.write(launch_dir / "job.json")
-    progress = {r: [cell.log_dir / rank_log_name(shard.index, r)] for r in range(nproc)}
+    progress = {r: [log_dir / f"{rank_writer(shard.index, r)}.jsonl"] for r in range(nproc)}
     return run_torchrun(
         job_path,
         launch_dir,
@@ -195,6 +182,5 @@ def _launch(
         watchdog_s=settings.watchdog_s,
         startup_s=settings.startup_s,
         grace_s=settings.grace_s,
-        label=f"{cell.model}/{cell.dataset}/trial-{cell.trial} shard {shard.index} of "
-        f"{shard.count} on {shard.group.label}",
+        label=f"{cell.label} shard {shard.index} of {shard.count} on {shard.group.label}",
     )

@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from evalcore.inference.attempts import StartLog, rank_log_name
+from evalcore.inference.attempts import StartLog, rank_writer
 from evalcore.inference.pdeathsig import die_with_parent_now
 from evalcore.inference.shard_job import RankStatus, ShardJob
 from evalcore.inference.shards import rank_of
@@ -27,58 +27,79 @@ from evalcore.inference.shards import rank_of
 class MarkedModel:
     """The model, with every sample marked as in flight before the model sees it."""
 
-    def __init__(self, model, marks: StartLog) -> None:
+    def __init__(self, model, marks: StartLog, answer_keys: dict[str, str]) -> None:
         self.model = model
         self.name = getattr(model, "name", "model")
         self._marks = marks
+        self._keys = answer_keys
 
-    def generate(self, requests):
-        self._marks.started([r.sample_id for r in requests])
-        return self.model.generate(requests)
+    def generate(self, requests, generation):
+        self._marks.started([self._keys[r.sample_id] for r in requests])
+        return self.model.generate(requests, generation)
+
+
+def rank_runtime(job: ShardJob, rank: int, world_size: int):
+    """The devices this rank sees: torchrun's --virtual-local-rank (one GPU) or
+    `_pin_devices` (several) leave them numbered from 0."""
+    from evalcore.models.base import Runtime
+
+    if job.device == "cpu":
+        return Runtime(device="cpu", rank=rank, world_size=world_size)
+    devices = tuple(f"cuda:{i}" for i in range(job.gpus_per_rank))
+    return Runtime(device=devices[0], devices=devices, rank=rank, world_size=world_size)
 
 
 def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, status: RankStatus):
     """Run this rank's share of the job; returns the `InferenceSummary`."""
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameCache
-    from evalcore.inference import read_frame_index, run_samples
+    from evalcore.frames.index import FrameIndex, read_frame_index
     from evalcore.inference.prefetch import FramePrefetcher
-    from evalcore.models.registry import build_model
-    from evalcore.predictions import PredictionLog, read_predictions
-    from evalcore.stages import load_samples
+    from evalcore.inference.replica import Replica
+    from evalcore.inference.runner import UnitState, answer_order, run_unit
+    from evalcore.models.base import GenerationConfig
+    from evalcore.predictions import PredictionLog
 
     todo = set(job.todo)
     suspects = set(job.suspects)
     mine = [
         s
-        for s in load_samples(DatasetSpec.model_validate(job.dataset))
+        for s in DatasetSpec.model_validate(job.dataset).samples()
         if s.sample_id in todo and rank_of(s.sample_id, world_size) == rank
     ]
+    index = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
     # Samples that crashed a rank before go last and alone, so the rest finish first
     # and a crash can be pinned on one sample.
-    first = [s for s in mine if s.sample_id not in suspects]
-    last = [s for s in mine if s.sample_id in suspects]
-    lookup = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
-    prefetcher = FramePrefetcher(lookup, [s.sample_id for s in first + last], job.prefetch)
-    frames = prefetcher.lookup if job.prefetch > 0 else lookup
-    log_dir = Path(job.log_dir)
-    previous = read_predictions(log_dir)
-    model = None
+    first = answer_order([s for s in mine if s.sample_id not in suspects], index)
+    last = answer_order([s for s in mine if s.sample_id in suspects], index)
+    prefetcher = FramePrefetcher(index.lookup, [s.sample_id for s in first + last], job.prefetch)
+    if job.prefetch > 0:
+        index = FrameIndex(prefetcher.lookup, index.videos)
+    state = UnitState(job.answer_keys, {}, job.attempts)
+    generation = GenerationConfig.model_validate(job.generation)
+    replica = Replica(
+        job.model_kind,
+        job.model_params,
+        rank_runtime(job, rank, world_size),
+        on_ready=lambda: status.set("ready"),
+    )
+    marked: MarkedModel | None = None
 
-    def build():
-        nonlocal model
-        if model is None:  # loaded once for both passes
-            model = MarkedModel(build_model(job.model_kind, job.model_params), marks)
-            status.set("ready")
-        return model
+    def model() -> MarkedModel:
+        nonlocal marked
+        if marked is None:  # loaded once for both passes
+            marked = MarkedModel(replica(), marks, job.answer_keys)
+        return marked
 
     def finished(record) -> None:
-        marks.finished(record.sample_id)
+        marks.finished(record.answer_key)
+        prefetcher.release(record.sample_id)
 
-    with prefetcher, PredictionLog(log_dir / rank_log_name(job.shard, rank)) as log:
-        summary = run_samples(first, frames, build, log, previous, job.batch_size, finished)
+    log_dir = Path(job.log_dir)
+    with replica, prefetcher, PredictionLog(log_dir, rank_writer(job.shard, rank)) as log:
+        summary = run_unit(first, state, index, model, generation, log, job.batch_size, finished)
         if last:
-            summary = summary.add(run_samples(last, frames, build, log, previous, 1, finished))
+            summary = summary.add(run_unit(last, state, index, model, generation, log, 1, finished))
     return summary
 
 

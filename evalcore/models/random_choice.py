@@ -6,26 +6,24 @@ import hashlib
 from collections.abc import Sequence
 
 from evalcore.dataset.sample import LETTERS
-from evalcore.models.base import VideoRequest
-from evalcore.models.registry import register_model
+from evalcore.models.base import BaseVideoModel, GenerationConfig, ModelError, VideoRequest
 
 
-class RandomChoiceModel:
-    """Picks an option letter from a hash of (seed, sample id): stable across runs and
-    processes, independent of batch order or sharding."""
+class RandomChoiceModel(BaseVideoModel):
+    """Picks an option letter from a hash of (the trial's seed, sample id): stable across
+    runs and processes, independent of batch order or sharding. No params; the seed is
+    `generation.seed` (the run's seed plus the trial)."""
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    def __init__(self, params) -> None:
+        super().__init__(params)
         self.name = "random"
 
-    def generate(self, requests: Sequence[VideoRequest]) -> list[str]:
-        return [self._pick(r) for r in requests]
+    def generate(
+        self, requests: Sequence[VideoRequest], generation: GenerationConfig
+    ) -> list[str | ModelError]:
+        return [self._pick(r, generation.seed) for r in requests]
 
-    def _pick(self, request: VideoRequest) -> str:
-        digest = hashlib.sha256(f"{self.seed}:{request.sample_id}".encode()).digest()
+    @staticmethod
+    def _pick(request: VideoRequest, seed: int) -> str:
+        digest = hashlib.sha256(f"{seed}:{request.sample_id}".encode()).digest()
         return LETTERS[int.from_bytes(digest[:8], "big") % len(request.options)]
-
-
-@register_model("random")
-def build_random(seed: int = 0) -> RandomChoiceModel:
-    return RandomChoiceModel(seed=seed)

@@ -19,17 +19,23 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from evalcore.dataset.sample import LETTERS
 from evalcore.dataset.synthetic import BACKGROUND, PALETTE
-from evalcore.models.base import VideoRequest
-from evalcore.models.registry import register_model
+from evalcore.models.base import (
+    BaseVideoModel,
+    GenerationConfig,
+    ModelError,
+    ModelParams,
+    Runtime,
+    VideoRequest,
+)
 
 COLOURS: tuple[str, ...] = tuple(PALETTE)
 # Ideal bounding-box fill ratio of each shape kind; a component takes the nearest.
@@ -191,17 +197,59 @@ def _segment_min(segment: torch.Tensor, values: torch.Tensor, n: int) -> torch.T
     return out.scatter_reduce(0, segment, values, reduce="amin")
 
 
-class ReferenceModel(nn.Module):
+class ReferenceParams(ModelParams):
+    """The detector's thresholds (defaults fit the synthetic benchmark)."""
+
+    cache_size: int = Field(default=16, ge=0, description="Clips whose detections are kept.")
+    foreground_distance: float = Field(default=60.0, gt=0)
+    colour_tolerance: float = Field(default=80.0, gt=0)
+    min_area_fraction: float = Field(default=0.002, gt=0, lt=1)
+
+
+class ReferenceModel(BaseVideoModel):
+    """`reference`: the oracle for the synthetic benchmark (see `ReferenceNet`)."""
+
+    Params = ReferenceParams
+
+    def __init__(self, params: ReferenceParams) -> None:
+        super().__init__(params)
+        self.name = "reference"
+        self.net: ReferenceNet | None = None
+
+    def load(self, runtime: Runtime) -> None:
+        super().load(runtime)
+        p = self.params
+        self.net = ReferenceNet(
+            p.cache_size, p.foreground_distance, p.colour_tolerance, p.min_area_fraction
+        ).to(runtime.device)
+
+    def generate(
+        self, requests: Sequence[VideoRequest], generation: GenerationConfig
+    ) -> list[str | ModelError]:
+        if self.net is None:
+            self.load(self.runtime)
+        return self.net.generate(requests)
+
+
+class ReferenceNet(nn.Module):
     """Answers count / order / motion / colour / shape questions with an option letter.
 
     A question it cannot parse, or whose answer it cannot see, gets its best guess
     (option A when it has nothing to go on): never an exception.
     """
 
-    def __init__(self, cache_size: int = 16, **detector_params: float) -> None:
+    def __init__(
+        self,
+        cache_size: int = 16,
+        foreground_distance: float = 60.0,
+        colour_tolerance: float = 80.0,
+        min_area_fraction: float = 0.002,
+    ) -> None:
         super().__init__()
         self.name = "reference"
-        self.detector = ShapeDetector(**detector_params).eval()
+        self.detector = ShapeDetector(
+            foreground_distance, colour_tolerance, min_area_fraction
+        ).eval()
         self.cache_size = cache_size
         # Several questions share a clip: keep the last clips' detections by frame files.
         self._recent: OrderedDict[tuple, Detections] = OrderedDict()
@@ -358,20 +406,3 @@ def _number_in(text: str) -> int | None:
 
 def _has_word(text: str, words: Sequence[str]) -> bool:
     return any(re.search(rf"\b{re.escape(w)}\b", text) for w in words)
-
-
-@register_model("reference")
-def build_reference(**params: Any) -> ReferenceModel:
-    """`params` (all optional): cache_size, foreground_distance, colour_tolerance,
-    min_area_fraction."""
-    return ReferenceModel(**params)
-
-
-def _check_params(params: dict[str, Any]) -> None:
-    known = {"cache_size", "foreground_distance", "colour_tolerance", "min_area_fraction"}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"reference model: unknown param(s) {', '.join(unknown)}")
-
-
-build_reference.check_params = _check_params  # type: ignore[attr-defined]

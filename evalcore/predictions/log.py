@@ -17,6 +17,22 @@ from typing import Literal
 
 Status = Literal["ok", "failed"]
 
+# Failures that repeat as long as the input is unchanged: a re-run does not try them again
+# (their answer key covers the input, so a changed video or row is asked anew).
+PERMANENT_FAILURES = frozenset(
+    {
+        "VideoNotFound",
+        "VideoUnreadable",
+        "InvalidPath",
+        "EmptyVideo",
+        "EmptyClip",
+        "InvalidClip",
+        "DecodeError",
+        "UnsupportedClip",
+        "RankCrashed",  # crashed its rank max_attempts times (docs/sharding.md)
+    }
+)
+
 
 @dataclass(frozen=True)
 class PredictionRecord:
@@ -30,38 +46,59 @@ class PredictionRecord:
     attempts: int = 1
     seconds: float = 0.0
     finished_at: float = field(default_factory=time.time)
+    answer_key: str = ""  # the sample's answer key when this was made (see evalcore.cell)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def final(self) -> bool:
+        """An answer, or a failure that would repeat on the same input: not retried."""
+        return self.ok or self.error_type in PERMANENT_FAILURES
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_line(cls, line: str) -> PredictionRecord:
-        return cls(**json.loads(line))
+        fields = json.loads(line)
+        return cls(**{k: v for k, v in fields.items() if k in _RECORD_FIELDS})
 
 
-def failed(sample_id: str, error_type: str, error: str, attempts: int = 1) -> PredictionRecord:
+_RECORD_FIELDS = frozenset(PredictionRecord.__dataclass_fields__)
+
+
+def failed(
+    sample_id: str, error_type: str, error: str, attempts: int = 1, answer_key: str = ""
+) -> PredictionRecord:
     return PredictionRecord(
-        sample_id=sample_id, status="failed", error_type=error_type, error=error, attempts=attempts
+        sample_id=sample_id,
+        status="failed",
+        answer_key=answer_key,
+        error_type=error_type,
+        error=error,
+        attempts=attempts,
     )
 
 
 class PredictionLog:
-    """One writer's log. Each record is one `write` of a full line on a line-buffered file,
-    so a kill leaves at most a torn last line, which `open` truncates away. fsync is
-    batched (`fsync_every`): a process kill loses nothing flushed; only a power loss can
-    lose the records since the last fsync."""
+    """One writer's log, held with an exclusive `flock` for as long as it is open: a
+    second process that asks for the same writer name gets a file of its own
+    (`{writer}-2.jsonl`, ...), and a torn tail is repaired only by the holder.
 
-    def __init__(self, path: Path, fsync_every: int = 32) -> None:
-        self.path = Path(path)
+    Each record is one `write` of a full line on a line-buffered file, so a kill leaves
+    at most a torn last line, which the next holder truncates away. fsync is batched
+    (`fsync_every`): a process kill loses nothing flushed; only a power loss can lose
+    the records since the last fsync."""
+
+    def __init__(self, log_dir: Path, writer: str, fsync_every: int = 32) -> None:
+        from evalcore.predictions.lock import open_exclusive_log
+
         self.fsync_every = fsync_every
         self._since_sync = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_torn_tail(self.path)
-        self._file = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.path, self._file = open_exclusive_log(Path(log_dir), writer)
 
     def append(self, record: PredictionRecord) -> None:
         self._file.write(record.to_line() + "\n")
@@ -119,28 +156,32 @@ def merge_records(records: Iterable[PredictionRecord]) -> dict[str, PredictionRe
     return merged
 
 
-def read_predictions(log_dir: Path) -> dict[str, PredictionRecord]:
-    """Merge every `*.jsonl` log under `log_dir` (all shards, ranks and earlier runs)."""
+def read_records(log_dir: Path) -> list[PredictionRecord]:
+    """Every record of every `*.jsonl` log under `log_dir` (all writers, all answer keys);
+    `evalcore.cell.valid_records` keeps those that count."""
     log_dir = Path(log_dir)
     if not log_dir.is_dir():
-        return {}
-    paths = sorted(log_dir.glob("*.jsonl"))
-    return merge_records(rec for p in paths for rec in iter_records(p))
+        return []
+    return [rec for p in sorted(log_dir.glob("*.jsonl")) for rec in iter_records(p)]
 
 
-def failure_digest(records: dict[str, PredictionRecord], ids: Iterable[str] | None = None) -> str:
-    """Fingerprint of the failed records (id, attempts) among `ids` (default: all).
+def transient_digest(records: dict[str, PredictionRecord], ids: Iterable[str]) -> str:
+    """Fingerprint of the retryable failures (id, attempts) among `ids`.
 
-    Part of inference cache keys: a unit that ended with failures gets a new key, so the
-    next run retries them, while a clean finished unit keeps its key and is a cache hit.
+    Part of inference cache keys: a unit that ended with retryable failures gets a new
+    key, so the next run retries them; a unit whose failures are all permanent (a
+    missing video) keeps its key and is a cache hit until the input changes.
     """
-    wanted = None if ids is None else set(ids)
+    wanted = set(ids)
     bad = sorted(
-        (r.sample_id, r.attempts)
-        for r in records.values()
-        if not r.ok and (wanted is None or r.sample_id in wanted)
+        (r.sample_id, r.attempts) for r in records.values() if not r.final and r.sample_id in wanted
     )
     return hashlib.sha256(repr(bad).encode()).hexdigest()[:16]
+
+
+def pending_ids(records: dict[str, PredictionRecord], ids: Iterable[str]) -> list[str]:
+    """Ids without a final record: never run, or a retryable failure."""
+    return [i for i in ids if not (i in records and records[i].final)]
 
 
 def has_gaps(records: dict[str, PredictionRecord], ids: Iterable[str]) -> bool:

@@ -1,4 +1,5 @@
-"""Per-cell outputs: `{model}_{dataset}.xlsx` for reading answers, a JSON for machines."""
+"""Per-cell outputs: `{model}/{model}_{dataset}.xlsx` for reading answers, a JSON beside
+it for machines; `report_cell` scores every trial of a cell from its logs and writes both."""
 
 from __future__ import annotations
 
@@ -9,13 +10,42 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from evalcore.atomic import atomic_path, atomic_write_text
-from evalcore.scoring import CellScore, ScoredSample, TrialSummary
+from evalcore.cell import Cell, valid_records
+from evalcore.frames.index import read_index_videos
+from evalcore.predictions import read_records
+from evalcore.scoring import (
+    CellScore,
+    ScoredSample,
+    TrialSummary,
+    aggregate_trials,
+    score_samples,
+    summarize,
+)
+from evalcore.workspace import Workspace
 
 
-def cell_stem(model: str, dataset: str) -> str:
-    return f"{model}_{dataset}"
+def report_cell(trials: Sequence[Cell], ws: Workspace) -> dict:
+    """Score every trial of one model x dataset from the records that count (made under
+    each sample's current answer key); write the xlsx (last trial) and the JSON."""
+    first = trials[0]
+    samples = first.dataset.samples()
+    videos = read_index_videos(first.frame_index_path(ws))
+    trial_scores, scored = [], []
+    for cell in trials:
+        keys = cell.answer_keys(samples, videos)
+        records = valid_records(read_records(cell.log_dir(ws)), keys)
+        scored = score_samples(samples, records)
+        trial_scores.append(
+            summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored)
+        )
+    summary = aggregate_trials(trial_scores)
+    name, dataset = first.model.name, first.dataset.dataset_name
+    write_cell_xlsx(ws.cell_xlsx(name, dataset), scored)
+    write_cell_json(ws.cell_json(name, dataset), summary, trial_scores, first.settings())
+    return asdict(summary)
 
 
 def write_cell_xlsx(path: Path, scored: Sequence[ScoredSample]) -> Path:
@@ -35,9 +65,18 @@ def write_cell_xlsx(path: Path, scored: Sequence[ScoredSample]) -> Path:
                 "attempts": rec.attempts if rec else 0,
             }
         )
+    table = pd.DataFrame(rows).map(cell_text)
     with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_excel(tmp, index=False, engine="openpyxl")
+        table.to_excel(tmp, index=False, engine="openpyxl")
     return path
+
+
+def cell_text(value):
+    """A value a worksheet can hold: control characters (a model may emit any) are
+    written as `\\x..` escapes instead of failing the whole report."""
+    if not isinstance(value, str):
+        return value
+    return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 def write_cell_json(

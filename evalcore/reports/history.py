@@ -3,9 +3,10 @@
 Each nightly run freezes the leaderboard rows into `history/leaderboard-{UTC time}.json`;
 file names sort in time order, so the newest snapshot is the last name. A leaderboard
 row then carries `previous_accuracy` and `delta` (None for a cell the previous snapshot
-did not have). `cells_to_evaluate` decides which cells a nightly run re-evaluates (no
-result, changed model, dataset or settings, changed sample count, failed samples).
-Answers made with other settings are never reused in any case: logs are keyed by them.
+did not have). `cells_to_evaluate` decides which cells a nightly run re-evaluates: no
+report yet, or some sample without a record under its current answer key (changed
+model or settings: all of them; a replaced video or an edited row: those samples), or
+a retryable failure.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from evalcore.atomic import atomic_path, atomic_write_text
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.dataset import dataset_fingerprint
-from evalcore.prompts import TEMPLATE_VERSION
-from evalcore.reports.leaderboard import write_leaderboard
+from evalcore.cell import Cell, cells_of, valid_records
+from evalcore.config import EvalConfig
+from evalcore.frames import FrameCache
+from evalcore.frames.index import video_fingerprints
+from evalcore.predictions import read_records
+from evalcore.reports.leaderboard import collect_cells, leaderboard_rows, write_leaderboard
 from evalcore.workspace import Workspace
 
 SNAPSHOT_PREFIX = "leaderboard-"
@@ -147,51 +150,59 @@ def publish_with_history(
     return board, paths
 
 
-def cell_settings(model: ModelSpec, dataset: DatasetSpec, config: EvalConfig) -> dict:
-    """What a cell's result depends on: the `settings` every cell JSON records."""
-    return {
-        "model": model.model_dump(mode="json"),
-        "frames": config.frames.model_dump(mode="json"),
-        "dataset_fingerprint": dataset_fingerprint(dataset.tsv),
-        "template": TEMPLATE_VERSION,
-        "trials": config.trials,
-        "seed": config.seed,
-    }
-
-
 NO_RESULT = "no result yet"
-SETTINGS_CHANGED = "model, dataset or settings changed"
-SAMPLES_CHANGED = "number of samples changed"
-HAS_FAILURES = "has failed or missing samples"
+SETTINGS_CHANGED = "model or settings changed"
+SAMPLES_CHANGED = "samples new or changed"
+HAS_FAILURES = "has retryable failures"
 
 
-def why_stale(cell: dict | None, expected_settings: dict, expected_n: int) -> str | None:
-    """Why a stored cell (its JSON, or None) does not answer the configured one, or None
-    when it does: same settings, same number of samples (`limit`), nothing failed."""
-    if cell is None:
+def why_stale(cells: Sequence[Cell], ws: Workspace, samples, videos: dict[str, str]) -> str | None:
+    """Why the trials of one model x dataset must be evaluated again, or None when every
+    sample has a record that counts (its current answer key) and none is a retryable
+    failure. Permanent failures (a missing video) keep a cell current until the input
+    changes."""
+    report = ws.cell_json(cells[0].model.name, cells[0].dataset.dataset_name)
+    if not report.exists():
         return NO_RESULT
-    if cell.get("settings") != expected_settings:
-        return SETTINGS_CHANGED
-    if cell.get("n") != expected_n:
-        return SAMPLES_CHANGED
-    if cell.get("failed"):
-        return HAS_FAILURES
+    ids = [s.sample_id for s in samples]
+    for cell in cells:
+        keys = cell.answer_keys(samples, videos)
+        records = valid_records(read_records(cell.log_dir(ws)), keys)
+        pending = [i for i in ids if i not in records]
+        if len(pending) == len(ids):
+            return SETTINGS_CHANGED
+        if pending:
+            return f"{len(pending)} of {len(ids)} {SAMPLES_CHANGED}"
+        if any(not records[i].final for i in ids):
+            return HAS_FAILURES
+    if json.loads(report.read_text(encoding="utf-8")).get("n") != len(ids):
+        return f"{SAMPLES_CHANGED} (count)"
     return None
 
 
-def cells_to_evaluate(
-    config: EvalConfig, ws: Workspace, sample_counts: dict[str, int]
-) -> dict[str, dict[str, str]]:
+def cells_to_evaluate(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
     """Dataset name -> {model name: why} for every cell that must be (re-)evaluated.
-    `sample_counts` is the number of samples each dataset evaluates (after `limit`)."""
-    plan: dict[str, dict[str, str]] = {}
+    Reads no video it has fingerprinted before (the frame cache's memo)."""
+    cache = FrameCache(ws.frame_cache_dir)
+    by_pair: dict[tuple[str, str], list[Cell]] = {}
+    for cell in cells_of(config):
+        by_pair.setdefault((cell.dataset.dataset_name, cell.model.name), []).append(cell)
+    plan: dict[str, dict[str, str]] = {d.dataset_name: {} for d in config.datasets}
     for dataset in config.datasets:
-        name = dataset.dataset_name
-        plan[name] = {}
+        samples = dataset.samples()
+        videos = video_fingerprints(samples, cache)
         for model in config.models:
-            path = ws.cell_json(model.name, name)
-            cell = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-            reason = why_stale(cell, cell_settings(model, dataset, config), sample_counts[name])
+            reason = why_stale(by_pair[(dataset.dataset_name, model.name)], ws, samples, videos)
             if reason:
-                plan[name][model.name] = reason
+                plan[dataset.dataset_name][model.name] = reason
     return plan
+
+
+def publish_leaderboard(
+    ws: Workspace, snapshot: bool = False
+) -> tuple[list[dict], dict[str, Path]]:
+    """Rebuild `results.json` (every cell's full JSON) and the leaderboard files and chart
+    from the cells, with the change against the last snapshot; `snapshot` freezes a new one."""
+    cells = collect_cells(ws.cell_jsons())
+    atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
+    return publish_with_history(ws, leaderboard_rows(cells.values()), snapshot=snapshot)

@@ -23,12 +23,9 @@ LEADERBOARD_FIELDS = (
 )
 
 
-def collect_cells(results_dir: Path) -> dict[str, dict]:
-    """Every cell JSON under `results_dir`, by file stem (`{model}_{dataset}`)."""
-    return {
-        p.stem: json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted(Path(results_dir).glob("*.json"))
-    }
+def collect_cells(paths: Iterable[Path]) -> dict[str, dict]:
+    """Cell JSONs (`Workspace.cell_jsons()`), by `{model}/{model}_{dataset}`."""
+    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text(encoding="utf-8")) for p in paths}
 
 
 def leaderboard_rows(cells: Iterable[dict]) -> list[dict]:

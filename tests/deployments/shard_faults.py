@@ -1,4 +1,4 @@
-"""A test-only model kind for the end-to-end test, `shard_faults:flaky` (this folder is on
+"""A test-only model kind for the end-to-end test, `shard_faults:Flaky` (this folder is on
 the worker's PYTHONPATH): it counts how often its inference unit executes, and fails the
 unit while a marker file exists, the way a crashed shard fails."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from evalcore.models.base import ModelParams
 from evalcore.models.random_choice import RandomChoiceModel
 
 
@@ -13,13 +14,22 @@ class InjectedShardFailure(RuntimeError):
     """Raised on purpose: the unit must fail as a whole, not as per-sample records."""
 
 
-def flaky(runs_file: str, fail_marker: str = "", seed: int = 0) -> RandomChoiceModel:
-    """Built once per unit that has samples to answer; building it is one execution."""
-    with open(runs_file, "a", buffering=1) as runs:
-        runs.write(f"{os.getpid()}\n")
-    if fail_marker and os.path.exists(fail_marker):
-        raise InjectedShardFailure(f"{fail_marker} exists")
-    return RandomChoiceModel(seed=seed)
+class FlakyParams(ModelParams):
+    runs_file: str
+    fail_marker: str = ""
+
+
+class Flaky(RandomChoiceModel):
+    """Loaded once per unit that has samples to answer; loading it is one execution."""
+
+    Params = FlakyParams
+
+    def load(self, runtime) -> None:
+        super().load(runtime)
+        with open(self.params.runs_file, "a", buffering=1) as runs:
+            runs.write(f"{os.getpid()}\n")
+        if self.params.fail_marker and os.path.exists(self.params.fail_marker):
+            raise InjectedShardFailure(f"{self.params.fail_marker} exists")
 
 
 def executions(runs_file) -> int:

@@ -178,7 +178,7 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
     assert set(board) == {"reference", "random"}
     assert board["reference"]["n"] == 4 * VIDEOS and board["reference"]["failed"] == 0
     assert board["reference"]["accuracy"] > board["random"]["accuracy"]
-    assert (out / "reference_SyntheticVQA.xlsx").exists()
+    assert (out / "reference/reference_SyntheticVQA.xlsx").exists()
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
 
     summary = ops.run_summary(run_id, attempt=1)
@@ -194,7 +194,7 @@ def test_retry_recomputes_only_the_failed_shard(ops):
         "models": [
             {
                 "name": name,
-                "kind": "shard_faults:flaky",
+                "kind": "shard_faults:Flaky",
                 "params": {
                     "runs_file": str(path),
                     "fail_marker": str(marker) if name == "broken" else "",
@@ -228,13 +228,14 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
     """The same, with the real unit of local inference: two torchrun shards on the CPU;
     a rank of shard 1 crashes once (a fault budget of 1), which fails the shard task
     (no Prefect retries here) and the flow run; the retry relaunches only shard 1."""
-    from evalcore.config import DatasetSpec, InferenceSettings
-    from evalcore.stages import plan_cell_shards
+    from evalcore.config import DatasetSpec
+    from evalcore.inference.shards import DeviceGroup, plan_shards
 
     inference = {"launcher": "torchrun", "shards": 2, "cpu_groups": 2, "retries": 0}
     inference.update(watchdog_s=60, grace_s=2)
     tsv = ops.project / "data/synthetic/SyntheticVQA.tsv"
-    plan = plan_cell_shards(DatasetSpec(tsv=tsv), InferenceSettings(**inference))
+    ids = [s.sample_id for s in DatasetSpec(tsv=tsv).samples()]
+    plan = plan_shards(ids, [DeviceGroup(0), DeviceGroup(1)], 2)
     budget = ops.project / "crash-budget"
     budget.write_text("1")
     config = {
@@ -242,7 +243,7 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
         "models": [
             {
                 "name": "sharded",
-                "kind": "tests.evalcore.inference.fakes:scripted",
+                "kind": "tests.evalcore.inference.fakes:ScriptedModel",
                 "params": {
                     "calls_file": str(ops.project / "sharded-calls.jsonl"),
                     "fault": "raise",
@@ -288,7 +289,7 @@ def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
         "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
         "models": [
             {"name": "reference", "kind": "reference"},
-            {"name": "random", "kind": "random", "params": {"seed": 1}},
+            {"name": "random", "kind": "random", "generation": {"seed": 1}},
         ],
         "output_dir": "outputs",
         "work_dir": "work",

@@ -5,31 +5,44 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from evalcore.models.base import VideoRequest
+from pydantic import Field
+
+from evalcore.models.base import BaseVideoModel, GenerationConfig, ModelParams, VideoRequest
 from evalcore.models.registry import build_model
 
+COUNTING = "doubles.models:CountingModel"
 
-class CountingModel:
+
+class CountingParams(ModelParams):
+    inner: str = "reference"
+    calls_file: str = ""
+    delay_s: float = 0.0
+    inner_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CountingModel(BaseVideoModel):
     """Delegates to a real model; appends `pid sample_id` per answered request to a file."""
 
-    def __init__(self, inner: str, calls_file: str, delay_s: float, params: dict) -> None:
-        self.inner = build_model(inner, params)
-        self.name = f"counting-{inner}"
-        self.calls_file = calls_file
-        self.delay_s = delay_s
+    Params = CountingParams
 
-    def generate(self, requests: Sequence[VideoRequest]) -> list[str]:
-        time.sleep(self.delay_s)
-        answers = self.inner.generate(requests)
-        with open(self.calls_file, "a", buffering=1) as f:
+    def __init__(self, params: CountingParams) -> None:
+        super().__init__(params)
+        self.inner = build_model(params.inner, params.inner_params)
+        self.name = f"counting-{params.inner}"
+
+    def load(self, runtime) -> None:
+        super().load(runtime)
+        self.inner.load(runtime)
+
+    def generate(self, requests: Sequence[VideoRequest], generation: GenerationConfig):
+        time.sleep(self.params.delay_s)
+        answers = self.inner.generate(requests, generation)
+        with open(self.params.calls_file, "a", buffering=1) as f:
             for r in requests:
                 f.write(f"{os.getpid()} {r.sample_id}\n")
         return answers
-
-
-def counting(inner: str = "reference", calls_file: str = "", delay_s: float = 0.0, **params):
-    return CountingModel(inner, calls_file, delay_s, params)
 
 
 def read_calls(calls_file) -> list[str]:

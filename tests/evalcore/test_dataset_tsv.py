@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from evalcore.dataset import DatasetError, load_tsv
+from evalcore.dataset.tsv import check_root
 
 HEADER = "index\tvideo\tquestion\tanswer\tcandidates\tcategory\n"
 
@@ -64,3 +65,83 @@ def test_malformed_rows_name_the_row(tmp_path, body, message):
 def test_missing_columns_are_named(tmp_path):
     with pytest.raises(DatasetError, match="missing column.*candidates"):
         load_tsv(write(tmp_path, "0\tv\tQ\tA\n", "index\tvideo\tquestion\tanswer\n"))
+
+
+ROW = "0\tv\tQ\tA\t['x', 'y']\tc\n"
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def refused(tsv: Path, **kwargs) -> str:
+    """The DatasetError message of loading `tsv`, checked to be one line naming the file."""
+    with pytest.raises(DatasetError) as info:
+        load_tsv(tsv, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", ": the file is empty"),
+        (b"\n\n  \n", ": the file has no header line, only blank lines"),
+        (PNG_HEADER, ": not a UTF-8 text file (byte 0x89 at offset 0, line 1)"),
+        (
+            HEADER.encode() + "0\tv\tQué?\tA\t['x', 'y']\tc\n".encode("latin-1"),
+            ": not a UTF-8 text file (byte 0xe9 at offset 54, line 2)",
+        ),
+        (b"i\x00n\x00d\x00", ": not a text file (NUL byte at offset 1, line 1)"),
+        (HEADER.encode(), ": no rows"),
+    ],
+)
+def test_a_file_that_is_not_a_table_is_refused_naming_it(tmp_path, content, problem):
+    tsv = tmp_path / "Bench.tsv"
+    tsv.write_bytes(content)
+    assert refused(tsv) == f"{tsv}{problem}"
+
+
+def test_a_row_with_a_stray_tab_names_its_line(tmp_path):
+    tsv = write(tmp_path, ROW + ROW.replace("0", "1", 1) + "2\tv\tQ\tA\t['x', 'y']\tc\textra\n")
+    assert refused(tsv) == f"{tsv} line 4: 7 fields, the header has 6 (a stray tab?)"
+
+
+def test_a_stray_tab_in_the_first_row_is_refused_not_shifted(tmp_path):
+    # pandas alone would take the first column as the index and shift the rest by one
+    tsv = write(tmp_path, "0\tv\tQ\tA\t['x', 'y']\tc\t\n")
+    assert refused(tsv) == f"{tsv} line 2: 7 fields, the header has 6 (a stray tab?)"
+
+
+def test_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
+    quoted = "0\tv\t\"Two\tlines:\nwhich?\"\tA\t['x', 'y']\tc\n"  # tab and newline in quotes
+    tsv = write(tmp_path, quoted + "\n" + "1\tv\tQ\tA\t['x', 'y']\tc\tc\n")
+    assert refused(tsv) == f"{tsv} line 5: 7 fields, the header has 6 (a stray tab?)"
+    tsv.write_text(HEADER + quoted, encoding="utf-8")
+    assert load_tsv(tsv)[0].question == "Two\tlines:\nwhich?"
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    tsv = tmp_path / "Bench.tsv"
+    tsv.write_text(HEADER + ROW, encoding="utf-8-sig")
+    assert [s.sample_id for s in load_tsv(tsv)] == ["0"]
+
+
+def test_a_short_row_keeps_loading_with_empty_trailing_fields(tmp_path):
+    (sample,) = load_tsv(write(tmp_path, "0\tv\tQ\tA\t['x', 'y']\n"))
+    assert sample.category == ""
+
+
+def test_root_must_be_an_existing_folder(tmp_path):
+    tsv = write(tmp_path, ROW)
+    assert refused(tsv, root=tmp_path / "videos") == (
+        f"root folder not found: {tmp_path / 'videos'}"
+    )
+    assert refused(tsv, root=tsv) == f"root folder not found: {tsv} is a file, not a folder"
+    with pytest.raises(DatasetError, match="root folder not found"):
+        check_root(tmp_path / "videos")
+    check_root(tmp_path)
+    assert load_tsv(tsv, root=tmp_path)[0].video_path == (tmp_path / "v.mp4").resolve()
+
+
+def test_a_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nope.tsv"
+    assert refused(missing) == f"{missing}: dataset file not found"

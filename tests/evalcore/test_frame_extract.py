@@ -191,3 +191,103 @@ def test_each_distinct_video_is_decoded_once(videos, tmp_path):
     assert len([p for p in (tmp_path / "cache").glob("*/*") if p.is_dir()]) == 1
     assert (report.hits, report.decoded, report.failed) == (0, 2, 0)
     assert sorted(job.path.name for job, _ in done) == ["good.mp4", "same-content.mp4"]
+
+
+EXTRACT_AT_GO = """
+import json, sys, time
+from pathlib import Path
+from evalcore.frames import FrameCache, FrameEntry, FrameSettings, VideoJob, extract_videos
+
+if __name__ == "__main__":
+    videos, cache, go, out = map(Path, sys.argv[1:5])
+    jobs = [VideoJob(path) for path in sorted(videos.glob("*.mp4"))]
+    settings = FrameSettings(nframe=120, max_side=None, workers=2)
+    print("ready", flush=True)  # imports done: both start from the same line
+    while not go.exists():
+        time.sleep(0.002)
+    started = time.time()
+    report = extract_videos(jobs, FrameCache(cache), settings)
+    span = [started, time.time()]
+    entries = {
+        job.path.name: [entry.key, str(entry.dir), [str(p) for p in entry.paths]]
+        for job, entry in report.results.items()
+        if isinstance(entry, FrameEntry)
+    }
+    result = {"decoded": report.decoded, "hits": report.hits, "failed": report.failed}
+    result["span"] = span
+    out.write_text(json.dumps({**result, "entries": entries}))
+"""
+
+
+@pytest.fixture(scope="module")
+def slow_videos(tmp_path_factory) -> Path:
+    """6 distinct videos whose 120 frames are each decoded and stored as full-size JPEGs (about
+    0.2 s per video here): long enough for two processes to race on every one."""
+    folder = tmp_path_factory.mktemp("slow")
+    for i in range(6):
+        write_video(
+            folder / f"v{i}.mp4",
+            n_frames=120 + i,
+            width=640,
+            height=360,
+            textured=True,
+            preset="ultrafast",
+        )
+    return folder
+
+
+def test_two_processes_extracting_the_same_videos_decode_each_once(slow_videos, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cache, go = tmp_path / "cache", tmp_path / "go"
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXTRACT_AT_GO, str(slow_videos), str(cache), str(go), str(o)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=repo,
+            env=env,
+        )
+        for o in outs
+    ]
+    try:
+        assert [c.stdout.readline().strip() for c in children] == ["ready", "ready"]
+        go.touch()
+        assert [c.wait(timeout=120) for c in children] == [0, 0]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+    a, b = (json.loads(o.read_text()) for o in outs)
+    assert (a["failed"], b["failed"]) == (0, 0)
+    assert a["decoded"] + b["decoded"] == 6  # each clip decoded once, by one of the two
+    assert a["hits"] + b["hits"] == 6  # the other one found it made: a hit, not a decode
+    # both ran at the same time, from an empty cache (without the per-key lock each of
+    # them decodes all 6: measured 6 + 6 here)
+    assert max(a["span"][0], b["span"][0]) < min(a["span"][1], b["span"][1])
+    assert a["entries"] == b["entries"] and len(a["entries"]) == 6
+    assert len([p for p in cache.glob("??/*") if p.is_dir()]) == 6
+    for name, (key, _, _) in a["entries"].items():
+        entry = FrameCache(cache).open(key)
+        assert entry is not None and entry.manifest()["source"].endswith(name)
+        assert _numbers(entry)[:3] == [0, 1, 2]
+
+
+def test_a_decode_killed_on_timeout_leaves_no_lock_behind(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "hang.mp4")
+    settings = FrameSettings(nframe=4, timeout_s=2.0, workers=1)
+    hung = extract_videos([job], cache, settings, decoders=[hang_on_hang_mp4])
+    assert hung.results[job].error_type == "DecodeTimeout"
+    assert len(list((cache.root / ".locks").glob("*.lock"))) == 1  # the killed worker held it
+    started = time.perf_counter()
+    report = extract_videos([job], cache, settings)  # a stale lock would time this out too
+    assert (report.decoded, report.failed) == (1, 0)
+    assert time.perf_counter() - started < 2.0

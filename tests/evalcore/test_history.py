@@ -8,27 +8,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from evalcore.cell import cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.frames import FrameSettings
-from evalcore.predictions import PredictionLog, PredictionRecord
-from evalcore.reports import leaderboard_markdown
+from evalcore.frames import FrameCache, FrameSettings
+from evalcore.frames.index import video_fingerprints
+from evalcore.predictions import PredictionLog, PredictionRecord, failed
+from evalcore.reports import leaderboard_markdown, report_cell
 from evalcore.reports.history import (
     HAS_FAILURES,
     NO_RESULT,
     SAMPLES_CHANGED,
     SETTINGS_CHANGED,
-    cell_settings,
     cells_to_evaluate,
     list_snapshots,
     publish_with_history,
-    why_stale,
     with_deltas,
     write_snapshot,
 )
-from evalcore.stages import cell_log_dir, load_samples, score_cell
 from evalcore.workspace import Workspace
 
-RANDOM = "evalcore.models.random_choice:build_random"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
@@ -102,43 +100,49 @@ def write_tsv(path: Path, n: int) -> Path:
     return path
 
 
-def test_cell_settings_equal_what_score_cell_records(tmp_path):
+def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     tsv = write_tsv(tmp_path / "D.tsv", 4)
-    model = ModelSpec(name="m", kind=RANDOM, params={"seed": 3})
     config = EvalConfig(
         datasets=[DatasetSpec(tsv=tsv)],
-        models=[model],
+        models=[ModelSpec(name="m", kind="random")],
         output_dir=tmp_path / "out",
         work_dir=tmp_path / "work",
     )
     ws = Workspace(config.work_dir, config.output_dir)
-    dataset = config.datasets[0]
-    log_dir = cell_log_dir(ws, model, dataset, config.frames, config.seed, 0)
-    with PredictionLog(log_dir / "main.jsonl") as log:
-        for s in load_samples(dataset):
-            log.append(PredictionRecord(s.sample_id, "ok", "A"))
-    score_cell(model, dataset, config, ws)
-    cell = json.loads(ws.cell_json("m", "D").read_text())
-    expected = cell_settings(model, dataset, config)
-    assert cell["settings"] == expected
-    assert why_stale(cell, expected, expected_n=4) is None
+    (cell,) = cells_of(config)
+    samples = cell.dataset.samples()
+    videos = video_fingerprints(samples, FrameCache(ws.frame_cache_dir))
+    keys = cell.answer_keys(samples, videos)
+    assert cells_to_evaluate(config, ws) == {"D": {"m": NO_RESULT}}
+    with PredictionLog(cell.log_dir(ws), "main") as log:
+        for s in samples:
+            log.append(PredictionRecord(s.sample_id, "ok", "A", answer_key=keys[s.sample_id]))
+    extract_dataset_frames(cell.dataset, cell.frames, ws)  # writes the index scoring reads
+    report_cell([cell], ws)
+    assert cells_to_evaluate(config, ws) == {"D": {}}  # current: kept
 
-    changed = config.model_copy(update={"seed": 1})
-    assert why_stale(cell, cell_settings(model, dataset, changed), 4) == SETTINGS_CHANGED
-    other = ModelSpec(name="m", kind=RANDOM, params={"seed": 4})
-    assert why_stale(cell, cell_settings(other, dataset, config), 4) == SETTINGS_CHANGED
-    assert why_stale(cell, expected, expected_n=3) == SAMPLES_CHANGED  # a changed `limit`
-    assert why_stale({**cell, "failed": 1}, expected, expected_n=4) == HAS_FAILURES
-    assert why_stale(None, expected, expected_n=4) == NO_RESULT
-
-    two = config.model_copy(update={"models": [model, other.model_copy(update={"name": "n"})]})
-    assert cells_to_evaluate(two, ws, {"D": 4}) == {"D": {"n": NO_RESULT}}
-    assert cells_to_evaluate(changed, ws, {"D": 4}) == {"D": {"m": SETTINGS_CHANGED}}
-
-    # Answers made with other settings live elsewhere: a changed cell starts empty.
-    assert cell_log_dir(ws, model, dataset, config.frames, 1, 0) != log_dir
-    assert cell_log_dir(ws, other, dataset, config.frames, config.seed, 0) != log_dir
-    fewer = FrameSettings(nframe=4)
-    assert cell_log_dir(ws, model, dataset, fewer, config.seed, 0) != log_dir
-    more_workers = FrameSettings(workers=4)  # decoding settings do not change answers
-    assert cell_log_dir(ws, model, dataset, more_workers, config.seed, 0) == log_dir
+    # another seed or model setting changes every answer key
+    reseeded = config.model_copy(update={"seed": 1})
+    assert cells_to_evaluate(reseeded, ws) == {"D": {"m": SETTINGS_CHANGED}}
+    # a settings change that cannot change an answer keeps the cell
+    faster = config.model_copy(update={"frames": FrameSettings(workers=4, timeout_s=9)})
+    assert cells_to_evaluate(faster, ws) == {"D": {}}
+    # one edited row: only that sample is stale
+    text = tsv.read_text().replace("How many shapes?", "How many circles?", 1)
+    tsv.write_text(text)
+    assert cells_to_evaluate(config, ws) == {"D": {"m": f"1 of 4 {SAMPLES_CHANGED}"}}
+    tsv.write_text(text.replace("How many circles?", "How many shapes?"))
+    # a retryable failure makes the cell stale; a permanent one (no video) does not
+    with PredictionLog(cell.log_dir(ws), "main") as log:
+        log.append(failed("0", "Timeout", "slow", attempts=2, answer_key=keys["0"]))
+    assert cells_to_evaluate(config, ws) == {"D": {}}  # the success made earlier still wins
+    for path in cell.log_dir(ws).glob("*.jsonl"):
+        path.unlink()
+    with PredictionLog(cell.log_dir(ws), "main") as log:
+        for s in samples[1:]:
+            log.append(PredictionRecord(s.sample_id, "ok", "A", answer_key=keys[s.sample_id]))
+        log.append(failed("0", "Timeout", "slow", attempts=1, answer_key=keys["0"]))
+    assert cells_to_evaluate(config, ws) == {"D": {"m": HAS_FAILURES}}
+    with PredictionLog(cell.log_dir(ws), "main") as log:
+        log.append(failed("0", "VideoNotFound", "gone", attempts=2, answer_key=keys["0"]))
+    assert cells_to_evaluate(config, ws) == {"D": {}}

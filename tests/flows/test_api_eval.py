@@ -17,10 +17,9 @@ from openai_server import Behaviour, OpenAIServer  # noqa: E402
 from evalcore.api.endpoint import EndpointSpec  # noqa: E402
 from evalcore.config import ApiSettings, DatasetSpec, EvalConfig, ModelSpec  # noqa: E402
 from evalcore.prompts import render_mcq_prompt  # noqa: E402
-from evalcore.stages import load_samples  # noqa: E402
 from flows.cli import main as cli  # noqa: E402
 from flows.eval import eval_flow  # noqa: E402
-from tasks.api import ApiKeyMissing, resolve_api_key  # noqa: E402
+from tasks.secrets import ApiKeyMissing, resolve_api_key  # noqa: E402
 
 FAST = {"timeout": 1.0, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
 
@@ -50,7 +49,7 @@ def test_api_model_in_the_eval_flow_keeps_its_key_secret(
 
     with OpenAIServer(Behaviour(api_key=key, echo_key_on_401=True)) as server:
         dataset = DatasetSpec(tsv=small_bench, limit=12)
-        prompts = [render_mcq_prompt(s.question, s.options) for s in load_samples(dataset)]
+        prompts = [render_mcq_prompt(s.question, s.options) for s in dataset.samples()]
         doomed = next(p for p in prompts if prompts.count(p) == 1)  # names one sample
         server.behaviour.scripted = {doomed: ["400"]}
         endpoint = {"base_url": server.url, "model": "test-model", **FAST}
@@ -82,7 +81,7 @@ def test_api_model_in_the_eval_flow_keeps_its_key_secret(
         cells = {c.get("answered", -1): c for c in first["inference"] if "cache_hits" in c}
         assert set(cells) == {11, 0}
         assert cells[0]["failures"] == {"Unauthorized": 12}
-        sheet = pd.read_excel(tmp_path / "outputs" / "api_Tiny.xlsx")
+        sheet = pd.read_excel(tmp_path / "outputs" / "api" / "api_Tiny.xlsx")
         failed = sheet[sheet["status"] == "failed"]
         assert list(failed["error_type"]) == ["BadRequest"] and failed["hit"].sum() == 0
 

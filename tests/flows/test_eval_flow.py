@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from doubles.models import read_calls
+from doubles.models import COUNTING, read_calls
 
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.predictions import read_records
 from flows.eval import eval_flow
 
 
@@ -26,7 +27,7 @@ def config_for(tsv: Path, tmp: Path, models: list[ModelSpec], **kw) -> EvalConfi
 def test_eval_end_to_end_then_rerun_does_nothing(prefect_harness, small_bench, tmp_path):
     calls = tmp_path / "calls.txt"
     models = [
-        ModelSpec(name="ref", kind="doubles.models:counting", params={"calls_file": str(calls)}),
+        ModelSpec(name="ref", kind=COUNTING, params={"calls_file": str(calls)}),
         ModelSpec(name="random", kind="random"),
     ]
     config = config_for(small_bench, tmp_path, models)
@@ -37,7 +38,7 @@ def test_eval_end_to_end_then_rerun_does_nothing(prefect_harness, small_bench, t
     assert board["random"]["accuracy"] <= 0.5
     assert board["ref"]["n"] == 48 and board["ref"]["failed"] == 0
     assert set(board["ref"]["per_category"]) >= {"count", "order", "motion"}
-    sheet = pd.read_excel(tmp_path / "outputs/ref_Tiny.xlsx")
+    sheet = pd.read_excel(tmp_path / "outputs/ref/ref_Tiny.xlsx")
     assert {"index", "question", "answer", "prediction", "extracted", "hit", "status"} <= set(
         sheet.columns
     )
@@ -87,8 +88,9 @@ def test_bad_videos_fail_alone_with_their_reason(prefect_harness, small_bench, t
     tsv = root / "Broken.tsv"
     tsv.write_text("\n".join(lines) + "\n")
 
-    outcome = eval_flow(config_for(tsv, tmp_path, [ModelSpec(name="ref", kind="reference")]))
-    sheet = pd.read_excel(tmp_path / "outputs/ref_Broken.xlsx").set_index("index")
+    config = config_for(tsv, tmp_path, [ModelSpec(name="ref", kind="reference")])
+    outcome = eval_flow(config)
+    sheet = pd.read_excel(tmp_path / "outputs/ref/ref_Broken.xlsx").set_index("index")
     assert list(sheet.loc[[0, 1], "status"]) == ["ok", "ok"]
     bad = sheet.loc[[2, 3, 4, 5, 6]]
     assert (bad["status"] == "failed").all() and (bad["hit"] == 0).all()
@@ -97,6 +99,47 @@ def test_bad_videos_fail_alone_with_their_reason(prefect_harness, small_bench, t
     assert bad.loc[6, "error_type"] == "InvalidPath" and "escapes" in bad.loc[6, "error"]
     (row,) = outcome["leaderboard"]
     assert row["failed"] == 5 and row["n"] == 7
+
+    # Permanent failures do not churn: a re-run records nothing new (no attempts+1)
+    # until the input changes; then exactly the changed sample is tried again.
+    logs = tmp_path / "work/predictions"
+    records = list(read_records(next(logs.glob("ref/Broken/*/trial-0"))))
+    eval_flow(config)
+    assert list(read_records(next(logs.glob("ref/Broken/*/trial-0")))) == records
+    shutil.copy(good[0], root / "videos/missing.mp4")  # the missing video appears
+    eval_flow(config)
+    sheet = pd.read_excel(tmp_path / "outputs/ref/ref_Broken.xlsx").set_index("index")
+    assert sheet.loc[5, "status"] == "ok" and list(sheet["status"]).count("failed") == 4
+    after = list(read_records(next(logs.glob("ref/Broken/*/trial-0"))))
+    assert [r.sample_id for r in after[len(records) :]] == ["5"]
+
+
+def test_replaced_video_asks_exactly_its_questions_again(prefect_harness, small_bench, tmp_path):
+    bench = tmp_path / "bench"
+    shutil.copytree(small_bench.parent, bench)
+    tsv = bench / small_bench.name
+    calls = tmp_path / "calls.txt"
+    model = ModelSpec(name="ref", kind=COUNTING, params={"calls_file": str(calls)})
+    config = config_for(tsv, tmp_path, [model])
+    eval_flow(config)
+    before = pd.read_excel(tmp_path / "outputs/ref/ref_Tiny.xlsx").set_index("index")
+    assert len(read_calls(calls)) == 48
+
+    table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    target, donor = table["video_path"].iloc[0], table["video_path"].iloc[-1]
+    (bench / target).write_bytes((bench / donor).read_bytes())  # same path, new content
+    asked = {int(i) for i in table.loc[table["video_path"] == target, "index"]}
+
+    outcome = eval_flow(config)
+    assert sorted(int(i) for i in read_calls(calls)[48:]) == sorted(asked)
+    after = pd.read_excel(tmp_path / "outputs/ref/ref_Tiny.xlsx").set_index("index")
+    others = sorted(set(after.index) - asked)
+    assert after.loc[others, "prediction"].equals(before.loc[others, "prediction"])
+    assert not after.loc[sorted(asked), "prediction"].equals(
+        before.loc[sorted(asked), "prediction"]
+    )
+    (row,) = outcome["leaderboard"]
+    assert row["accuracy"] == after["hit"].mean() < before["hit"].mean()
 
 
 def test_invalid_config_fails_before_work_naming_the_field(tmp_path, small_bench):

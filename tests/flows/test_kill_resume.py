@@ -1,4 +1,5 @@
-"""kill -9 of a real `evalcore run` process mid-inference, then a resume."""
+"""Real `evalcore run` processes: kill -9 mid-inference then a resume, and two runs on
+one work dir at once."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from doubles.models import read_calls
+from doubles.models import COUNTING, read_calls
 
+from evalcore.cell import Cell, extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, ModelSpec, parse_config
 from evalcore.frames import FrameSettings
-from evalcore.predictions.log import iter_records, read_predictions
-from evalcore.stages import cell_log_dir, infer_inline, prepare_frames
+from evalcore.inference import infer_inline
+from evalcore.inference.runner import cell_records
+from evalcore.predictions import iter_records, merge_records, read_records
 from evalcore.workspace import Workspace
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -26,11 +29,11 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 PYTHONPATH = os.pathsep.join([str(TESTS_DIR.parent), str(TESTS_DIR)])
 
 
-def run_cli(config: Path, cwd: Path) -> subprocess.Popen:
+def run_cli(config: Path, cwd: Path, home: str = "prefect-home") -> subprocess.Popen:
     env = {
         **os.environ,
         "PYTHONPATH": PYTHONPATH,
-        "PREFECT_HOME": str(cwd / "prefect-home"),
+        "PREFECT_HOME": str(cwd / home),
     }
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
@@ -39,19 +42,18 @@ def run_cli(config: Path, cwd: Path) -> subprocess.Popen:
         env=env,
         start_new_session=True,  # its own process group: kill -9 takes everything it started
         stdout=subprocess.DEVNULL,
-        stderr=open(cwd / "run.log", "ab"),  # noqa: SIM115
+        stderr=open(cwd / f"run-{home}.log", "ab"),  # noqa: SIM115
     )
 
 
-def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
-    calls = tmp_path / "calls.txt"
+def counting_config(small_bench, tmp_path: Path, delay_s: float) -> tuple[Path, dict]:
     raw = {
         "datasets": [{"tsv": str(small_bench)}],
         "models": [
             {
                 "name": "ref",
-                "kind": "doubles.models:counting",
-                "params": {"calls_file": str(calls), "delay_s": 0.25},
+                "kind": COUNTING,
+                "params": {"calls_file": str(tmp_path / "calls.txt"), "delay_s": delay_s},
                 "batch_size": 2,
             }
         ],
@@ -60,24 +62,36 @@ def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
     }
     config = tmp_path / "eval.yaml"
     config.write_text(yaml.safe_dump(raw))
+    return config, raw
+
+
+def answered(log_dir: Path) -> dict:
+    """Every sample with a record in the logs (answer keys not checked: one config)."""
+    return merge_records(read_records(log_dir))
+
+
+def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
+    calls = tmp_path / "calls.txt"
+    config, raw = counting_config(small_bench, tmp_path, delay_s=0.25)
     parsed = parse_config(raw)
     ws = Workspace(parsed.work_dir, parsed.output_dir)
-    log_dir = cell_log_dir(ws, parsed.models[0], parsed.datasets[0], parsed.frames, 0, 0)
+    cell = find_cell(parsed)
+    log_dir = cell.log_dir(ws)
 
     proc = run_cli(config, tmp_path)
     deadline = time.monotonic() + 180
-    while len(read_predictions(log_dir)) < 12:
-        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    while len(answered(log_dir)) < 12:
+        assert proc.poll() is None, (tmp_path / "run-prefect-home.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "inference never started"
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before_kill = set(read_predictions(log_dir))
+    done_before_kill = set(answered(log_dir))
     calls_before_kill = len(read_calls(calls))
     assert 12 <= len(done_before_kill) < 48
 
     proc = run_cli(config, tmp_path)
-    assert proc.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert proc.wait(timeout=300) == 0, (tmp_path / "run-prefect-home.log").read_text()[-3000:]
 
     recomputed = read_calls(calls)[calls_before_kill:]
     assert not done_before_kill & set(recomputed), "finished samples were computed again"
@@ -89,14 +103,38 @@ def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
     ws = Workspace(tmp_path / "fresh", tmp_path / "fresh-out")
     dataset, frames = DatasetSpec(tsv=small_bench), FrameSettings()
     reference = ModelSpec(name="ref", kind="reference")
-    prepare_frames(dataset, frames, ws)
-    infer_inline(reference, dataset, 0, 0, frames, ws)
-    expected = read_predictions(cell_log_dir(ws, reference, dataset, frames, 0, 0))
-    resumed = read_predictions(log_dir)
+    extract_dataset_frames(dataset, frames, ws)
+    fresh = Cell(reference, dataset, trial=0, seed=0, frames=frames)
+    infer_inline(fresh, ws)
+    expected = cell_records(fresh, ws)
+    resumed = cell_records(cell, Workspace(parsed.work_dir, parsed.output_dir))
     assert {k: r.prediction for k, r in resumed.items()} == {
         k: r.prediction for k, r in expected.items()
     }
-    sheet = pd.read_excel(tmp_path / "outputs/ref_Tiny.xlsx")
+    sheet = pd.read_excel(tmp_path / "outputs/ref/ref_Tiny.xlsx")
     assert len(sheet) == 48 and sheet["index"].is_unique
     board = json.loads((tmp_path / "outputs/leaderboard.json").read_text())
     assert board[0]["n"] == 48 and board[0]["failed"] == 0
+
+
+def test_two_runs_on_one_work_dir_at_once_share_the_work(small_bench, tmp_path):
+    """Started together: one writes the cell while the other waits for it, then finds
+    every answer there. No duplicate ids, no torn line, no model call repeated beyond
+    the samples in flight."""
+    calls = tmp_path / "calls.txt"
+    config, raw = counting_config(small_bench, tmp_path, delay_s=0.05)
+    runs = [run_cli(config, tmp_path, home=f"home-{i}") for i in range(2)]
+    for i, proc in enumerate(runs):
+        code = proc.wait(timeout=400)
+        assert code == 0, (tmp_path / f"run-home-{i}.log").read_text()[-3000:]
+    in_flight = raw["models"][0]["batch_size"]
+    assert 48 <= len(read_calls(calls)) <= 48 + in_flight
+    log_dir = find_cell(parse_config(raw)).log_dir(Workspace(tmp_path / "work", tmp_path))
+    lines = [line for p in log_dir.glob("*.jsonl") for line in p.read_text().splitlines()]
+    records = [r for p in log_dir.glob("*.jsonl") for r in iter_records(p)]
+    assert len(lines) == len(records)  # every line parses: no torn record
+    oks = Counter(r.sample_id for r in records if r.ok)
+    assert sorted(oks, key=int) == [str(i) for i in range(48)]
+    assert max(oks.values()) == 1  # the second run waited for the cell, then had nothing
+    sheet = pd.read_excel(tmp_path / "outputs/ref/ref_Tiny.xlsx")
+    assert len(sheet) == 48 and sheet["index"].is_unique

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from evalcore.cell import extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
-from evalcore.predictions import read_predictions
-from evalcore.predictions.log import iter_records
-from evalcore.stages import (
-    cell_log_dir,
-    infer_inline,
-    load_samples,
-    plan_cell_shards,
-    prepare_frames,
-    shard_paths,
-)
+from evalcore.inference import infer_inline
+from evalcore.inference.runner import cell_records
+from evalcore.inference.sharded import shard_paths
+from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
@@ -47,12 +43,17 @@ def torchrun(**kw) -> InferenceSettings:
 
 
 def log_dir(config: EvalConfig):
-    ws = Workspace(config.work_dir, config.output_dir)
-    return cell_log_dir(ws, config.models[0], config.datasets[0], config.frames, config.seed, 0)
+    return find_cell(config).log_dir(Workspace(config.work_dir, config.output_dir))
 
 
 def predictions(config: EvalConfig) -> dict[str, str | None]:
-    return {i: r.prediction for i, r in read_predictions(log_dir(config)).items()}
+    records = cell_records(find_cell(config), Workspace(config.work_dir, config.output_dir))
+    return {i: r.prediction for i, r in records.items()}
+
+
+def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
+    groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
+    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
 
 
 def ok_counts(config: EvalConfig) -> Counter:
@@ -62,7 +63,7 @@ def ok_counts(config: EvalConfig) -> Counter:
 
 def launches(config: EvalConfig, shard: str) -> list[Path]:
     ws = Workspace(config.work_dir, config.output_dir)
-    root = shard_paths(log_dir(config), ws).root
+    root = shard_paths(find_cell(config), ws).root
     return sorted(root.glob(f"{shard}-of-*/launch-*"))
 
 
@@ -80,8 +81,8 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
     )
     # The single-process path, as the inline launcher runs it (without Prefect).
     ws = Workspace(inline.work_dir, inline.output_dir)
-    prepare_frames(inline.datasets[0], inline.frames, ws)
-    infer_inline(inline.models[0], inline.datasets[0], 0, inline.seed, inline.frames, ws)
+    extract_dataset_frames(inline.datasets[0], inline.frames, ws)
+    infer_inline(find_cell(inline), ws)
     sharded = eval_flow(sharded_config)
 
     assert predictions(sharded_config) == predictions(inline)
@@ -93,7 +94,7 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
         (0, 24, 24),
         (1, 24, 24),
     ]
-    logs = sorted(p.name for p in log_dir(sharded_config).iterdir())
+    logs = sorted(p.name for p in log_dir(sharded_config).glob("*.jsonl"))
     assert logs == [f"shard{s}-rank{r}.jsonl" for s in (0, 1) for r in (0, 1)]
     # One CPU device group: the second shard started after the first one's ranks ended.
     (first,), (second,) = launches(sharded_config, "shard0"), launches(sharded_config, "shard1")
@@ -163,5 +164,5 @@ def test_rerun_after_a_failed_shard_recomputes_only_that_shard(
     }
     assert new_ids and new_ids <= shard_ids[1]  # shard 0 was a cache hit: no model call
     assert len(launches(config, "shard0")) == 1 and len(launches(config, "shard1")) == 3
-    assert set(predictions(config)) == {s.sample_id for s in load_samples(dataset)}
+    assert set(predictions(config)) == {s.sample_id for s in dataset.samples()}
     assert set(ok_counts(config).values()) == {1}

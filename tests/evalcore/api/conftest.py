@@ -72,9 +72,9 @@ class BenchFrames:
 
 @pytest.fixture(scope="session")
 def bench_frames(small_bench, tmp_path_factory) -> BenchFrames:
+    from evalcore.cell import extract_dataset_frames as prepare_frames
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameSettings
-    from evalcore.stages import prepare_frames
     from evalcore.workspace import Workspace
 
     work = tmp_path_factory.mktemp("api-work")

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 
 from evalcore.api.cache import ResponseCache, response_key
 
-GEN = {"max_tokens": 16, "temperature": 0.0}
+
+def context(**changes) -> str:
+    """A cell's response context (see `Cell.response_context`) for an API model."""
+    from evalcore.cell import Cell
+    from evalcore.config import DatasetSpec, ModelSpec
+    from evalcore.frames import FrameSettings
+
+    params = {"base_url": "http://127.0.0.1:8000/v1", "model": "m", "max_tokens": 16, **changes}
+    tsv = Path(__file__)  # any existing file: the context never reads it
+    model = ModelSpec(name="m", kind="openai-compatible", params=params)
+    cell = Cell(model, DatasetSpec(tsv=tsv), 0, 0, FrameSettings(), device_class="api")
+    return cell.response_context
 
 
 def test_key_covers_what_determines_an_answer_and_nothing_else():
-    base = response_key("m", GEN, "prompt", ["h1", "h2"], "mcq-v1")
-    assert base == response_key("m", dict(GEN), "prompt", ["h1", "h2"], "mcq-v1")
+    base = response_key(context(), "prompt", ["h1", "h2"])
+    assert base == response_key(context(), "prompt", ["h1", "h2"])
     changed = [
-        response_key("m2", GEN, "prompt", ["h1", "h2"], "mcq-v1"),
-        response_key("m", {**GEN, "temperature": 0.5}, "prompt", ["h1", "h2"], "mcq-v1"),
-        response_key("m", GEN, "prompt!", ["h1", "h2"], "mcq-v1"),
-        response_key("m", GEN, "prompt", ["h2", "h1"], "mcq-v1"),
-        response_key("m", GEN, "prompt", ["h1", "h2"], "mcq-v2"),
+        response_key(context(model="m2"), "prompt", ["h1", "h2"]),
+        response_key(context(temperature=0.5), "prompt", ["h1", "h2"]),
+        response_key(context(), "prompt!", ["h1", "h2"]),
+        response_key(context(), "prompt", ["h2", "h1"]),
+        # same served model name at another endpoint: other weights, never shared ...
+        response_key(context(base_url="http://127.0.0.1:9000/v1"), "prompt", ["h1", "h2"]),
     ]
     assert len({base, *changed}) == 6
-    # the signature has no place for a URL or a key: neither can enter the hash
+    # ... unless both name one cache namespace (replicas of one model)
+    a = context(cache_namespace="qwen-7b", base_url="http://127.0.0.1:9000/v1")
+    assert a == context(cache_namespace="qwen-7b")
+    # limits, retries and the key's source change no answer
+    assert context(max_in_flight=3, timeout=9, api_key_env="KEY") == context()
 
 
 def test_answers_persist_across_connections(tmp_path):

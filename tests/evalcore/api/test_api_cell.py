@@ -18,14 +18,23 @@ from evalcore.api.cache import ResponseCache
 from evalcore.api.cell import infer_api_cell
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.cell import Cell, frame_index_path
 from evalcore.config import ApiSettings, ConfigError, ModelSpec, parse_config
 from evalcore.frames import FrameCache
-from evalcore.inference import read_frame_index
-from evalcore.predictions import read_predictions
+from evalcore.frames.index import read_frame_index
+from evalcore.inference.runner import cell_records
 from evalcore.prompts import render_mcq_prompt
 from evalcore.scoring import score_samples
-from evalcore.stages import cell_log_dir, frame_index_path, load_samples
 from evalcore.workspace import Workspace
+
+
+def cell_of(bench, model: ModelSpec) -> Cell:
+    return Cell(model, bench.dataset, trial=0, seed=0, frames=bench.frames, device_class="api")
+
+
+def load_samples(dataset):
+    return dataset.samples()
+
 
 FAST = {"timeout": 0.5, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
 
@@ -41,7 +50,7 @@ def digests(bench) -> dict[str, str]:
     spec = EndpointSpec(base_url="http://127.0.0.1:9/v1", model="test-model")
     ws = Workspace(bench.work_dir, bench.work_dir / "out")
     path = frame_index_path(bench.dataset, bench.frames, ws)
-    lookup = read_frame_index(path, FrameCache(ws.frame_cache_dir))
+    lookup = read_frame_index(path, FrameCache(ws.frame_cache_dir)).lookup
     out = {}
     for s in load_samples(bench.dataset):
         prompt = render_mcq_prompt(s.question, s.options)
@@ -61,11 +70,9 @@ def oracle(bench):
 def run_cell(bench, model, tmp_path, client=None, api_key=None, **api):
     settings = {"cache_path": tmp_path / "cache.sqlite3", "progress": False, "requests_per_task": 4}
     ws = Workspace(bench.work_dir, tmp_path / "out")
-    summary = infer_api_cell(
-        model, bench.dataset, 0, 0, bench.frames, ws, ApiSettings(**{**settings, **api}), api_key,
-        client=client,
-    )  # fmt: skip
-    return summary, read_predictions(cell_log_dir(ws, model, bench.dataset, bench.frames, 0, 0))
+    cell = cell_of(bench, model)
+    summary = infer_api_cell(cell, ws, ApiSettings(**{**settings, **api}), api_key, client=client)
+    return summary, cell_records(cell, ws)
 
 
 def test_faults_end_as_answers_or_typed_failures_never_cached_or_scored(
@@ -152,15 +159,19 @@ KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
 from evalcore.api.cell import infer_api_cell
+from evalcore.cell import Cell
 from evalcore.config import ApiSettings, DatasetSpec, ModelSpec
 from evalcore.frames import FrameSettings
 from evalcore.workspace import Workspace
 a = json.loads(sys.argv[1])
 if __name__ == "__main__":
-    infer_api_cell(
+    cell = Cell(
         ModelSpec.model_validate(a["model"]), DatasetSpec(tsv=Path(a["tsv"])), 0, 0,
-        FrameSettings.model_validate(a["frames"]), Workspace(Path(a["work"]), Path(a["out"])),
-        ApiSettings.model_validate(a["api"]), None,
+        FrameSettings.model_validate(a["frames"]), device_class="api",
+    )
+    infer_api_cell(
+        cell, Workspace(Path(a["work"]), Path(a["out"])), ApiSettings.model_validate(a["api"]),
+        None,
     )
 """
 
@@ -173,7 +184,7 @@ def test_killed_mid_run_then_resumed_resends_no_answered_sample(server, bench_fr
         cache_path=tmp_path / "cache.sqlite3", progress=False, requests_per_task=2, processes=False
     )
     ws = Workspace(bench_frames.work_dir, tmp_path / "out")
-    log_dir = cell_log_dir(ws, model, bench_frames.dataset, bench_frames.frames, 0, 0)
+    cell = cell_of(bench_frames, model)
     args = {
         "model": model.model_dump(mode="json"),
         "tsv": str(bench_frames.dataset.tsv),
@@ -188,13 +199,13 @@ def test_killed_mid_run_then_resumed_resends_no_answered_sample(server, bench_fr
         stderr=open(tmp_path / "run.log", "wb"),  # noqa: SIM115
     )
     deadline = time.monotonic() + 120
-    while len(read_predictions(log_dir)) < 10:
+    while len(cell_records(cell, ws)) < 10:
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "the run never answered"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    answered_before = {sid for sid, r in read_predictions(log_dir).items() if r.ok}
+    answered_before = {sid for sid, r in cell_records(cell, ws).items() if r.ok}
     assert 10 <= len(answered_before) < 48
     sent_before = len(server.seen)
 

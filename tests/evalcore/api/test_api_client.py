@@ -11,8 +11,8 @@ from conftest import text_jobs
 from pydantic import SecretStr
 
 from evalcore.api import ChatJob, EndpointSpec, answer_locally
-from evalcore.api.model import build_openai_compatible
-from evalcore.models.base import ModelError, VideoRequest
+from evalcore.models.base import GenerationConfig, ModelError, VideoRequest
+from evalcore.models.registry import build_model
 
 
 def spec_for(server, **overrides) -> EndpointSpec:
@@ -137,10 +137,11 @@ def test_generation_params_reach_the_server(server):
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-def test_video_model_adapter_answers_and_raises_on_failure(server, jpeg_frames):
-    model = build_openai_compatible(base_url=server.url, model="test-model", timeout=0.5)
+def test_video_model_adapter_answers_and_fails_a_request_alone(server, jpeg_frames):
+    params = {"base_url": server.url, "model": "test-model", "timeout": 0.5}
+    model = build_model("openai-compatible", params)
     request = VideoRequest("s1", "prompt q0", "q", ("a", "b"), jpeg_frames)
-    assert model.generate([request]) == ["A"]
+    assert model.generate([request], GenerationConfig()) == ["A"]
     server.behaviour.scripted = {"prompt q0": ["400"]}
-    with pytest.raises(ModelError, match="BadRequest"):
-        model.generate([request])
+    (failure,) = model.generate([request], GenerationConfig())  # failed alone, as a value
+    assert isinstance(failure, ModelError) and failure.error_type == "BadRequest"

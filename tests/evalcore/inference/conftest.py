@@ -14,9 +14,9 @@ def _ranks_import_tests(subprocess_imports_tests):
 @pytest.fixture(scope="session")
 def extracted(small_bench, tmp_path_factory):
     """A work dir whose frame cache and frame index cover `small_bench` (default frames)."""
+    from evalcore.cell import extract_dataset_frames as prepare_frames
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameSettings
-    from evalcore.stages import prepare_frames
     from evalcore.workspace import Workspace
 
     work = tmp_path_factory.mktemp("frames-work")

@@ -1,5 +1,5 @@
 """Test models for sharded inference, built inside torchrun ranks by import path:
-`kind: "tests.evalcore.inference.fakes:scripted"` (the repo root is on PYTHONPATH).
+`kind: "tests.evalcore.inference.fakes:ScriptedModel"` (the repo root is on PYTHONPATH).
 
 `ScriptedModel` answers like the `random` baseline (a hash of seed and sample id, so
 any sharding gives the same answers), logs every call to `calls_file` (pid, rank,
@@ -14,48 +14,56 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
+from evalcore.models.base import BaseVideoModel, ModelParams
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-FAKE_KIND = "tests.evalcore.inference.fakes:scripted"
+FAKE_KIND = "tests.evalcore.inference.fakes:ScriptedModel"
 
 
 class InjectedCrash(BaseException):  # noqa: N818 - not an Exception: the runner must not catch it
     """Escapes the runner's per-sample error handling, so it ends the rank."""
 
 
-class ScriptedModel:
-    name = "scripted"
+class ScriptedParams(ModelParams):
+    calls_file: str
+    seed: int = 0
+    delay_s: float = 0.0  # sleep per request
+    cpu_s: float = 0.0  # burn this much CPU time per request (a CPU-bound model)
+    # "kill" (SIGKILL itself), "hang", "raise" (InjectedCrash), or "load": `load` raises,
+    # as a model whose weights cannot be loaded
+    fault: str | None = None
+    fault_ids: tuple[str, ...] = ()  # fire when the model sees one of these ids ...
+    fault_after_calls: int | None = None  # ... or on this call of the process (1-based)
+    fault_rank: int | None = None  # only in this rank
+    fault_budget_file: str | None = None  # holds how many more times the fault fires
 
-    def __init__(
-        self,
-        calls_file: str,
-        seed: int = 0,
-        delay_s: float = 0.0,  # sleep per request
-        cpu_s: float = 0.0,  # burn this much CPU time per request (a CPU-bound model)
-        fault: str | None = None,  # "kill" (SIGKILL itself), "hang", "raise" (InjectedCrash),
-        # or "load": the constructor raises, as a model whose weights cannot be loaded
-        fault_ids: Sequence[str] = (),  # fire when the model sees one of these ids ...
-        fault_after_calls: int | None = None,  # ... or on this call of the process (1-based)
-        fault_rank: int | None = None,  # only in this rank
-        fault_budget_file: str | None = None,  # holds how many more times the fault fires
-    ) -> None:
-        self.calls_file = Path(calls_file)
-        self.seed = seed
-        self.delay_s = delay_s
-        self.cpu_s = cpu_s
-        self.fault = fault
-        self.fault_ids = set(fault_ids)
-        self.fault_after_calls = fault_after_calls
-        self.fault_rank = fault_rank
-        self.budget = Path(fault_budget_file) if fault_budget_file else None
+
+class ScriptedModel(BaseVideoModel):
+    Params = ScriptedParams
+
+    def __init__(self, params: ScriptedParams) -> None:
+        super().__init__(params)
+        self.name = "scripted"
+        self.calls_file = Path(params.calls_file)
+        self.seed = params.seed
+        self.delay_s = params.delay_s
+        self.cpu_s = params.cpu_s
+        self.fault = params.fault
+        self.fault_ids = set(params.fault_ids)
+        self.fault_after_calls = params.fault_after_calls
+        self.fault_rank = params.fault_rank
+        self.budget = Path(params.fault_budget_file) if params.fault_budget_file else None
         self.rank = int(os.environ.get("RANK", "0"))
         self.calls = 0
-        if fault == "load":
+
+    def load(self, runtime) -> None:
+        super().load(runtime)
+        if self.fault == "load":
             raise RuntimeError(f"cannot load weights in rank {self.rank}")
 
-    def generate(self, requests) -> list[str]:
+    def generate(self, requests, generation=None) -> list[str]:
         self.calls += 1
         ids = [r.sample_id for r in requests]
         line = json.dumps({"pid": os.getpid(), "rank": self.rank, "ids": ids, "t": time.time()})
@@ -94,10 +102,6 @@ class ScriptedModel:
     def _pick(self, request) -> str:
         digest = hashlib.sha256(f"{self.seed}:{request.sample_id}".encode()).digest()
         return LETTERS[int.from_bytes(digest[:8], "big") % len(request.options)]
-
-
-def scripted(**params) -> ScriptedModel:
-    return ScriptedModel(**params)
 
 
 def read_calls(calls_file: Path) -> list[dict]:

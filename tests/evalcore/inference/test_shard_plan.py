@@ -76,10 +76,10 @@ def test_crash_count_is_starts_without_a_record_or_an_interrupt(tmp_path):
     second.finished("b")
     second.interrupted()  # SIGTERM with a in flight: not a's fault
     second.close()
-    with PredictionLog(logs / "shard1-rank0.jsonl") as log:
-        log.append(PredictionRecord("b", "ok", prediction="A"))
-    with PredictionLog(logs / "main.jsonl") as log:  # inline writers have no marks
-        log.append(failed("c", "X", "y"))
+    with PredictionLog(logs, "shard1-rank0") as log:
+        log.append(PredictionRecord("x", "ok", prediction="A", answer_key="b"))
+    with PredictionLog(logs, "main") as log:  # inline writers have no marks
+        log.append(failed("y", "X", "y", answer_key="c"))
     assert crash_counts(started, logs) == {"a": 1, "b": 1, "c": 1}
 
 

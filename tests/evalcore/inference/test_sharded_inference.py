@@ -14,22 +14,30 @@ from pathlib import Path
 
 import pytest
 
+from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.inference.sharded import RANK_CRASHED
-from evalcore.predictions import read_predictions
+from evalcore.inference.runner import cell_records
+from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
+from evalcore.inference.shards import device_groups, plan_shards
 from evalcore.predictions.log import iter_records
-from evalcore.stages import (
-    cell_log_dir,
-    infer_shard,
-    load_samples,
-    plan_cell_shards,
-    prepare_frames,
-    shard_paths,
-)
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+
+
+def cell_of(model: ModelSpec, dataset: DatasetSpec) -> Cell:
+    return Cell(model=model, dataset=dataset, trial=0, seed=0, frames=FrameSettings())
+
+
+def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
+    groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
+    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+
+
+def read_predictions(ws, model, dataset) -> dict:
+    """The records that count, by sample id."""
+    return cell_records(cell_of(model, dataset), ws)
 
 
 def fake_model(tmp_path: Path, batch_size: int = 2, **params) -> ModelSpec:
@@ -43,13 +51,12 @@ def settings(**kw) -> InferenceSettings:
 
 def infer(ws, model, dataset, inference, shards=None):
     """Run the given shards (default all) concurrently, as the flow would."""
-    prepare_frames(dataset, FrameSettings(), ws)  # cache hits: writes this limit's index
+    extract_dataset_frames(dataset, FrameSettings(), ws)  # cache hits: this limit's index
     plan = plan_cell_shards(dataset, inference)
     plan = [s for s in plan if shards is None or s.index in shards]
     with ThreadPoolExecutor(len(plan)) as pool:
         futures = [
-            pool.submit(infer_shard, model, dataset, 0, 0, FrameSettings(), inference, s, ws)
-            for s in plan
+            pool.submit(infer_shard, cell_of(model, dataset), s, inference, ws) for s in plan
         ]
         return [f.result() for f in futures]
 
@@ -57,7 +64,7 @@ def infer(ws, model, dataset, inference, shards=None):
 def expected(dataset: DatasetSpec) -> dict[str, str]:
     """What ScriptedModel answers (seed 0), whoever answers it."""
     out = {}
-    for s in load_samples(dataset):
+    for s in dataset.samples():
         digest = hashlib.sha256(f"0:{s.sample_id}".encode()).digest()
         out[s.sample_id] = LETTERS[int.from_bytes(digest[:8], "big") % len(s.options)]
     return out
@@ -86,14 +93,14 @@ def test_rank_error_fails_fast_then_resumes_with_other_shard_count_and_world_siz
     crash_call = [c for c in read_calls(tmp_path / "calls.jsonl") if c["rank"] == 0][-1]
     assert failed_at - crash_call["t"] < 15  # torchrun noticed and the parent reported
 
-    log_dir = cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0)
-    done_before = {i for i, r in read_predictions(log_dir).items() if r.ok}
+    log_dir = cell_of(model, dataset).log_dir(ws)
+    done_before = {i for i, r in read_predictions(ws, model, dataset).items() if r.ok}
     calls_before = len(read_calls(tmp_path / "calls.jsonl"))
     assert 0 < len(done_before) < 48
 
     summaries = infer(ws, model, dataset, settings(shards=2, ranks_per_shard=1, cpu_groups=2))
     assert sum(s.skipped for s in summaries) == len(done_before)
-    records = read_predictions(log_dir)
+    records = read_predictions(ws, model, dataset)
     assert {i: r.prediction for i, r in records.items()} == expected(dataset)
     assert set(ok_counts(log_dir).values()) == {1}  # no sample answered twice
     again = {i for c in read_calls(tmp_path / "calls.jsonl")[calls_before:] for i in c["ids"]}
@@ -111,11 +118,7 @@ def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_be
     with pytest.raises(ShardFailed, match=stuck):
         infer(ws, model, dataset, inference)
     assert time.monotonic() - started < 45
-    launch = next(
-        shard_paths(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0), ws).root.glob(
-            "shard0-*/launch-0"
-        )
-    )
+    launch = next(shard_paths(cell_of(model, dataset), ws).root.glob("shard0-*/launch-0"))
     pids = [int((launch / "torchrun.pid").read_text())]
     pids += [json.loads(p.read_text())["pid"] for p in launch.glob("rank*.json")]
     assert len(pids) == 3
@@ -127,7 +130,7 @@ def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_be
 
 def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_bench, tmp_path):
     dataset = DatasetSpec(tsv=small_bench, limit=12)
-    culprit = load_samples(dataset)[5].sample_id
+    culprit = dataset.samples()[5].sample_id
     model = fake_model(tmp_path, batch_size=4, fault="kill", fault_ids=[culprit])
     inference = settings(shards=1, ranks_per_shard=1, max_attempts=2)
     for _ in range(2):
@@ -137,7 +140,7 @@ def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_b
     # died on the culprit again before its 2 successors; launch 3 gives up on the culprit.
     (summary,) = infer(ws, model, dataset, inference)
     assert (summary.gave_up, summary.launched, summary.answered) == (1, 2, 2)
-    records = read_predictions(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0))
+    records = read_predictions(ws, model, dataset)
     assert records[culprit].error_type == RANK_CRASHED and records[culprit].attempts == 2
     assert all(r.ok for i, r in records.items() if i != culprit) and len(records) == 12
     calls = read_calls(tmp_path / "calls.jsonl")
@@ -159,9 +162,11 @@ def test_model_that_cannot_load_fails_the_shard_with_the_ranks_traceback(ws, sma
 PARENT = """
 import sys
 from pathlib import Path
+from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
-from evalcore.stages import infer_shard, plan_cell_shards
+from evalcore.inference.sharded import infer_shard
+from evalcore.inference.shards import DeviceGroup, plan_shards
 from evalcore.workspace import Workspace
 
 tsv, calls, kind = sys.argv[1], sys.argv[3], sys.argv[4]
@@ -169,20 +174,21 @@ ws = Workspace(Path(sys.argv[2]), Path(sys.argv[2]))
 dataset = DatasetSpec(tsv=tsv, limit=16)
 model = ModelSpec(name="fake", kind=kind, params={"calls_file": calls, "delay_s": 5})
 inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=2, cpu_groups=1)
-(shard,) = plan_cell_shards(dataset, inference)
-infer_shard(model, dataset, 0, 0, FrameSettings(), inference, shard, ws)
+(shard,) = plan_shards([s.sample_id for s in dataset.samples()], [DeviceGroup(0)], 1)
+cell = Cell(model=model, dataset=dataset, trial=0, seed=0, frames=FrameSettings())
+infer_shard(cell, shard, inference, ws)
 """
 
 
 def test_killing_the_parent_with_sigkill_leaves_no_rank_running(ws, small_bench, tmp_path):
     dataset = DatasetSpec(tsv=small_bench, limit=16)
-    prepare_frames(dataset, FrameSettings(), ws)
+    extract_dataset_frames(dataset, FrameSettings(), ws)
     args = [str(small_bench), str(ws.work_dir), str(tmp_path / "calls"), FAKE_KIND]
     parent = subprocess.Popen([sys.executable, "-c", PARENT, *args])
     model = ModelSpec(
         name="fake", kind=FAKE_KIND, params={"calls_file": str(tmp_path / "calls"), "delay_s": 5}
     )  # the one PARENT builds
-    root = shard_paths(cell_log_dir(ws, model, dataset, FrameSettings(), 0, 0), ws).root
+    root = shard_paths(cell_of(model, dataset), ws).root
     deadline = time.monotonic() + 60
     statuses: list[dict] = []
     while len(statuses) < 2 or any(s["phase"] != "ready" for s in statuses):

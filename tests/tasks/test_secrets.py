@@ -1,5 +1,5 @@
 from evalcore.config import ModelSpec
-from tasks.api import endpoint_tag
+from tasks.secrets import endpoint_tag
 
 
 def model(base_url: str) -> ModelSpec:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.summary import TaskRunView, cache_counts, stage_stats, summary_markdown
+from evalcore.reports.run_summary import TaskRunView, cache_counts, stage_stats, summary_markdown
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 

@@ -1,0 +1,191 @@
+"""The Cell: one model x dataset x trial under the settings that change its answers.
+
+Every key and path of a unit of work is derived here and nowhere else: the prediction
+log folder, the frame index, each sample's answer key, the Prefect cache key of an
+inference unit, the settings a cell report records (and the nightly compares), and the
+context of the API response-cache key.
+
+Two levels of identity:
+- `Cell.key`: what changes every answer of the cell (the model's identity, generation
+  settings with the trial's seed, the device class, the frame plan, the prompt
+  template). It names the log folder.
+- `Cell.answer_key(sample, video)`: `Cell.key` plus the sample's own inputs (question,
+  options, clip bounds, the content fingerprint of its video). A record counts for a
+  sample only while its answer key is the sample's current one, so replacing one video
+  re-asks exactly that video's questions and editing one TSV row re-asks that row.
+
+Settings that cannot change an answer (decoder, workers, timeouts, batch size, limit,
+launcher, dataset root as such) are in no key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.dataset import Sample
+from evalcore.frames import FrameCache, FrameSettings
+from evalcore.frames.index import FramesSummary, prepare_frames
+from evalcore.hashing import stable_hash
+from evalcore.models.base import GenerationConfig
+from evalcore.models.registry import model_identity
+from evalcore.predictions import PredictionRecord
+from evalcore.prompts import TEMPLATE_VERSION
+from evalcore.workspace import Workspace
+
+PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
+# The frame settings that decide which pixels a model sees (not how fast they are made).
+FRAME_PLAN_FIELDS = ("nframe", "fps", "max_frames", "max_side", "jpeg_quality")
+
+
+def frame_plan(frames: FrameSettings) -> dict[str, Any]:
+    return frames.model_dump(mode="json", include=set(FRAME_PLAN_FIELDS))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model x dataset x trial. Build with `cells_of(config)`."""
+
+    model: ModelSpec
+    dataset: DatasetSpec
+    trial: int
+    seed: int  # the run's base seed
+    frames: FrameSettings  # effective: the run's, overridden by the model's
+    device_class: str = "cpu"  # cpu | cuda | api
+    template: str = TEMPLATE_VERSION
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name} x {self.dataset.dataset_name} t{self.trial}"
+
+    @property
+    def generation(self) -> GenerationConfig:
+        """The model's generation settings with this trial's seed."""
+        gen = self.model.generation
+        return gen.model_copy(update={"seed": gen.seed + self.seed + self.trial})
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """Everything cell-wide that an answer depends on (recorded in reports)."""
+        return {
+            "model": model_identity(self.model.kind, self.model.params),
+            "generation": self.generation.model_dump(mode="json"),
+            "device_class": self.device_class,
+            "frames": frame_plan(self.frames),
+            "template": self.template,
+        }
+
+    @cached_property
+    def key(self) -> str:
+        return stable_hash([PIPELINE_VERSION, self.identity])
+
+    def answer_key(self, sample: Sample, video: str) -> str:
+        """`key` plus the sample's own inputs; `video` is its video's content fingerprint
+        (or the state of a video that cannot be read, see `frames.index`)."""
+        inputs = [sample.question, list(sample.options), sample.start, sample.end, video]
+        return stable_hash([self.key, inputs], length=24)
+
+    def answer_keys(self, samples: Iterable[Sample], videos: Mapping[str, str]) -> dict[str, str]:
+        """Sample id -> answer key, `videos` mapping sample id -> video fingerprint."""
+        return {s.sample_id: self.answer_key(s, videos[s.sample_id]) for s in samples}
+
+    # --- paths ------------------------------------------------------------------------
+
+    def log_dir(self, ws: Workspace) -> Path:
+        return ws.predictions_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
+
+    def shard_dir(self, ws: Workspace) -> Path:
+        return ws.shards_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
+
+    def frame_index_path(self, ws: Workspace) -> Path:
+        return frame_index_path(self.dataset, self.frames, ws)
+
+    # --- keys of derived things -------------------------------------------------------
+
+    def unit_key(self, stage: str, answer_keys: Sequence[str], transient: str) -> str:
+        """The Prefect cache key of an inference unit (a cell, or a shard of one): what it
+        computes (its samples' answer keys) and the transient failures among them, so a
+        unit with retryable failures runs again while a finished one is a cache hit."""
+        return f"{stage}-v{PIPELINE_VERSION}-" + stable_hash(
+            [self.key, sorted(answer_keys), transient]
+        )
+
+    @property
+    def response_context(self) -> str:
+        """What an API response-cache key shares with every request of this cell."""
+        return stable_hash([self.identity["model"], self.identity["generation"], self.template])
+
+    def settings(self) -> dict[str, Any]:
+        """What a cell report records: the identity and its key (the nightly compares
+        answer keys sample by sample; this is for people reading the report)."""
+        return {"cell_key": self.key, **self.identity, "trial": self.trial, "seed": self.seed}
+
+
+def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> Path:
+    """The frame index of a dataset under a frame plan: one per (TSV file, plan)."""
+    where = str(Path(dataset.tsv).resolve())
+    return ws.frame_index_path(dataset.dataset_name, stable_hash([where, frame_plan(frames)]))
+
+
+def extract_dataset_frames(
+    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None
+) -> FramesSummary:
+    """Frames of every clip of a dataset under a frame plan, and its frame index."""
+    index = frame_index_path(dataset, frames, ws)
+    return prepare_frames(dataset.samples(), frames, FrameCache(ws.frame_cache_dir), index, on_done)
+
+
+def cells_of(config: EvalConfig) -> list[Cell]:
+    """Every cell of a config, dataset by dataset, in config order."""
+    return [
+        Cell(
+            model=m,
+            dataset=d,
+            trial=t,
+            seed=config.seed,
+            frames=config.frames_for(m),
+            device_class=config.device_class(m),
+        )
+        for d in config.datasets
+        for m in config.models
+        for t in range(config.trials)
+    ]
+
+
+def find_cell(
+    config: EvalConfig, model: str | None = None, dataset: str | None = None, trial: int = 0
+) -> Cell:
+    """The cell of `model` x `dataset` (default: the first of each) at `trial`."""
+    for cell in cells_of(config):
+        if (
+            (model is None or cell.model.name == model)
+            and (dataset is None or cell.dataset.dataset_name == dataset)
+            and cell.trial == trial
+        ):
+            return cell
+    raise KeyError(f"no cell {model} x {dataset} t{trial} in the config")
+
+
+def frame_plans(config: EvalConfig) -> list[tuple[DatasetSpec, FrameSettings]]:
+    """Distinct (dataset, frame plan) pairs: models with equal plans share frames."""
+    seen: dict[tuple[str, str], tuple[DatasetSpec, FrameSettings]] = {}
+    for d in config.datasets:
+        for m in config.models:
+            frames = config.frames_for(m)
+            seen.setdefault((d.dataset_name, stable_hash(frame_plan(frames))), (d, frames))
+    return list(seen.values())
+
+
+def valid_records(
+    records: Iterable[PredictionRecord], answer_keys: Mapping[str, str]
+) -> dict[str, PredictionRecord]:
+    """One record per sample among those made under the sample's current answer key:
+    the first success, else the most-attempted failure. Others are kept on disk, never
+    scored (`evalcore gc` removes them)."""
+    from evalcore.predictions import merge_records
+
+    return merge_records(r for r in records if answer_keys.get(r.sample_id) == r.answer_key)

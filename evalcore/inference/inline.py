@@ -1,0 +1,74 @@
+"""The inline launcher: one cell answered in this process, on the CPU or on the first of
+`inference.gpus`.
+
+One writer per cell at a time: the cell's unit lock is held while its samples are
+answered, so a second process (another `evalcore run`, or the nightly sharing `work/`)
+waits, then finds the answers already written and calls no model for them. One replica
+per GPU at a time: cells that run side by side in the flow's threads take turns on a
+GPU (on the CPU they run side by side, one torch thread each).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from evalcore.cell import Cell
+from evalcore.frames import FrameCache
+from evalcore.frames.index import read_frame_index
+from evalcore.inference.replica import Replica
+from evalcore.inference.runner import InferenceSummary, UnitState, run_unit
+from evalcore.models.base import Runtime
+from evalcore.predictions import PredictionLog
+from evalcore.predictions.lock import UnitLock
+from evalcore.progress import progress_bar
+from evalcore.workspace import Workspace
+
+log = logging.getLogger(__name__)
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _one_replica_at_a_time(device: str):
+    if not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    with _REGISTRY_LOCK:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def infer_inline(
+    cell: Cell, ws: Workspace, runtime: Runtime | None = None, writer: str = "main"
+) -> InferenceSummary:
+    """Answer the pending samples of one cell in this process (default: on the CPU)."""
+    runtime = runtime or Runtime(device="cpu")
+    samples = cell.dataset.samples()
+    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
+    log_dir = cell.log_dir(ws)
+    with UnitLock(log_dir, "cell", label=cell.label, on_wait=_waiting(cell)):
+        state = UnitState.read(cell, samples, index.videos, ws)
+        todo = len(state.pending(s.sample_id for s in samples))
+        replica = Replica(cell.model.kind, cell.model.params, runtime)
+        with (
+            _one_replica_at_a_time(runtime.device),
+            replica,
+            PredictionLog(log_dir, writer) as plog,
+            progress_bar(todo, cell.label, "sample") as bar,
+        ):
+            return run_unit(
+                samples,
+                state,
+                index,
+                replica,
+                cell.generation,
+                plog,
+                batch_size=cell.model.batch_size,
+                on_record=lambda _: bar.update(),
+            )
+
+
+def _waiting(cell: Cell):
+    def say(holder: str) -> None:
+        log.warning("%s: waiting for the process that writes this cell (%s)", cell.label, holder)
+
+    return say

@@ -1,0 +1,52 @@
+"""One model replica in this process: built and loaded on first use, closed at the end.
+
+The launcher decides the `Runtime` (device, dtype, rank); the model kind never does.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from evalcore.models.base import Runtime, VideoModel
+from evalcore.models.registry import build_model
+
+
+class Replica:
+    """Callable: returns the loaded model, building it the first time."""
+
+    def __init__(self, kind: str, params: dict[str, Any], runtime: Runtime, on_ready=None) -> None:
+        self.kind = kind
+        self.params = params
+        self.runtime = runtime
+        self._model: VideoModel | None = None
+        self._on_ready = on_ready
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def __call__(self) -> VideoModel:
+        if self._model is None:
+            model = build_model(self.kind, self.params)
+            if self.runtime.device_class == "cpu" and "torch" in sys.modules:
+                import torch
+
+                # FIELD-NOTES: >1 thread per process on 2 shared cores ran 7x slower
+                torch.set_num_threads(self.runtime.threads)
+            model.load(self.runtime)
+            self._model = model
+            if self._on_ready is not None:
+                self._on_ready()
+        return self._model
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,94 @@
+"""Flow state hooks. The run summary is a markdown artifact on every `eval` flow run,
+failed ones included: a hook (`on_completion` and `on_failure`), not a task at the end
+of the flow, so a run that failed still says which stage failed and what is already
+done; after `prefect flow-run retry` the new attempt's summary shows what was restored
+from cache and which shards ran again. Key `eval-run-summary`: one version per flow run
+attempt, the latest on top (`prefect artifact inspect eval-run-summary`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from evalcore.config import EvalConfig
+from evalcore.reports.run_summary import (
+    _TERMINAL,
+    SUMMARY_KEY,
+    TaskRunView,
+    cache_counts,
+    sample_counts,
+    stage_stats,
+    summary_markdown,
+)
+
+log = logging.getLogger(__name__)
+
+
+def publish_run_summary(flow, flow_run, state) -> None:
+    """Flow state hook: build the summary and publish it as an artifact of `flow_run`."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.client.orchestration import get_client
+
+    config = EvalConfig.model_validate(flow_run.parameters["config"])
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        attempt = max(run.run_count, 1)
+        running = [s for s in client.read_flow_run_states(flow_run.id) if s.type.value == "RUNNING"]
+        started = running[-1].timestamp if running else run.start_time
+        task_runs = _settled_task_runs(client, flow_run.id, attempt)
+    wall = (time.time() - started.timestamp()) if started else 0.0
+    outcome = state.result(raise_on_failure=False) if state.is_completed() else None
+    stages = stage_stats(task_runs, attempt)
+    api_restored = sum(s.cached for s in stages if s.stage in ("infer-api", "infer_api"))
+    markdown = summary_markdown(
+        run_name=flow_run.name,
+        attempt=attempt,
+        final_state=state.name,
+        wall_seconds=wall,
+        samples=sample_counts(config, since=started.timestamp() if started else 0.0),
+        stages=stages,
+        caches=cache_counts(outcome, api_restored),
+    )
+    create_markdown_artifact(
+        markdown=markdown, key=SUMMARY_KEY, description=f"{flow_run.name}, attempt {attempt}"
+    )
+
+
+def _settled_task_runs(client, flow_run_id, attempt: int, timeout: float = 10.0):
+    """Task runs reach the API through events, a fraction of a second after they end:
+    read until this attempt's runs are all finished and unchanged for a second."""
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    deadline = time.monotonic() + timeout
+    previous, stable_since = None, time.monotonic()
+    while True:
+        runs = [
+            _view(tr)
+            for tr in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
+            )
+        ]
+        current = [r for r in runs if r.attempt == attempt]
+        settled = all(r.state_type in _TERMINAL for r in current)
+        if current != previous or not settled:
+            previous, stable_since = current, time.monotonic()
+        elif time.monotonic() - stable_since >= 1.0:
+            return runs
+        if time.monotonic() > deadline:
+            log.warning("run summary: task runs still changing after %.0f s", timeout)
+            return runs
+        time.sleep(0.25)
+
+
+def _view(tr) -> TaskRunView:
+    return TaskRunView(
+        name=tr.name,
+        task_key=tr.task_key,
+        state_type=tr.state_type.value if tr.state_type else "",
+        state_name=tr.state_name or "",
+        run_count=tr.run_count,
+        attempt=tr.flow_run_run_count,
+        start=tr.start_time,
+        end=tr.end_time,
+    )

@@ -1,0 +1,45 @@
+"""API keys and endpoint tags for API cells.
+
+The API key is resolved in the API inference task, and only there, from the environment
+variable or Prefect Secret block the model's params name; it reaches evalcore as a
+`SecretStr` and is never a task parameter, a result or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from evalcore.api.endpoint import EndpointSpec, parse_endpoint
+
+
+class ApiKeyMissing(RuntimeError):
+    """The config names a key source that holds no key."""
+
+
+def resolve_api_key(spec: EndpointSpec) -> SecretStr | None:
+    """The key from `api_key_env` or the `api_key_secret` block; None if neither is set
+    (local vLLM/SGLang servers usually need none)."""
+    if spec.api_key_env:
+        value = os.environ.get(spec.api_key_env)
+        if not value:
+            raise ApiKeyMissing(f"environment variable {spec.api_key_env} is not set or empty")
+        return SecretStr(value)
+    if spec.api_key_secret:
+        from prefect.blocks.system import Secret
+
+        try:
+            value = Secret.load(spec.api_key_secret).get()
+        except ValueError as exc:  # no such block
+            raise ApiKeyMissing(f"no Prefect Secret block named {spec.api_key_secret}") from exc
+        return SecretStr(str(value))
+    return None
+
+
+def endpoint_tag(model) -> str:
+    """`api-<host>[-<port>]`: a Prefect concurrency limit on it bounds the cells that use
+    one endpoint across flow runs (docs/operations.md)."""
+    url = urlsplit(parse_endpoint(model.params).base_url)
+    return f"api-{url.hostname}" + (f"-{url.port}" if url.port else "")

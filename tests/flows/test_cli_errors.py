@@ -1,0 +1,95 @@
+"""Bad input to `evalcore run`: exit code 2, one line per problem naming the file, the
+line and the field, no traceback, and no work started (no frame decoded)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(config: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "home")}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(config)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def write_config(tmp_path: Path, tsv: Path, **changes) -> Path:
+    raw = {
+        "datasets": [{"tsv": str(tsv)}],
+        "models": [{"name": "r", "kind": "random"}],
+        "work_dir": str(tmp_path / "work"),
+        "output_dir": str(tmp_path / "out"),
+    }
+    for key, value in changes.items():
+        if key == "model":
+            raw["models"][0].update(value)
+        elif key == "dataset":
+            raw["datasets"][0].update(value)
+        else:
+            raw[key] = value
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+HEADER = "index\tvideo\tquestion\tanswer\tcandidates\n"
+ROW = "{i}\tv{i}\tWhat colour?\tA\t['red', 'blue']\n"
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("empty_tsv", r"Bad\.tsv: the file is empty"),
+        ("binary_tsv", r"Bad\.tsv: not a UTF-8 text file \(byte 0x89 at offset 0, line 1\)"),
+        ("extra_tab", r"Bad\.tsv line 3: 6 fields, the header has 5 \(a stray tab\?\)"),
+        ("missing_root", r"run\.yaml line \d+: datasets\.0\.root: .*root folder not found"),
+        ("nframe_true", r"run\.yaml line \d+: frames\.nframe: .*not the boolean true"),
+        ("bogus_param", r"run\.yaml line \d+: models\.0\.params\.bogus: Extra inputs"),
+        ("missing_checkpoint", r"run\.yaml line \d+: models\.0\.params\.model: no checkpoint"),
+        ("bad_yaml", r"run\.yaml line 2: not valid YAML: expected the node content"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case, expected):
+    tsv = tmp_path / "Bad.tsv"
+    good = HEADER + ROW.format(i=0) + ROW.format(i=1)
+    if case == "empty_tsv":
+        tsv.write_bytes(b"")
+    elif case == "binary_tsv":
+        tsv.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    elif case == "extra_tab":
+        tsv.write_text(HEADER + ROW.format(i=0) + ROW.format(i=1).replace("\n", "\textra\n"))
+    else:
+        tsv.write_text(good)
+    changes = {
+        "missing_root": {"dataset": {"root": str(tmp_path / "nowhere")}},
+        "nframe_true": {"frames": {"nframe": True}},
+        "bogus_param": {"model": {"params": {"bogus": 1}}},
+        "missing_checkpoint": {
+            "model": {"kind": "transformers", "params": {"model": str(tmp_path / "ckpt")}}
+        },
+    }.get(case, {})
+    config = write_config(tmp_path, tsv, **changes)
+    if case == "bad_yaml":
+        config.write_text("datasets: [\n  - tsv: x\nmodels: {")
+    result = run(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: ")
+
+    assert re.search(expected, lines[0]), lines[0]
+    assert not (tmp_path / "work").exists()  # nothing was started, nothing decoded
