@@ -56,7 +56,7 @@ class Cell:
     seed: int  # the run's base seed
     frames: FrameSettings  # effective: the run's, overridden by the model's
     device_class: str = "cpu"  # cpu | cuda | api
-    template: str = TEMPLATE_VERSION
+    template: str = TEMPLATE_VERSION  # the benchmark's prompt version (`cells_of`)
 
     @property
     def label(self) -> str:
@@ -87,6 +87,8 @@ class Cell:
         """`key` plus the sample's own inputs; `video` is its video's content fingerprint
         (or the state of a video that cannot be read, see `frames.index`)."""
         inputs = [sample.question, list(sample.options), sample.start, sample.end, video]
+        if sample.subtitles or sample.prompt_extra:  # only then: older keys stay valid
+            inputs += [[list(c) for c in sample.subtitles], sample.prompt_extra]
         return stable_hash([self.key, inputs], length=24)
 
     def answer_keys(self, samples: Iterable[Sample], videos: Mapping[str, str]) -> dict[str, str]:
@@ -149,6 +151,7 @@ def cells_of(config: EvalConfig) -> list[Cell]:
             seed=config.seed,
             frames=config.frames_for(m),
             device_class=config.device_class(m),
+            template=d.adapter().template,
         )
         for d in config.datasets
         for m in config.models

@@ -21,6 +21,7 @@ from evalcore.models.base import GenerationConfig
 FRAME_PLAN_OVERRIDES = ("nframe", "fps", "max_frames", "max_side", "jpeg_quality")
 
 if TYPE_CHECKING:
+    from evalcore.benchmarks import Benchmark
     from evalcore.dataset import Sample
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
@@ -45,6 +46,15 @@ class DatasetSpec(BaseModel):
     limit: int | None = Field(
         default=None, ge=1, description="Evaluate only the first N rows (smoke runs)."
     )
+    benchmark: str = Field(
+        default="generic",
+        description="The layout, prompt, answer rule and report (`evalcore benchmarks`).",
+    )
+    subtitles: bool = Field(
+        default=False,
+        description="Put the subtitles of the sampled frames' times in the prompt "
+        "(benchmarks that have them: Video-MME, LongVideoBench).",
+    )
 
     @property
     def dataset_name(self) -> str:
@@ -64,11 +74,23 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"root folder not found: {root}")
         return root
 
+    @field_validator("benchmark")
+    @classmethod
+    def _benchmark_known(cls, name: str) -> str:
+        from evalcore.benchmarks import BENCHMARKS, benchmark_names
+
+        if name not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
+        return name
+
+    def adapter(self) -> Benchmark:
+        from evalcore.benchmarks import get_benchmark
+
+        return get_benchmark(self.benchmark)
+
     def samples(self) -> list[Sample]:
         """The dataset's samples (after `limit`); raises `DatasetError` naming the line."""
-        from evalcore.dataset import load_tsv
-
-        samples = load_tsv(self.tsv, name=self.dataset_name, root=self.root)
+        samples = self.adapter().load(self)
         return samples[: self.limit] if self.limit else samples
 
 

@@ -19,15 +19,15 @@ from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
 from evalcore.api.fanout import ClusterSpec, dask_client, fan_out
+from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.runner import UnitState, split
+from evalcore.inference.runner import UnitState, prompt_text, split
 from evalcore.predictions import PredictionLog
 from evalcore.predictions.lock import UnitLock
-from evalcore.prompts import render_mcq_prompt
 from evalcore.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -68,18 +68,25 @@ def endpoint_of(cell: Cell) -> EndpointSpec:
 
 
 def sample_job(
-    sample: Sample, frames, spec: EndpointSpec, cache: ResponseCache, context: str
+    sample: Sample,
+    frames,
+    spec: EndpointSpec,
+    cache: ResponseCache,
+    context: str,
+    benchmark: Benchmark,
 ) -> ChatJob:
     """The request for a sample, keyed by the cell's response context (endpoint, model,
     generation, template), the prompt and the content of the media it sends."""
-    prompt = render_mcq_prompt(sample.question, sample.options)
+    messages = benchmark.messages(sample, tuple(frames.timestamps))
+    prompt = prompt_text(messages)
+    system = next((m.text for m in messages if m.role == "system"), None)
     if spec.media == "video_file":
         media = cache.file_hashes([sample.video_path]) if sample.video_path else []
         video = str(sample.video_path) if sample.video_path else None
     else:
         media, video = cache.file_hashes(frames.paths), None
-    key = response_key(context, prompt, media)
-    return ChatJob(sample.sample_id, prompt, key, frames=frames, video_path=video)
+    key = response_key(context, f"{system or ''}\n{prompt}", media)
+    return ChatJob(sample.sample_id, prompt, key, frames=frames, video_path=video, system=system)
 
 
 def infer_api_cell(
@@ -101,6 +108,7 @@ def infer_api_cell(
         no_frames, ready = split(samples, state, index)
         summary = ApiCellSummary(skipped=len(samples) - len(no_frames) - len(ready))
         by_id = {s.sample_id: s for s in ready}
+        benchmark = cell.dataset.adapter()
         with (
             PredictionLog(log_dir, writer) as plog,
             ResponseCache(api.cache_path or ws.response_cache_path) as cache,
@@ -131,9 +139,8 @@ def infer_api_cell(
                     summary.failed += 1
                     media_failures["UnsupportedClip"] = media_failures.get("UnsupportedClip", 0) + 1
                     continue
-                jobs.append(
-                    sample_job(s, index.lookup[s.sample_id], spec, cache, cell.response_context)
-                )
+                frames = index.lookup[s.sample_id]
+                jobs.append(sample_job(s, frames, spec, cache, cell.response_context, benchmark))
 
             def runner(misses, on_batch) -> int:
                 if not misses:  # all answered from the cache: no cluster is started

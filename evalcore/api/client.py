@@ -45,6 +45,7 @@ class ChatJob:
     cache_key: str
     frames: Any = None  # a frame-cache entry (`.jpeg_bytes()`), or None for text only
     video_path: str | None = None  # media=video_file: the source video
+    system: str | None = None  # the benchmark's system turn (else the endpoint's own)
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ def build_body(spec: EndpointSpec, job: ChatJob) -> bytes:
     if parts:
         content = [*parts, {"type": "text", "text": job.prompt}]
     messages = [{"role": "user", "content": content}]
-    if spec.system_prompt:
-        messages.insert(0, {"role": "system", "content": spec.system_prompt})
+    system = job.system or spec.system_prompt
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
     body: dict[str, Any] = {
         "model": spec.model,
         "messages": messages,

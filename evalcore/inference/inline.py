@@ -62,6 +62,7 @@ def infer_inline(
                 replica,
                 cell.generation,
                 plog,
+                cell.dataset.adapter(),
                 batch_size=cell.model.batch_size,
                 on_record=lambda _: bar.update(),
             )

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell, valid_records
 from evalcore.dataset import Sample
 from evalcore.frames import FrameFailure
@@ -29,7 +30,6 @@ from evalcore.predictions import (
     read_records,
     transient_digest,
 )
-from evalcore.prompts import chat_messages, render_mcq_prompt
 from evalcore.workspace import Workspace
 
 
@@ -117,20 +117,31 @@ def split(
     return no_frames, ready
 
 
-def build_request(sample: Sample, frames) -> VideoRequest:
-    prompt = render_mcq_prompt(sample.question, sample.options)
+def build_request(sample: Sample, frames, benchmark: Benchmark | None = None) -> VideoRequest:
+    """The request for a sample: the benchmark's chat (default: the generic one), the
+    frames, their source fps."""
+    if benchmark is None:
+        from evalcore.benchmarks import get_benchmark
+
+        benchmark = get_benchmark("generic")
+    messages = benchmark.messages(sample, tuple(frames.timestamps))
     manifest = getattr(frames, "manifest", None)
     source_fps = manifest().get("fps") if callable(manifest) else None
     return VideoRequest(
         sample_id=sample.sample_id,
-        prompt=prompt,
+        prompt=prompt_text(messages),
         question=sample.question,
         options=sample.options,
         frames=frames,
         category=sample.category,
-        messages=chat_messages(prompt),
+        messages=messages,
         source_fps=source_fps,
     )
+
+
+def prompt_text(messages) -> str:
+    """The text of the turn that carries the video (the user's question)."""
+    return next((m.text for m in messages if m.video), messages[-1].text)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -151,6 +162,7 @@ def answer_samples(
     model: Callable[[], VideoModel],
     generation: GenerationConfig,
     emit: Callable[[PredictionRecord], None],
+    benchmark: Benchmark,
     batch_size: int = 8,
 ) -> int:
     """Answer `samples` (all with frames) in batches; `emit` each record. Returns the
@@ -170,7 +182,7 @@ def answer_samples(
             t0 = time.perf_counter()
             calls += 1
             try:
-                requests = [build_request(s, index.lookup[s.sample_id]) for s in batch]
+                requests = [build_request(s, index.lookup[s.sample_id], benchmark) for s in batch]
                 answers = loaded.generate(requests, generation)
                 if len(answers) != len(batch):
                     raise RuntimeError(f"model returned {len(answers)} answers for {len(batch)}")
@@ -201,6 +213,7 @@ def run_unit(
     model: Callable[[], VideoModel],
     generation: GenerationConfig,
     log: PredictionLog,
+    benchmark: Benchmark,
     batch_size: int = 8,
     on_record: Callable[[PredictionRecord], None] | None = None,
 ) -> InferenceSummary:
@@ -224,7 +237,7 @@ def run_unit(
         emit(record)
     if ready:
         summary.model_calls = answer_samples(
-            ready, state, index, model, generation, emit, batch_size
+            ready, state, index, model, generation, emit, benchmark, batch_size
         )
     summary.seconds = time.perf_counter() - started
     return summary

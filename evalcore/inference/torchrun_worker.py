@@ -62,9 +62,11 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
 
     todo = set(job.todo)
     suspects = set(job.suspects)
+    dataset = DatasetSpec.model_validate(job.dataset)
+    benchmark = dataset.adapter()
     mine = [
         s
-        for s in DatasetSpec.model_validate(job.dataset).samples()
+        for s in dataset.samples()
         if s.sample_id in todo and rank_of(s.sample_id, world_size) == rank
     ]
     index = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
@@ -97,9 +99,10 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
 
     log_dir = Path(job.log_dir)
     with replica, prefetcher, PredictionLog(log_dir, rank_writer(job.shard, rank)) as log:
-        summary = run_unit(first, state, index, model, generation, log, job.batch_size, finished)
+        args = (state, index, model, generation, log, benchmark)
+        summary = run_unit(first, *args, job.batch_size, finished)
         if last:
-            summary = summary.add(run_unit(last, state, index, model, generation, log, 1, finished))
+            summary = summary.add(run_unit(last, *args, 1, finished))
     return summary
 
 

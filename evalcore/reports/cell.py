@@ -31,13 +31,14 @@ def report_cell(trials: Sequence[Cell], ws: Workspace) -> dict:
     """Score every trial of one model x dataset from the records that count (made under
     each sample's current answer key); write the xlsx (last trial) and the JSON."""
     first = trials[0]
+    benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
     videos = read_index_videos(first.frame_index_path(ws))
     trial_scores, scored = [], []
     for cell in trials:
         keys = cell.answer_keys(samples, videos)
         records = valid_records(read_records(cell.log_dir(ws)), keys)
-        scored = score_samples(samples, records)
+        scored = score_samples(samples, records, benchmark)
         trial_scores.append(
             summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored)
         )
@@ -58,6 +59,7 @@ def write_cell_xlsx(path: Path, scored: Sequence[ScoredSample]) -> Path:
                 **s.sample.row,
                 "prediction": rec.prediction if rec and rec.ok else None,
                 "extracted": s.extracted,
+                "extracted_by": s.extracted_by if rec and rec.ok else None,
                 "hit": int(s.hit),
                 "status": s.status,
                 "error_type": rec.error_type if rec else None,

@@ -6,20 +6,27 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from evalcore.dataset.sample import Sample
 from evalcore.predictions.log import PredictionRecord
-from evalcore.scoring.extract import extract_option_letter
+
+if TYPE_CHECKING:
+    from evalcore.benchmarks import Benchmark
 
 
 @dataclass(frozen=True)
 class ScoredSample:
-    """A sample joined with its outcome. `status` is ok, failed, or missing (never run)."""
+    """A sample joined with its outcome. `status` is ok, failed, or missing (never run).
+    `extracted_by`: `rule` (the benchmark's), `judge` (the LLM extractor), or `none`
+    (an answer neither could read: scored wrong, counted as unreadable)."""
 
     sample: Sample
     record: PredictionRecord | None
     extracted: str | None
     hit: bool
+    extracted_by: str = "rule"
+    breakdown: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -38,6 +45,9 @@ class CellScore:
     failed: int
     missing: int
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    unreadable: int = 0  # answered, but neither the rule nor the judge read an answer
+    judged: int = 0  # read by the judge (the rule read nothing)
+    breakdowns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -45,20 +55,45 @@ class CellScore:
 
 
 def score_samples(
-    samples: Sequence[Sample], records: dict[str, PredictionRecord]
+    samples: Sequence[Sample],
+    records: dict[str, PredictionRecord],
+    benchmark: Benchmark,
+    judged: dict[str, str | None] | None = None,
 ) -> list[ScoredSample]:
+    """The benchmark's rule first; for answers it cannot read, the judge's reading
+    (`judged`: sample id -> answer or None) when there is one."""
+    judged = judged or {}
     scored = []
     for s in samples:
         rec = records.get(s.sample_id)
-        extracted = extract_option_letter(rec.prediction, s.options) if rec and rec.ok else None
-        scored.append(ScoredSample(s, rec, extracted, hit=extracted == s.answer))
+        extracted, by = None, "none"
+        if rec and rec.ok:
+            extracted = benchmark.extract(s, rec.prediction or "").answer
+            by = "rule"
+            if extracted is None:
+                extracted = judged.get(s.sample_id)
+                by = "judge" if extracted is not None else "none"
+        hit = rec is not None and rec.ok and benchmark.is_correct(s, extracted)
+        breakdown = benchmark.breakdown_values(s)
+        scored.append(ScoredSample(s, rec, extracted, hit, by, breakdown))
     return scored
 
 
 def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSample]) -> CellScore:
-    by_cat: dict[str, list[bool]] = defaultdict(list)
+    """Accuracy overall and per value of each breakdown (the first breakdown is the
+    leaderboard's `per_category`); failures and unreadable answers count as wrong."""
+    tables: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for row in scored:
-        by_cat[row.sample.category or "all"].append(row.hit)
+        for field_name, value in row.breakdown.items():
+            tables[field_name][value or "(none)"].append(row.hit)
+    breakdowns = {
+        name: {
+            value: {"accuracy": sum(hits) / len(hits), "n": len(hits)}
+            for value, hits in sorted(values.items())
+        }
+        for name, values in tables.items()
+    }
+    first = next(iter(breakdowns.values()), {})
     return CellScore(
         model=model,
         dataset=dataset,
@@ -67,10 +102,10 @@ def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSampl
         correct=sum(r.hit for r in scored),
         failed=sum(r.status == "failed" for r in scored),
         missing=sum(r.status == "missing" for r in scored),
-        per_category={
-            cat: {"accuracy": sum(hits) / len(hits), "n": len(hits)}
-            for cat, hits in sorted(by_cat.items())
-        },
+        per_category=first,
+        unreadable=sum(r.status == "ok" and r.extracted_by == "none" for r in scored),
+        judged=sum(r.extracted_by == "judge" for r in scored),
+        breakdowns=breakdowns,
     )
 
 
@@ -86,6 +121,9 @@ class TrialSummary:
     n: int
     failed: int
     per_category: dict[str, float]
+    unreadable: int = 0  # most over trials
+    judged: int = 0
+    breakdowns: dict[str, dict[str, float]] = field(default_factory=dict)  # mean accuracy
 
 
 def aggregate_trials(scores: Sequence[CellScore]) -> TrialSummary:
@@ -106,5 +144,18 @@ def aggregate_trials(scores: Sequence[CellScore]) -> TrialSummary:
                 s.per_category[c]["accuracy"] for s in scores if c in s.per_category
             )
             for c in cats
+        },
+        unreadable=max(s.unreadable for s in scores),
+        judged=max(s.judged for s in scores),
+        breakdowns={
+            name: {
+                value: statistics.fmean(
+                    s.breakdowns[name][value]["accuracy"]
+                    for s in scores
+                    if value in s.breakdowns.get(name, {})
+                )
+                for value in sorted({v for s in scores for v in s.breakdowns.get(name, {})})
+            }
+            for name in sorted({n for s in scores for n in s.breakdowns})
         },
     )

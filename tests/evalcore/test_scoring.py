@@ -2,6 +2,7 @@ import pytest
 
 from evalcore.dataset import Sample
 from evalcore.predictions import PredictionRecord, failed
+from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.scoring import aggregate_trials, extract_option_letter, score_samples, summarize
 
 OPTIONS = ("red", "green", "blue", "yellow")
@@ -40,7 +41,7 @@ def test_failed_and_missing_count_wrong_and_are_reported():
         "1": PredictionRecord("1", "ok", "(C)"),
         "2": failed("2", "DecodeError", "corrupt", attempts=2),
     }
-    scored = score_samples(samples, records)
+    scored = score_samples(samples, records, GenericMCQ())
     assert [r.hit for r in scored] == [True, False, False, False]
     assert [r.status for r in scored] == ["ok", "ok", "failed", "missing"]
     cell = summarize("m", "D", 0, scored)
@@ -51,7 +52,7 @@ def test_failed_and_missing_count_wrong_and_are_reported():
 
 def test_a_failure_is_never_correct_even_if_its_text_looks_like_the_answer():
     rec = PredictionRecord("0", "failed", prediction="A", error_type="Timeout", error="t")
-    (row,) = score_samples([sample(0, "A", "x")], {"0": rec})
+    (row,) = score_samples([sample(0, "A", "x")], {"0": rec}, GenericMCQ())
     assert not row.hit
 
 
@@ -60,7 +61,7 @@ def test_trials_mean_and_stddev():
     trials = []
     for t, hits in enumerate([4, 2, 3]):
         recs = {str(i): PredictionRecord(str(i), "ok", "A" if i < hits else "B") for i in range(4)}
-        trials.append(summarize("m", "D", t, score_samples(samples, recs)))
+        trials.append(summarize("m", "D", t, score_samples(samples, recs, GenericMCQ())))
     agg = aggregate_trials(trials)
     assert agg.accuracy == pytest.approx(0.75)
     assert agg.accuracy_std == pytest.approx(0.25)  # sample stddev of 1.0, 0.5, 0.75

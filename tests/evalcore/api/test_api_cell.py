@@ -24,6 +24,7 @@ from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.runner import cell_records
 from evalcore.prompts import render_mcq_prompt
+from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
 
@@ -104,7 +105,7 @@ def test_faults_end_as_answers_or_typed_failures_never_cached_or_scored(
 
     with ResponseCache(tmp_path / "cache.sqlite3") as cache:
         assert cache.stats().entries == summary.answered  # failures are never cached
-    scored = score_samples(samples, records)
+    scored = score_samples(samples, records, GenericMCQ())
     assert sum(s.hit for s in scored) == summary.answered  # failed: counted wrong
     assert not any(s.hit for s in scored if s.status == "failed")
 

@@ -1,0 +1,68 @@
+"""What a benchmark adapter is: it reads one layout into `Sample`s and owns the
+benchmark's prompt, its answer rule and the breakdowns its report has.
+
+An adapter is a class registered by name (`datasets[].benchmark: NAME`); one instance
+serves every dataset of that layout. Its `template` (the prompt's version) goes into
+every answer key, and its `rule` (the extraction rule's version) into every report, so
+a changed prompt never reuses old answers and a changed rule is visible.
+
+Facts about each layout, prompt and rule come from VLMEvalKit's vlmeval/dataset/*.py
+(read there; reproduced here in our own code); each adapter's docstring says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from evalcore.dataset.sample import Sample
+from evalcore.models.base import ChatMessage
+
+if TYPE_CHECKING:
+    from evalcore.config import DatasetSpec
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What the benchmark's rule read from a prediction: the answer in the sample's own
+    terms (an option letter, `yes`/`no`, ...), or None when it reads nothing."""
+
+    answer: str | None
+    rule: str  # the rule's name and version, e.g. "videomme-letter-v1"
+
+
+class Benchmark:
+    """Base adapter: override `load`, `messages`, `extract`; set the class fields."""
+
+    name: ClassVar[str] = ""
+    template: ClassVar[str] = ""  # prompt version: part of every answer key
+    rule: ClassVar[str] = ""  # extraction rule version: recorded in reports
+    breakdowns: ClassVar[tuple[str, ...]] = ()  # TSV columns (or derived fields) reported by
+    layout: ClassVar[str] = ""  # what files it expects (for `evalcore benchmarks`)
+
+    def load(self, spec: DatasetSpec) -> list[Sample]:
+        """Every sample of the dataset, or `DatasetError` naming file and line."""
+        raise NotImplementedError
+
+    def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:
+        """The chat the model sees for `sample` (frames go in the turn marked `video`);
+        `timestamps` are the sampled frames' times, for subtitles."""
+        raise NotImplementedError
+
+    def extract(self, sample: Sample, prediction: str) -> Extraction:
+        """The benchmark's own rule; `answer=None` when it reads nothing (the judge, if
+        configured, is asked then)."""
+        raise NotImplementedError
+
+    def is_correct(self, sample: Sample, answer: str | None) -> bool:
+        return answer is not None and answer == sample.answer
+
+    def breakdown_values(self, sample: Sample) -> dict[str, str]:
+        """The sample's value for each breakdown (a missing column is "")."""
+        return {b: str(sample.row.get(b, "") or "") for b in self.breakdowns}
+
+    def videos_under(self, spec: DatasetSpec) -> Path:
+        """Where video paths resolve (the dataset root)."""
+        return Path(spec.root) if spec.root is not None else Path(spec.tsv).parent
