@@ -30,9 +30,10 @@ each model loads once (not timed) and answers each sample alone (batch 1) with
   it) and the generation (the adapter's own `model.generate` step) are the same as ours.
 
 The peers' path is applied to all three families for a like-for-like count; in the
-peers' own code only the Qwen adapters go through qwen-vl-utils (their LLaVA-OneVision
-adapters read the file with their own decord sampling, also per sample). lmms-eval's
-`qwen2_5_vl` also opens the video a second time to read one frame for its size, and
+peers' own code only the Qwen adapters go through qwen-vl-utils (lmms-eval's
+`llava_onevision.py` `load_video` also opens a `decord.VideoReader` per sample, but takes
+a fixed count, `linspace(0, frames - 1, max_frames_num)`, and no resize). lmms-eval's
+`qwen2_5_vl.py` also opens the video a second time to read one frame for its size, and
 then keeps 32 of the decoded frames (`max_num_frames`); neither is counted here, so the
 baseline is if anything cheaper than theirs. The older qwen-vl-utils in QwenLM/Qwen2-VL
 rounds the frame count instead of flooring it and has a smaller total-pixel budget.
@@ -44,7 +45,7 @@ for the whole (decoding + preprocessing + generation); the per-sample preprocess
 (frames -> processor inputs: JPEG -> array or resize, then the processor call); the
 ratios peers / ours; the load average at start and end.
 
-    python bench/models.py            # 6 videos (10-60 s) x 2 questions, about 4 minutes
+    python bench/models.py            # 6 videos (10-60 s) x 2 questions, 4-5 minutes
     python bench/models.py --quick    # 2 videos (10, 20 s) x 2 questions
     python bench/models.py --videos 4 --questions 3
 """

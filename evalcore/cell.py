@@ -39,7 +39,7 @@ from evalcore.workspace import Workspace
 
 PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
 # The frame settings that decide which pixels a model sees (not how fast they are made).
-FRAME_PLAN_FIELDS = ("nframe", "fps", "max_frames", "max_side", "jpeg_quality")
+FRAME_PLAN_FIELDS = ("sampler", "nframe", "fps", "max_frames", "max_side", "jpeg_quality")
 
 
 def frame_plan(frames: FrameSettings) -> dict[str, Any]:
@@ -120,6 +120,28 @@ class Cell:
     def response_context(self) -> str:
         """What an API response-cache key shares with every request of this cell."""
         return stable_hash([self.identity["model"], self.identity["generation"], self.template])
+
+    def card(self, judge: str | None = None) -> dict[str, Any]:
+        """The reproducibility card: every setting that decides this cell's number, in
+        the terms a reader compares with another run (or with VLMEvalKit's): benchmark,
+        sampler, frames per clip, frame size, prompt template, extraction rule, judge."""
+        frames = self.frames
+        return {
+            "benchmark": self.dataset.benchmark,
+            "subtitles": self.dataset.subtitles,
+            "model": self.identity["model"],
+            "generation": self.identity["generation"],
+            "device_class": self.device_class,
+            "sampler": getattr(frames, "sampler", "midpoint"),
+            "frames_per_clip": frames.nframe
+            if frames.nframe is not None
+            else f"{frames.fps} fps, at most {frames.max_frames}",
+            "frame_size": f"longer side <= {frames.max_side}" if frames.max_side else "native",
+            "jpeg_quality": frames.jpeg_quality,
+            "prompt_template": self.template,
+            "extraction_rule": self.dataset.adapter().rule,
+            "judge": judge or "none",
+        }
 
     def settings(self) -> dict[str, Any]:
         """What a cell report records: the identity and its key (the nightly compares

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evalcore.api.endpoint import EndpointSpec
 from evalcore.frames.settings import FrameSettings
 from evalcore.models.base import GenerationConfig
 
 # What a model may override in `models[].frames`: the sampling and the pixels it gets.
-FRAME_PLAN_OVERRIDES = ("nframe", "fps", "max_frames", "max_side", "jpeg_quality")
+FRAME_PLAN_OVERRIDES = ("sampler", "nframe", "fps", "max_frames", "max_side", "jpeg_quality")
 
 if TYPE_CHECKING:
     from evalcore.benchmarks import Benchmark
@@ -289,6 +290,11 @@ class EvalConfig(BaseModel):
     frames: FrameSettings = Field(default_factory=FrameSettings, description="Frame sampling.")
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings, description="API model fan-out.")
+    judge: EndpointSpec | None = Field(
+        default=None,
+        description="An OpenAI-compatible endpoint that reads the answers a benchmark's "
+        "rule cannot (VLMEvalKit's choice extraction); none: those stay unreadable.",
+    )
     trials: int = Field(default=1, ge=1, description="Repeats with seeds seed..seed+trials-1.")
     seed: int = Field(default=0, description="Base seed of the trials.")
     output_dir: Path = Field(default=Path("outputs"), description="Reports and leaderboard.")

@@ -107,6 +107,32 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from evalcore.reports.explain import explain_markdown, read_card
+
+    if len(args.reports) > 2:
+        print("error: explain takes one cell report, or two to compare", file=sys.stderr)
+        return 2
+    try:
+        cards = [read_card(path) for path in args.reports]
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(explain_markdown(cards), end="")
+    return 0
+
+
+def cmd_benchmarks(args: argparse.Namespace) -> int:
+    from evalcore.benchmarks import benchmark_names, get_benchmark
+
+    for name in benchmark_names():
+        bench = get_benchmark(name)
+        breakdowns = ", ".join(bench.breakdowns) or "none"
+        print(f"{name}  (prompt {bench.template}, rule {bench.rule}; by {breakdowns})")
+        print(f"    {bench.layout}\n")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from evalcore.dataset.synthetic import generate_benchmark
 
@@ -212,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--launcher", choices=["inline", "torchrun"], default="inline")
     smoke.add_argument("--dir", type=Path, default=None, help="keep everything here")
     smoke.set_defaults(func=cmd_smoke)
+
+    explain = sub.add_parser(
+        "explain", help="a cell's reproducibility card; with two, what differs between them"
+    )
+    explain.add_argument(
+        "reports", type=Path, nargs="+", help="outputs/{model}/{model}_{dataset}.json (1 or 2)"
+    )
+    explain.set_defaults(func=cmd_explain)
+
+    benchmarks = sub.add_parser("benchmarks", help="the benchmark adapters and their files")
+    benchmarks.set_defaults(func=cmd_benchmarks)
 
     synth = sub.add_parser("synth", help="only generate a synthetic benchmark")
     synth.add_argument("--out", type=Path, default=Path("data/synthetic"))

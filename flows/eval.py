@@ -18,7 +18,7 @@ from flows.hooks import publish_run_summary
 from tasks.frames import extract_frames
 from tasks.inference import fixed_key, infer, infer_api, infer_shard_task
 from tasks.reports import publish
-from tasks.scoring import score
+from tasks.scoring import judge_extract, score
 from tasks.secrets import endpoint_tag
 
 
@@ -28,13 +28,17 @@ from tasks.secrets import endpoint_tag
     log_prints=True,
     on_completion=[publish_run_summary],  # the run-summary artifact, failed runs included
     on_failure=[publish_run_summary],
+    on_crashed=[publish_run_summary],
 )
 def eval_flow(config: EvalConfig) -> dict:
     """Evaluate every model on every dataset and publish the leaderboard.
 
-    Returns small summaries: the leaderboard rows, what extraction did per dataset and
-    frame plan, and the inference counts per unit (a cached unit returns the counts of
-    the run that made it).
+    A failed unit (an extraction, a cell, a shard) stops nothing else: every cell whose
+    units finished is scored and the leaderboard is published; then the run fails,
+    naming the failed units (a flow-run retry recomputes only those). Returns small
+    summaries: the leaderboard rows, what extraction did per dataset and frame plan, and
+    the inference counts per unit (a cached unit returns the counts of the run that
+    made it).
     """
     ws = Workspace(config.work_dir, config.output_dir)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
@@ -42,31 +46,67 @@ def eval_flow(config: EvalConfig) -> dict:
     results = ws.prefect_results_dir.resolve()  # a Path: a str would name a Prefect block
 
     frames = {
-        frame_index_path(d, f, ws): extract_frames.submit(d, f, ws) for d, f in frame_plans(config)
+        frame_index_path(d, f, ws): extract_frames.with_options(
+            task_run_name=f"extract {d.dataset_name} {frame_plan_label(f)}"
+        ).submit(d, f, ws)
+        for d, f in frame_plans(config)
     }
     cells = cells_of(config)
-    units: list[PrefectFuture] = []
+    units: dict[int, list[PrefectFuture]] = {}  # cell number -> its units
     shard_queue = ShardQueue(config)
-    for cell in cells:  # in dataset order: a dataset's cells go once its frames are ready
-        extraction = frames[cell.frame_index_path(ws)]
+    for n, cell in enumerate(cells):  # in dataset order: a dataset's cells go once its
+        extraction = frames[cell.frame_index_path(ws)]  # frames are ready
         wait([extraction])
         if extraction.state.is_failed():
-            continue  # reported below; the other datasets go on
-        units += submit_cell(cell, config, ws, results, extraction, shard_queue)
-    wait(units)
-    frame_summaries = [f.result() for f in frames.values()]  # raises the first failure
-    inference = [f.result() for f in units]
+            continue  # its cells are not scored; the run fails at the end
+        units[n] = submit_cell(cell, config, ws, results, extraction, shard_queue)
+    wait([f for futures in units.values() for f in futures])
 
+    failed = [f"extract {p}" for p, f in frames.items() if not f.state.is_completed()]
     by_pair: dict[tuple[str, str], list[Cell]] = {}
-    for cell in cells:
-        by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
+    for n, cell in enumerate(cells):
+        futures = units.get(n)
+        if futures is None:
+            continue
+        bad = [f for f in futures if not f.state.is_completed()]
+        failed += [f.state.name + ": " + _run_name(f) for f in bad]
+        if not bad:
+            by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
     for trials in by_pair.values():
-        score(trials, ws)
+        if len(trials) < config.trials:
+            continue  # a trial failed: the cell keeps its last complete report
+        pair = f"{trials[0].model.name} x {trials[0].dataset.dataset_name}"
+        judged = None
+        if config.judge is not None:
+            judged = judge_extract.with_options(task_run_name=f"judge {pair}")(
+                trials, ws, config.judge, config.api
+            )
+        judge = config.judge.model if config.judge else None
+        score.with_options(task_run_name=f"score {pair}")(trials, ws, judged, judge)
+    board = publish(ws)
+    if failed:
+        raise RuntimeError(f"{len(failed)} unit(s) failed: " + "; ".join(failed))
     return {
-        "leaderboard": publish(ws),
-        "frames": [asdict(s) for s in frame_summaries],
-        "inference": inference,
+        "leaderboard": board,
+        "frames": [asdict(f.result()) for f in frames.values()],
+        "inference": [f.result() for futures in units.values() for f in futures],
     }
+
+
+def frame_plan_label(frames) -> str:
+    rate = f"{frames.nframe} frames" if frames.nframe else f"{frames.fps} fps"
+    return f"({rate}, {frames.sampler})" if hasattr(frames, "sampler") else f"({rate})"
+
+
+def _run_name(future: PrefectFuture) -> str:
+    """The failed unit's task run name (it names the unit: `infer m x d t0 shard 2/4`)."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return client.read_task_run(future.task_run_id).name
+    except Exception:  # noqa: BLE001 - a name is a courtesy; the id always works
+        return str(future.task_run_id)
 
 
 def submit_cell(

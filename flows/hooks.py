@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from evalcore.config import EvalConfig
+from evalcore.config import EvalConfig, describe_errors
 from evalcore.reports.run_summary import (
     _TERMINAL,
     SUMMARY_KEY,
@@ -26,11 +26,32 @@ log = logging.getLogger(__name__)
 
 
 def publish_run_summary(flow, flow_run, state) -> None:
-    """Flow state hook: build the summary and publish it as an artifact of `flow_run`."""
+    """Flow state hook (completed, failed, crashed): build the summary and publish it as
+    an artifact of `flow_run`. It never raises: a run whose parameters were invalid gets
+    a summary that says so, and a hook error is logged, not added to the run's."""
+    try:
+        _publish_run_summary(flow_run, state)
+    except Exception:  # noqa: BLE001 - a summary must never fail (or mask) the run itself
+        log.exception("run summary for %s could not be published", flow_run.name)
+
+
+def _publish_run_summary(flow_run, state) -> None:
     from prefect.artifacts import create_markdown_artifact
     from prefect.client.orchestration import get_client
+    from pydantic import ValidationError
 
-    config = EvalConfig.model_validate(flow_run.parameters["config"])
+    try:
+        config = EvalConfig.model_validate(flow_run.parameters["config"])
+    except (KeyError, ValidationError) as exc:
+        # describe_errors never echoes a value (a pasted key must not reach an artifact)
+        why = describe_errors(exc, "config") if isinstance(exc, ValidationError) else str(exc)
+        create_markdown_artifact(
+            markdown=f"# Run summary: {flow_run.name} ({state.name})\n\n"
+            f"The run's parameters are not a valid config, so nothing ran:\n\n```\n{why}\n```\n",
+            key=SUMMARY_KEY,
+            description=f"{flow_run.name}: invalid parameters",
+        )
+        return
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run.id)
         attempt = max(run.run_count, 1)

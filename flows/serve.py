@@ -236,7 +236,11 @@ def _wait_healthy(api_url: str, pid: int, log: Path, timeout: float) -> None:
 
 
 def _write_env_file(home: Path, api_url: str) -> None:
+    """What `source .prefect/env.sh` sets: the server's address, and the venv's bin on
+    PATH, so the README's next command (`prefect deployment run ...`) finds `prefect`."""
+    bin_dir = Path(sys.executable).parent  # the venv (or interpreter) running `serve`
     lines = [
+        f'export PATH="{bin_dir}:$PATH"',
         f"export PREFECT_HOME={home}",
         f"export PREFECT_API_URL={api_url}",
         "export DO_NOT_TRACK=1",

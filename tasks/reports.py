@@ -22,7 +22,7 @@ from evalcore.workspace import Workspace
 ARTIFACT_KEY = "video-leaderboard"
 
 
-@task(name="publish-leaderboard", cache_policy=NO_CACHE)
+@task(name="publish-leaderboard", cache_policy=NO_CACHE, task_run_name="publish leaderboard")
 def publish(ws: Workspace, snapshot: bool = False) -> list[dict]:
     """Rebuild the leaderboard from every cell; with `snapshot`, also freeze a dated copy."""
     board, paths = publish_leaderboard(ws, snapshot=snapshot)

@@ -1,18 +1,34 @@
-"""Scoring of one model x dataset (all trials) from the durable logs."""
+"""Judging and scoring of one model x dataset (all trials) from the durable logs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from evalcore.api.endpoint import EndpointSpec
 from evalcore.cell import Cell
+from evalcore.config import ApiSettings
+from evalcore.judge import judge_unreadable
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
+from tasks.secrets import resolve_api_key
+
+
+# Not Prefect-cached: the response cache already makes a repeat free, and a judge
+# failure must be asked again next time (it is never cached).
+@task(name="judge-extract", cache_policy=NO_CACHE, retries=1)
+def judge_extract(trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings):
+    """The judge's readings of the answers the benchmark's rule cannot read."""
+    summary = judge_unreadable(trials, ws, spec, api, resolve_api_key(spec))
+    counts = {k: v for k, v in asdict(summary).items() if k != "answers"}
+    get_run_logger().info("%s: judge %s", trials[0].label, counts)
+    return summary.answers
 
 
 # Not cached: a pure, millisecond function of the logs that must always reflect them.
 @task(name="score", cache_policy=NO_CACHE)
-def score(trials: Sequence[Cell], ws: Workspace) -> dict:
-    return report_cell(trials, ws)
+def score(trials: Sequence[Cell], ws: Workspace, judged=None, judge: str | None = None) -> dict:
+    return report_cell(trials, ws, judged, trials[0].card(judge))

@@ -173,9 +173,12 @@ def parse_completion(data: Any) -> str:
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # some servers return content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    if content is None:
+    if content is None or not str(content).strip():
+        # "" or null is no answer: a typed failure, never cached as a success. Retryable:
+        # servers return it under load (a content filter says so in finish_reason).
         reason = choice.get("finish_reason")
-        raise ApiError("EmptyResponse", f"no content (finish_reason={reason})", retryable=False)
+        shown = "null" if content is None else repr(content)
+        raise ApiError("EmptyResponse", f"content {shown} (finish_reason={reason})", retryable=True)
     return str(content)
 
 

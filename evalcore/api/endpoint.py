@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -100,6 +101,11 @@ class EndpointSpec(BaseModel):
     def _url(cls, url: str) -> str:
         if not re.match(r"^https?://[^/\s]+", url):
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
+        if "@" in urlsplit(url).netloc:  # never echo it: it holds a password or a key
+            raise ValueError(
+                "holds credentials (user:password@host); put the key in the environment "
+                "variable named by api_key_env, or in a Prefect Secret (api_key_secret)"
+            )
         return url.rstrip("/")
 
     # The key-name validators never echo the value: it might be the key pasted by mistake.

@@ -19,7 +19,7 @@ from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.hashing import stable_hash
 
-EXTRACT_TEMPLATE_VERSION = "option-extract-v1"
+EXTRACT_TEMPLATE_VERSION = "option-extract-vlmevalkit-v1"
 LETTERS = string.ascii_uppercase  # as evalcore.dataset.sample (not imported: it pulls pandas)
 
 
@@ -43,21 +43,35 @@ class Verdict:
 
 
 def extraction_prompt(item: JudgeItem) -> str:
-    options = "\n".join(f"{LETTERS[i]}. {opt}" for i, opt in enumerate(item.options))
+    """VLMEvalKit's choice-extraction instruction (vlmeval/dataset/utils/multiple_choice.py
+    `build_prompt`): match the answer to the most similar option, Z when none is, two
+    worked examples, then this item; options on one line as `A. x B. y`."""
+    letters = LETTERS[: len(item.options)]
+    options = " ".join(f"{letters[i]}. {opt}" for i, opt in enumerate(item.options))
+    valid = ", ".join(letters)
+    example = (
+        "Question: What is the main object in image?\n"
+        "Options: A. teddy bear B. rabbit C. cat D. dog\n"
+    )
     return (
-        "You are matching an answer to the options of a multiple-choice question.\n"
-        f"Question: {item.question.strip()}\nOptions:\n{options}\n"
-        f"Answer: {item.response.strip()}\n"
-        "Reply with the single letter of the option the answer chooses, "
-        "or Z if it chooses none of them."
+        "You are an AI assistant who will help me to match an answer with several options "
+        "of a single-choice question. You are provided with a question, several options, "
+        "and an answer, and you need to find which option is most similar to the answer. "
+        "If the meaning of all options are significantly different from the answer, "
+        f"output Z. Your should output a single uppercase character in {valid} "
+        "(if they are valid options), and Z. \n"
+        f"Example 1: \n{example}Answer: a cute teddy bear\nYour output: A\n"
+        f"Example 2: \n{example}Answer: Spider\nYour output: Z\n"
+        f"Example 3: \nQuestion: {item.question.strip()}?\nOptions: {options}\n"
+        f"Answer: {item.response.strip()}\nYour output: "
     )
 
 
 def _letter(text: str, n_options: int) -> str | None:
-    match = re.search(r"\b([A-Z])\b", text.strip().upper())
-    if match and match.group(1) in LETTERS[:n_options]:
-        return match.group(1)
-    return None
+    """The judge's letter: its reply read as VLMEvalKit's `can_infer_option` reads it (a
+    lone valid letter); Z, several letters or anything else is no answer."""
+    found = {c for c in re.findall(r"\b([A-Z])\b", text.strip()) if c in LETTERS[:n_options]}
+    return found.pop() if len(found) == 1 else None
 
 
 def judge(

@@ -42,8 +42,12 @@ class ApiError(Exception):
 
 
 def status_error(status: int, message: str, retry_after: float | None = None) -> ApiError:
+    """The error of a non-2xx answer; a server's Retry-After is kept on every status
+    (a 503 with `Retry-After: 1` means: come back in a second)."""
     if status >= 500:
-        return ApiError("ServerError", f"HTTP {status}: {message}", retryable=True)
+        return ApiError(
+            "ServerError", f"HTTP {status}: {message}", retryable=True, retry_after=retry_after
+        )
     return ApiError(
         STATUS_TYPES.get(status, "ClientError"),
         f"HTTP {status}: {message}",

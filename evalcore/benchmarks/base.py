@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from evalcore.dataset.sample import Sample
+from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.models.base import ChatMessage
 
 if TYPE_CHECKING:
@@ -58,6 +58,15 @@ class Benchmark:
 
     def is_correct(self, sample: Sample, answer: str | None) -> bool:
         return answer is not None and answer == sample.answer
+
+    def judge_choices(self, sample: Sample) -> tuple[str, ...]:
+        """The choices an LLM judge matches an unreadable answer against (empty: this
+        sample is never judged)."""
+        return sample.options
+
+    def from_choice(self, sample: Sample, index: int) -> str:
+        """The answer, in the sample's terms, for the judge's choice `index`."""
+        return LETTERS[index]
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:
         """The sample's value for each breakdown (a missing column is "")."""

@@ -32,7 +32,7 @@ class Sample:
     row: dict = field(default_factory=dict, compare=False, hash=False)  # original TSV row
     # Inputs of the prompt besides question and options (part of the answer key):
     subtitles: tuple[tuple[float, float, str], ...] = ()  # (start s, end s, text) cues
-    prompt_extra: str = ""  # row-specific prompt text (e.g. TempCompass's `suffix`)
+    prompt_extra: str = ""  # row-specific prompt text (e.g. TempCompass: candidate lines)
 
     @property
     def letters(self) -> str:

@@ -7,6 +7,8 @@ import csv
 import hashlib
 import io
 import math
+import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -194,8 +196,74 @@ def _resolve_video(row: dict, root: Path) -> tuple[Path | None, str | None]:
         relative = Path(row.get("prefix") or "") / str(row["video"])
         if relative.suffix.lower() not in VIDEO_SUFFIXES:
             relative = relative.with_name(relative.name + ".mp4")
-    base = root.resolve()
-    path = (base / relative).resolve()
+    # Lexical, not resolved: a symlink inside the root stays allowed (Hugging Face
+    # snapshots link every file into the cache's blob store); `..` cannot leave it.
+    base = Path(os.path.abspath(root))
+    path = Path(os.path.normpath(base / relative))
     if not path.is_relative_to(base):
         return None, f"video path {str(relative)!r} escapes the dataset root {str(base)!r}"
     return path, None
+
+
+# --- For benchmark adapters that read their own columns (evalcore.benchmarks) ----------
+
+
+def read_rows(tsv: Path, required: tuple[str, ...]) -> list[tuple[str, str, dict]]:
+    """Every row of `tsv` as (where, index, row), `where` naming the file and line for a
+    `DatasetError`, after `load_tsv`'s checks of the file, of `index` (present, non-empty,
+    unique) and of the `required` columns; at least one row. Cells are strings."""
+    tsv = Path(tsv)
+    if not tsv.is_file():
+        raise DatasetError(f"{tsv}: dataset file not found")
+    text = _read_text(tsv)
+    _check_field_counts(text, tsv)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = " ".join(str(exc).split())
+        raise DatasetError(f"{tsv}: cannot parse as a tab-separated table: {reason}") from exc
+    missing = [c for c in ("index", *required) if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
+    rows: list[tuple[str, str, dict]] = []
+    seen: dict[str, int] = {}
+    for row_no, row in enumerate(frame.to_dict("records"), start=2):  # header is line 1
+        where = f"{tsv} line {row_no} (index {row['index']!r})"
+        sample_id = str(row["index"]).strip()
+        if not sample_id:
+            raise DatasetError(f"{where}: empty index")
+        if sample_id in seen:
+            raise DatasetError(f"{where}: duplicate index, first seen at line {seen[sample_id]}")
+        seen[sample_id] = row_no
+        rows.append((where, sample_id, row))
+    if not rows:
+        raise DatasetError(f"{tsv}: no rows")
+    return rows
+
+
+# `candidates` as options, and a row's video path under a root, exactly as `load_tsv` reads them.
+parse_candidates = _parse_candidates
+resolve_video = _resolve_video
+
+
+# The `answer` column as an option letter, and a clip bound column as seconds (None when
+# empty), exactly as `load_tsv` reads them.
+answer_letter = _answer_letter
+parse_seconds = _seconds
+
+_OWN_LETTER = re.compile(r"\s*\(?([A-Z])[.)]\s+")
+
+
+def strip_option_letters(options: tuple[str, ...]) -> tuple[str, ...]:
+    """The options without their letters when every one starts with its own ("A. red",
+    "B) blue", "(C) green", in order), so a prompt that letters them never shows
+    "A. A. red"; otherwise unchanged (one unlettered option means none are)."""
+    stripped = []
+    for letter, option in zip(LETTERS, options, strict=False):
+        m = _OWN_LETTER.match(option)
+        if m is None or m.group(1) != letter:
+            return options
+        stripped.append(option[m.end() :])
+    return tuple(stripped)

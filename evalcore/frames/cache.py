@@ -1,8 +1,9 @@
 """Sampled frames on disk, addressed by what determines them.
 
 Layout: ``root/<key[:2]>/<key>/{00000.jpg, 00001.jpg, ..., manifest.json}``. The key is
-a hash of the video's content, the clip bounds and every setting that changes the
-pixels (sampling, size, JPEG quality, format version); not of the decoder, timeout or
+a hash of the video's content (a file's bytes; for a frame folder, its frame files'
+names and bytes), the clip bounds and every setting that changes the pixels (sampling
+rule and amount, size, JPEG quality, format version); not of the decoder, timeout or
 worker count, which change how fast frames are made, not which. An entry is written in
 a temporary directory under the root and renamed into place in one step, so readers see
 a whole entry or none, and two processes racing on one video both end with the same
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from evalcore.frames.decoders import frame_files
 from evalcore.frames.settings import FrameSettings
 
 FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a key means
@@ -41,7 +43,8 @@ _MEMO_MIN_AGE_S = 2.0  # a file modified this recently may still change within o
 
 @dataclass(frozen=True)
 class VideoJob:
-    """One clip to extract: a video file and optional bounds in seconds."""
+    """One clip to extract: a video file (or a folder of frame images, see
+    `decoders.FrameFolderSource`) and optional bounds in seconds."""
 
     path: Path
     start: float | None = None
@@ -116,7 +119,7 @@ class FrameCache:
             with closing(_memo_connect(self.root / _MEMO_FILE)) as db:
                 for path in paths:
                     try:
-                        ident = _file_identity(Path(path))
+                        ident = _identity(Path(path))
                     except OSError:
                         continue
                     digest = _memo_query(db, ident)
@@ -244,6 +247,8 @@ def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) ->
         sampling: dict[str, Any] = {"fps": settings.fps, "max_frames": settings.max_frames}
     else:
         sampling = {"nframe": settings.nframe}
+    if settings.sampler != "midpoint":  # only then: keys made before samplers stay valid
+        sampling["sampler"] = settings.sampler
     spec = {
         "format": FORMAT_VERSION,
         "video": video_fingerprint,
@@ -258,23 +263,32 @@ def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) ->
 
 def fingerprint(path: Path, memo: Path | None = None) -> str:
     """Content hash of a file: SHA-256 (hardware-accelerated here, about 0.8 GB/s),
-    first 128 bits, hex.
+    first 128 bits, hex. For a frame folder: SHA-256 over its frame files' names and
+    contents, in name order (other files in it do not count).
 
     With `memo` (a SQLite file; `FrameCache` keeps one under its root), the hash is
     remembered by (path, size, mtime_ns, ctime_ns, inode) so re-runs do not re-read
-    big videos. Files changed in the last 2 s are not memoized (a rewrite within one
-    mtime tick would go unnoticed). A memo that cannot be used is skipped, not an error.
+    big videos; for a folder, by the same fields summed or maxed over it and its frame
+    files, with a digest of every frame file's name and stat in place of the inode, so
+    an added, removed, renamed or rewritten frame is noticed. Anything changed in the
+    last 2 s is not memoized (a rewrite within one mtime tick would go unnoticed). A
+    memo that cannot be used is skipped, not an error.
     """
     path = Path(path)
-    ident = _file_identity(path)
+    ident = _identity(path)
     if memo is not None:
         found = _memo_lookup(memo, ident)
         if found:
             return found
-    digest = _hash_file(path)
+    digest = _hash_folder(path) if path.is_dir() else _hash_file(path)
     if memo is not None and time.time() - ident[2] / 1e9 > _MEMO_MIN_AGE_S:
         _memo_store(memo, ident, digest)
     return digest
+
+
+def _identity(path: Path) -> tuple[str, int, int, int, int]:
+    """What the memo knows a video by (see `fingerprint`); raises OSError."""
+    return _folder_identity(path) if path.is_dir() else _file_identity(path)
 
 
 def _file_identity(path: Path) -> tuple[str, int, int, int, int]:
@@ -282,9 +296,35 @@ def _file_identity(path: Path) -> tuple[str, int, int, int, int]:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
 
 
+def _folder_identity(folder: Path) -> tuple[str, int, int, int, int]:
+    """(path, total frame bytes, newest mtime, newest ctime, 63-bit digest of the
+    folder's inode and each frame file's name, size, times and inode)."""
+    own = folder.stat()
+    size, mtime, ctime = 0, own.st_mtime_ns, own.st_ctime_ns
+    listing = hashlib.blake2b(f"{own.st_ino}\n".encode(), digest_size=8)
+    for file in frame_files(folder):
+        st = file.stat()
+        size += st.st_size
+        mtime, ctime = max(mtime, st.st_mtime_ns), max(ctime, st.st_ctime_ns)
+        listing.update(
+            f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode()
+        )
+    signature = int.from_bytes(listing.digest(), "big") >> 1  # fits SQLite's signed INTEGER
+    return (str(folder.resolve()), size, mtime, ctime, signature)
+
+
 def _hash_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()[:32]
+
+
+def _hash_folder(folder: Path) -> str:
+    total = hashlib.sha256(b"frame folder\n")  # never equal to a file's hash by accident
+    for file in frame_files(folder):
+        with open(file, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        total.update(f"{file.name}\0{digest}\n".encode())
+    return total.hexdigest()[:32]
 
 
 def _memo_connect(memo: Path) -> sqlite3.Connection:

@@ -1,7 +1,8 @@
 """Video decoders behind one small interface: open a file, say how many frames it has,
 hand over chosen frames as RGB images in time order.
 
-Two backends, chosen per run by `FrameSettings.backend`:
+Two backends for video files (any container FFmpeg reads: MP4, MKV, WebM, GIF, ...),
+chosen per run by `FrameSettings.backend`:
 
 - `PyAVSource` (the default; see bench/README.md "## Frames"): demuxes the file once
   without decoding to learn every frame's presentation time and where the keyframes
@@ -12,6 +13,9 @@ Two backends, chosen per run by `FrameSettings.backend`:
   (MPEG-TS, FLV, raw streams) are decoded sequentially instead.
 - `DecordSource`: decord's `get_batch`. Refuses files without a seek index, where
   decord silently returns wrong frames (or hangs).
+
+A video may also be a folder of frame images (MVBench ships some clips so): whatever
+the backend, `FrameFolderSource` reads those, one file per frame.
 
 A source is used as a context manager; `read` takes sorted, distinct indices. `threads`
 is the decoder's own thread count: 1 when worker processes already fill the cores.
@@ -35,6 +39,10 @@ from PIL import Image
 _SEQUENTIAL_FORMATS = {"mpegts", "mpegtsraw", "flv", "live_flv", "h264", "hevc", "mpeg", "m4v"}
 _AVFMT_TS_DISCONT = 0x0200  # libavformat: "format allows timestamp discontinuities"
 _DECORD_BATCH = 8  # frames per get_batch call: bounds memory (a 720p RGB frame is 2.7 MB)
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # what a frame folder's frames are
+# A frame folder carries no rate; MVBench's (TVQA frames_fps3_hq) are 3 fps, the rate
+# VLMEvalKit reads them at (vlmeval/dataset/mvbench.py: `read_frame`, `frame_fps`).
+FRAME_FOLDER_FPS = 3.0
 
 
 class FrameError(Exception):
@@ -274,12 +282,73 @@ def _needs_sequential_decode(path: Path) -> bool:
         return False  # unreadable by PyAV too: let decord give its own reason
 
 
+def frame_files(folder: Path) -> list[Path]:
+    """The frames of a frame folder in name order: its JPEG and PNG files, hidden ones
+    (".name", e.g. macOS's "._00001.jpg") and subfolders left out. Raises OSError when
+    the folder cannot be listed."""
+    return sorted(
+        (
+            p
+            for p in Path(folder).iterdir()
+            if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ),
+        key=lambda p: p.name,
+    )
+
+
+class FrameFolderSource:
+    """A folder of frame images as a video: frame i is the i-th file of `frame_files`,
+    shown at i / fps s. Opens only the files asked for.
+
+    MVBench's layout: VLMEvalKit's `read_frame` (vlmeval/dataset/mvbench.py) reads
+    00001.jpg, 00002.jpg, ... of such a folder at 3 fps, its default here.
+    """
+
+    name: ClassVar[str] = "folder"
+
+    def __init__(self, path: Path, threads: int = 1, fps: float = FRAME_FOLDER_FPS):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FrameError(f"{self.path.name}: not a folder of frame images")
+        self._files = frame_files(self.path)
+        if not self._files:
+            raise EmptyVideoError(
+                f"{self.path.name}: the folder has no frame images ({', '.join(FRAME_SUFFIXES)})"
+            )
+        self.info = VideoInfo(len(self._files), float(fps), None)
+
+    def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        for index in indices:
+            file = self._files[index]
+            try:
+                with Image.open(file) as image:
+                    rgb = image.convert("RGB")
+            except (OSError, ValueError) as error:  # UnidentifiedImageError is an OSError
+                raise FrameError(
+                    f"{self.path.name}: frame {index} ({file.name}) cannot be read: {error}"
+                ) from error
+            yield index, index / self.info.fps, rgb
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FrameFolderSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 BACKENDS: dict[str, Decoder] = {"pyav": PyAVSource, "decord": DecordSource}
 DEFAULT_BACKEND = "pyav"  # measured faster: bench/README.md "## Frames"
 
 
-def decoder_chain(backend: str, threads: int = 1) -> list[Decoder]:
-    """Decoders to try in order: "auto" is the default backend, then the other one."""
+def decoder_chain(backend: str, threads: int = 1, path: Path | None = None) -> list[Decoder]:
+    """Decoders to try in order: "auto" is the default backend, then the other one. For
+    a folder (`path` a directory), `FrameFolderSource` alone: the backend names a video
+    decoder, and a folder holds none."""
+    if path is not None and Path(path).is_dir():
+        return [FrameFolderSource]
     names = [backend] if backend != "auto" else [DEFAULT_BACKEND]
     names += [name for name in BACKENDS if backend == "auto" and name != DEFAULT_BACKEND]
     return [partial(BACKENDS[name], threads=threads) for name in names]

@@ -43,11 +43,13 @@ from evalcore.frames.cache import (
     entry_key,
 )
 from evalcore.frames.decoders import (
+    FRAME_SUFFIXES,
     Decoder,
     EmptyClipError,
     FrameError,
     decoder_chain,
     decoder_name,
+    frame_files,
 )
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
@@ -81,7 +83,8 @@ def extract_videos(
     *,
     decoders: Sequence[Decoder] | None = None,
 ) -> ExtractionReport:
-    """Make sure every job's frames are in `cache`; one result per distinct job.
+    """Make sure every job's frames are in `cache`; one result per distinct job. A job's
+    path is a video file or a folder of frame images (read by `FrameFolderSource`).
 
     Never raises for a bad video: each one becomes a `FrameFailure` and the others go
     on. `on_done(job, result)` is called in this thread as each job finishes (hits
@@ -186,23 +189,38 @@ def _hash_unknown(
 
 def _size(path: Path) -> int:
     try:
+        if path.is_dir():
+            return sum(file.stat().st_size for file in frame_files(path))
         return path.stat().st_size
     except OSError:
         return 0
 
 
 def _check_job(job: VideoJob) -> FrameFailure | None:
-    """Failures visible without a decoder: missing or empty files, impossible bounds."""
+    """Failures visible without a decoder: missing or empty files, folders without frame
+    images, impossible bounds."""
     path = Path(job.path)
     if not path.exists():
-        return FrameFailure("VideoNotFound", f"{path}: no such file")
-    if not path.is_file():
-        return FrameFailure("VideoNotFound", f"{path}: not a regular file")
-    try:
-        if path.stat().st_size == 0:
-            return FrameFailure("EmptyVideo", f"{path}: the file is empty (0 bytes)")
-    except OSError as error:
-        return FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
+        return FrameFailure("VideoNotFound", f"{path}: no such file or folder")
+    if path.is_dir():
+        try:
+            if not frame_files(path):
+                return FrameFailure(
+                    "EmptyVideo",
+                    f"{path}: a folder without frame images ({', '.join(FRAME_SUFFIXES)} files)",
+                )
+        except OSError as error:
+            return FrameFailure(
+                "VideoUnreadable", f"{path}: cannot list the folder: {error.strerror or error}"
+            )
+    elif not path.is_file():
+        return FrameFailure("VideoNotFound", f"{path}: not a regular file or a folder of frames")
+    else:
+        try:
+            if path.stat().st_size == 0:
+                return FrameFailure("EmptyVideo", f"{path}: the file is empty (0 bytes)")
+        except OSError as error:
+            return FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
     start, end = job.start, job.end
     if (start is not None and start < 0) or (end is not None and end <= 0):
         return FrameFailure("InvalidClip", f"{path}: clip bounds {start}-{end} s are negative")
@@ -225,7 +243,7 @@ class _Decoding:
     ):
         self._cache, self._settings, self._decoders = cache, settings, decoders
         self._pool: ProcessPool | None = None
-        self._chain: list[Decoder] = []
+        self._threads = 1
         self._futures: dict[Future, tuple[str, VideoJob]] = {}
 
     def start(self, expected: int) -> None:
@@ -233,18 +251,18 @@ class _Decoding:
             return
         workers = max(1, min(self._settings.workers, expected))
         cores = os.cpu_count() or 1
-        threads = max(1, min(cores, 2 * cores // workers))
-        self._chain = (
-            list(self._decoders)
-            if self._decoders is not None
-            else decoder_chain(self._settings.backend, threads=threads)
-        )
+        self._threads = max(1, min(cores, 2 * cores // workers))
         self._pool = ProcessPool(max_workers=workers, context=_worker_context())
         self._pool.active  # noqa: B018 -- starts the worker processes now, not at first task
 
     def submit(self, key: str, video_fingerprint: str, job: VideoJob) -> None:
         assert self._pool is not None, "start() first"
-        args = (job, key, video_fingerprint, self._cache, self._settings, self._chain)
+        chain = (
+            list(self._decoders)
+            if self._decoders is not None
+            else decoder_chain(self._settings.backend, self._threads, job.path)  # folder or file
+        )
+        args = (job, key, video_fingerprint, self._cache, self._settings, chain)
         future = self._pool.schedule(extract_one, args=args, timeout=self._settings.timeout_s)
         self._futures[future] = (key, job)
 

@@ -41,7 +41,7 @@ def video_fingerprints(samples: Sequence[Sample], cache: FrameCache) -> dict[str
             out[s.sample_id] = "invalid-path"
         elif path in known:
             out[s.sample_id] = known[path]
-        elif not path.is_file():
+        elif not path.exists():  # a file, or a folder of frames
             out[s.sample_id] = "missing"
         else:
             try:

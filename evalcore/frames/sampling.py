@@ -6,6 +6,10 @@ backend samples the same frames. Times are in seconds from the first frame.
 A clip [start_s, end_s) covers the frames whose display interval overlaps it: frame i
 is shown during [t_i, t_{i+1}), with t_i = i / video_fps for a constant frame rate, or
 the measured presentation times (`frame_times`) for a variable one.
+
+Two rules, chosen by `FrameSettings.sampler`: ours (`midpoint`: `sample_uniform`,
+`sample_fps`) and VLMEvalKit's (`vlmevalkit`: `sample_uniform_vlmevalkit`,
+`sample_fps_vlmevalkit`), so its published numbers can be reproduced frame for frame.
 """
 
 from __future__ import annotations
@@ -87,11 +91,14 @@ def frame_indices(
 ) -> list[int]:
     """The frames `settings` asks for from the clip [start_s, end_s) (None: video edge).
 
-    nframe: `sample_uniform` over the clip's frame range; fps: `sample_fps`. Returns []
-    when the clip holds no frame (empty video, or bounds outside it).
+    nframe: `sample_uniform` (or `sample_uniform_vlmevalkit`) over the clip's frame
+    range; fps: `sample_fps` (or `sample_fps_vlmevalkit`). Returns [] when the clip holds
+    no frame (empty video, or bounds outside it).
     """
+    vlmevalkit = settings.sampler == "vlmevalkit"
     if settings.fps is not None:
-        return sample_fps(
+        by_rate = sample_fps_vlmevalkit if vlmevalkit else sample_fps
+        return by_rate(
             n_total,
             video_fps,
             settings.fps,
@@ -102,7 +109,67 @@ def frame_indices(
         )
     assert settings.nframe is not None  # FrameSettings guarantees one of the two
     first, stop = clip_frame_range(n_total, video_fps, start_s, end_s, frame_times=frame_times)
-    return sample_uniform(n_total, settings.nframe, first, stop) if stop > first else []
+    uniform = sample_uniform_vlmevalkit if vlmevalkit else sample_uniform
+    return uniform(n_total, settings.nframe, first, stop) if stop > first else []
+
+
+def sample_uniform_vlmevalkit(
+    n_total: int, nframe: int, start: int = 0, end: int | None = None
+) -> list[int]:
+    """VLMEvalKit's nframe rule: `nframe` indices in [start, end) that cut it into
+    nframe + 1 equal parts (vlmeval/dataset/video_base.py, `save_video_frames`).
+
+    index_i = start + int(i * step) for i in 1..nframe, step = L / (nframe + 1), with
+    L = end - start (clamped as in `sample_uniform`). The step is a float computed first,
+    as VLMEvalKit does, and the product is truncated: that differs now and then from the
+    exact floor(i * L / (nframe + 1)) (L=30, nframe=21, i=11 gives 14, not 15), and the
+    point of this rule is VLMEvalKit's frames. VLMEvalKit reads whole videos only; a clip
+    is treated as a video made of the clip's frames. [] for an empty range.
+    """
+    if nframe < 1:
+        raise ValueError(f"nframe must be >= 1, got {nframe}")
+    end = n_total if end is None else end
+    start, end = max(0, min(start, n_total)), max(0, min(end, n_total))
+    length = end - start
+    if length <= 0:
+        return []
+    step = length / (nframe + 1)
+    return [start + int(i * step) for i in range(1, nframe + 1)]
+
+
+def sample_fps_vlmevalkit(
+    n_total: int,
+    video_fps: float,
+    fps: float,
+    max_frames: int,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    *,
+    frame_times: Sequence[float] | None = None,
+) -> list[int]:
+    """VLMEvalKit's fps rule (vlmeval/dataset/video_base.py, `save_video_frames`, the
+    `fps > 0` branch): int(n / video_fps * fps) frames, index_k = int(k * step) with
+    step = video_fps / fps, k = 0, 1, ...; n is the clip's frame count, so the first
+    frame is always taken and the tail shorter than one period never is.
+
+    As VLMEvalKit (decord's average rate), the arithmetic is on frame numbers at the
+    average rate; `frame_times` only places the clip bounds. Two departures, both where
+    VLMEvalKit has no answer: more than `max_frames` frames become
+    `sample_uniform_vlmevalkit(max_frames)` over the clip (VLMEvalKit has no cap), and a
+    non-empty clip shorter than one period gets its first frame (VLMEvalKit: none).
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    first, stop = clip_frame_range(n_total, video_fps, start_s, end_s, frame_times=frame_times)
+    if stop <= first:
+        return []
+    video_fps = _positive(video_fps)
+    total_duration = (stop - first) / video_fps
+    required = int(total_duration * fps)  # VLMEvalKit's expressions, in its order
+    if required > max_frames:
+        return sample_uniform_vlmevalkit(n_total, max_frames, first, stop)
+    step = video_fps / fps
+    return [min(first + int(k * step), stop - 1) for k in range(max(1, required))]
 
 
 def clip_frame_range(

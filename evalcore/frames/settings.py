@@ -13,7 +13,8 @@ class FrameSettings(BaseModel):
 
     Exactly one of `nframe` and `fps` is set. Passing only `fps` switches sampling to a
     rate (nframe becomes None), so `FrameSettings(fps=1.0)` works as written; passing
-    both is an error on the `fps` field.
+    both is an error on the `fps` field. `sampler` decides which frames those are:
+    ours (`midpoint`) or VLMEvalKit's (`vlmevalkit`), to reproduce its numbers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,8 +22,7 @@ class FrameSettings(BaseModel):
     nframe: int | None = Field(
         default=8,
         ge=1,
-        description="Frames per clip, uniformly spaced (segment midpoints). "
-        "Set this or fps, not both.",
+        description="Frames per clip, uniformly spaced (see sampler). Set this or fps, not both.",
     )
     fps: float | None = Field(
         default=None,
@@ -30,6 +30,14 @@ class FrameSettings(BaseModel):
         validate_default=True,
         description="Sample at this many frames per second of video instead of a fixed "
         "count (capped by max_frames). Set this or nframe, not both.",
+    )
+    sampler: Literal["midpoint", "vlmevalkit"] = Field(
+        default="midpoint",
+        description="Which frames nframe/fps pick. midpoint: the middle frame of each of "
+        "nframe equal segments; with fps, the frame shown at (k + 0.5) / fps s. vlmevalkit: "
+        "VLMEvalKit's save_video_frames, frame int(i * n / (nframe + 1)) for i = 1..nframe; "
+        "with fps, frame int(k * video_fps / fps) for k < int(duration * fps). Clip bounds "
+        "apply to both (the clip's frames stand for the video).",
     )
     max_frames: int = Field(
         default=64,

@@ -25,5 +25,7 @@ class RandomChoiceModel(BaseVideoModel):
 
     @staticmethod
     def _pick(request: VideoRequest, seed: int) -> str:
+        """An option letter; `yes` or `no` for a question without options."""
         digest = hashlib.sha256(f"{seed}:{request.sample_id}".encode()).digest()
-        return LETTERS[int.from_bytes(digest[:8], "big") % len(request.options)]
+        choices = LETTERS[: len(request.options)] or ("yes", "no")
+        return choices[int.from_bytes(digest[:8], "big") % len(choices)]

@@ -27,9 +27,16 @@ from evalcore.scoring import (
 from evalcore.workspace import Workspace
 
 
-def report_cell(trials: Sequence[Cell], ws: Workspace) -> dict:
+def report_cell(
+    trials: Sequence[Cell],
+    ws: Workspace,
+    judged: dict[int, dict[str, str | None]] | None = None,
+    card: dict | None = None,
+) -> dict:
     """Score every trial of one model x dataset from the records that count (made under
-    each sample's current answer key); write the xlsx (last trial) and the JSON."""
+    each sample's current answer key), with the judge's readings (`judged`: trial ->
+    sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
+    the JSON with the reproducibility `card`."""
     first = trials[0]
     benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
@@ -38,19 +45,25 @@ def report_cell(trials: Sequence[Cell], ws: Workspace) -> dict:
     for cell in trials:
         keys = cell.answer_keys(samples, videos)
         records = valid_records(read_records(cell.log_dir(ws)), keys)
-        scored = score_samples(samples, records, benchmark)
+        scored = score_samples(samples, records, benchmark, (judged or {}).get(cell.trial))
         trial_scores.append(
             summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored)
         )
     summary = aggregate_trials(trial_scores)
     name, dataset = first.model.name, first.dataset.dataset_name
-    write_cell_xlsx(ws.cell_xlsx(name, dataset), scored)
-    write_cell_json(ws.cell_json(name, dataset), summary, trial_scores, first.settings())
+    write_cell_xlsx(ws.cell_xlsx(name, dataset), scored, summary.breakdowns)
+    settings = {**first.settings(), "card": card or first.card()}
+    write_cell_json(ws.cell_json(name, dataset), summary, trial_scores, settings)
     return asdict(summary)
 
 
-def write_cell_xlsx(path: Path, scored: Sequence[ScoredSample]) -> Path:
-    """VLMEvalKit's columns (the TSV row) plus what this run adds to each sample."""
+def write_cell_xlsx(
+    path: Path,
+    scored: Sequence[ScoredSample],
+    breakdowns: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
+    each sample; sheet `breakdowns`: accuracy per value of each breakdown."""
     rows = []
     for s in scored:
         rec = s.record
@@ -68,8 +81,21 @@ def write_cell_xlsx(path: Path, scored: Sequence[ScoredSample]) -> Path:
             }
         )
     table = pd.DataFrame(rows).map(cell_text)
-    with atomic_path(path) as tmp:
-        table.to_excel(tmp, index=False, engine="openpyxl")
+    counts: dict[tuple[str, str], int] = {}
+    for s in scored:
+        for name, value in s.breakdown.items():
+            counts[(name, value or "(none)")] = counts.get((name, value or "(none)"), 0) + 1
+    tables = pd.DataFrame(
+        [
+            {"breakdown": name, "value": value, "accuracy": acc, "n": counts.get((name, value))}
+            for name, values in (breakdowns or {}).items()
+            for value, acc in values.items()
+        ],
+        columns=["breakdown", "value", "accuracy", "n"],
+    )
+    with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+        table.to_excel(writer, sheet_name="predictions", index=False)
+        tables.to_excel(writer, sheet_name="breakdowns", index=False)
     return path
 
 

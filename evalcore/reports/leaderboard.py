@@ -18,6 +18,7 @@ LEADERBOARD_FIELDS = (
     "trials",
     "n",
     "failed",
+    "unreadable",
     "per_category",
     "evaluated_at",
 )
@@ -46,7 +47,9 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         cells = [r for r in rows if r["dataset"] == dataset]
         cats = sorted({c for r in cells for c in r["per_category"]})
         show_delta = any("delta" in r for r in cells)
+        show_unreadable = any(r.get("unreadable") for r in cells)
         head = ["#", "model", "accuracy", *(["Δ"] if show_delta else []), "n", "failed"]
+        head += ["unreadable"] if show_unreadable else []
         head += [*cats, "last evaluated"]
         lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rank, r in enumerate(cells, start=1):
@@ -55,7 +58,9 @@ def leaderboard_markdown(rows: list[dict]) -> str:
                 acc += f" ± {r['accuracy_std']:.3f}"
             delta = [_format_delta(r.get("delta"))] if show_delta else []
             per_cat = [f"{r['per_category'].get(c, float('nan')):.3f}" for c in cats]
-            cols = [str(rank), r["model"], acc, *delta, str(r["n"]), str(r["failed"]), *per_cat]
+            unreadable = [str(r.get("unreadable") or 0)] if show_unreadable else []
+            cols = [str(rank), r["model"], acc, *delta, str(r["n"]), str(r["failed"])]
+            cols += [*unreadable, *per_cat]
             lines.append("| " + " | ".join([*cols, str(r.get("evaluated_at") or "")]) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)

@@ -161,6 +161,14 @@ def processes_with_home(home: Path) -> list[int]:
 
 
 def test_video_deployment_evaluates_the_demo_benchmark(ops):
+    # the README's `source .prefect/env.sh` puts `prefect` on a bare PATH
+    found = subprocess.run(
+        ["bash", "-c", f"source {ops.home / 'env.sh'} && command -v prefect"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert found.stdout.strip() == str(Path(sys.executable).parent / "prefect"), found.stderr
     deployments = json.loads(ops.cli("prefect", "deployment", "ls", "-o", "json"))
     by_name = {d["name"]: d for d in deployments}
     assert {"video", "nightly"} <= set(by_name)

@@ -44,6 +44,7 @@ def test_every_answer_relevant_setting_changes_the_cell_key_and_no_other(bench):
         cell(bench, frames=FrameSettings(fps=1.0)),
         cell(bench, frames=FrameSettings(max_side=None)),
         cell(bench, frames=FrameSettings(jpeg_quality=80)),
+        cell(bench, frames=FrameSettings(sampler="vlmevalkit")),
         cell(bench, device_class="cuda"),
         cell(bench, template="mcq-v2"),
     ]

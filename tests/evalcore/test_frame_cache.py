@@ -1,5 +1,6 @@
 """The frame cache: keys, layout, manifest, fingerprint memo, atomic writes under a race."""
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from evalcore.frames import extract as extract_module
 from evalcore.frames.decoders import PyAVSource
 from evalcore.frames.synthetic import read_frame_number, write_video
 from evalcore.models.base import Frames
+from tests.evalcore.benchmarks.mvbench_fixtures import write_frame_folder
 
 FAST = FrameSettings(nframe=4, workers=1, timeout_s=30)
 
@@ -224,3 +226,77 @@ def test_two_processes_extracting_the_same_video_end_with_one_entry(videos, tmp_
     assert [str(p) for p in entry_dirs] == [outcomes[0][1]]
     assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
     assert FrameCache(root).open(entry_dirs[0].name) is not None
+
+
+def test_the_sampler_is_in_the_key_only_when_it_is_not_the_default(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    job = VideoJob(videos / "clip.mp4")
+    video = cache.video_fingerprint(job.path)
+    # the default sampler leaves the key as it was before samplers existed
+    before_samplers = {
+        "format": cache_module.FORMAT_VERSION,
+        "video": video,
+        "clip": [None, None],
+        "sampling": {"nframe": 8},
+        "max_side": 448,
+        "jpeg_quality": 90,
+    }
+    blob = json.dumps(before_samplers, sort_keys=True).encode()
+    old_key = hashlib.blake2b(blob, digest_size=16).hexdigest()
+    assert cache.key_for(job, FrameSettings()) == old_key
+    assert cache.key_for(job, FrameSettings(sampler="midpoint")) == old_key
+    # VLMEvalKit's frames are other frames: another entry, for counts and rates alike
+    assert cache.key_for(job, FrameSettings(sampler="vlmevalkit")) != old_key
+    rate = FrameSettings(fps=1.0)
+    assert cache.key_for(job, rate.model_copy(update={"sampler": "vlmevalkit"})) != (
+        cache.key_for(job, rate)
+    )
+
+
+def _aged_tree(folder: Path) -> Path:
+    for path in [*folder.iterdir(), folder]:
+        _age(path)
+    return folder
+
+
+def test_a_frame_folder_is_fingerprinted_by_its_frames_names_and_bytes(tmp_path):
+    folder = _aged_tree(write_frame_folder(tmp_path / "a", n_frames=4))
+    first = fingerprint(folder)
+    assert len(first) == 32
+    copy = _aged_tree(shutil.copytree(folder, tmp_path / "b"))
+    assert fingerprint(copy) == first  # content, not place: a copy shares frames
+    (copy / "notes.txt").write_text("not a frame")  # other files do not count
+    assert fingerprint(copy) == first
+    (copy / "00004.jpg").rename(copy / "00005.jpg")  # names count (they give the order)
+    assert fingerprint(copy) != first
+    shutil.copyfile(folder / "00004.jpg", copy / "00005.jpg")
+    (copy / "00005.jpg").rename(copy / "00004.jpg")
+    assert fingerprint(copy) == first
+    shutil.copyfile(folder / "00001.jpg", copy / "00004.jpg")  # bytes count
+    assert fingerprint(copy) != first
+
+
+def test_a_frame_folder_fingerprint_is_memoized_by_its_files_identity(tmp_path, monkeypatch):
+    memo = tmp_path / "memo.sqlite"
+    folder = write_frame_folder(tmp_path / "frames", n_frames=4)
+    cache = FrameCache(tmp_path / "cache")
+    fresh = cache.video_fingerprint(folder)  # just written: hashed, not remembered
+    assert cache.known_fingerprints([folder]) == {}
+    _aged_tree(folder)
+    first = fingerprint(folder, memo=memo)
+    assert first == fresh == cache.video_fingerprint(folder)
+    assert cache.known_fingerprints([folder]) == {folder: first}
+
+    def no_reading(path):
+        raise AssertionError("the memo should have answered without reading the folder")
+
+    monkeypatch.setattr(cache_module, "_hash_folder", no_reading)
+    assert fingerprint(folder, memo=memo) == first
+    monkeypatch.undo()
+
+    # one frame rewritten (same size, same old mtime): its ctime and the digest change
+    frame = folder / "00002.jpg"
+    stat = frame.stat()
+    frame.write_bytes((folder / "00001.jpg").read_bytes()[: stat.st_size].ljust(stat.st_size))
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint(folder, memo=memo) != first

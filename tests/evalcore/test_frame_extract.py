@@ -16,6 +16,12 @@ from evalcore.frames import (
 )
 from evalcore.frames.decoders import DecordSource, FrameError, PyAVSource
 from evalcore.frames.synthetic import read_frame_number, write_video
+from tests.evalcore.benchmarks.mvbench_fixtures import (
+    webm_codec,
+    write_frame_folder,
+    write_gif,
+    write_webm,
+)
 
 # 15 frames 50 ms apart, then 15 frames 200 ms apart
 VFR_TIMES = [i * 0.05 for i in range(15)] + [0.75 + i * 0.2 for i in range(15)]
@@ -291,3 +297,102 @@ def test_a_decode_killed_on_timeout_leaves_no_lock_behind(videos, tmp_path):
     report = extract_videos([job], cache, settings)  # a stale lock would time this out too
     assert (report.decoded, report.failed) == (1, 0)
     assert time.perf_counter() - started < 2.0
+
+
+# --- GIF, WebM and folders of frames (MVBench ships all three) ------------------------
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("media")
+    write_gif(folder / "g.gif", n_frames=20)  # 100 ms per frame: 10 fps, 2 s
+    write_frame_folder(folder / "frames", n_frames=12)  # 00001.jpg..00012.jpg: 4 s at 3 fps
+    write_frame_folder(folder / "pngs", n_frames=6, suffix=".png")
+    (folder / "pngs" / "notes.txt").write_text("not a frame")  # other files are ignored
+    (folder / "pngs" / "._00001.png").write_bytes(b"macOS metadata, not an image")
+    (folder / "empty").mkdir()
+    (folder / "texts").mkdir()
+    (folder / "texts" / "readme.txt").write_text("no frames here")
+    write_frame_folder(folder / "broken", n_frames=4)
+    (folder / "broken" / "00003.jpg").write_bytes(b"not a JPEG")
+    return folder
+
+
+def test_a_gif_is_decoded_by_pyav_with_its_frame_times(media, tmp_path):
+    job, clip = VideoJob(media / "g.gif"), VideoJob(media / "g.gif", 0.5, 1.5)
+    report = extract_videos([job, clip], FrameCache(tmp_path / "c"), FrameSettings(nframe=4))
+    entry = report.results[job]
+    # midpoints of 20 frames in 4 segments: floor((2i + 1) * 20 / 8)
+    assert entry.indices == (2, 7, 12, 17)
+    assert _numbers(entry) == [2, 7, 12, 17]
+    assert entry.timestamps == pytest.approx([0.2, 0.7, 1.2, 1.7], abs=1e-6)
+    assert entry.manifest()["backend"] == "pyav"
+    # [0.5, 1.5) s = frames 5..14: 5 + floor((2i + 1) * 10 / 8)
+    assert _numbers(report.results[clip]) == [6, 8, 11, 13]
+
+
+def test_a_webm_is_decoded_by_pyav(tmp_path):
+    if webm_codec() is None:
+        pytest.skip("this PyAV build has no VP8/VP9 encoder to make a WebM with")
+    video = write_webm(tmp_path / "w.webm", n_frames=30)  # 15 fps, keyframe every 10
+    job = VideoJob(video)
+    settings = FrameSettings(nframe=4, workers=1)
+    entry = extract_videos([job], FrameCache(tmp_path / "c"), settings).results[job]
+    # floor((2i + 1) * 30 / 8)
+    assert entry.indices == (3, 11, 18, 26)
+    assert _numbers(entry) == [3, 11, 18, 26]
+    assert entry.timestamps == pytest.approx([i / 15 for i in (3, 11, 18, 26)], abs=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav", "decord"])
+def test_a_folder_of_frames_is_read_file_by_file_at_3_fps(media, tmp_path, backend):
+    folder = media / "frames"
+    whole, clip = VideoJob(folder), VideoJob(folder, 1.0, 3.0)
+    settings = FrameSettings(nframe=4, backend=backend, workers=1)
+    report = extract_videos([whole, clip], FrameCache(tmp_path / "c"), settings)
+    assert report.failed == 0
+    entry = report.results[whole]
+    # 12 frames: floor((2i + 1) * 12 / 8) = 1, 4, 7, 10 -> files 00002, 00005, 00008, 00011
+    assert entry.indices == (1, 4, 7, 10)
+    assert _numbers(entry) == [1, 4, 7, 10]
+    assert entry.timestamps == pytest.approx([1 / 3, 4 / 3, 7 / 3, 10 / 3], abs=1e-6)
+    manifest = entry.manifest()
+    assert (manifest["backend"], manifest["video_frames"], manifest["fps"]) == ("folder", 12, 3.0)
+    # [1, 3) s at 3 fps = frames 3..8: 3 + floor((2i + 1) * 6 / 8) = 3, 5, 6, 8
+    assert _numbers(report.results[clip]) == [3, 5, 6, 8]
+
+
+def test_a_folder_with_vlmevalkit_sampling(media, tmp_path):
+    folder = media / "frames"
+    jobs = [VideoJob(folder), VideoJob(media / "g.gif")]
+    nframe = FrameSettings(nframe=3, sampler="vlmevalkit", workers=1)
+    report = extract_videos(jobs, FrameCache(tmp_path / "c"), nframe)
+    assert _numbers(report.results[jobs[0]]) == [3, 6, 9]  # step 12 / 4 = 3.0
+    assert _numbers(report.results[jobs[1]]) == [5, 10, 15]  # step 20 / 4 = 5.0
+    rate = FrameSettings(fps=1.0, sampler="vlmevalkit", workers=1)
+    entry = extract_videos(jobs[:1], FrameCache(tmp_path / "r"), rate).results[jobs[0]]
+    # 12 frames at 3 fps = 4 s -> 4 frames, step 3 / 1 = 3
+    assert _numbers(entry) == [0, 3, 6, 9]
+
+
+def test_png_frames_count_other_files_do_not(media, tmp_path):
+    job = VideoJob(media / "pngs")
+    entry = extract_videos([job], FrameCache(tmp_path / "c"), FrameSettings(nframe=6)).results[job]
+    assert entry.manifest()["video_frames"] == 6
+    assert _numbers(entry) == [0, 1, 2, 3, 4, 5]
+
+
+def test_folders_without_readable_frames_fail_with_a_reason(media, tmp_path):
+    names = ["empty", "texts", "broken", "missing-folder"]
+    jobs = [VideoJob(media / name) for name in names]
+    report = extract_videos(jobs, FrameCache(tmp_path / "c"), FrameSettings(nframe=4))
+    kinds = {job.path.name: report.results[job].error_type for job in jobs}
+    assert kinds == {
+        "empty": "EmptyVideo",
+        "texts": "EmptyVideo",
+        "broken": "DecodeError",
+        "missing-folder": "VideoNotFound",
+    }
+    assert "without frame images" in report.results[jobs[1]].message
+    assert "00003.jpg" in report.results[jobs[2]].message  # names the bad frame
+    assert (report.hits, report.decoded, report.failed) == (0, 0, 4)

@@ -34,3 +34,14 @@ def test_yaml_numbers_still_work():
     assert (settings.jpeg_quality, settings.workers) == (80, 3)
     assert FrameSettings(**yaml.safe_load("fps: 2")).fps == 2.0
     assert FrameSettings(**yaml.safe_load("max_side: null")).max_side is None
+
+
+def test_the_sampler_is_named_in_yaml_and_checked():
+    assert FrameSettings().sampler == "midpoint"
+    settings = FrameSettings(**yaml.safe_load("nframe: 8\nsampler: vlmevalkit"))
+    assert settings.sampler == "vlmevalkit"
+    with pytest.raises(ValidationError) as info:
+        FrameSettings(**yaml.safe_load("sampler: decord"))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("sampler",)
+    assert "'midpoint' or 'vlmevalkit'" in error["msg"]

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from evalcore.frames import FrameSettings, frame_indices, sample_fps, sample_uniform
+from evalcore.frames.sampling import sample_fps_vlmevalkit, sample_uniform_vlmevalkit
 
 
 def test_uniform_takes_segment_midpoints():
@@ -119,3 +120,73 @@ def test_settings_are_strict_and_frozen():
         settings.nframe = 16
     described = FrameSettings.model_json_schema()["properties"]
     assert all(field.get("description") for field in described.values())
+
+
+# --- VLMEvalKit's rule (vlmeval/dataset/video_base.py, save_video_frames) -------------
+
+
+def test_vlmevalkit_nframe_cuts_the_video_into_nframe_plus_one_parts():
+    # step = 45 / 9 = 5.0 -> int(i * 5.0) for i = 1..8
+    assert sample_uniform_vlmevalkit(45, 8) == [5, 10, 15, 20, 25, 30, 35, 40]
+    # step = 100 / 5 = 20.0
+    assert sample_uniform_vlmevalkit(100, 4) == [20, 40, 60, 80]
+    # step = 10 / 4 = 2.5 -> int(2.5), int(5.0), int(7.5)
+    assert sample_uniform_vlmevalkit(10, 3) == [2, 5, 7]
+    # step = 5 / 9 = 0.555...: 0.56, 1.11, 1.67, 2.22, 2.78, 3.33, 3.89, 4.44 truncated
+    assert sample_uniform_vlmevalkit(5, 8) == [0, 1, 1, 2, 2, 3, 3, 4]
+    assert sample_uniform_vlmevalkit(0, 8) == []
+    with pytest.raises(ValueError, match="nframe"):
+        sample_uniform_vlmevalkit(100, 0)
+
+
+def test_vlmevalkit_nframe_truncates_the_float_product_as_vlmevalkit_does():
+    # 11 * (30 / 22) = 14.999999999999998 in floats: VLMEvalKit takes frame 14, while
+    # the exact floor(11 * 30 / 22) is 15
+    assert 11 * (30 / 22) < 15 and 11 * 30 // 22 == 15
+    assert sample_uniform_vlmevalkit(30, 21)[10] == 14
+
+
+def test_vlmevalkit_nframe_within_bounds():
+    # frames [10, 30): L = 20, step = 5.0 -> 10 + 5, 10 + 10, 10 + 15
+    assert sample_uniform_vlmevalkit(100, 3, start=10, end=30) == [15, 20, 25]
+    # clip [1, 2) s at 15 fps = frames 15..29: L = 15, step = 3.0 -> 15 + 3, 6, 9, 12
+    vlmevalkit = FrameSettings(nframe=4, sampler="vlmevalkit")
+    assert frame_indices(45, 15.0, vlmevalkit, 1.0, 2.0) == [18, 21, 24, 27]
+    # whole video: step = 45 / 5 = 9.0; midpoint's rule takes other frames
+    assert frame_indices(45, 15.0, vlmevalkit, None, None) == [9, 18, 27, 36]
+    assert frame_indices(45, 15.0, FrameSettings(nframe=4), None, None) == [5, 16, 28, 39]
+    assert frame_indices(45, 15.0, vlmevalkit, 5.0, 6.0) == []
+
+
+def test_vlmevalkit_fps_takes_every_step_th_frame_from_the_first():
+    # 150 frames at 15 fps: duration 10 s -> int(10 * 1) = 10 frames, step 15 / 1 = 15
+    assert sample_fps_vlmevalkit(150, 15.0, 1.0, 64) == [0, 15, 30, 45, 60, 75, 90, 105, 120, 135]
+    # 45 frames at 15 fps, fps 2: int(3.0 * 2) = 6 frames, step 7.5 -> int(k * 7.5)
+    assert sample_fps_vlmevalkit(45, 15.0, 2.0, 64) == [0, 7, 15, 22, 30, 37]
+    # 300 frames at 29.97 fps: duration 10.01 s -> 10 frames, step 29.97 -> int(k * 29.97)
+    assert sample_fps_vlmevalkit(300, 29.97, 1.0, 64) == [
+        0,
+        29,
+        59,
+        89,
+        119,
+        149,
+        179,
+        209,
+        239,
+        269,
+    ]
+    # 50 frames at 15 fps = 3.33 s -> int(3.33) = 3 frames: the last 0.33 s gives none
+    assert sample_fps_vlmevalkit(50, 15.0, 1.0, 64) == [0, 15, 30]
+
+
+def test_vlmevalkit_fps_within_bounds_cap_and_short_clips():
+    # clip [2, 4) s = frames 30..59: 30 frames = 2.0 s -> 4 frames, step 7.5 -> 30 + 0, 7, 15, 22
+    assert sample_fps_vlmevalkit(150, 15.0, 2.0, 64, 2.0, 4.0) == [30, 37, 45, 52]
+    vlmevalkit = FrameSettings(fps=2.0, sampler="vlmevalkit")
+    assert frame_indices(150, 15.0, vlmevalkit, 2.0, 4.0) == [30, 37, 45, 52]
+    # over the cap (10 > 4): VLMEvalKit's nframe rule with 4 over the clip, step 150 / 5 = 30
+    assert sample_fps_vlmevalkit(150, 15.0, 1.0, 4) == [30, 60, 90, 120]
+    # [3.1, 3.3) s = frames 46..49 (0.27 s): int(0.27 * 1) = 0 frames -> its first frame
+    assert sample_fps_vlmevalkit(150, 15.0, 1.0, 64, 3.1, 3.3) == [46]
+    assert sample_fps_vlmevalkit(150, 15.0, 1.0, 64, 12.0, 13.0) == []

@@ -1,8 +1,8 @@
 import pytest
 
+from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.dataset import Sample
 from evalcore.predictions import PredictionRecord, failed
-from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.scoring import aggregate_trials, extract_option_letter, score_samples, summarize
 
 OPTIONS = ("red", "green", "blue", "yellow")

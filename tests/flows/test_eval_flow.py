@@ -158,3 +158,21 @@ def test_invalid_config_fails_before_work_naming_the_field(tmp_path, small_bench
     with pytest.raises(ConfigError, match=r"models\.0\.kind"):
         parse_config(raw)
     assert not (tmp_path / "work").exists()
+
+
+def test_a_failed_unit_stops_no_healthy_cell(prefect_harness, small_bench, tmp_path):
+    """The healthy cell is scored and published; the run then fails naming the unit."""
+    from tests.evalcore.inference.fakes import FAKE_KIND
+
+    broken = ModelSpec(
+        name="broken",
+        kind=FAKE_KIND,
+        params={"calls_file": str(tmp_path / "calls"), "fault": "load"},
+    )
+    config = config_for(small_bench, tmp_path, [ModelSpec(name="ref", kind="reference"), broken])
+    state = eval_flow(config, return_state=True)
+    assert state.is_failed()
+    message = str(state.message) + str(state.result(raise_on_failure=False))
+    assert "infer broken x Tiny t0" in message and "1 unit(s) failed" in message
+    board = json.loads((tmp_path / "outputs/leaderboard.json").read_text())
+    assert [r["model"] for r in board] == ["ref"] and board[0]["n"] == 48

@@ -8,7 +8,8 @@ is a 200 whose JSON is cut short. Used by the tests (in a thread, `OpenAIServer`
 
 Faults, by name: "429" (with Retry-After), any other status code ("500", "503", "400",
 ...), "timeout" (stalls `hang` seconds), "malformed" (200 with cut JSON), "empty" (200
-without choices), "reset" (TCP RST after reading the request).
+without choices), "blank" (200 whose content is ""), "reset" (TCP RST after reading the
+request).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class Behaviour:
     fault_rate: float = 0.0  # share of requests failing with a fault from `faults`
     faults: tuple[str, ...] = RANDOM_FAULTS
     seed: int = 0
-    retry_after: str = "0"  # Retry-After header value sent with 429
+    retry_after: str = "0"  # Retry-After header value sent with these statuses:
+    retry_after_statuses: frozenset[int] = frozenset({429})
     retry_after_ms: int | None = 20  # OpenAI's `retry-after-ms`; None: not sent
     hang: float = 3.0  # how long a "timeout" stalls before answering
     # prompt substring or request digest (`content_digest`) -> outcome per successive
@@ -74,6 +76,7 @@ class Seen:
     videos: int
     model: str
     body: dict
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 class OpenAIServer:
@@ -226,7 +229,14 @@ class OpenAIServer:
             with self._lock:
                 self.seen.append(
                     Seen(
-                        prompt, digest, outcome, images, videos, str(request.get("model")), request
+                        prompt,
+                        digest,
+                        outcome,
+                        images,
+                        videos,
+                        str(request.get("model")),
+                        request,
+                        time.monotonic(),
                     )
                 )
         if outcome == "reset":
@@ -245,6 +255,8 @@ class OpenAIServer:
             await self._send(writer, 200, json.dumps(reply).encode())
         elif outcome == "malformed":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
+        elif outcome == "blank":  # a completion whose content is ""
+            await self._send(writer, 200, json.dumps(_completion(request, "")).encode())
         elif outcome == "empty":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "object": "chat.completion"}')
         else:
@@ -255,7 +267,7 @@ class OpenAIServer:
                     f"Incorrect API key provided: {presented}" if b.echo_key_on_401 else "bad key"
                 )
             extra = {}
-            if status == 429:
+            if status in b.retry_after_statuses:
                 extra["Retry-After"] = b.retry_after
                 if b.retry_after_ms is not None:
                     extra["retry-after-ms"] = str(b.retry_after_ms)

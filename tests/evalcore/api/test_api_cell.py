@@ -18,13 +18,13 @@ from evalcore.api.cache import ResponseCache
 from evalcore.api.cell import infer_api_cell
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.cell import Cell, frame_index_path
 from evalcore.config import ApiSettings, ConfigError, ModelSpec, parse_config
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.runner import cell_records
 from evalcore.prompts import render_mcq_prompt
-from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
 

@@ -145,3 +145,37 @@ def test_video_model_adapter_answers_and_fails_a_request_alone(server, jpeg_fram
     server.behaviour.scripted = {"prompt q0": ["400"]}
     (failure,) = model.generate([request], GenerationConfig())  # failed alone, as a value
     assert isinstance(failure, ModelError) and failure.error_type == "BadRequest"
+
+
+def test_retry_after_is_honoured_on_5xx_too(server):
+    """A 503 with `Retry-After: 1`: the next attempt comes a second later (server-side
+    timing), not after the short exponential backoff."""
+    server.behaviour.retry_after = "1"
+    server.behaviour.retry_after_ms = None
+    server.behaviour.retry_after_statuses = frozenset({429, 503})
+    server.behaviour.scripted = {"prompt q0": ["503", "ok"]}
+    (outcome,) = answer_locally(text_jobs(1), spec_for(server), None)
+    assert outcome.ok and outcome.attempts == 2
+    first, second = server.seen
+    assert second.at - first.at >= 1.0
+
+
+def test_blank_completion_is_a_typed_retryable_failure_never_an_answer(server):
+    server.behaviour.scripted = {"prompt q0": ["blank"]}
+    (outcome,) = answer_locally(text_jobs(1), spec_for(server, max_attempts=2), None)
+    assert not outcome.ok and outcome.error_type == "EmptyResponse" and outcome.text is None
+    assert outcome.attempts == 2  # retried, then given up as a failure
+    server.behaviour.scripted = {"prompt q0": ["blank", "ok"]}
+    server.reset_log()
+    (outcome,) = answer_locally(text_jobs(1), spec_for(server, max_attempts=2), None)
+    assert outcome.ok and outcome.text == "A"
+
+
+def test_credentials_in_base_url_are_rejected_without_echoing_them():
+    from evalcore.models.registry import ModelParamsError, parse_params
+
+    params = {"base_url": "https://user:sk-Secret123@api.example.com/v1", "model": "m"}
+    with pytest.raises(ModelParamsError) as info:
+        parse_params("openai-compatible", params)
+    assert "params.base_url: holds credentials" in str(info.value)
+    assert "sk-Secret123" not in str(info.value)

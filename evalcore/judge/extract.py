@@ -1,0 +1,99 @@
+"""Answer extraction as VLMEvalKit does it: the benchmark's rule first; only the answers
+it cannot read go to the configured `judge:` (any OpenAI-compatible endpoint) with
+VLMEvalKit's choice-extraction prompt. Requests go through the response cache and the
+Dask fan-out, so a re-run (or a second cell with the same answer) costs no request.
+
+Returns, per trial, sample id -> the answer the judge read (None: it read none, or the
+request failed). A judge failure is never an answer: it stays unreadable and is
+retried on the next scoring, never cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from evalcore.api.answers import AnswerStats
+from evalcore.api.cache import ResponseCache
+from evalcore.api.endpoint import EndpointSpec
+from evalcore.api.fanout import ClusterSpec, dask_client, fan_out
+from evalcore.api.judge import JudgeItem, judge
+from evalcore.cell import Cell, valid_records
+from evalcore.config import ApiSettings
+from evalcore.dataset.sample import LETTERS
+from evalcore.frames.index import read_index_videos
+from evalcore.predictions import read_records
+from evalcore.workspace import Workspace
+
+
+@dataclass
+class JudgeSummary:
+    """What the judge stage did for one model x dataset (small: a task returns it)."""
+
+    asked: int = 0  # answers the rule could not read
+    read: int = 0  # of those, read by the judge
+    requests: int = 0  # HTTP attempts (0 when all came from the response cache)
+    cache_hits: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    answers: dict[int, dict[str, str | None]] = field(default_factory=dict)  # trial -> id -> a
+
+
+def judge_unreadable(
+    trials: Sequence[Cell],
+    ws: Workspace,
+    spec: EndpointSpec,
+    api: ApiSettings,
+    api_key: SecretStr | None,
+    client=None,
+) -> JudgeSummary:
+    """Ask the judge about every answer the benchmark's rule reads nothing in."""
+    first = trials[0]
+    benchmark = first.dataset.adapter()
+    samples = first.dataset.samples()
+    by_id = {s.sample_id: s for s in samples}
+    videos = read_index_videos(first.frame_index_path(ws))
+    items: dict[int, list[JudgeItem]] = {}
+    for cell in trials:
+        keys = cell.answer_keys(samples, videos)
+        records = valid_records(read_records(cell.log_dir(ws)), keys)
+        items[cell.trial] = [
+            JudgeItem(sid, by_id[sid].question, benchmark.judge_choices(by_id[sid]), rec.prediction)
+            for sid, rec in records.items()
+            if rec.ok
+            and benchmark.judge_choices(by_id[sid])
+            and benchmark.extract(by_id[sid], rec.prediction or "").answer is None
+        ]
+    summary = JudgeSummary()
+    with ResponseCache(api.cache_path or ws.response_cache_path) as cache:
+        for trial, trial_items in items.items():
+
+            def runner(misses, on_batch) -> int:
+                if not misses:
+                    return 0
+                cluster = client or dask_client(
+                    ClusterSpec(api.scheduler_address, api.workers, api.task_slots, api.processes)
+                )
+                return fan_out(cluster, misses, spec, api_key, api.requests_per_task, on_batch)
+
+            verdicts, stats = judge(trial_items, spec, cache, runner)
+            answers: dict[str, str | None] = {}
+            for sid, verdict in verdicts.items():
+                letter = verdict.letter
+                sample = by_id[sid]
+                answers[sid] = (
+                    None if letter is None else benchmark.from_choice(sample, LETTERS.index(letter))
+                )
+            summary.answers[trial] = answers
+            _add(summary, stats, len(trial_items), sum(a is not None for a in answers.values()))
+    return summary
+
+
+def _add(summary: JudgeSummary, stats: AnswerStats, asked: int, read: int) -> None:
+    summary.asked += asked
+    summary.read += read
+    summary.requests += stats.requests
+    summary.cache_hits += stats.cache_hits
+    for k, v in stats.failures.items():
+        summary.failures[k] = summary.failures.get(k, 0) + v
