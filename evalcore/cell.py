@@ -100,6 +100,9 @@ class Cell:
     def log_dir(self, ws: Workspace) -> Path:
         return ws.predictions_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
 
+    def judgements_dir(self, ws: Workspace) -> Path:
+        return ws.judgements_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
+
     def shard_dir(self, ws: Workspace) -> Path:
         return ws.shards_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
 

@@ -7,6 +7,8 @@ work_dir/
   predictions/{model}/{dataset}/{cell key}/trial-{t}/*.jsonl   one append-only log per
                                  writer; every record carries its sample's answer key
   shards/{model}/{dataset}/{cell key}/trial-{t}/   torchrun launch files and crash marks
+  judgements/{model}/{dataset}/{cell key}/trial-{t}/judge-{judge}.jsonl   verdicts of the
+                                 judge on the answers of judged (open-ended) benchmarks
   prefect-results/               persisted Prefect task results (small summaries)
   api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
 output_dir/
@@ -50,6 +52,10 @@ class Workspace:
     @property
     def shards_root(self) -> Path:
         return self.work_dir / "shards"
+
+    def judgements_dir(self, model: str, dataset: str, cell_key: str, trial: int) -> Path:
+        """The judge's durable verdicts on one cell trial's answers (judged benchmarks)."""
+        return self.work_dir / "judgements" / model / dataset / cell_key / f"trial-{trial}"
 
     @property
     def predictions_root(self) -> Path:

@@ -41,7 +41,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     )
     _print_leaderboard(outcome["leaderboard"])
-    print(f"Reports in {args.output_dir}/ (leaderboard.md, leaderboard.xlsx, *.xlsx)")
+    print(f"Reports in {args.output_dir}/: leaderboard.md, leaderboard.xlsx, {{model}}/*.xlsx")
     return 0
 
 
@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_prefect_defaults()
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "demo", "smoke"):  # a kill -9 leaves no server behind
+        from flows import reaper
+
+        reaper.install()
     return args.func(args)
 
 

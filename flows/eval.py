@@ -18,7 +18,7 @@ from flows.hooks import publish_run_summary
 from tasks.frames import extract_frames
 from tasks.inference import fixed_key, infer, infer_api, infer_shard_task
 from tasks.reports import publish
-from tasks.scoring import judge_extract, score
+from tasks.scoring import judge_answers_task, judge_extract, score
 from tasks.secrets import endpoint_tag
 
 
@@ -77,12 +77,18 @@ def eval_flow(config: EvalConfig) -> dict:
             continue  # a trial failed: the cell keeps its last complete report
         pair = f"{trials[0].model.name} x {trials[0].dataset.dataset_name}"
         judged = None
-        if config.judge is not None:
-            judged = judge_extract.with_options(task_run_name=f"judge {pair}")(
-                trials, ws, config.judge, config.api
+        if config.judge is not None:  # verdicts of open-ended answers, or readings of
+            judging = (  # the answers a multiple-choice rule cannot read
+                judge_answers_task if trials[0].dataset.adapter().judged else judge_extract
             )
-        judge = config.judge.model if config.judge else None
-        score.with_options(task_run_name=f"score {pair}")(trials, ws, judged, judge)
+            state = judging.with_options(task_run_name=f"judge {pair}")(
+                trials, ws, config.judge, config.api, return_state=True
+            )
+            if state.is_completed():
+                judged = state.result() if judging is judge_extract else None
+            else:  # scored all the same: its answers stay unjudged / unreadable
+                failed.append(f"{state.name}: judge {pair}")
+        score.with_options(task_run_name=f"score {pair}")(trials, ws, judged, config.judge)
     board = publish(ws)
     if failed:
         raise RuntimeError(f"{len(failed)} unit(s) failed: " + "; ".join(failed))

@@ -12,6 +12,7 @@ from evalcore.api.endpoint import EndpointSpec
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
 from evalcore.judge import judge_unreadable
+from evalcore.judge.scores import current_scores, judge_answers
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 from tasks.secrets import resolve_api_key
@@ -28,7 +29,31 @@ def judge_extract(trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api
     return summary.answers
 
 
+# Not Prefect-cached: verdicts are a durable log, so a repeat (or a flow-run retry) asks
+# the judge only about answers without a current verdict: those that failed, or new ones.
+@task(name="judge-answers", cache_policy=NO_CACHE, retries=1)
+def judge_answers_task(
+    trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings
+) -> dict:
+    """The open-ended benchmark's judge over every answer without a current verdict."""
+    summary = judge_answers(trials, ws, spec, api, resolve_api_key(spec))
+    get_run_logger().info("%s: judge %s", trials[0].label, asdict(summary))
+    if summary.failed:
+        get_run_logger().warning(
+            "%s: %d answer(s) unjudged (%s); asked again next run",
+            trials[0].label,
+            summary.failed,
+            summary.failures,
+        )
+    return asdict(summary)
+
+
 # Not cached: a pure, millisecond function of the logs that must always reflect them.
 @task(name="score", cache_policy=NO_CACHE)
-def score(trials: Sequence[Cell], ws: Workspace, judged=None, judge: str | None = None) -> dict:
-    return report_cell(trials, ws, judged, trials[0].card(judge))
+def score(
+    trials: Sequence[Cell], ws: Workspace, judged=None, judge: EndpointSpec | None = None
+) -> dict:
+    scores = None
+    if trials[0].dataset.adapter().judged:  # no judge: every answer stays unjudged
+        scores = {c.trial: current_scores(c, ws, judge) if judge else {} for c in trials}
+    return report_cell(trials, ws, judged, trials[0].card(judge.model if judge else None), scores)

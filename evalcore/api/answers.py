@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr
 
@@ -95,9 +95,14 @@ def answer_jobs(
     runner: Runner,
     on_outcome: Callable[[ChatOutcome], None],
     progress: Progress | None = None,
+    usable: Callable[[ChatJob, str], bool] | None = None,
 ) -> AnswerStats:
     """Every job ends as exactly one outcome passed to `on_outcome`: a cached answer, a
-    fresh answer (stored in the cache), or a typed failure (never stored)."""
+    fresh answer (stored in the cache), or a typed failure (never stored).
+
+    `usable(job, text)`: whether a reply can be used (a judge's reply must hold a score);
+    an unusable reply is an `UnusableReply` failure, never cached, and a cached reply
+    that is not usable (cached before the rule changed) is asked again."""
     started = time.perf_counter()
     stats = AnswerStats(jobs=len(jobs))
     failures: Counter[str] = Counter()
@@ -111,13 +116,22 @@ def answer_jobs(
     misses = []
     for job in jobs:
         text = hits.get(job.cache_key)
-        if text is None:
+        if text is None or (usable is not None and not usable(job, text)):
             misses.append(job)
             continue
         stats.cache_hits += 1
         emit(ChatOutcome(job.job_id, job.cache_key, text=text, cached=True))
 
+    by_id = {job.job_id: job for job in misses}
+
+    def checked(o: ChatOutcome) -> ChatOutcome:
+        if usable is None or not o.ok or usable(by_id[o.job_id], o.text or ""):
+            return o
+        shown = (o.text or "")[:200]
+        return replace(o, text=None, error_type="UnusableReply", error=f"unusable reply: {shown!r}")
+
     def on_batch(outcomes: list[ChatOutcome]) -> None:
+        outcomes = [checked(o) for o in outcomes]
         cache.put_many(
             (o.cache_key, spec.model, o.text) for o in outcomes if o.ok and o.text is not None
         )

@@ -142,6 +142,15 @@ class EndpointSpec(BaseModel):
         }
 
     @property
+    def identity(self) -> str:
+        """Which model answers: the endpoint (or its cache namespace), the served model and
+        its sampling; never the key, limits or retries. Keys the judge's verdicts."""
+        from evalcore.hashing import stable_hash
+
+        endpoint = self.cache_namespace or self.base_url
+        return stable_hash([endpoint, self.model, self.generation_params()])
+
+    @property
     def gate_name(self) -> str:
         """Name of the cluster-wide in-flight bound: one per endpoint and limit setting."""
         blob = json.dumps([self.base_url, self.model, self.max_in_flight, self.requests_per_minute])

@@ -87,14 +87,7 @@ def judge(
     jobs = []
     for it in items:
         text = prompt(it)
-        context = stable_hash(
-            [
-                spec.cache_namespace or spec.base_url,
-                spec.model,
-                spec.generation_params(),
-                template_version,
-            ]
-        )
+        context = stable_hash([spec.identity, template_version])
         key = response_key(context, text, [])
         jobs.append(ChatJob(it.item_id, text, key))
     verdicts: dict[str, Verdict] = {}

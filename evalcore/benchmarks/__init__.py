@@ -14,6 +14,9 @@ BENCHMARKS: dict[str, str] = {
     "mvbench": "evalcore.benchmarks.mvbench:MVBench",
     "mlvu": "evalcore.benchmarks.mlvu:MLVU",
     "tempcompass": "evalcore.benchmarks.tempcompass:TempCompass",
+    "mmbench_video": "evalcore.benchmarks.mmbench_video:MMBenchVideo",
+    "mlvu_open": "evalcore.benchmarks.mlvu_open:MLVUOpenEnded",
+    "tempcompass_captioning": "evalcore.benchmarks.tempcompass_captioning:TempCompassCaptioning",
 }
 
 

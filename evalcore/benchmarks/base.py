@@ -41,6 +41,10 @@ class Benchmark:
     rule: ClassVar[str] = ""  # extraction rule version: recorded in reports
     breakdowns: ClassVar[tuple[str, ...]] = ()  # TSV columns (or derived fields) reported by
     layout: ClassVar[str] = ""  # what files it expects (for `evalcore benchmarks`)
+    # Open-ended benchmarks are scored by the `judge:` (see evalcore.judge.scores):
+    judged: ClassVar[bool] = False
+    metric: ClassVar[str] = "accuracy"  # what the headline number is
+    judge_version: ClassVar[str] = ""  # the judge prompt's version: part of verdict keys
 
     def load(self, spec: DatasetSpec) -> list[Sample]:
         """Every sample of the dataset, or `DatasetError` naming file and line."""
@@ -58,6 +62,14 @@ class Benchmark:
 
     def is_correct(self, sample: Sample, answer: str | None) -> bool:
         return answer is not None and answer == sample.answer
+
+    def judge_messages(self, sample: Sample, prediction: str) -> tuple[ChatMessage, ...]:
+        """Judged benchmarks: the judge's chat about one answer (the benchmark's prompt)."""
+        raise NotImplementedError(f"{self.name} is not a judged benchmark")
+
+    def parse_judgement(self, sample: Sample, reply: str) -> float | None:
+        """Judged benchmarks: the score in the judge's reply; None when it holds none."""
+        raise NotImplementedError(f"{self.name} is not a judged benchmark")
 
     def judge_choices(self, sample: Sample) -> tuple[str, ...]:
         """The choices an LLM judge matches an unreadable answer against (empty: this

@@ -134,14 +134,16 @@ def repair_torn_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
-def iter_records(path: Path) -> Iterator[PredictionRecord]:
-    """Records of one log; a torn last line (a writer killed mid-line) is skipped."""
+def iter_records(path: Path, kind: type = PredictionRecord) -> Iterator:
+    """Records of one log (`kind`: the record dataclass, e.g. a judgement); a torn last
+    line (a writer killed mid-line) is skipped."""
+    parse = getattr(kind, "from_line", None) or (lambda line: kind(**json.loads(line)))
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.endswith("\n"):
                 break
             try:
-                yield PredictionRecord.from_line(line)
+                yield parse(line)
             except (json.JSONDecodeError, TypeError):
                 continue
 

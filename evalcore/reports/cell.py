@@ -32,11 +32,13 @@ def report_cell(
     ws: Workspace,
     judged: dict[int, dict[str, str | None]] | None = None,
     card: dict | None = None,
+    scores: dict[int, dict[str, float | None]] | None = None,
 ) -> dict:
     """Score every trial of one model x dataset from the records that count (made under
     each sample's current answer key), with the judge's readings (`judged`: trial ->
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
-    the JSON with the reproducibility `card`."""
+    the JSON with the reproducibility `card`. A judged benchmark takes the judge's
+    `scores` (trial -> sample id -> score, None: unjudged) instead."""
     first = trials[0]
     benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
@@ -45,7 +47,13 @@ def report_cell(
     for cell in trials:
         keys = cell.answer_keys(samples, videos)
         records = valid_records(read_records(cell.log_dir(ws)), keys)
-        scored = score_samples(samples, records, benchmark, (judged or {}).get(cell.trial))
+        scored = score_samples(
+            samples,
+            records,
+            benchmark,
+            (judged or {}).get(cell.trial),
+            (scores or {}).get(cell.trial),
+        )
         trial_scores.append(
             summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored)
         )

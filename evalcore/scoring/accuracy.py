@@ -27,6 +27,15 @@ class ScoredSample:
     hit: bool
     extracted_by: str = "rule"
     breakdown: dict[str, str] = field(default_factory=dict)
+    score: float | None = None  # judged benchmarks: the judge's score (None: unjudged)
+
+    @property
+    def value(self) -> float | None:
+        """What the sample adds to the metric: 1/0 for right/wrong, the judge's score for
+        a judged answer, 0 for a failure; None for an answer not judged yet."""
+        if self.status == "ok" and self.extracted_by == "judged":
+            return self.score
+        return float(self.hit)
 
     @property
     def status(self) -> str:
@@ -35,23 +44,27 @@ class ScoredSample:
 
 @dataclass(frozen=True)
 class CellScore:
-    """Metrics of one trial of one model on one dataset; failures count as wrong."""
+    """Metrics of one trial of one model on one dataset; failures count as wrong (0).
+    `correct` sums what samples add: hits, or a judged benchmark's scores; `accuracy` is
+    its mean over the samples that have a value (unjudged answers are left out)."""
 
     model: str
     dataset: str
     trial: int
     n: int
-    correct: int
+    correct: float
     failed: int
     missing: int
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
     unreadable: int = 0  # answered, but neither the rule nor the judge read an answer
     judged: int = 0  # read by the judge (the rule read nothing)
     breakdowns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    unjudged: int = 0  # judged benchmarks: answers without a judge's score (in no mean)
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.n if self.n else 0.0
+        scored = self.n - self.unjudged
+        return self.correct / scored if scored else 0.0
 
 
 def score_samples(
@@ -59,13 +72,21 @@ def score_samples(
     records: dict[str, PredictionRecord],
     benchmark: Benchmark,
     judged: dict[str, str | None] | None = None,
+    scores: dict[str, float | None] | None = None,
 ) -> list[ScoredSample]:
     """The benchmark's rule first; for answers it cannot read, the judge's reading
-    (`judged`: sample id -> answer or None) when there is one."""
+    (`judged`: sample id -> answer or None) when there is one. A judged (open-ended)
+    benchmark takes the judge's `scores` (sample id -> score, None: unjudged) instead."""
     judged = judged or {}
     scored = []
     for s in samples:
         rec = records.get(s.sample_id)
+        if benchmark.judged:
+            score = (scores or {}).get(s.sample_id) if rec and rec.ok else None
+            by = "judged" if rec and rec.ok else "none"
+            breakdown = benchmark.breakdown_values(s)
+            scored.append(ScoredSample(s, rec, None, bool(score), by, breakdown, score))
+            continue
         extracted, by = None, "none"
         if rec and rec.ok:
             extracted = benchmark.extract(s, rec.prediction or "").answer
@@ -82,10 +103,12 @@ def score_samples(
 def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSample]) -> CellScore:
     """Accuracy overall and per value of each breakdown (the first breakdown is the
     leaderboard's `per_category`); failures and unreadable answers count as wrong."""
-    tables: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    tables: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in scored:
+        if row.value is None:
+            continue  # unjudged: in no mean (the report counts them)
         for field_name, value in row.breakdown.items():
-            tables[field_name][value or "(none)"].append(row.hit)
+            tables[field_name][value or "(none)"].append(row.value)
     breakdowns = {
         name: {
             value: {"accuracy": sum(hits) / len(hits), "n": len(hits)}
@@ -93,18 +116,20 @@ def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSampl
         }
         for name, values in tables.items()
     }
+    values = [r.value for r in scored if r.value is not None]
     first = next(iter(breakdowns.values()), {})
     return CellScore(
         model=model,
         dataset=dataset,
         trial=trial,
         n=len(scored),
-        correct=sum(r.hit for r in scored),
+        correct=sum(values),
         failed=sum(r.status == "failed" for r in scored),
         missing=sum(r.status == "missing" for r in scored),
         per_category=first,
         unreadable=sum(r.status == "ok" and r.extracted_by == "none" for r in scored),
         judged=sum(r.extracted_by == "judge" for r in scored),
+        unjudged=len(scored) - len(values),
         breakdowns=breakdowns,
     )
 
@@ -123,6 +148,7 @@ class TrialSummary:
     per_category: dict[str, float]
     unreadable: int = 0  # most over trials
     judged: int = 0
+    unjudged: int = 0  # most over trials
     breakdowns: dict[str, dict[str, float]] = field(default_factory=dict)  # mean accuracy
 
 
@@ -147,6 +173,7 @@ def aggregate_trials(scores: Sequence[CellScore]) -> TrialSummary:
         },
         unreadable=max(s.unreadable for s in scores),
         judged=max(s.judged for s in scores),
+        unjudged=max(s.unjudged for s in scores),
         breakdowns={
             name: {
                 value: statistics.fmean(

@@ -65,6 +65,19 @@ def counting_config(small_bench, tmp_path: Path, delay_s: float) -> tuple[Path, 
     return config, raw
 
 
+def leftovers(mark: bytes) -> list[int]:
+    """Processes (of this test's runs) whose environment carries `mark`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if mark in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
 def answered(log_dir: Path) -> dict:
     """Every sample with a record in the logs (answer keys not checked: one config)."""
     return merge_records(read_records(log_dir))
@@ -84,8 +97,13 @@ def test_kill_9_mid_inference_then_resume(small_bench, tmp_path):
         assert proc.poll() is None, (tmp_path / "run-prefect-home.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "inference never started"
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # the CLI alone, as `kill -9 <pid>` does
     proc.wait()
+    home = f"PREFECT_HOME={tmp_path / 'prefect-home'}".encode()
+    deadline = time.monotonic() + 15
+    while leftovers(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leftovers(home), "the run left processes behind (its Prefect server?)"
     done_before_kill = set(answered(log_dir))
     calls_before_kill = len(read_calls(calls))
     assert 12 <= len(done_before_kill) < 48

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from openai_server import Behaviour, OpenAIServer
 
-from evalcore.api import ChatJob, close_dask_clients
+from evalcore.api import close_dask_clients
 
 
 @pytest.fixture
@@ -55,10 +55,6 @@ def jpeg_frames(tmp_path_factory) -> FakeFrames:
         Image.new("RGB", (320, 240), (40 * i, 100, 200)).save(path, quality=90)
         paths.append(path)
     return FakeFrames(paths)
-
-
-def text_jobs(n: int, prefix: str = "q") -> list[ChatJob]:
-    return [ChatJob(f"{prefix}{i}", f"prompt {prefix}{i}", f"key-{prefix}{i}") for i in range(n)]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import io
 import time
 
 import pytest
-from conftest import text_jobs
+from chat_jobs import text_jobs
 from pydantic import SecretStr
 
 from evalcore.api import ChatJob, EndpointSpec, answer_locally

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import text_jobs
+from chat_jobs import text_jobs
 from test_api_client import spec_for
 
 from evalcore.api import ResponseCache, answer_jobs, dask_runner, fan_out, judge, local_runner
