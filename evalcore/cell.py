@@ -34,7 +34,7 @@ from evalcore.hashing import stable_hash
 from evalcore.models.base import GenerationConfig
 from evalcore.models.registry import model_identity
 from evalcore.predictions import PredictionRecord
-from evalcore.prompts import TEMPLATE_VERSION
+from evalcore.prompts import PACK_VERSION
 from evalcore.workspace import Workspace
 
 PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
@@ -56,11 +56,16 @@ class Cell:
     seed: int  # the run's base seed
     frames: FrameSettings  # effective: the run's, overridden by the model's
     device_class: str = "cpu"  # cpu | cuda | api
-    template: str = TEMPLATE_VERSION  # the benchmark's prompt version (`cells_of`)
 
     @property
     def label(self) -> str:
         return f"{self.model.name} x {self.dataset.dataset_name} t{self.trial}"
+
+    @cached_property
+    def template(self) -> str:
+        """The prompt's version: the benchmark's, marked when questions are packed."""
+        base = self.dataset.adapter().template
+        return base + (f"+{PACK_VERSION}" if self.dataset.pack else "")
 
     @property
     def generation(self) -> GenerationConfig:
@@ -176,7 +181,6 @@ def cells_of(config: EvalConfig) -> list[Cell]:
             seed=config.seed,
             frames=config.frames_for(m),
             device_class=config.device_class(m),
-            template=d.adapter().template,
         )
         for d in config.datasets
         for m in config.models

@@ -51,6 +51,11 @@ class DatasetSpec(BaseModel):
         default="generic",
         description="The layout, prompt, answer rule and report (`evalcore benchmarks`).",
     )
+    pack: bool = Field(
+        default=False,
+        description="Ask all questions about one clip in one request, numbered, and parse "
+        "the answers back (API and local models); an answer not found is asked again alone.",
+    )
     subtitles: bool = Field(
         default=False,
         description="Put the subtitles of the sampled frames' times in the prompt "

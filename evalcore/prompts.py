@@ -6,6 +6,7 @@ from evalcore.dataset.sample import LETTERS
 from evalcore.models.base import ChatMessage
 
 TEMPLATE_VERSION = "mcq-v1"
+PACK_VERSION = "pack-v1"  # the packed prompt (evalcore.inference.pack): in every answer key
 
 
 def render_mcq_prompt(question: str, options: tuple[str, ...] | list[str]) -> str:

@@ -25,7 +25,9 @@ from evalcore.config import ApiSettings
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.runner import UnitState, prompt_text, split
+from evalcore.inference.pack import pack_messages
+from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
+from evalcore.models.base import ModelError
 from evalcore.predictions import PredictionLog
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
@@ -68,16 +70,21 @@ def endpoint_of(cell: Cell) -> EndpointSpec:
 
 
 def sample_job(
-    sample: Sample,
+    item: list[Sample],
     frames,
     spec: EndpointSpec,
     cache: ResponseCache,
     context: str,
     benchmark: Benchmark,
 ) -> ChatJob:
-    """The request for a sample, keyed by the cell's response context (endpoint, model,
-    generation, template), the prompt and the content of the media it sends."""
-    messages = benchmark.messages(sample, tuple(frames.timestamps))
+    """The request for a sample (or a clip's pack of samples), keyed by the cell's
+    response context (endpoint, model, generation, template), the prompt and the content
+    of the media it sends."""
+    sample = item[0]
+    timestamps = tuple(frames.timestamps)
+    messages = benchmark.messages(sample, timestamps)
+    if len(item) > 1:
+        messages = pack_messages([benchmark.messages(s, timestamps) for s in item])
     prompt = prompt_text(messages)
     system = next((m.text for m in messages if m.role == "system"), None)
     if spec.media == "video_file":
@@ -86,7 +93,8 @@ def sample_job(
     else:
         media, video = cache.file_hashes(frames.paths), None
     key = response_key(context, f"{system or ''}\n{prompt}", media)
-    return ChatJob(sample.sample_id, prompt, key, frames=frames, video_path=video, system=system)
+    job_id = sample.sample_id if len(item) == 1 else f"pack:{sample.sample_id}"
+    return ChatJob(job_id, prompt, key, frames=frames, video_path=video, system=system)
 
 
 def infer_api_cell(
@@ -107,24 +115,25 @@ def infer_api_cell(
         state = UnitState.read(cell, samples, index.videos, ws)
         no_frames, ready = split(samples, state, index)
         summary = ApiCellSummary(skipped=len(samples) - len(no_frames) - len(ready))
-        by_id = {s.sample_id: s for s in ready}
         benchmark = cell.dataset.adapter()
         with (
             PredictionLog(log_dir, writer) as plog,
             ResponseCache(api.cache_path or ws.response_cache_path) as cache,
         ):
+            items: dict[str, list[Sample]] = {}  # job id -> the samples it answers
 
             def record(outcome: ChatOutcome) -> None:
                 # attempts accumulate over runs: the HTTP attempts of each (a cache hit: 1)
-                sample, tries = by_id[outcome.job_id], max(outcome.attempts, 1)
-                if outcome.ok:
-                    rec = state.answer(sample, outcome.text or "", outcome.seconds, tries)
-                    summary.answered += 1
-                else:
-                    error = outcome.error_type or "Unknown"
-                    rec = state.failure(sample, error, outcome.error or "", tries)
-                    summary.failed += 1
-                plog.append(rec)
+                item, tries = items[outcome.job_id], max(outcome.attempts, 1)
+                answer = (
+                    outcome.text
+                    if outcome.ok
+                    else ModelError(outcome.error or "", outcome.error_type or "Unknown")
+                )
+                for rec in records_for(item, answer, state, outcome.seconds, tries):
+                    summary.answered += rec.ok
+                    summary.failed += not rec.ok
+                    plog.append(rec)
 
             media_failures: dict[str, int] = {}
             for rec in no_frames:
@@ -132,6 +141,7 @@ def infer_api_cell(
                 summary.failed += 1
                 media_failures[rec.error_type] = media_failures.get(rec.error_type, 0) + 1
             jobs = []
+            sendable = []
             for s in ready:
                 if spec.media == "video_file" and (s.start is not None or s.end is not None):
                     message = "media=video_file sends the whole video; this sample is a clip"
@@ -139,8 +149,12 @@ def infer_api_cell(
                     summary.failed += 1
                     media_failures["UnsupportedClip"] = media_failures.get("UnsupportedClip", 0) + 1
                     continue
-                frames = index.lookup[s.sample_id]
-                jobs.append(sample_job(s, frames, spec, cache, cell.response_context, benchmark))
+                sendable.append(s)
+            for item in packs(sendable, state) if cell.dataset.pack else [[s] for s in sendable]:
+                frames = index.lookup[item[0].sample_id]
+                job = sample_job(item, frames, spec, cache, cell.response_context, benchmark)
+                items[job.job_id] = item
+                jobs.append(job)
 
             def runner(misses, on_batch) -> int:
                 if not misses:  # all answered from the cache: no cluster is started

@@ -60,6 +60,8 @@ class ChatOutcome:
     attempts: int = 0  # HTTP attempts in this run (0: answered from the response cache)
     seconds: float = 0.0
     cached: bool = False
+    prompt_tokens: int = 0  # the server's `usage` of the answering attempt (0: unknown,
+    completion_tokens: int = 0  # or from the cache: no cost)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +163,17 @@ def _error_message(body: bytes, reason: str | None) -> str:
     return body[:500].decode("utf-8", "replace") or (reason or "")
 
 
+def parse_usage(data: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens from a completion's `usage`; (0, 0) when absent."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    try:
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    except (TypeError, ValueError):
+        return 0, 0
+
+
 def parse_completion(data: Any) -> str:
     """The answer text of a chat completion; malformed shapes raise a retryable error."""
     try:
@@ -184,8 +197,9 @@ def parse_completion(data: Any) -> str:
 
 async def post_chat(
     http: aiohttp.ClientSession, spec: EndpointSpec, body: bytes, api_key: SecretStr | None
-) -> str:
-    """One attempt, bounded by `spec.timeout` in total (connect, send, wait, read)."""
+) -> tuple[str, tuple[int, int]]:
+    """One attempt, bounded by `spec.timeout` in total (connect, send, wait, read): the
+    answer and its (prompt, completion) token usage."""
     headers = {"Content-Type": "application/json"}
     if api_key is not None:
         headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
@@ -210,7 +224,7 @@ async def post_chat(
         raise ApiError(
             "MalformedResponse", f"unparsable body ({len(raw)} bytes)", retryable=True
         ) from None
-    return parse_completion(data)
+    return parse_completion(data), parse_usage(data)
 
 
 # -- a job with retries ------------------------------------------------------------------
@@ -245,9 +259,17 @@ async def answer_job(
                     await asyncio.to_thread(_encode, spec, job) if has_media else _encode(spec, job)
                 )
             attempts += 1
-            text = await post_chat(http, spec, body, api_key)
+            text, (prompt_tokens, completion_tokens) = await post_chat(http, spec, body, api_key)
             elapsed = round(time.monotonic() - started, 4)
-            return ChatOutcome(job.job_id, job.cache_key, text, attempts=attempts, seconds=elapsed)
+            return ChatOutcome(
+                job.job_id,
+                job.cache_key,
+                text,
+                attempts=attempts,
+                seconds=elapsed,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
         except ApiError as exc:
             last = exc
         finally:

@@ -65,6 +65,7 @@ def infer_inline(
                 cell.dataset.adapter(),
                 batch_size=cell.model.batch_size,
                 on_record=lambda _: bar.update(),
+                pack=cell.dataset.pack,
             )
 
 

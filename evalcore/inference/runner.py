@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell, valid_records
 from evalcore.dataset import Sample
 from evalcore.frames import FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
+from evalcore.inference.pack import pack_groups, pack_messages, unpack_answers
 from evalcore.models.base import GenerationConfig, ModelError, VideoModel, VideoRequest
 from evalcore.predictions import (
     PredictionLog,
@@ -31,6 +32,8 @@ from evalcore.predictions import (
     transient_digest,
 )
 from evalcore.workspace import Workspace
+
+UNANSWERED = "PackUnanswered"  # a packed reply held no answer for this question
 
 
 @dataclass
@@ -164,25 +167,29 @@ def answer_samples(
     emit: Callable[[PredictionRecord], None],
     benchmark: Benchmark,
     batch_size: int = 8,
+    pack: bool = False,
 ) -> int:
     """Answer `samples` (all with frames) in batches; `emit` each record. Returns the
     number of model calls. `model()` builds and loads the model on first use.
 
-    Batches are cut from `answer_order`. A batch that raises is retried in halves
-    (a CUDA out-of-memory error the same way), down to one sample, which then fails
-    alone; a per-request `ModelError` fails that sample only.
+    A request asks one sample, or with `pack` all pending samples of one clip
+    (`evalcore.inference.pack`). Batches of requests are cut from `answer_order`. A
+    batch that raises is retried in halves (a CUDA out-of-memory error the same way),
+    down to one request, which then fails alone; a per-request `ModelError` fails that
+    request's samples only.
     """
     calls = 0
     todo = answer_order(samples, index)
     loaded = model() if todo else None  # a model that cannot load fails the unit, not samples
-    for i in range(0, len(todo), batch_size):
-        queue = [todo[i : i + batch_size]]
+    items = packs(todo, state) if pack else [[s] for s in todo]
+    for i in range(0, len(items), batch_size):
+        queue = [items[i : i + batch_size]]
         while queue:
             batch = queue.pop(0)
             t0 = time.perf_counter()
             calls += 1
             try:
-                requests = [build_request(s, index.lookup[s.sample_id], benchmark) for s in batch]
+                requests = [request_for(item, index, benchmark) for item in batch]
                 answers = loaded.generate(requests, generation)
                 if len(answers) != len(batch):
                     raise RuntimeError(f"model returned {len(answers)} answers for {len(batch)}")
@@ -193,17 +200,68 @@ def answer_samples(
                     continue
                 kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
                 detail = "".join(traceback.format_exception(exc, limit=-3))
-                emit(state.failure(batch[0], kind, detail))
+                for s in batch[0]:
+                    emit(state.failure(s, kind, detail))
                 continue
-            per_sample = (time.perf_counter() - t0) / len(batch)
-            for s, a in zip(batch, answers, strict=True):
-                if isinstance(a, ModelError):
-                    emit(state.failure(s, a.error_type, str(a)))
-                elif not isinstance(a, str):  # "" is an answer (scored wrong), not an error
-                    emit(state.failure(s, "BadAnswer", f"the model returned {a!r}"))
-                else:
-                    emit(state.answer(s, a, per_sample))
+            per_sample = (time.perf_counter() - t0) / sum(len(item) for item in batch)
+            for item, a in zip(batch, answers, strict=True):
+                for record in records_for(item, a, state, per_sample):
+                    emit(record)
     return calls
+
+
+def packs(samples: Sequence[Sample], state: UnitState) -> list[list[Sample]]:
+    """The clip packs of `samples`; a sample whose packed answer was not found last time
+    goes alone (a pack of one), so it never re-asks the others."""
+    alone = [
+        [s]
+        for s in samples
+        if (rec := state.records.get(s.sample_id)) is not None and rec.error_type == UNANSWERED
+    ]
+    lone = {group[0].sample_id for group in alone}
+    return [g for g in pack_groups([s for s in samples if s.sample_id not in lone])] + alone
+
+
+def request_for(item: Sequence[Sample], index: FrameIndex, benchmark: Benchmark) -> VideoRequest:
+    """One sample's request, or one request for a clip's pack of samples."""
+    first = item[0]
+    request = build_request(first, index.lookup[first.sample_id], benchmark)
+    if len(item) == 1:
+        return request
+    timestamps = request.timestamps
+    messages = pack_messages([benchmark.messages(s, timestamps) for s in item])
+    return replace(
+        request,
+        sample_id=f"pack:{first.sample_id}",
+        pack_ids=tuple(s.sample_id for s in item),
+        prompt=prompt_text(messages),
+        messages=messages,
+        question="",
+        options=(),
+    )
+
+
+def records_for(
+    item: Sequence[Sample], answer, state: UnitState, per_sample: float, tries: int = 1
+) -> list[PredictionRecord]:
+    """The records of one request's answer: per sample of a pack, a found answer or a
+    typed failure of that question alone."""
+    if isinstance(answer, ModelError):
+        return [state.failure(s, answer.error_type, str(answer), tries) for s in item]
+    if not isinstance(answer, str):  # "" is an answer (scored wrong), not an error
+        bad = f"the model returned {answer!r}"
+        return [state.failure(s, "BadAnswer", bad, tries) for s in item]
+    if len(item) == 1:
+        return [state.answer(item[0], answer, per_sample, tries)]
+    found = unpack_answers(answer, len(item))
+    return [
+        state.answer(s, text, per_sample, tries)
+        if text is not None
+        else state.failure(
+            s, UNANSWERED, f"no answer {n} in the packed reply: {answer[:300]!r}", tries
+        )
+        for n, (s, text) in enumerate(zip(item, found, strict=True), start=1)
+    ]
 
 
 def run_unit(
@@ -216,6 +274,7 @@ def run_unit(
     benchmark: Benchmark,
     batch_size: int = 8,
     on_record: Callable[[PredictionRecord], None] | None = None,
+    pack: bool = False,
 ) -> InferenceSummary:
     """Record every pending sample of a unit: frame failures first (no model), then the
     answers. The model is built only if some sample has frames, so a finished or
@@ -237,7 +296,7 @@ def run_unit(
         emit(record)
     if ready:
         summary.model_calls = answer_samples(
-            ready, state, index, model, generation, emit, benchmark, batch_size
+            ready, state, index, model, generation, emit, benchmark, batch_size, pack
         )
     summary.seconds = time.perf_counter() - started
     return summary

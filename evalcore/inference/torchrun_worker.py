@@ -34,7 +34,8 @@ class MarkedModel:
         self._keys = answer_keys
 
     def generate(self, requests, generation):
-        self._marks.started([self._keys[r.sample_id] for r in requests])
+        ids = [i for r in requests for i in (r.pack_ids or (r.sample_id,))]
+        self._marks.started([self._keys[i] for i in ids])
         return self.model.generate(requests, generation)
 
 
@@ -100,8 +101,8 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     log_dir = Path(job.log_dir)
     with replica, prefetcher, PredictionLog(log_dir, rank_writer(job.shard, rank)) as log:
         args = (state, index, model, generation, log, benchmark)
-        summary = run_unit(first, *args, job.batch_size, finished)
-        if last:
+        summary = run_unit(first, *args, job.batch_size, finished, pack=dataset.pack)
+        if last:  # suspects go alone: unpacked
             summary = summary.add(run_unit(last, *args, 1, finished))
     return summary
 

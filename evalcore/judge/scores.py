@@ -46,6 +46,8 @@ class Judgement:
     error: str | None = None
     attempts: int = 1
     finished_at: float = field(default_factory=time.time)
+    prompt_tokens: int = 0  # the judge's cost (0 when the reply came from the cache)
+    completion_tokens: int = 0
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,8 @@ class JudgeStageSummary:
     requests: int = 0
     cache_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0  # spent now (a cache hit costs none)
+    completion_tokens: int = 0
 
 
 def judge_answers(
@@ -149,8 +153,19 @@ def judge_answers(
                     attempts = tries + max(o.attempts, 1)
                     if o.ok:
                         score = benchmark.parse_judgement(by_id[o.job_id], o.text or "")
-                        rec = Judgement(o.job_id, key, "ok", score, o.text, attempts=attempts)
+                        rec = Judgement(
+                            o.job_id,
+                            key,
+                            "ok",
+                            score,
+                            o.text,
+                            attempts=attempts,
+                            prompt_tokens=o.prompt_tokens,
+                            completion_tokens=o.completion_tokens,
+                        )
                         summary.judged += 1
+                        summary.prompt_tokens += o.prompt_tokens
+                        summary.completion_tokens += o.completion_tokens
                     else:
                         rec = Judgement(
                             o.job_id, key, "failed", None, None, o.error_type, o.error, attempts

@@ -55,6 +55,7 @@ class VideoRequest:
     category: str = ""
     messages: tuple[ChatMessage, ...] = ()  # system + user(video + text), from the template
     source_fps: float | None = None  # the video's frame rate (temporal position ids)
+    pack_ids: tuple[str, ...] = ()  # pack mode: the samples this one request answers
 
     @property
     def timestamps(self) -> tuple[float, ...]:

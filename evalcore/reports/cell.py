@@ -55,14 +55,15 @@ def report_cell(
             (scores or {}).get(cell.trial),
         )
         trial_scores.append(
-            summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored)
+            summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored, benchmark)
         )
     summary = aggregate_trials(trial_scores)
     name, dataset = first.model.name, first.dataset.dataset_name
     write_cell_xlsx(ws.cell_xlsx(name, dataset), scored, summary.breakdowns)
     settings = {**first.settings(), "card": card or first.card()}
-    write_cell_json(ws.cell_json(name, dataset), summary, trial_scores, settings)
-    return asdict(summary)
+    path = ws.cell_json(name, dataset)
+    write_cell_json(path, summary, trial_scores, settings, benchmark.metric)
+    return {**asdict(summary), "metric": benchmark.metric}
 
 
 def write_cell_xlsx(
@@ -116,11 +117,17 @@ def cell_text(value):
 
 
 def write_cell_json(
-    path: Path, summary: TrialSummary, trials: Sequence[CellScore], settings: dict
+    path: Path,
+    summary: TrialSummary,
+    trials: Sequence[CellScore],
+    settings: dict,
+    metric: str = "accuracy",
 ) -> Path:
-    """The cell's metrics, the per-trial detail and the settings that produced them."""
+    """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
+    and the settings that produced them."""
     payload = {
         **asdict(summary),
+        "metric": metric,
         "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
         "settings": settings,
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

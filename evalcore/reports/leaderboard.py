@@ -19,6 +19,7 @@ LEADERBOARD_FIELDS = (
     "n",
     "failed",
     "unreadable",
+    "metric",
     "per_category",
     "evaluated_at",
 )
@@ -48,7 +49,8 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         cats = sorted({c for r in cells for c in r["per_category"]})
         show_delta = any("delta" in r for r in cells)
         show_unreadable = any(r.get("unreadable") for r in cells)
-        head = ["#", "model", "accuracy", *(["Δ"] if show_delta else []), "n", "failed"]
+        metric = next((r.get("metric") for r in cells if r.get("metric")), "accuracy")
+        head = ["#", "model", metric, *(["Δ"] if show_delta else []), "n", "failed"]
         head += ["unreadable"] if show_unreadable else []
         head += [*cats, "last evaluated"]
         lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -60,9 +60,13 @@ class CellScore:
     judged: int = 0  # read by the judge (the rule read nothing)
     breakdowns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     unjudged: int = 0  # judged benchmarks: answers without a judge's score (in no mean)
+    headline: float | None = None  # judged benchmarks: the benchmark's own overall score
 
     @property
     def accuracy(self) -> float:
+        """The headline metric: accuracy, or a judged benchmark's score (`metric`)."""
+        if self.headline is not None:
+            return self.headline
         scored = self.n - self.unjudged
         return self.correct / scored if scored else 0.0
 
@@ -100,9 +104,18 @@ def score_samples(
     return scored
 
 
-def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSample]) -> CellScore:
+def summarize(
+    model: str,
+    dataset: str,
+    trial: int,
+    scored: Sequence[ScoredSample],
+    benchmark: Benchmark | None = None,
+) -> CellScore:
     """Accuracy overall and per value of each breakdown (the first breakdown is the
-    leaderboard's `per_category`); failures and unreadable answers count as wrong."""
+    leaderboard's `per_category`); failures and unreadable answers count as wrong. A
+    judged benchmark aggregates its scores its own way (`overall`, `breakdown_scores`:
+    VLMEvalKit's report), over the answers the judge scored: a model failure counts 0,
+    an unjudged answer is left out and counted."""
     tables: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in scored:
         if row.value is None:
@@ -117,6 +130,12 @@ def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSampl
         for name, values in tables.items()
     }
     values = [r.value for r in scored if r.value is not None]
+    headline = None
+    if benchmark is not None and benchmark.judged:
+        headline = benchmark.overall(values) if values else 0.0
+        breakdowns = benchmark.breakdown_scores(
+            [(r.sample, r.value) for r in scored if r.value is not None]
+        )
     first = next(iter(breakdowns.values()), {})
     return CellScore(
         model=model,
@@ -130,6 +149,7 @@ def summarize(model: str, dataset: str, trial: int, scored: Sequence[ScoredSampl
         unreadable=sum(r.status == "ok" and r.extracted_by == "none" for r in scored),
         judged=sum(r.extracted_by == "judge" for r in scored),
         unjudged=len(scored) - len(values),
+        headline=headline,
         breakdowns=breakdowns,
     )
 

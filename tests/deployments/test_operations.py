@@ -323,3 +323,44 @@ def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
     for key in ("video-leaderboard", "video-leaderboard-md", "video-leaderboard-chart"):
         assert artifacts[key]["flow_run_id"] == nightly, key
     assert "data:image/png;base64," in artifacts["video-leaderboard-chart"]["data"]
+
+
+def test_pack_mode_and_judging_through_the_deployment(ops):
+    """`prefect deployment run eval/video` with an open-ended benchmark, pack mode, an API
+    model and a judge, all on one loopback server: one request per video, every answer
+    judged, the judged metric on the leaderboard."""
+    from tests.evalcore.api.openai_server import Behaviour, OpenAIServer
+    from tests.evalcore.benchmarks.open_ended_fixtures import build_mmbench_video
+
+    def reply(prompt: str, digest: str) -> str:
+        if "Candidate answer" in prompt:  # the judge: 2 for every answer
+            return "2"
+        n = re.search(r"following (\d+) questions", prompt)
+        return json.dumps(["an answer"] * int(n.group(1))) if n else "an answer"
+
+    tsv = build_mmbench_video(ops.project / "mmv")
+    fast = {"timeout": 5, "max_attempts": 2, "backoff_initial": 0.01}
+    with OpenAIServer(Behaviour(answer=reply)) as server:
+        config = {
+            "datasets": [{"tsv": str(tsv), "benchmark": "mmbench_video", "pack": True}],
+            "models": [
+                {
+                    "name": "api",
+                    "kind": "openai-compatible",
+                    "params": {"base_url": server.url, "model": "m", **fast},
+                }
+            ],
+            "judge": {"base_url": server.url, "model": "judge", **fast},
+            "api": {"processes": False, "workers": 1, "progress": False},
+            "frames": {"nframe": 2},
+            "output_dir": "outputs-judged",
+            "work_dir": "work-judged",
+        }
+        run_id = ops.run_deployment("eval/video", config)
+        assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
+        model_calls = [s for s in server.seen if "Candidate answer" not in s.prompt]
+        judge_calls = [s for s in server.seen if "Candidate answer" in s.prompt]
+    assert len(model_calls) == 3  # 3 videos, their questions packed
+    assert len(judge_calls) == 8  # every answer judged once
+    (row,) = json.loads((ops.project / "outputs-judged/leaderboard.json").read_text())
+    assert row["metric"] == "mean score (0-3)" and row["accuracy"] == 2.0

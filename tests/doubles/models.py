@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -51,3 +52,31 @@ def read_calls(calls_file) -> list[str]:
         return []
     with open(calls_file) as f:
         return [line.split()[1] for line in f if line.strip()]
+
+
+PACKING = "doubles.models:PackingModel"
+
+
+class PackingParams(ModelParams):
+    calls_file: str = ""
+    drop_last_of: tuple[str, ...] = ()  # packs (by first id) whose last answer is left out
+
+
+class PackingModel(BaseVideoModel):
+    """Answers a packed request with a JSON list ("B" each), a single one with "B"; logs
+    the ids of every request (one line per request)."""
+
+    Params = PackingParams
+
+    def generate(self, requests: Sequence[VideoRequest], generation: GenerationConfig):
+        answers = []
+        with open(self.params.calls_file, "a", buffering=1) as f:
+            for r in requests:
+                ids = r.pack_ids or (r.sample_id,)
+                f.write(" ".join(ids) + "\n")
+                if not r.pack_ids:
+                    answers.append("B")
+                    continue
+                n = len(ids) - (ids[0] in self.params.drop_last_of)
+                answers.append(json.dumps(["B"] * n))
+        return answers

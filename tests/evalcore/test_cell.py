@@ -46,7 +46,8 @@ def test_every_answer_relevant_setting_changes_the_cell_key_and_no_other(bench):
         cell(bench, frames=FrameSettings(jpeg_quality=80)),
         cell(bench, frames=FrameSettings(sampler="vlmevalkit")),
         cell(bench, device_class="cuda"),
-        cell(bench, template="mcq-v2"),
+        cell(bench, dataset=DatasetSpec(tsv=bench, pack=True)),  # another prompt
+        cell(bench, dataset=DatasetSpec(tsv=bench, benchmark="mlvu")),  # (layout aside)
     ]
     keys = {c.key for c in relevant}
     assert len(keys) == len(relevant) and base.key not in keys

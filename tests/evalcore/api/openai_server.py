@@ -316,6 +316,17 @@ def _read_messages(messages: list[dict]) -> tuple[str, int, int]:
     return "\n".join(texts), images, videos
 
 
+def _usage(request: dict, text: str) -> dict:
+    """Tokens as whitespace-separated words: the text parts of the messages, the reply."""
+    words = 0
+    for message in request.get("messages", []):
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        words += sum(len(str(p.get("text", "")).split()) for p in parts if p.get("type") == "text")
+    reply = len(text.split())
+    return {"prompt_tokens": words, "completion_tokens": reply, "total_tokens": words + reply}
+
+
 def _completion(request: dict, text: str) -> dict:
     return {
         "id": "chatcmpl-loopback",
@@ -329,7 +340,7 @@ def _completion(request: dict, text: str) -> dict:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+        "usage": _usage(request, text),
     }
 
 

@@ -253,3 +253,45 @@ def test_bad_api_model_configs_fail_at_config_time_naming_the_field(small_bench)
 def test_default_cache_path_is_under_work_dir(tmp_path):
     assert Workspace(tmp_path, tmp_path / "o").response_cache_path.is_relative_to(tmp_path)
     assert isinstance(ApiSettings().cache_path, type(None) | Path)
+
+
+def test_pack_mode_asks_each_video_once_and_reasks_a_lost_answer_alone(
+    server, bench_frames, dask_cluster, tmp_path
+):
+    """12 videos x 4 questions: 12 requests of 4 numbered questions. The server drops
+    the last answer of the packs of 3 videos: those 3 questions fail alone
+    (PackUnanswered); the resume asks exactly those 3, one request each, unpacked."""
+    import json as _json
+    import re as _re
+
+    dropped: set[str] = set()
+
+    def answer(prompt: str, digest: str) -> str:
+        m = _re.search(r"following (\d+) questions", prompt)
+        if not m:  # a question asked alone
+            return "B"
+        n = int(m.group(1))
+        answers = ["B"] * n
+        if len(dropped) < 3:  # the first three packs lose their last answer
+            dropped.add(digest)
+            answers = answers[:-1]
+        return _json.dumps(answers)
+
+    server.behaviour.answer = answer
+    dataset = bench_frames.dataset.model_copy(update={"pack": True})
+    bench = type(bench_frames)(dataset, bench_frames.frames, bench_frames.work_dir)
+    model = api_model(server, "packed")
+    summary, records = run_cell(bench, model, tmp_path, dask_cluster)
+    assert len(server.seen) == 12  # one request per video
+    assert all("following 4 questions" in seen.prompt for seen in server.seen)
+    lost = {i for i, r in records.items() if not r.ok}
+    assert len(lost) == 3 and {records[i].error_type for i in lost} == {"PackUnanswered"}
+    assert summary.answered == 45 and all(
+        records[i].prediction == "B" for i in records if i not in lost
+    )
+
+    server.reset_log()
+    again, records = run_cell(bench, model, tmp_path, dask_cluster)
+    assert len(server.seen) == 3  # only the lost questions, one request each
+    assert not any("following" in seen.prompt for seen in server.seen)
+    assert again.skipped == 45 and all(r.ok for r in records.values())

@@ -113,7 +113,6 @@ def test_the_row_specific_prompt_text_is_in_the_answer_key(tempcompass):
         trial=0,
         seed=0,
         frames=FrameSettings(),
-        template=adapter.template,
     )
     key = cell.answer_key(yes_no, "fp")
     for other in ("", "\nPlease directly give the best option:"):
