@@ -46,8 +46,25 @@ class Benchmark:
     metric: ClassVar[str] = "accuracy"  # what the headline number is
     judge_version: ClassVar[str] = ""  # the judge prompt's version: part of verdict keys
 
+    columns: ClassVar[tuple[str, ...]] = ()  # the TSV columns a row-by-row layout requires
+
     def load(self, spec: DatasetSpec) -> list[Sample]:
-        """Every sample of the dataset, or `DatasetError` naming file and line."""
+        """Every sample of the dataset, or `DatasetError` naming file and line. By
+        default row by row: the file, `index` and `columns` checked, then
+        `sample_from_row` for each row."""
+        from evalcore.dataset.tsv import check_root, read_rows
+
+        rows = read_rows(spec.tsv, self.columns)
+        if spec.root is not None:
+            check_root(spec.root)
+        root = self.videos_under(spec)
+        name = spec.dataset_name
+        return [self.sample_from_row(name, sid, row, where, root) for where, sid, row in rows]
+
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
+        """One row's sample (`where` names file and line for a `DatasetError`)."""
         raise NotImplementedError
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:

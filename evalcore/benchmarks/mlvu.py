@@ -49,9 +49,7 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import (
     DatasetError,
-    check_root,
     parse_candidates,
-    read_rows,
     resolve_video,
 )
 from evalcore.models.base import ChatMessage
@@ -59,7 +57,7 @@ from evalcore.prompts import chat_messages
 from evalcore.scoring.can_infer import can_infer
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 SYSTEM_PROMPT = (
     "Carefully watch this video and pay attention to every detail. "
@@ -80,15 +78,11 @@ class MLVU(Benchmark):
         "<revision>/MLVU_MCQ.tsv, beside the videos"
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        rows = read_rows(spec.tsv, ("task_type", "video", "question", "answer", "candidates"))
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        name = spec.dataset_name
-        return [self._sample(name, sid, row, where, root) for where, sid, row in rows]
+    columns = ("task_type", "video", "question", "answer", "candidates")
 
-    def _sample(self, name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
         options = parse_candidates(row["candidates"], where)
         # MLVU_MCQ.qa_template: the candidate equal to `answer` (the last one, if repeated)
         matches = [i for i, c in enumerate(options) if c == row["answer"]]

@@ -48,12 +48,12 @@ from typing import TYPE_CHECKING
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.mlvu import MLVU
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, check_root, read_rows, resolve_video
+from evalcore.dataset.tsv import DatasetError, resolve_video
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 SUB_SCENE = "sub_scene"
 SUMMARY = "summary"
@@ -173,15 +173,11 @@ class MLVUOpenEnded(Benchmark):
     # Bump when a judge prompt or the reading of the judge's reply changes.
     judge_version = "mlvu-open-judge-v1"
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        rows = read_rows(spec.tsv, ("task_type", "video", "question", "answer"))
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        name = spec.dataset_name
-        return [self._sample(name, sid, row, where, root) for where, sid, row in rows]
+    columns = ("task_type", "video", "question", "answer")
 
-    def _sample(self, name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
         task = str(row["task_type"]).strip()
         if task not in JUDGES:
             hint = " (a multiple-choice task: benchmark mlvu)" if task in MLVU_MCQ_TASKS else ""

@@ -49,11 +49,11 @@ from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, check_root, read_rows, resolve_video
+from evalcore.dataset.tsv import DatasetError, resolve_video
 from evalcore.models.base import ChatMessage
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 # MMBenchVideo.FRAMES_TMPL_NOPACK (VLMEvalKit's text, leading newline included)
 FRAMES_TEMPLATE = (
@@ -130,15 +130,11 @@ class MMBenchVideo(Benchmark):
     # Bump when the judge's prompt or the reading of its reply changes.
     judge_version = "mmbench-video-judge-v1"
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        rows = read_rows(spec.tsv, ("video", "question", "answer", "dimensions"))
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        name = spec.dataset_name
-        return [self._sample(name, sid, row, where, root) for where, sid, row in rows]
+    columns = ("video", "question", "answer", "dimensions")
 
-    def _sample(self, name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
         dims = parse_dimensions(row["dimensions"], where)
         for column in ("question", "answer"):
             if not str(row[column]).strip():

@@ -71,16 +71,14 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import (
     DatasetError,
-    check_root,
     parse_candidates,
     parse_seconds,
-    read_rows,
 )
 from evalcore.models.base import ChatMessage
 from evalcore.scoring.can_infer import can_infer
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 SYSTEM_PROMPT = (
     "Carefully watch the video and pay attention to the cause and sequence of events, "
@@ -111,12 +109,12 @@ class MVBench(Benchmark):
         "files or folders of JPEG frames (3 fps); start/end used only where bound is True"
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        rows = read_rows(spec.tsv, COLUMNS)
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        return [_sample(spec.dataset_name, sid, row, where, root) for where, sid, row in rows]
+    columns = COLUMNS
+
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
+        return _sample(name, sample_id, row, where, root)
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:
         return (

@@ -59,16 +59,14 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import (
     DatasetError,
-    check_root,
     parse_candidates,
-    read_rows,
     resolve_video,
 )
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 MULTI_CHOICE = "multi-choice"
 CAPTION_MATCHING = "caption_matching"
@@ -97,15 +95,11 @@ class TempCompass(Benchmark):
         "~/.cache/huggingface/hub)/datasets--lmms-lab--TempCompass/snapshots/<revision>/"
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        rows = read_rows(spec.tsv, ("task_type", "video", "question", "answer"))
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        name = spec.dataset_name
-        return [self._sample(name, sid, row, where, root) for where, sid, row in rows]
+    columns = ("task_type", "video", "question", "answer")
 
-    def _sample(self, name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
         task = row["task_type"].strip()
         if task not in INSTRUCTIONS:
             known = ", ".join(INSTRUCTIONS)

@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.tempcompass import INSTRUCTIONS, TempCompass
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, check_root, read_rows, resolve_video
+from evalcore.dataset.tsv import DatasetError, resolve_video
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    pass
 
 CAPTIONING = "captioning"
 JUDGE_SYSTEM_PROMPT = "You are an AI assistant for question answering."  # `sys_prompt`
@@ -126,16 +126,11 @@ class TempCompassCaptioning(Benchmark):
     # Bump when the judge's prompt or the reading of its verdict changes.
     judge_version = "tempcompass-captioning-judge-v1"
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        required = ("task_type", "video", "question", "answer", "mc_question", "mc_answer")
-        rows = read_rows(spec.tsv, required)
-        if spec.root is not None:
-            check_root(spec.root)
-        root = self.videos_under(spec)
-        name = spec.dataset_name
-        return [self._sample(name, sid, row, where, root) for where, sid, row in rows]
+    columns = ("task_type", "video", "question", "answer", "mc_question", "mc_answer")
 
-    def _sample(self, name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
         task = str(row["task_type"]).strip()
         if task != CAPTIONING:
             hint = " (benchmark tempcompass reads it)" if task in INSTRUCTIONS else ""
