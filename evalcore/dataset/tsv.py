@@ -50,36 +50,13 @@ def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> li
     without rows are reported here rather than as a parser traceback.
     """
     tsv = Path(tsv)
-    if not tsv.is_file():
-        raise DatasetError(f"{tsv}: dataset file not found")
+    rows = read_rows(tsv, REQUIRED_COLUMNS)
     if root is not None:
         check_root(root)
     root = Path(root) if root is not None else tsv.parent
     name = name or tsv.stem
-    text = _read_text(tsv)
-    _check_field_counts(text, tsv)
-    try:
-        # index_col=False: never take the first column as an index when a row is longer
-        frame = pd.read_csv(
-            io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        # the checks above should leave pandas nothing to reject; keep its reason, one line
-        reason = " ".join(str(exc).split())
-        raise DatasetError(f"{tsv}: cannot parse as a tab-separated table: {reason}") from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
     samples: list[Sample] = []
-    seen: dict[str, int] = {}
-    for row_no, row in enumerate(frame.to_dict("records"), start=2):  # header is line 1
-        where = f"{tsv} line {row_no} (index {row['index']!r})"
-        sample_id = str(row["index"]).strip()
-        if not sample_id:
-            raise DatasetError(f"{where}: empty index")
-        if sample_id in seen:
-            raise DatasetError(f"{where}: duplicate index, first seen at line {seen[sample_id]}")
-        seen[sample_id] = row_no
+    for where, sample_id, row in rows:
         options = _parse_candidates(row["candidates"], where)
         answer = _answer_letter(row["answer"], options, where)
         video_path, path_error = _resolve_video(row, root)
@@ -99,8 +76,6 @@ def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> li
                 row=row,
             )
         )
-    if not samples:
-        raise DatasetError(f"{tsv}: no rows")
     return samples
 
 
@@ -210,8 +185,9 @@ def _resolve_video(row: dict, root: Path) -> tuple[Path | None, str | None]:
 
 def read_rows(tsv: Path, required: tuple[str, ...]) -> list[tuple[str, str, dict]]:
     """Every row of `tsv` as (where, index, row), `where` naming the file and line for a
-    `DatasetError`, after `load_tsv`'s checks of the file, of `index` (present, non-empty,
-    unique) and of the `required` columns; at least one row. Cells are strings."""
+    `DatasetError`, after the checks of the file (exists, UTF-8 text, field counts), of
+    `index` (present, non-empty, unique) and of the `required` columns; at least one
+    row. Cells are strings. Every layout's loader starts here."""
     tsv = Path(tsv)
     if not tsv.is_file():
         raise DatasetError(f"{tsv}: dataset file not found")
@@ -224,7 +200,7 @@ def read_rows(tsv: Path, required: tuple[str, ...]) -> list[tuple[str, str, dict
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = " ".join(str(exc).split())
         raise DatasetError(f"{tsv}: cannot parse as a tab-separated table: {reason}") from exc
-    missing = [c for c in ("index", *required) if c not in frame.columns]
+    missing = [c for c in dict.fromkeys(("index", *required)) if c not in frame.columns]
     if missing:
         raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
     rows: list[tuple[str, str, dict]] = []
