@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--videos", type=int, default=60, help="demo benchmark size")
     serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("--gpu-slots", type=int, default=1, help="torchrun shards at once")
+    serve.add_argument(
+        "--gpu-slots",
+        type=int,
+        default=None,
+        help="torchrun shards at once across runs (default: one per device group here)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     stop = sub.add_parser("stop", help="stop the worker, then the server, that `serve` started")

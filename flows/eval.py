@@ -175,8 +175,10 @@ class ShardQueue:
             if group.index in self.previous:
                 wait_for.append(allow_failure(self.previous[group.index]))
             key, gaps = unit_cache_key(cell, ws, f"infer-shard-{shard.digest}", shard.ids)
+            cached = (results / key).exists() and not gaps  # a cache hit takes no gpu slot
             future = infer_shard_task.with_options(
                 task_run_name=f"infer {cell.label} shard {shard.index + 1}/{shard.count}",
+                tags=[] if cached else ["gpu"],
                 result_storage=results,
                 retries=self.settings.retries,
                 cache_key_fn=fixed_key(key),

@@ -50,7 +50,7 @@ class ServeOptions:
     port: int = 4200
     videos: int = 60  # size of the generated demo benchmark
     seed: int = 0
-    gpu_slots: int = 1  # concurrency limit of the `gpu` tag (torchrun shards at once)
+    gpu_slots: int | None = None  # limit of the `gpu` tag; default: the device groups here
     worker_poll_seconds: float = 5.0  # how soon a worker sees a new run (Prefect: 10 s)
     startup_timeout: float = 120.0
 
@@ -118,7 +118,8 @@ def serve(opts: ServeOptions, say=print) -> dict:
     _wait_healthy(opts.api_url, server, server_log, opts.startup_timeout)
     say(f"Server up; creating work pool {WORK_POOL!r}, concurrency limits, deployments")
     _prefect_cli(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env, home)
-    _prefect_cli(["concurrency-limit", "create", "gpu", str(opts.gpu_slots)], env, home)
+    slots = opts.gpu_slots or default_gpu_slots()
+    _prefect_cli(["concurrency-limit", "create", "gpu", str(slots)], env, home)
     deploy_env = {**env, "EVALCORE_PROJECT_DIR": str(project)}
     _prefect_cli(
         ["--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_FILE)],
@@ -300,3 +301,11 @@ def _terminate(pid: int, grace_seconds: float) -> bool:
     while _alive(pid):
         time.sleep(0.1)
     return True
+
+
+def default_gpu_slots() -> int:
+    """torchrun shards that may run at once across flow runs: one per device group (on
+    a CPU-only machine, one per usable core), not 1, which would serialise CPU shards."""
+    from evalcore.inference.shards import device_groups
+
+    return len(device_groups([], ranks_per_shard=1))

@@ -39,9 +39,10 @@ def infer(cell: Cell, ws: Workspace, gpus: list[int]) -> dict:
     return asdict(infer_inline(cell, ws, runtime))
 
 
-# Tag `gpu`: a server-side concurrency limit on it bounds torchrun jobs across flow runs
-# (docs/operations.md); within a run, shards already take one device group at a time.
-@task(name="infer-shard", tags=["gpu"], persist_result=True, retry_delay_seconds=1)
+# Tag `gpu` (given by the flow to shards that will run, not to cache hits): a server-side
+# concurrency limit on it bounds torchrun jobs across flow runs (docs/operations.md);
+# within a run, shards already take one device group at a time.
+@task(name="infer-shard", persist_result=True, retry_delay_seconds=1)
 def infer_shard_task(cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace) -> dict:
     return infer_shard(cell, shard, settings, ws).as_dict()
 
