@@ -87,7 +87,20 @@ def serve(opts: ServeOptions, say=print) -> dict:
     home.mkdir(parents=True, exist_ok=True)
     running = read_state(home)
     if running and _alive(running["server"]["pid"]):
-        say(f"Already serving at {running['ui_url']} (PREFECT_HOME={home}); `evalcore stop` first.")
+        worker = running.get("worker")
+        if worker and _alive(worker["pid"]):
+            url = running["ui_url"]
+            say(f"Already serving at {url} (PREFECT_HOME={home}); `evalcore stop` first.")
+            return running
+        # the worker died (kill -9, OOM): runs would stay Scheduled; start a new one
+        project = Path(running["project_dir"])
+        env = {**prefect_env(home, running["api_url"]), "EVALCORE_PROJECT_DIR": str(project)}
+        running["worker"] = _start_worker(opts, home, env, project)
+        write_state(home, running)
+        say(
+            f"Serving at {running['ui_url']}; its worker was gone, started a new one "
+            f"(pid {running['worker']['pid']}, log {running['worker']['log']})."
+        )
         return running
     if running:  # the server died: stop what is left (a worker) before starting anew
         stop(home, say)
@@ -128,15 +141,8 @@ def serve(opts: ServeOptions, say=print) -> dict:
         cwd=REPO_ROOT,
     )
 
-    worker_log = home / "worker.log"
-    worker_env = {**deploy_env, "PREFECT_WORKER_QUERY_SECONDS": str(opts.worker_poll_seconds)}
-    worker = _spawn(
-        [*_prefect(), "worker", "start", "--pool", WORK_POOL, "--name", f"{WORK_POOL}-local"],
-        worker_log,
-        worker_env,
-        cwd=project,
-    )
-    state["worker"] = {"pid": worker, "log": str(worker_log)}
+    state["worker"] = _start_worker(opts, home, deploy_env, project)
+    worker_log = state["worker"]["log"]
     write_state(home, state)
     _write_env_file(home, opts.api_url)
     say(
@@ -149,6 +155,19 @@ def serve(opts: ServeOptions, say=print) -> dict:
         f"Stop with `evalcore stop` (or `make stop`)."
     )
     return state
+
+
+def _start_worker(opts: ServeOptions, home: Path, env: dict[str, str], project: Path) -> dict:
+    """A process worker on the pool, running flow runs in the project directory."""
+    worker_log = home / "worker.log"
+    worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": str(opts.worker_poll_seconds)}
+    worker = _spawn(
+        [*_prefect(), "worker", "start", "--pool", WORK_POOL, "--name", f"{WORK_POOL}-local"],
+        worker_log,
+        worker_env,
+        cwd=project,
+    )
+    return {"pid": worker, "log": str(worker_log)}
 
 
 def stop(home: Path, say=print, grace_seconds: float = 30.0) -> list[str]:

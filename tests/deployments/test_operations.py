@@ -45,6 +45,7 @@ class Ops:
     def __init__(self, project: Path, port: int) -> None:
         self.project = project
         self.home = project / ".prefect"
+        self.port = port
         self.api = f"http://127.0.0.1:{port}/api"
         self.env = {
             **os.environ,
@@ -366,3 +367,17 @@ def test_pack_mode_and_judging_through_the_deployment(ops):
     assert len(judge_calls) == 8  # every answer judged once
     (row,) = json.loads((ops.project / "outputs-judged/leaderboard.json").read_text())
     assert row["metric"] == "mean score (0-3)" and row["accuracy"] == 2.0
+
+
+def test_serve_again_after_the_worker_was_killed_starts_a_new_worker(ops):
+    state = json.loads((ops.home / "serve.json").read_text())
+    os.kill(state["worker"]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{state['worker']['pid']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = ops.cli("evalcore", "serve", "--port", str(ops.port))
+    assert "its worker was gone, started a new one" in out
+    worker = json.loads((ops.home / "serve.json").read_text())["worker"]
+    assert worker["pid"] != state["worker"]["pid"] and Path(f"/proc/{worker['pid']}").exists()
+    run_id = ops.run_deployment("eval/video")  # picked up by the new worker
+    assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
