@@ -20,7 +20,7 @@ from evalcore.inference.sharded import infer_shard
 from evalcore.inference.shards import Shard
 from evalcore.models.base import Runtime
 from evalcore.workspace import Workspace
-from tasks.secrets import resolve_api_key
+from tasks.secrets import KEY_RESOLVER, resolve_api_key
 
 
 def fixed_key(key: str):
@@ -54,6 +54,6 @@ def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
     from evalcore.api.endpoint import parse_endpoint
 
     api_key = resolve_api_key(parse_endpoint(cell.model.params))
-    summary = infer_api_cell(cell, ws, api, api_key)
+    summary = infer_api_cell(cell, ws, api, api_key, key_resolver=KEY_RESOLVER)
     get_run_logger().info("%s: %s", cell.label, summary.describe())
     return asdict(summary)

@@ -15,7 +15,7 @@ from evalcore.judge import judge_unreadable
 from evalcore.judge.scores import current_scores, judge_answers
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
-from tasks.secrets import resolve_api_key
+from tasks.secrets import KEY_RESOLVER, resolve_api_key
 
 
 # Not Prefect-cached: the response cache already makes a repeat free, and a judge
@@ -23,7 +23,9 @@ from tasks.secrets import resolve_api_key
 @task(name="judge-extract", cache_policy=NO_CACHE, retries=1)
 def judge_extract(trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings):
     """The judge's readings of the answers the benchmark's rule cannot read."""
-    summary = judge_unreadable(trials, ws, spec, api, resolve_api_key(spec))
+    summary = judge_unreadable(
+        trials, ws, spec, api, resolve_api_key(spec), key_resolver=KEY_RESOLVER
+    )
     counts = {k: v for k, v in asdict(summary).items() if k != "answers"}
     get_run_logger().info("%s: judge %s", trials[0].label, counts)
     return summary.answers
@@ -36,7 +38,7 @@ def judge_answers_task(
     trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings
 ) -> dict:
     """The open-ended benchmark's judge over every answer without a current verdict."""
-    summary = judge_answers(trials, ws, spec, api, resolve_api_key(spec))
+    summary = judge_answers(trials, ws, spec, api, resolve_api_key(spec), key_resolver=KEY_RESOLVER)
     get_run_logger().info("%s: judge %s", trials[0].label, asdict(summary))
     if summary.failed:
         get_run_logger().warning(

@@ -14,6 +14,9 @@ from pydantic import SecretStr
 
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
 
+# What the Dask graph carries instead of the key: each worker calls this itself.
+KEY_RESOLVER = "tasks.secrets:resolve_api_key"
+
 
 class ApiKeyMissing(RuntimeError):
     """The config names a key source that holds no key."""

@@ -104,6 +104,7 @@ def infer_api_cell(
     api_key: SecretStr | None,
     writer: str = "api",
     client=None,
+    key_resolver: str | None = None,
 ) -> ApiCellSummary:
     """Answer the pending samples of one cell. `client`: a `distributed.Client` to use;
     default: the one `api` describes (a LocalCluster shared by this process's cells)."""
@@ -160,7 +161,9 @@ def infer_api_cell(
                 if not misses:  # all answered from the cache: no cluster is started
                     return 0
                 cluster = client or dask_client(cluster_spec(api))
-                return fan_out(cluster, misses, spec, api_key, api.requests_per_task, on_batch)
+                return fan_out(
+                    cluster, misses, spec, api_key, api.requests_per_task, on_batch, key_resolver
+                )
 
             progress = Progress(len(jobs), cell.label, api.progress)
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
 import logging
 import threading
 import uuid
@@ -42,10 +43,37 @@ def _cluster_gate(spec: EndpointSpec) -> ClusterGate:
 
 
 async def run_batch(
-    jobs: Sequence[ChatJob], spec: EndpointSpec, api_key: SecretStr | None
+    jobs: Sequence[ChatJob],
+    spec: EndpointSpec,
+    api_key: SecretStr | None = None,
+    key_resolver: str | None = None,
 ) -> list[ChatOutcome]:
-    """A Dask task: answer a batch under the endpoint's cluster-wide bound."""
+    """A Dask task: answer a batch under the endpoint's cluster-wide bound. With
+    `key_resolver` (`module:function` of spec -> SecretStr | None) the worker finds the
+    key itself, from its own environment or a Prefect Secret block: the key never
+    travels in the task graph."""
+    if api_key is None and key_resolver:
+        try:
+            api_key = _resolve_on_worker(key_resolver, spec)
+        except Exception as exc:  # noqa: BLE001 - every job fails, typed, with the reason
+            reason = f"this worker cannot find the API key: {type(exc).__name__}: {exc}"
+            return [
+                ChatOutcome(j.job_id, j.cache_key, error_type="ApiKeyMissing", error=reason)
+                for j in jobs
+            ]
     return await answer_batch(jobs, spec, api_key, gate=_cluster_gate(spec))
+
+
+_WORKER_KEYS: dict[tuple[str, str], SecretStr | None] = {}
+
+
+def _resolve_on_worker(key_resolver: str, spec: EndpointSpec) -> SecretStr | None:
+    """Resolve once per worker process and key source (a Secret block is an API call)."""
+    source = (key_resolver, f"{spec.api_key_env}|{spec.api_key_secret}")
+    if source not in _WORKER_KEYS:
+        module, _, name = key_resolver.partition(":")
+        _WORKER_KEYS[source] = getattr(importlib.import_module(module), name)(spec)
+    return _WORKER_KEYS[source]
 
 
 def _warm_worker() -> None:
@@ -124,10 +152,16 @@ def fan_out(
     api_key: SecretStr | None,
     requests_per_task: int,
     on_batch: Callable[[list[ChatOutcome]], None],
+    key_resolver: str | None = None,
 ) -> int:
     """Run `jobs` as batches on the cluster, calling `on_batch` in this thread with each
     batch's outcomes as it finishes. A batch lost with its worker becomes typed failures.
-    Returns the number of Dask tasks."""
+    Returns the number of Dask tasks.
+
+    When the key has a named source (`api_key_env`, `api_key_secret`) and `key_resolver`
+    is given, only the resolver's name goes into the graph and each worker resolves the
+    key itself; `api_key` then serves only to redact this side's error text. A key with
+    no named source (scripts, tests) is shipped as a `SecretStr`."""
     from distributed import as_completed
 
     if not jobs:
@@ -137,7 +171,9 @@ def fan_out(
     ]
     run = uuid.uuid4().hex[:8]
     keys = [f"api-batch-{run}-{i}" for i in range(len(batches))]
-    futures = client.map(run_batch, batches, spec=spec, api_key=api_key, key=keys, pure=False)
+    named = key_resolver is not None and (spec.api_key_env or spec.api_key_secret)
+    shipped = {"key_resolver": key_resolver} if named else {"api_key": api_key}
+    futures = client.map(run_batch, batches, spec=spec, key=keys, pure=False, **shipped)
     by_key = dict(zip(keys, batches, strict=True))
     try:
         for future in as_completed(futures, loop=client.loop):

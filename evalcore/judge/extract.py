@@ -47,6 +47,7 @@ def judge_unreadable(
     api: ApiSettings,
     api_key: SecretStr | None,
     client=None,
+    key_resolver: str | None = None,
 ) -> JudgeSummary:
     """Ask the judge about every answer the benchmark's rule reads nothing in."""
     first = trials[0]
@@ -75,7 +76,9 @@ def judge_unreadable(
                 cluster = client or dask_client(
                     ClusterSpec(api.scheduler_address, api.workers, api.task_slots, api.processes)
                 )
-                return fan_out(cluster, misses, spec, api_key, api.requests_per_task, on_batch)
+                return fan_out(
+                    cluster, misses, spec, api_key, api.requests_per_task, on_batch, key_resolver
+                )
 
             verdicts, stats = judge(trial_items, spec, cache, runner)
             answers: dict[str, str | None] = {}

@@ -96,6 +96,7 @@ def judge_answers(
     api: ApiSettings,
     api_key: SecretStr | None,
     client=None,
+    key_resolver: str | None = None,
 ) -> JudgeStageSummary:
     """Judge every answer of a judged benchmark's cell that has no current judgement."""
     benchmark = trials[0].dataset.adapter()
@@ -143,7 +144,9 @@ def judge_answers(
                 cluster = client or dask_client(
                     ClusterSpec(api.scheduler_address, api.workers, api.task_slots, api.processes)
                 )
-                return fan_out(cluster, misses, spec, api_key, api.requests_per_task, on_batch)
+                return fan_out(
+                    cluster, misses, spec, api_key, api.requests_per_task, on_batch, key_resolver
+                )
 
             cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
             with PredictionLog(cell.judgements_dir(ws), f"judge-{identity}") as log:

@@ -72,3 +72,45 @@ def test_judge_uses_the_same_cache_and_runner(server, tmp_path):
         again, stats = judge(items, spec, cache, local_runner(spec, None))
     assert stats.cache_hits == 2 and len(server.seen) == 2
     assert again == verdicts
+
+
+def test_a_named_key_never_enters_the_task_graph(server, dask_cluster, monkeypatch):
+    """With `api_key_env`, the graph carries the resolver's name; each worker reads the
+    key from its own environment (a missing one fails the batch as ApiKeyMissing)."""
+    from pydantic import SecretStr
+
+    from evalcore.api import EndpointSpec
+
+    planted = "sk-planted-key-123456"
+    monkeypatch.setenv("EVALCORE_TEST_GRAPH_KEY", planted)
+    server.behaviour.api_key = planted
+    spec = EndpointSpec(
+        base_url=server.url, model="m", api_key_env="EVALCORE_TEST_GRAPH_KEY", timeout=2
+    )
+    shipped: list[dict] = []
+
+    class SpyClient:  # records what goes into the graph
+        def __init__(self, client) -> None:
+            self.client, self.loop = client, client.loop
+
+        def map(self, fn, *args, **kwargs):
+            shipped.append(dict(kwargs))
+            return self.client.map(fn, *args, **kwargs)
+
+        def cancel(self, futures) -> None:
+            self.client.cancel(futures)
+
+    outcomes: list = []
+    resolver = "tasks.secrets:resolve_api_key"
+    fan_out(
+        SpyClient(dask_cluster),
+        text_jobs(4),
+        spec,
+        SecretStr(planted),
+        2,
+        outcomes.extend,
+        resolver,
+    )
+    assert len(outcomes) == 4 and all(o.ok for o in outcomes)  # the workers found the key
+    assert shipped and all("api_key" not in kw for kw in shipped)
+    assert planted not in repr(shipped)
