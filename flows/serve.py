@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flows.zombies import HEARTBEAT_S
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
 WORK_POOL = "evalcore"  # the pool named in deployments/prefect.yaml
@@ -141,6 +143,11 @@ def serve(opts: ServeOptions, say=print) -> dict:
         cwd=REPO_ROOT,
     )
 
+    _run_python(
+        "from flows.zombies import create_zombie_automation; create_zombie_automation()",
+        env,
+        home,
+    )
     state["worker"] = _start_worker(opts, home, deploy_env, project)
     worker_log = state["worker"]["log"]
     write_state(home, state)
@@ -157,10 +164,23 @@ def serve(opts: ServeOptions, say=print) -> dict:
     return state
 
 
+def _run_python(code: str, env: dict[str, str], home: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=home, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise ServeError(f"{code!r} failed:\n{done.stderr[-2000:]}")
+
+
 def _start_worker(opts: ServeOptions, home: Path, env: dict[str, str], project: Path) -> dict:
     """A process worker on the pool, running flow runs in the project directory."""
     worker_log = home / "worker.log"
-    worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": str(opts.worker_poll_seconds)}
+    worker_env = {
+        **env,
+        "PREFECT_WORKER_QUERY_SECONDS": str(opts.worker_poll_seconds),
+        # flow runs send heartbeats; a run that stops sending them is marked Crashed
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S),
+    }
     worker = _spawn(
         [*_prefect(), "worker", "start", "--pool", WORK_POOL, "--name", f"{WORK_POOL}-local"],
         worker_log,

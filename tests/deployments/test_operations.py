@@ -381,3 +381,48 @@ def test_serve_again_after_the_worker_was_killed_starts_a_new_worker(ops):
     assert worker["pid"] != state["worker"]["pid"] and Path(f"/proc/{worker['pid']}").exists()
     run_id = ops.run_deployment("eval/video")  # picked up by the new worker
     assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
+
+
+def test_a_killed_flow_run_is_marked_crashed_then_a_new_run_resumes(ops):
+    """kill -9 of a flow-run process: its heartbeats stop, `serve`'s automation marks the
+    run Crashed (not Running for ever), and a new deployment run finishes the work."""
+    calls = ops.project / "slow-calls.txt"
+    config = {
+        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+        "models": [
+            {
+                "name": "slow",
+                "kind": "doubles.models:CountingModel",
+                "params": {"calls_file": str(calls), "delay_s": 0.5},
+                "batch_size": 1,
+            }
+        ],
+        "output_dir": "outputs-zombie",
+        "work_dir": "work-zombie",
+    }
+    run_id = ops.run_deployment("eval/video", config)
+    deadline = time.monotonic() + 120
+    while not (calls.exists() and len(calls.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline, ops.worker_log()
+        time.sleep(0.5)
+    mark = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    pids = [p for p in processes_with_home(ops.home) if mark in _environ(p)]
+    assert pids, "the flow run's process was not found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 240  # three missed 30 s heartbeats, then the automation
+    while ops.flow_run(run_id)["state_type"] != "CRASHED":
+        assert time.monotonic() < deadline, f"still {ops.flow_run(run_id)['state_type']}"
+        time.sleep(2)
+    answered_before = len(calls.read_text().splitlines())
+    again = ops.run_deployment("eval/video", config)
+    assert ops.wait(again) == "COMPLETED", ops.worker_log()
+    n = 4 * VIDEOS
+    assert answered_before < n and len(calls.read_text().splitlines()) <= n + 1  # resumed
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
