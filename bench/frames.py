@@ -60,29 +60,34 @@ GOP_RANGE = (150, 250)
 
 
 def ensure_videos(folder: Path, durations: tuple[int, ...]) -> list[Path]:
-    """The benchmark videos, encoded once (ultrafast, crf 23, textured with grain)."""
-    paths = []
-    for seconds in durations:
-        path = folder / f"h264_720p_{seconds}s_v2.mp4"
-        if not path.exists():
-            started = time.perf_counter()
-            part = path.with_suffix(".part.mp4")
-            write_video(
-                part,
-                n_frames=seconds * FPS,
-                fps=FPS,
-                width=WIDTH,
-                height=HEIGHT,
-                gop=GOP,
-                preset="ultrafast",
-                crf=23,
-                textured=True,
-                keyframes=_keyframes(seconds * FPS, seed=seconds),
-            )
-            part.rename(path)
-            print(f"encoded {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
-        paths.append(path)
-    return paths
+    """The benchmark videos, encoded once."""
+    return [
+        ensure_video(folder / f"h264_720p_{seconds}s_v2.mp4", seconds, seed=seconds)
+        for seconds in durations
+    ]
+
+
+def ensure_video(path: Path, seconds: int, seed: int) -> Path:
+    """One 720p H.264 benchmark video (ultrafast, crf 23, textured with grain, keyframes
+    at seeded places), encoded once; bench/models.py uses the same videos' recipe."""
+    if not path.exists():
+        started = time.perf_counter()
+        part = path.with_suffix(".part.mp4")
+        write_video(
+            part,
+            n_frames=seconds * FPS,
+            fps=FPS,
+            width=WIDTH,
+            height=HEIGHT,
+            gop=GOP,
+            preset="ultrafast",
+            crf=23,
+            textured=True,
+            keyframes=_keyframes(seconds * FPS, seed=seed),
+        )
+        part.rename(path)
+        print(f"encoded {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return path
 
 
 def _keyframes(n_frames: int, seed: int) -> list[int]:

@@ -57,7 +57,6 @@ import json
 import math
 import os
 import platform
-import random
 import shutil
 import tempfile
 import time
@@ -67,16 +66,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frames import HEIGHT, WIDTH, ensure_video  # bench/frames.py: the same videos' recipe
+
 from evalcore.frames import FrameCache, FrameEntry, FrameSettings, VideoJob, extract_videos
-from evalcore.frames.synthetic import read_frame_number, write_video
+from evalcore.frames.synthetic import read_frame_number
 
 # Heavy imports (torch, transformers, decord) stay inside functions: the extraction
 # workers re-import this module, and must not pay for them.
 
 DATA = Path(__file__).resolve().parent / "data"
 ARCHS = ("qwen2_5_vl", "llava_onevision", "internvl")
-FPS, WIDTH, HEIGHT, GOP = 30, 1280, 720, 250
-GOP_RANGE = (150, 250)  # keyframes at seeded random places, as in bench/frames.py
 SAMPLE_FPS = 2.0
 
 # qwen-vl-utils' constants (vision_process.py, QwenLM/Qwen3-VL)
@@ -103,39 +102,14 @@ QUESTIONS = (
 
 
 def ensure_videos(folder: Path, count: int) -> list[Path]:
-    """`count` videos of 10, 20, ... 60 s (then again from 10 s), encoded once."""
-    paths = []
+    """`count` distinct videos of 10, 20, ... 60 s (then again from 10 s), encoded once
+    with bench/frames.py's recipe."""
+    videos = []
     for i in range(count):
         seconds = 10 * (1 + i % 6)
         path = folder / f"models_{i}_{seconds}s_720p.mp4"
-        if not path.exists():
-            started = time.perf_counter()
-            part = path.with_suffix(".part.mp4")
-            write_video(
-                part,
-                n_frames=seconds * FPS,
-                fps=FPS,
-                width=WIDTH,
-                height=HEIGHT,
-                gop=GOP,
-                preset="ultrafast",
-                crf=23,
-                textured=True,
-                keyframes=_keyframes(seconds * FPS, seed=100 + i),
-            )
-            part.rename(path)
-            print(f"encoded {path.name} in {time.perf_counter() - started:.0f} s", flush=True)
-        paths.append(path)
-    return paths
-
-
-def _keyframes(n_frames: int, seed: int) -> list[int]:
-    rng = random.Random(seed)
-    frames, at = [], 0
-    while at < n_frames:
-        frames.append(at)
-        at += rng.randint(*GOP_RANGE)
-    return frames
+        videos.append(ensure_video(path, seconds, seed=100 + i))
+    return videos
 
 
 def make_samples(videos: Sequence[Path], questions: int) -> list[Any]:

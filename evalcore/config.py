@@ -284,6 +284,13 @@ class ApiSettings(BaseModel):
         default=True, description="Show a progress bar (done, rate, cache hits, failures)."
     )
 
+    @property
+    def cluster(self):
+        """Where request batches run (`evalcore.api.fanout.ClusterSpec`)."""
+        from evalcore.api.fanout import ClusterSpec
+
+        return ClusterSpec(self.scheduler_address, self.workers, self.task_slots, self.processes)
+
 
 class EvalConfig(BaseModel):
     """Everything one evaluation run needs."""

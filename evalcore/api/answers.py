@@ -67,12 +67,21 @@ Runner = Callable[[Sequence[ChatJob], Callable[[list[ChatOutcome]], None]], int]
 
 
 def dask_runner(
-    client, spec: EndpointSpec, api_key: SecretStr | None, requests_per_task: int
+    client,
+    spec: EndpointSpec,
+    api_key: SecretStr | None,
+    requests_per_task: int,
+    key_resolver: str | None = None,
 ) -> Runner:
-    """Run misses as batches on a Dask cluster."""
+    """Run misses as batches on a Dask cluster. `client`: a `distributed.Client`, or a
+    function that returns one, called only when there are misses (a run answered from
+    the cache starts no cluster). `key_resolver`: see `fan_out`."""
 
     def run(jobs: Sequence[ChatJob], on_batch: Callable[[list[ChatOutcome]], None]) -> int:
-        return fan_out(client, jobs, spec, api_key, requests_per_task, on_batch)
+        if not jobs:
+            return 0
+        cluster = client() if callable(client) else client
+        return fan_out(cluster, jobs, spec, api_key, requests_per_task, on_batch, key_resolver)
 
     return run
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats, Progress, answer_jobs
+from evalcore.api.answers import AnswerStats, Progress, answer_jobs, dask_runner
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
-from evalcore.api.fanout import ClusterSpec, dask_client, fan_out
+from evalcore.api.fanout import dask_client
 from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
@@ -57,10 +57,6 @@ class ApiCellSummary:
             f"{self.model_calls} requests ({self.retries} retries) in {self.dask_tasks} "
             f"Dask tasks, {self.seconds:.1f} s"
         )
-
-
-def cluster_spec(api: ApiSettings) -> ClusterSpec:
-    return ClusterSpec(api.scheduler_address, api.workers, api.task_slots, api.processes)
 
 
 def endpoint_of(cell: Cell) -> EndpointSpec:
@@ -157,13 +153,13 @@ def infer_api_cell(
                 items[job.job_id] = item
                 jobs.append(job)
 
-            def runner(misses, on_batch) -> int:
-                if not misses:  # all answered from the cache: no cluster is started
-                    return 0
-                cluster = client or dask_client(cluster_spec(api))
-                return fan_out(
-                    cluster, misses, spec, api_key, api.requests_per_task, on_batch, key_resolver
-                )
+            runner = dask_runner(
+                lambda: client or dask_client(api.cluster),
+                spec,
+                api_key,
+                api.requests_per_task,
+                key_resolver,
+            )
 
             progress = Progress(len(jobs), cell.label, api.progress)
             try:

@@ -14,7 +14,7 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -166,17 +166,8 @@ class EndpointSpec(BaseModel):
 
 
 def parse_endpoint(params: dict[str, Any]) -> EndpointSpec:
-    """Validate model params; errors name each field as `params.<field>`, never its value."""
-    if "api_key" in params:
-        raise ValueError(
-            "params.api_key: the key never goes in the config; "
-            "name an environment variable in api_key_env or a Prefect Secret in api_key_secret"
-        )
-    try:
-        return EndpointSpec.model_validate(params)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(params)"
-            lines.append(f"params.{where}: {err['msg']}")
-        raise ValueError("; ".join(lines)) from None
+    """Validate model params as every model kind's are (`registry.parse_params`): errors
+    name each field as `params.<field>`, never its value."""
+    from evalcore.models.registry import parse_params
+
+    return parse_params("openai-compatible", params)

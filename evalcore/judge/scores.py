@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import answer_jobs
+from evalcore.api.answers import answer_jobs, dask_runner
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.fanout import ClusterSpec, dask_client, fan_out
+from evalcore.api.fanout import dask_client
 from evalcore.cell import Cell, valid_records
 from evalcore.config import ApiSettings
 from evalcore.frames.index import read_index_videos
@@ -138,15 +138,13 @@ def judge_answers(
             def usable(job: ChatJob, text: str) -> bool:
                 return benchmark.parse_judgement(by_id[job.job_id], text) is not None
 
-            def runner(misses, on_batch) -> int:
-                if not misses:
-                    return 0
-                cluster = client or dask_client(
-                    ClusterSpec(api.scheduler_address, api.workers, api.task_slots, api.processes)
-                )
-                return fan_out(
-                    cluster, misses, spec, api_key, api.requests_per_task, on_batch, key_resolver
-                )
+            runner = dask_runner(
+                lambda: client or dask_client(api.cluster),
+                spec,
+                api_key,
+                api.requests_per_task,
+                key_resolver,
+            )
 
             cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
             with PredictionLog(cell.judgements_dir(ws), f"judge-{identity}") as log:
