@@ -272,7 +272,8 @@ class ApiSettings(BaseModel):
     requests_per_task: int = Field(
         default=32,
         ge=1,
-        description="Requests per Dask task: a task costs ~2.5 ms to schedule, so requests "
+        description="Requests per Dask task, at least (a task gets twice its slot's share "
+        "of max_in_flight if that is more): a task costs ~2.5 ms to schedule, so requests "
         "go in batches; answers stream back a batch at a time.",
     )
     cache_path: Path | None = Field(

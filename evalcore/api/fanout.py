@@ -1,9 +1,15 @@
 """Fan chat jobs out over a Dask cluster; stream outcomes back as batches finish.
 
-A Dask task is a batch of requests (`requests_per_task`), not one request: a task costs
-milliseconds of scheduling, more than a request's share of the time at hundreds of
-requests a second. Each batch is an async task on the worker's event loop, so it needs
-no thread per request; the cluster-wide `ClusterGate` bounds what is on the wire.
+A Dask task is a batch of requests, not one request: a task costs milliseconds of
+scheduling, more than a request's share of the time at hundreds of requests a second.
+Each batch is an async task on the worker's event loop, so it needs no thread per
+request. What is on the wire is bounded per worker: the client sends each batch its
+worker's share of the endpoint's `max_in_flight` (the limit over the cluster's task
+slots, times the worker's slots), and every batch on that worker shares one gate.
+
+A worker killed mid-batch loses nothing it was answered: each answer is logged as a
+Dask event as it arrives, and the batch, when Dask runs it again elsewhere, takes those
+answers from the scheduler instead of asking the endpoint again.
 """
 
 from __future__ import annotations
@@ -12,45 +18,71 @@ import asyncio
 import atexit
 import importlib
 import logging
+import math
+import random
 import threading
+import time
 import uuid
-import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pydantic import SecretStr
 
-from evalcore.api.client import ChatJob, ChatOutcome, answer_batch, redact
+from evalcore.api.client import ChatJob, ChatOutcome, answer_job, redact, shared_session
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.gate import ClusterGate
+from evalcore.api.gate import loop_gate
 
 log = logging.getLogger(__name__)
 
 
 # -- worker side -------------------------------------------------------------------------
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ClusterGate]] = (
-    weakref.WeakKeyDictionary()
-)
+@dataclass(frozen=True)
+class Share:
+    """What a batch is told by the client: each worker's part of the endpoint's in-flight
+    limit (`limits`, by worker address, in proportion to its task slots; `per_slot` for
+    a worker that joined since) and the minimum hold of a lease (the rate limit)."""
+
+    limits: tuple[tuple[str, int], ...]
+    per_slot: float
+    min_hold: float = 0.0
+
+    def limit_of(self, address: str, slots: int) -> int:
+        return dict(self.limits).get(address) or max(1, math.floor(self.per_slot * slots))
 
 
-def _cluster_gate(spec: EndpointSpec) -> ClusterGate:
-    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
-    if spec.gate_name not in gates:
-        gates[spec.gate_name] = ClusterGate(
-            spec.gate_name, spec.max_in_flight, min_hold=spec.min_lease_seconds
-        )
-    return gates[spec.gate_name]
+def split_limit(limit: int, slots: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """`limit` over workers in proportion to their slots, largest remainders first, so
+    the parts add up to `limit` (each at least 1)."""
+    total = sum(slots.values()) or 1
+    exact = {w: limit * n / total for w, n in slots.items()}
+    parts = {w: math.floor(x) for w, x in exact.items()}
+    for w in sorted(exact, key=lambda w: parts[w] - exact[w])[: limit - sum(parts.values())]:
+        parts[w] += 1
+    return tuple(sorted((w, max(1, n)) for w, n in parts.items()))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Where a batch logs its answers (`answers`: the client's event topic, cleared by the
+    scheduler when the client leaves) and marks that it started (`started`: its own
+    topic), so that a second run of the batch can tell it is one and replay them."""
+
+    answers: str
+    started: str
 
 
 async def run_batch(
     jobs: Sequence[ChatJob],
     spec: EndpointSpec,
+    share: Share,
+    replay: Replay | None = None,
     api_key: SecretStr | None = None,
     key_resolver: str | None = None,
 ) -> list[ChatOutcome]:
-    """A Dask task: answer a batch under the endpoint's cluster-wide bound. With
-    `key_resolver` (`module:function` of spec -> SecretStr | None) the worker finds the
-    key itself, from its own environment or a Prefect Secret block: the key never
+    """A Dask task: answer a batch under this worker's share of the endpoint's bound.
+    With `key_resolver` (`module:function` of spec -> SecretStr | None) the worker finds
+    the key itself, from its own environment or a Prefect Secret block: the key never
     travels in the task graph."""
     if api_key is None and key_resolver:
         try:
@@ -61,7 +93,40 @@ async def run_batch(
                 ChatOutcome(j.job_id, j.cache_key, error_type="ApiKeyMissing", error=reason)
                 for j in jobs
             ]
-    return await answer_batch(jobs, spec, api_key, gate=_cluster_gate(spec))
+    from distributed import get_worker
+
+    worker = get_worker()
+    limit = share.limit_of(worker.address, worker.state.nthreads)
+    # by worker too: in-process workers (tests) share one event loop
+    gate = loop_gate(f"{spec.gate_name}@{worker.address}", limit, share.min_hold)
+    replayed = await _replayed(worker, replay) if replay else {}
+    http, rng = shared_session(spec), random.Random()
+
+    async def answer(job: ChatJob) -> ChatOutcome:
+        if job.job_id in replayed:
+            return replayed[job.job_id]
+        outcome = await answer_job(job, spec, api_key, http, gate, rng)
+        if replay and outcome.ok:
+            worker.log_event(replay.answers, {"batch": replay.started, **asdict(outcome)})
+        return outcome
+
+    return list(await asyncio.gather(*(answer(j) for j in jobs)))
+
+
+async def _replayed(worker, replay: Replay) -> dict[str, ChatOutcome]:
+    """The answers a killed earlier run of this batch logged; {} on a first run (one
+    scheduler call: its start mark)."""
+    earlier = await worker.scheduler.events(topic=replay.started)
+    worker.log_event(replay.started, "started")
+    if not earlier:
+        return {}
+    found = {}
+    for _, msg in await worker.scheduler.events(topic=replay.answers):
+        if isinstance(msg, dict) and msg.pop("batch", None) == replay.started:
+            msg.pop("worker", None)  # the scheduler stamps the sender
+            found[msg["job_id"]] = ChatOutcome(**msg)
+    log.info("batch run again: %d answers replayed from its earlier run", len(found))
+    return found
 
 
 _WORKER_KEYS: dict[tuple[str, str], SecretStr | None] = {}
@@ -145,6 +210,20 @@ def close_dask_clients() -> None:
             log.debug("closing a Dask client failed", exc_info=True)
 
 
+class _Slots:
+    """The cluster's task slots by worker, read again at most once a second: workers may
+    die or join during a fan-out."""
+
+    def __init__(self, client) -> None:
+        self._client, self.by_worker, self._read = client, {}, -math.inf
+
+    def __call__(self) -> int:
+        if time.monotonic() - self._read > 1.0:
+            self.by_worker = dict(self._client.nthreads())
+            self._read = time.monotonic()
+        return max(1, sum(self.by_worker.values()))
+
+
 def fan_out(
     client,
     jobs: Sequence[ChatJob],
@@ -155,8 +234,13 @@ def fan_out(
     key_resolver: str | None = None,
 ) -> int:
     """Run `jobs` as batches on the cluster, calling `on_batch` in this thread with each
-    batch's outcomes as it finishes. A batch lost with its worker becomes typed failures.
-    Returns the number of Dask tasks.
+    batch's outcomes as it finishes. A batch lost for good (Dask gave up on it) becomes
+    typed failures. Returns the number of Dask tasks.
+
+    Batches are submitted as slots free up, two per task slot ahead, each with the
+    share of `spec.max_in_flight` that the cluster's current shape gives it, and with at
+    least twice its slot's share of requests (so a worker's running batches can fill
+    its gate).
 
     When the key has a named source (`api_key_env`, `api_key_secret`) and `key_resolver`
     is given, only the resolver's name goes into the graph and each worker resolves the
@@ -166,20 +250,39 @@ def fan_out(
 
     if not jobs:
         return 0
-    batches = [
-        list(jobs[i : i + requests_per_task]) for i in range(0, len(jobs), requests_per_task)
-    ]
     run = uuid.uuid4().hex[:8]
-    keys = [f"api-batch-{run}-{i}" for i in range(len(batches))]
     named = key_resolver is not None and (spec.api_key_env or spec.api_key_secret)
     shipped = {"key_resolver": key_resolver} if named else {"api_key": api_key}
-    futures = client.map(run_batch, batches, spec=spec, key=keys, pure=False, **shipped)
-    by_key = dict(zip(keys, batches, strict=True))
+    slots = _Slots(client)
+    waiting = deque(jobs)
+    by_key: dict[str, list[ChatJob]] = {}
+
+    def submit():
+        limit, per_slot = spec.max_in_flight, spec.max_in_flight / slots()
+        share = Share(split_limit(limit, slots.by_worker), per_slot, spec.min_lease_seconds)
+        size = max(requests_per_task, math.ceil(2 * share.per_slot))
+        batch = [waiting.popleft() for _ in range(min(size, len(waiting)))]
+        key = f"api-batch-{run}-{len(by_key)}"
+        by_key[key] = batch
+        replay = Replay(answers=client.id, started=f"{client.id}/{key}")
+        return client.submit(run_batch, batch, spec, share, replay, key=key, pure=False, **shipped)
+
+    running = as_completed(loop=client.loop)
+    live = set()  # submitted, not yet finished
+
+    def top_up() -> None:
+        while waiting and len(live) < 2 * slots():
+            future = submit()
+            live.add(future)
+            running.add(future)
+
+    top_up()
     try:
-        for future in as_completed(futures, loop=client.loop):
+        for future in running:
+            live.discard(future)
             try:
                 outcomes = future.result()
-            except Exception as exc:  # the worker died (KilledWorker) or the task crashed
+            except Exception as exc:  # Dask gave up (KilledWorker) or the task crashed
                 outcomes = [
                     ChatOutcome(
                         j.job_id,
@@ -190,7 +293,9 @@ def fan_out(
                     for j in by_key[future.key]
                 ]
             future.release()
+            top_up()
             on_batch(outcomes)
     finally:
-        client.cancel([f for f in futures if not f.done()])
-    return len(batches)
+        if live:  # on_batch raised: stop the rest
+            client.cancel(list(live))
+    return len(by_key)

@@ -1,13 +1,12 @@
 """In-flight bounds for one endpoint: a request holds a lease while it is on the wire.
 
-`LocalGate` bounds one process. `ClusterGate` bounds a whole Dask cluster through a
-`distributed.Semaphore` on the scheduler, but does not pay a scheduler round trip per
-request: each worker keeps the leases it has acquired and hands them from one request
-to the next while it has requests waiting, returning a lease when it has none waiting or
-after holding it `rotate_after` seconds (so other workers and other evaluations sharing
-the endpoint get their turn). A plain per-request acquire would wake every waiter on
-every release (the scheduler's semaphore uses one event per name), which at hundreds of
-requests a second costs more scheduler CPU than the requests themselves.
+A `LocalGate` bounds one event loop: a process answering alone, or one Dask worker. On a
+cluster, each worker's gate holds that worker's share of the endpoint's limit, a share
+the client computes from the cluster's task slots and sends with every batch (see
+`fanout`). No lease lives on the scheduler: when a worker dies, its share dies with it
+and the next batches give the survivors more. (A scheduler-side `distributed.Semaphore`
+did this before; a killed worker's leases then blocked every request for ~70 s, until
+Dask's lease timeout, and fresh leases expired unrefreshed on busy workers.)
 
 A rate limit is a minimum hold: a lease starts at most one request per `min_hold`
 seconds, so N leases cannot start more than N / min_hold requests a second.
@@ -16,137 +15,76 @@ seconds, so N leases cannot start more than N / min_hold requests a second.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
 class Lease:
-    acquired: float  # when this process got it from the scheduler (monotonic)
-    started: float = 0.0  # when its current request started
+    started: float  # when its request started (monotonic)
 
 
 class LocalGate:
-    """At most `limit` leases at once within this process and event loop."""
+    """At most `limit` leases at once within this event loop; `resize` changes the limit
+    and the minimum hold of leases given from then on (a shrink lets the excess drain)."""
 
     def __init__(self, limit: int, min_hold: float = 0.0) -> None:
-        self._sem = asyncio.Semaphore(limit)
+        self.limit = max(1, limit)
         self.min_hold = min_hold
+        self.held = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def resize(self, limit: int, min_hold: float) -> None:
+        self.limit, self.min_hold = max(1, limit), min_hold
+        self._wake()
 
     async def acquire(self) -> Lease:
-        await self._sem.acquire()
-        now = time.monotonic()
-        return Lease(acquired=now, started=now)
+        if self.held < self.limit and not self._waiters:
+            self.held += 1
+        else:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._free()  # handed a lease just as we were cancelled
+                raise
+        return Lease(started=time.monotonic())
 
     def release(self, lease: Lease) -> None:
         wait = self.min_hold - (time.monotonic() - lease.started)
         if wait > 0:
-            asyncio.get_running_loop().call_later(wait, self._sem.release)
+            asyncio.get_running_loop().call_later(wait, self._free)
         else:
-            self._sem.release()
+            self._free()
 
+    def _free(self) -> None:
+        self.held -= 1
+        self._wake()
 
-class ClusterGate:
-    """At most `limit` leases at once across every worker of a Dask cluster.
-
-    Must be created and used on a Dask worker's event loop (inside an async task)."""
-
-    def __init__(
-        self,
-        name: str,
-        limit: int,
-        min_hold: float = 0.0,
-        rotate_after: float = 5.0,
-        parallel_acquires: int = 8,
-    ) -> None:
-        from distributed import Semaphore
-
-        self._sem = Semaphore(max_leases=limit, name=name)
-        self.min_hold = min_hold
-        self.rotate_after = rotate_after
-        self.parallel_acquires = parallel_acquires
-        self._waiters: deque[asyncio.Future[Lease]] = deque()  # may hold cancelled ones
-        self._waiting = 0  # futures in _waiters still waiting for a lease
-        self._acquiring = 0
-        self.held = 0  # leases this process holds from the scheduler
-        self.scheduler_calls = 0
-
-    async def acquire(self) -> Lease:
-        fut: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._waiting += 1
-        self._top_up()
-        try:
-            lease = await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._recycle(fut.result())  # handed a lease just as we were cancelled
-            else:
-                self._waiting -= 1
-            raise
-        lease.started = time.monotonic()
-        return lease
-
-    def release(self, lease: Lease) -> None:
-        wait = self.min_hold - (time.monotonic() - lease.started)
-        if wait > 0:
-            asyncio.get_running_loop().call_later(wait, self._recycle, lease)
-        else:
-            self._recycle(lease)
-
-    # -- internals ---------------------------------------------------------------------
-    def _top_up(self) -> None:
-        """Keep a few acquires outstanding while requests wait (few, so that the
-        scheduler's wake-everyone semaphore has few waiters)."""
-        want = min(self._waiting, self.parallel_acquires)
-        while self._acquiring < want:
-            self._acquiring += 1
-            asyncio.ensure_future(self._acquire_one())
-
-    async def _acquire_one(self) -> None:
-        try:
-            self.scheduler_calls += 1
-            await self._sem.acquire()
-        except Exception as exc:  # scheduler gone: fail the waiters rather than hang
-            self._acquiring -= 1
-            while self._waiters:
-                fut = self._waiters.popleft()
-                if not fut.done():
-                    self._waiting -= 1
-                    fut.set_exception(exc)
-            return
-        self._acquiring -= 1
-        self.held += 1
-        self._hand(Lease(acquired=time.monotonic()))
-        self._top_up()
-
-    def _hand(self, lease: Lease) -> None:
-        while self._waiters:
+    def _wake(self) -> None:
+        while self.held < self.limit and self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
-                self._waiting -= 1
-                fut.set_result(lease)
-                return
-        self._give_back()
+                self.held += 1
+                fut.set_result(None)
 
-    def _recycle(self, lease: Lease) -> None:
-        if self._waiting and time.monotonic() - lease.acquired < self.rotate_after:
-            self._hand(lease)
-        else:
-            self._give_back()
-            self._top_up()
 
-    def _give_back(self) -> None:
-        self.held -= 1
-        self.scheduler_calls += 1
-        asyncio.ensure_future(self._release_one())
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, LocalGate]] = (
+    weakref.WeakKeyDictionary()
+)
 
-    async def _release_one(self) -> None:
-        try:
-            await self._sem.release()
-        except Exception:  # the scheduler expires an unrefreshed lease by itself
-            log.warning("could not return a semaphore lease; the scheduler will expire it")
+
+def loop_gate(name: str, limit: int, min_hold: float) -> LocalGate:
+    """The gate `name` of the running event loop (one per endpoint and worker), set to the
+    latest share it was given: every batch a worker runs for the endpoint shares it."""
+    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.get(name)
+    if gate is None:
+        gate = gates[name] = LocalGate(limit, min_hold)
+    elif (gate.limit, gate.min_hold) != (max(1, limit), min_hold):
+        gate.resize(limit, min_hold)
+    return gate

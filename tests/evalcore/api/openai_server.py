@@ -89,6 +89,7 @@ class OpenAIServer:
         self.port = port
         self.record = record  # keep every request in `seen` (the bench turns it off)
         self.seen: list[Seen] = []
+        self.answered: list[tuple[str, float]] = []  # (prompt, monotonic time) per 200 answer
         self.connections = 0
         self.in_flight = 0  # requests read and not yet answered
         self.max_in_flight = 0
@@ -158,6 +159,7 @@ class OpenAIServer:
     def reset_log(self) -> None:
         with self._lock:
             self.seen.clear()
+            self.answered.clear()
             self._per_prompt.clear()
             self.max_in_flight = 0
 
@@ -253,6 +255,9 @@ class OpenAIServer:
         if outcome == "ok":
             reply = _completion(request, b.answer(prompt, digest))
             await self._send(writer, 200, json.dumps(reply).encode())
+            if self.record:
+                with self._lock:
+                    self.answered.append((prompt, time.monotonic()))
         elif outcome == "malformed":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
         elif outcome == "blank":  # a completion whose content is ""

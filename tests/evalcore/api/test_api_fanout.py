@@ -91,11 +91,14 @@ def test_a_named_key_never_enters_the_task_graph(server, dask_cluster, monkeypat
 
     class SpyClient:  # records what goes into the graph
         def __init__(self, client) -> None:
-            self.client, self.loop = client, client.loop
+            self.client, self.loop, self.id = client, client.loop, client.id
 
-        def map(self, fn, *args, **kwargs):
-            shipped.append(dict(kwargs))
-            return self.client.map(fn, *args, **kwargs)
+        def nthreads(self):
+            return self.client.nthreads()
+
+        def submit(self, fn, *args, **kwargs):
+            shipped.append({"args": args, **kwargs})
+            return self.client.submit(fn, *args, **kwargs)
 
         def cancel(self, futures) -> None:
             self.client.cancel(futures)
