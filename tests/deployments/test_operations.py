@@ -383,9 +383,11 @@ def test_serve_again_after_the_worker_was_killed_starts_a_new_worker(ops):
     assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
 
 
-def test_a_killed_flow_run_is_marked_crashed_then_a_new_run_resumes(ops):
-    """kill -9 of a flow-run process: its heartbeats stop, `serve`'s automation marks the
-    run Crashed (not Running for ever), and a new deployment run finishes the work."""
+def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
+    """kill -9 of the worker and its flow-run process mid-run (a lost host): `evalcore
+    serve` again starts a new worker; the run's heartbeats have stopped, so `serve`'s
+    automation marks it Crashed (not Running for ever); a new deployment run, picked up
+    by the new worker, finishes the work without recomputing what was answered."""
     calls = ops.project / "slow-calls.txt"
     config = {
         "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
@@ -405,16 +407,27 @@ def test_a_killed_flow_run_is_marked_crashed_then_a_new_run_resumes(ops):
     while not (calls.exists() and len(calls.read_text().splitlines()) >= 3):
         assert time.monotonic() < deadline, ops.worker_log()
         time.sleep(0.5)
+    worker = json.loads((ops.home / "serve.json").read_text())["worker"]["pid"]
     mark = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
-    pids = [p for p in processes_with_home(ops.home) if mark in _environ(p)]
-    assert pids, "the flow run's process was not found"
-    for pid in pids:
+    flow_procs = [p for p in processes_with_home(ops.home) if mark in _environ(p)]
+    assert flow_procs, "the flow run's process was not found"
+    for pid in [worker, *flow_procs]:
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 240  # three missed 30 s heartbeats, then the automation
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in [worker, *flow_procs]):
+        assert time.monotonic() < deadline, "killed processes still there"
+        time.sleep(0.1)
+    answered_before = len(calls.read_text().splitlines())
+
+    out = ops.cli("evalcore", "serve", "--port", str(ops.port))
+    assert "its worker was gone, started a new one" in out
+    new_worker = json.loads((ops.home / "serve.json").read_text())["worker"]["pid"]
+    assert new_worker != worker
+    killed_at = time.monotonic()
+    deadline = killed_at + 240  # three missed 30 s heartbeats, then the automation
     while ops.flow_run(run_id)["state_type"] != "CRASHED":
         assert time.monotonic() < deadline, f"still {ops.flow_run(run_id)['state_type']}"
         time.sleep(2)
-    answered_before = len(calls.read_text().splitlines())
     again = ops.run_deployment("eval/video", config)
     assert ops.wait(again) == "COMPLETED", ops.worker_log()
     n = 4 * VIDEOS
