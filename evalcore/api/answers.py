@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from evalcore.api.cache import ResponseCache
 from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.fanout import fan_out
+from evalcore.api.fanout import FanOut, fan_out
 
 
 @dataclass
@@ -32,6 +32,7 @@ class AnswerStats:
     failed: int = 0
     requests: int = 0  # HTTP attempts sent, retries included
     dask_tasks: int = 0
+    in_flight: str = ""  # the level requests ran at: `32`, or `auto: 88 now, peak 96`
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)  # error type -> count
 
@@ -50,20 +51,32 @@ class Progress:
 
             self._bar = tqdm(total=total, desc=label, unit="req", mininterval=0.5)
         self.hits = self.failed = 0
+        self.in_flight: int | None = None
 
     def update(self, outcome: ChatOutcome) -> None:
         self.hits += outcome.cached
         self.failed += not outcome.ok
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(hits=self.hits, failed=self.failed, refresh=False)
+            self._show()
+
+    def level(self, in_flight: int) -> None:
+        """An `auto` in-flight level changed."""
+        self.in_flight = in_flight
+        if self._bar is not None:
+            self._show()
+
+    def _show(self) -> None:
+        extra = {} if self.in_flight is None else {"in_flight": self.in_flight}
+        self._bar.set_postfix(hits=self.hits, failed=self.failed, **extra, refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
-Runner = Callable[[Sequence[ChatJob], Callable[[list[ChatOutcome]], None]], int]
+# run(misses, on_batch, on_level) -> FanOut
+Runner = Callable[..., FanOut]
 
 
 def dask_runner(
@@ -77,11 +90,13 @@ def dask_runner(
     function that returns one, called only when there are misses (a run answered from
     the cache starts no cluster). `key_resolver`: see `fan_out`."""
 
-    def run(jobs: Sequence[ChatJob], on_batch: Callable[[list[ChatOutcome]], None]) -> int:
+    def run(jobs: Sequence[ChatJob], on_batch, on_level=None) -> FanOut:
         if not jobs:
-            return 0
+            return FanOut(in_flight=str(spec.max_in_flight))
         cluster = client() if callable(client) else client
-        return fan_out(cluster, jobs, spec, api_key, requests_per_task, on_batch, key_resolver)
+        return fan_out(
+            cluster, jobs, spec, api_key, requests_per_task, on_batch, key_resolver, on_level
+        )
 
     return run
 
@@ -89,10 +104,10 @@ def dask_runner(
 def local_runner(spec: EndpointSpec, api_key: SecretStr | None) -> Runner:
     """Run misses in this process (no cluster): small jobs, tests, scripts."""
 
-    def run(jobs: Sequence[ChatJob], on_batch: Callable[[list[ChatOutcome]], None]) -> int:
+    def run(jobs: Sequence[ChatJob], on_batch, on_level=None) -> FanOut:
         if jobs:
             on_batch(answer_locally(jobs, spec, api_key))
-        return 0
+        return FanOut(in_flight=str(spec.max_in_flight))
 
     return run
 
@@ -153,7 +168,8 @@ def answer_jobs(
                 failures[o.error_type or "Unknown"] += 1
             emit(o)
 
-    stats.dask_tasks = runner(misses, on_batch)
+    done = runner(misses, on_batch, progress.level if progress is not None else None)
+    stats.dask_tasks, stats.in_flight = done.tasks, done.in_flight
     stats.failures = dict(failures.most_common())
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats

@@ -47,6 +47,7 @@ class ApiCellSummary:
     cache_hits: int = 0
     retries: int = 0
     dask_tasks: int = 0
+    in_flight: str = ""  # the concurrency requests ran at (`auto`: its level and peak)
     failures: dict[str, int] = field(default_factory=dict)  # error type -> count
 
     def describe(self) -> str:
@@ -55,7 +56,7 @@ class ApiCellSummary:
             f"{self.answered} answered ({self.cache_hits} from the response cache), "
             f"{self.failed} failed ({failures}), {self.skipped} already done; "
             f"{self.model_calls} requests ({self.retries} retries) in {self.dask_tasks} "
-            f"Dask tasks, {self.seconds:.1f} s"
+            f"Dask tasks at in-flight {self.in_flight or 'n/a'}, {self.seconds:.1f} s"
         )
 
 
@@ -174,6 +175,7 @@ def infer_api_cell(
     summary.cache_hits = stats.cache_hits
     summary.retries = stats.retries
     summary.dask_tasks = stats.dask_tasks
+    summary.in_flight = stats.in_flight
     summary.seconds = stats.seconds
     summary.failures = dict(sorted(failures.items(), key=lambda kv: -kv[1]))
     return summary

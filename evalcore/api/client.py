@@ -14,7 +14,7 @@ import json
 import random
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,8 +242,10 @@ async def answer_job(
     http: aiohttp.ClientSession,
     gate,
     rng: random.Random | None = None,
+    on_attempt: Callable[[Any, float | None, bool], None] | None = None,
 ) -> ChatOutcome:
-    """Up to `spec.max_attempts` attempts; the outcome is an answer or a typed failure."""
+    """Up to `spec.max_attempts` attempts; the outcome is an answer or a typed failure.
+    `on_attempt(lease, latency or None, throttled)` hears of every attempt (`auto`)."""
     rng = rng or random.Random()
     backoff = Backoff(spec.backoff_initial, spec.backoff_max, spec.retry_after_max)
     started = time.monotonic()
@@ -259,7 +261,10 @@ async def answer_job(
                     await asyncio.to_thread(_encode, spec, job) if has_media else _encode(spec, job)
                 )
             attempts += 1
+            sent = time.monotonic()
             text, (prompt_tokens, completion_tokens) = await post_chat(http, spec, body, api_key)
+            if on_attempt is not None:
+                on_attempt(lease, time.monotonic() - sent, False)
             elapsed = round(time.monotonic() - started, 4)
             return ChatOutcome(
                 job.job_id,
@@ -272,6 +277,8 @@ async def answer_job(
             )
         except ApiError as exc:
             last = exc
+            if on_attempt is not None:
+                on_attempt(lease, None, exc.throttled)
         finally:
             gate.release(lease)
         if not last.retryable or attempts >= spec.max_attempts:
@@ -292,7 +299,7 @@ async def answer_job(
 def new_session(spec: EndpointSpec) -> aiohttp.ClientSession:
     """A pooled HTTP session; its connection limit is a per-process ceiling (the gate
     decides how many requests are on the wire)."""
-    connector = aiohttp.TCPConnector(limit=spec.max_in_flight)
+    connector = aiohttp.TCPConnector(limit=spec.in_flight_ceiling)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
@@ -304,7 +311,7 @@ _SESSIONS: weakref.WeakKeyDictionary[
 
 def shared_session(spec: EndpointSpec) -> aiohttp.ClientSession:
     sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
-    key = (spec.base_url, spec.max_in_flight)
+    key = (spec.base_url, spec.in_flight_ceiling)
     if key not in sessions or sessions[key].closed:
         sessions[key] = new_session(spec)
     return sessions[key]
@@ -318,7 +325,8 @@ async def answer_batch(
     http: aiohttp.ClientSession | None = None,
 ) -> list[ChatOutcome]:
     """Every job of a batch at once; the gate bounds how many are on the wire."""
-    gate = gate or LocalGate(spec.max_in_flight, spec.min_lease_seconds)
+    limit = spec.in_flight_ceiling if not spec.adaptive else 32  # alone: no controller
+    gate = gate or LocalGate(limit, spec.min_hold(limit))
     http = http or shared_session(spec)
     rng = random.Random()
     return list(

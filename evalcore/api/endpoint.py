@@ -79,8 +79,13 @@ class EndpointSpec(BaseModel):
     retry_after_max: float = Field(
         default=120.0, ge=0, description="Longest server-requested wait (Retry-After) honoured."
     )
-    max_in_flight: int = Field(
-        default=32, ge=1, description="Requests in flight to this endpoint across all workers."
+    max_in_flight: int | Literal["auto"] = Field(
+        default=32,
+        description="Requests in flight to this endpoint across all workers; `auto`: found "
+        "at run time (grows while latency is flat, backs off on 429/503 and rising latency).",
+    )
+    auto_max_in_flight: int = Field(
+        default=512, ge=1, description="The most `max_in_flight: auto` may reach."
     )
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Optional request rate limit across all workers."
@@ -156,13 +161,29 @@ class EndpointSpec(BaseModel):
         blob = json.dumps([self.base_url, self.model, self.max_in_flight, self.requests_per_minute])
         return "evalcore-api-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    @field_validator("max_in_flight")
+    @classmethod
+    def _in_flight(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, or auto")
+        return value
+
     @property
-    def min_lease_seconds(self) -> float:
-        """With N in-flight slots each starting at most one request per this many seconds,
-        the rate cannot exceed N / hold = requests_per_minute / 60 (bursts up to N)."""
+    def adaptive(self) -> bool:
+        return self.max_in_flight == "auto"
+
+    @property
+    def in_flight_ceiling(self) -> int:
+        """The most requests ever in flight (the HTTP pool's size)."""
+        return self.auto_max_in_flight if self.adaptive else int(self.max_in_flight)
+
+    def min_hold(self, limit: int) -> float:
+        """With `limit` in-flight slots each starting at most one request per this many
+        seconds, the rate cannot exceed limit / hold = requests_per_minute / 60 (bursts up
+        to `limit`)."""
         if not self.requests_per_minute:
             return 0.0
-        return 60.0 * self.max_in_flight / self.requests_per_minute
+        return 60.0 * limit / self.requests_per_minute
 
 
 def parse_endpoint(params: dict[str, Any]) -> EndpointSpec:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 from pydantic import SecretStr
 
+from evalcore.api.adaptive import AdaptiveLimit
 from evalcore.api.client import ChatJob, ChatOutcome, answer_job, redact, shared_session
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.gate import loop_gate
@@ -46,6 +47,8 @@ class Share:
     limits: tuple[tuple[str, int], ...]
     per_slot: float
     min_hold: float = 0.0
+    feed: str | None = None  # `auto`: the event topic every attempt is reported on
+    epoch: int = 0  # `auto`: how many times the level changed (older shares lose)
 
     def limit_of(self, address: str, slots: int) -> int:
         return dict(self.limits).get(address) or max(1, math.floor(self.per_slot * slots))
@@ -96,21 +99,53 @@ async def run_batch(
     from distributed import get_worker
 
     worker = get_worker()
-    limit = share.limit_of(worker.address, worker.state.nthreads)
-    # by worker too: in-process workers (tests) share one event loop
-    gate = loop_gate(f"{spec.gate_name}@{worker.address}", limit, share.min_hold)
+    gate = _resize_gate(spec.gate_name, share, worker)
     replayed = await _replayed(worker, replay) if replay else {}
     http, rng = shared_session(spec), random.Random()
+    feed = _Feed(worker, share.feed) if share.feed else None
 
     async def answer(job: ChatJob) -> ChatOutcome:
         if job.job_id in replayed:
             return replayed[job.job_id]
-        outcome = await answer_job(job, spec, api_key, http, gate, rng)
+        outcome = await answer_job(job, spec, api_key, http, gate, rng, feed and feed.add)
         if replay and outcome.ok:
             worker.log_event(replay.answers, {"batch": replay.started, **asdict(outcome)})
         return outcome
 
-    return list(await asyncio.gather(*(answer(j) for j in jobs)))
+    try:
+        return list(await asyncio.gather(*(answer(j) for j in jobs)))
+    finally:
+        if feed:
+            feed.flush()
+
+
+def _resize_gate(name: str, share: Share, worker):
+    limit = share.limit_of(worker.address, worker.state.nthreads)
+    # by worker too: in-process workers (tests) share one event loop
+    return loop_gate(f"{name}@{worker.address}", limit, share.min_hold, share.epoch)
+
+
+async def resize_gates(name: str, share: Share, dask_worker=None) -> None:
+    """Run on every worker (`client.run`) when the `auto` level changes."""
+    _resize_gate(name, share, dask_worker)
+
+
+class _Feed:
+    """Attempts of a batch reported to the client's controller, a few per event (an
+    event per attempt would cost the scheduler more than the requests at 500 in flight)."""
+
+    def __init__(self, worker, topic: str) -> None:
+        self.worker, self.topic, self.items, self.sent = worker, topic, [], time.monotonic()
+
+    def add(self, lease, latency: float | None, throttled: bool) -> None:
+        self.items.append((latency, throttled, lease.epoch))
+        if len(self.items) >= 32 or time.monotonic() - self.sent > 0.05:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.worker.log_event(self.topic, self.items)
+            self.items, self.sent = [], time.monotonic()
 
 
 async def _replayed(worker, replay: Replay) -> dict[str, ChatOutcome]:
@@ -210,6 +245,83 @@ def close_dask_clients() -> None:
             log.debug("closing a Dask client failed", exc_info=True)
 
 
+@dataclass(frozen=True)
+class FanOut:
+    """What a fan-out did: Dask tasks run, and the in-flight level it ran at."""
+
+    tasks: int = 0
+    in_flight: str = ""
+
+
+# One `auto` controller per endpoint in this process: the cells of a run (and the judge)
+# that use one endpoint share what was learnt about it, instead of each starting over.
+_CONTROLS: dict[str, AdaptiveLimit] = {}
+_CONTROLS_LOCK = threading.Lock()
+
+
+def _control(spec: EndpointSpec) -> AdaptiveLimit:
+    with _CONTROLS_LOCK:
+        if spec.gate_name not in _CONTROLS:
+            _CONTROLS[spec.gate_name] = AdaptiveLimit(ceiling=spec.auto_max_in_flight)
+        return _CONTROLS[spec.gate_name]
+
+
+class _Level:
+    """The in-flight limit new batches are given. `auto`: the endpoint's `AdaptiveLimit`,
+    fed with every attempt through a Dask event topic; when it moves, every worker's
+    gate is resized at once (`client.run`), not only as new batches arrive."""
+
+    def __init__(self, client, spec: EndpointSpec, share_now, on_level) -> None:
+        self.spec, self.client = spec, client
+        self.control = _control(spec) if spec.adaptive else None
+        self._share_now, self._on_level = share_now, on_level
+        self._changed, self._stop = threading.Event(), False
+        self.topic = f"evalcore-feed-{uuid.uuid4().hex[:12]}"
+        if self.control is not None:
+            client.subscribe_topic(self.topic, self._heard)
+            self._pusher = threading.Thread(target=self._push, name="auto-in-flight", daemon=True)
+            self._pusher.start()
+
+    def __call__(self) -> int:
+        return self.control.level if self.control else int(self.spec.max_in_flight)
+
+    @property
+    def epoch(self) -> int:
+        return self.control.changes if self.control else 0
+
+    def describe(self) -> str:
+        return self.control.describe() if self.control else str(self.spec.max_in_flight)
+
+    def _heard(self, event) -> None:
+        _, attempts = event
+        now = time.monotonic()
+        with _CONTROLS_LOCK:
+            for latency, throttled, epoch in attempts:
+                if self.control.record(latency, throttled, epoch, now):
+                    self._changed.set()
+
+    def _push(self) -> None:
+        while not self._stop:
+            if not self._changed.wait(0.1):
+                continue
+            self._changed.clear()
+            try:
+                self.client.run(resize_gates, self.spec.gate_name, self._share_now(), wait=False)
+            except Exception:  # noqa: BLE001 - a closing cluster; new batches carry it too
+                log.debug("could not resize the workers' gates", exc_info=True)
+            if self._on_level is not None:
+                self._on_level(self())
+
+    def close(self) -> None:
+        if self.control is not None:
+            self._stop = True
+            self._pusher.join(1)
+            try:
+                self.client.unsubscribe_topic(self.topic)
+            except Exception:  # noqa: BLE001
+                log.debug("unsubscribe failed", exc_info=True)
+
+
 class _Slots:
     """The cluster's task slots by worker, read again at most once a second: workers may
     die or join during a fan-out."""
@@ -232,10 +344,11 @@ def fan_out(
     requests_per_task: int,
     on_batch: Callable[[list[ChatOutcome]], None],
     key_resolver: str | None = None,
-) -> int:
+    on_level: Callable[[int], None] | None = None,
+) -> FanOut:
     """Run `jobs` as batches on the cluster, calling `on_batch` in this thread with each
     batch's outcomes as it finishes. A batch lost for good (Dask gave up on it) becomes
-    typed failures. Returns the number of Dask tasks.
+    typed failures. `on_level(n)` hears of each change of an `auto` in-flight level.
 
     Batches are submitted as slots free up, two per task slot ahead, each with the
     share of `spec.max_in_flight` that the cluster's current shape gives it, and with at
@@ -249,7 +362,7 @@ def fan_out(
     from distributed import as_completed
 
     if not jobs:
-        return 0
+        return FanOut()
     run = uuid.uuid4().hex[:8]
     named = key_resolver is not None and (spec.api_key_env or spec.api_key_secret)
     shipped = {"key_resolver": key_resolver} if named else {"api_key": api_key}
@@ -257,9 +370,16 @@ def fan_out(
     waiting = deque(jobs)
     by_key: dict[str, list[ChatJob]] = {}
 
+    def share_now() -> Share:
+        limit, epoch, n = level(), level.epoch, slots()  # slots() refreshes slots.by_worker
+        feed = level.topic if spec.adaptive else None
+        parts = split_limit(limit, slots.by_worker)
+        return Share(parts, limit / n, spec.min_hold(limit), feed, epoch)
+
+    level = _Level(client, spec, share_now, on_level)
+
     def submit():
-        limit, per_slot = spec.max_in_flight, spec.max_in_flight / slots()
-        share = Share(split_limit(limit, slots.by_worker), per_slot, spec.min_lease_seconds)
+        share = share_now()
         size = max(requests_per_task, math.ceil(2 * share.per_slot))
         batch = [waiting.popleft() for _ in range(min(size, len(waiting)))]
         key = f"api-batch-{run}-{len(by_key)}"
@@ -296,6 +416,7 @@ def fan_out(
             top_up()
             on_batch(outcomes)
     finally:
+        level.close()
         if live:  # on_batch raised: stop the rest
             client.cancel(list(live))
-    return len(by_key)
+    return FanOut(len(by_key), level.describe())

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 @dataclass
 class Lease:
     started: float  # when its request started (monotonic)
+    epoch: int = 0  # the gate's epoch when it was given (see `adaptive`)
 
 
 class LocalGate:
@@ -33,6 +34,7 @@ class LocalGate:
     def __init__(self, limit: int, min_hold: float = 0.0) -> None:
         self.limit = max(1, limit)
         self.min_hold = min_hold
+        self.epoch = 0  # how many times an `auto` level changed, as far as this gate knows
         self.held = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -52,7 +54,7 @@ class LocalGate:
                 if fut.done() and not fut.cancelled():
                     self._free()  # handed a lease just as we were cancelled
                 raise
-        return Lease(started=time.monotonic())
+        return Lease(started=time.monotonic(), epoch=self.epoch)
 
     def release(self, lease: Lease) -> None:
         wait = self.min_hold - (time.monotonic() - lease.started)
@@ -78,13 +80,16 @@ _GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, LocalGate
 )
 
 
-def loop_gate(name: str, limit: int, min_hold: float) -> LocalGate:
+def loop_gate(name: str, limit: int, min_hold: float, epoch: int = 0) -> LocalGate:
     """The gate `name` of the running event loop (one per endpoint and worker), set to the
-    latest share it was given: every batch a worker runs for the endpoint shares it."""
+    newest share it was given (by epoch): every batch a worker runs for the endpoint
+    shares it."""
     gates = _GATES.setdefault(asyncio.get_running_loop(), {})
     gate = gates.get(name)
     if gate is None:
         gate = gates[name] = LocalGate(limit, min_hold)
-    elif (gate.limit, gate.min_hold) != (max(1, limit), min_hold):
+        gate.epoch = epoch
+    elif epoch >= gate.epoch and (gate.limit, gate.min_hold) != (max(1, limit), min_hold):
         gate.resize(limit, min_hold)
+        gate.epoch = epoch
     return gate

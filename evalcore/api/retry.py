@@ -39,21 +39,25 @@ class ApiError(Exception):
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.throttled = False  # the server said: too many (429, 503)
 
 
 def status_error(status: int, message: str, retry_after: float | None = None) -> ApiError:
     """The error of a non-2xx answer; a server's Retry-After is kept on every status
     (a 503 with `Retry-After: 1` means: come back in a second)."""
     if status >= 500:
-        return ApiError(
+        error = ApiError(
             "ServerError", f"HTTP {status}: {message}", retryable=True, retry_after=retry_after
         )
-    return ApiError(
-        STATUS_TYPES.get(status, "ClientError"),
-        f"HTTP {status}: {message}",
-        retryable=status in RETRYABLE_STATUS,
-        retry_after=retry_after,
-    )
+    else:
+        error = ApiError(
+            STATUS_TYPES.get(status, "ClientError"),
+            f"HTTP {status}: {message}",
+            retryable=status in RETRYABLE_STATUS,
+            retry_after=retry_after,
+        )
+    error.throttled = status in (429, 503)
+    return error
 
 
 def parse_retry_after(headers, now: float | None = None) -> float | None:

@@ -131,7 +131,11 @@ def cache_counts(outcome: dict | None, api_cells_restored: int) -> dict[str, str
         api_line = f"{sum(c['cache_hits'] for c in api)} requests over {len(api)} cells"
         if api_cells_restored:
             api_line += f" ({api_cells_restored} cells restored from an earlier run)"
-    return {"frame-cache hits": f"{hits} of {videos} videos", "API cache hits": api_line}
+    counts = {"frame-cache hits": f"{hits} of {videos} videos", "API cache hits": api_line}
+    levels = sorted({c["in_flight"] for c in api if c.get("in_flight")})
+    if levels:
+        counts["API in flight"] = "; ".join(levels)
+    return counts
 
 
 def summary_markdown(

@@ -63,6 +63,9 @@ class Behaviour:
     # request ("ok", "429", "reset", ...); the last item repeats. Checked before fault_rate.
     scripted: dict[str, list[str]] = field(default_factory=dict)
     answer: Callable[[str, str], str] = lambda prompt, digest: "A"  # noqa: E731  -> reply
+    # a requests-per-minute limit as a token bucket (a second's worth of burst): a request
+    # without a token gets 429 with the wait until the next one (retry-after-ms, Retry-After)
+    requests_per_minute: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class OpenAIServer:
         self._unanswered: set[asyncio.StreamWriter] = set()
         self._per_prompt: Counter[str] = Counter()
         self._rng = random.Random(self.behaviour.seed)
+        self._tokens: float | None = None
+        self._refilled = time.monotonic()
+        self.rate_limited = 0  # requests refused by the requests_per_minute bucket
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -262,6 +268,11 @@ class OpenAIServer:
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
         elif outcome == "blank":  # a completion whose content is ""
             await self._send(writer, 200, json.dumps(_completion(request, "")).encode())
+        elif outcome.startswith("rate:"):
+            wait = float(outcome.removeprefix("rate:"))
+            extra = {"retry-after-ms": str(max(1, round(wait * 1000))), "Retry-After": "1"}
+            error = {"error": {"message": "rate limit reached", "code": 429}}
+            await self._send(writer, 429, json.dumps(error).encode(), extra)
         elif outcome == "empty":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "object": "chat.completion"}')
         else:
@@ -280,9 +291,25 @@ class OpenAIServer:
             await self._send(writer, status, json.dumps(error).encode(), extra)
         return True
 
+    def _take_token(self) -> float | None:
+        """None when the request may go on; else seconds until a token is available."""
+        rate = self.behaviour.requests_per_minute / 60.0
+        now = time.monotonic()
+        if self._tokens is None:
+            self._tokens = rate
+        self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        self.rate_limited += 1
+        return (1.0 - self._tokens) / rate
+
     def _decide(self, prompt: str, digest: str) -> str:
         b = self.behaviour
         with self._lock:
+            if b.requests_per_minute and (wait := self._take_token()) is not None:
+                return f"rate:{wait:.3f}"
             for marker, plan in b.scripted.items():
                 if marker == digest or marker in prompt:
                     n = self._per_prompt[marker]
@@ -355,8 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--rpm", type=float, default=None, help="requests-per-minute limit")
     args = parser.parse_args(argv)
-    behaviour = Behaviour(latency=args.latency, fault_rate=args.fault_rate)
+    behaviour = Behaviour(
+        latency=args.latency, fault_rate=args.fault_rate, requests_per_minute=args.rpm
+    )
     server = OpenAIServer(behaviour, args.port, record=False)
 
     async def serve() -> None:
