@@ -7,8 +7,11 @@ from evalcore.reports.leaderboard import (
     leaderboard_rows,
     write_leaderboard,
 )
+from evalcore.reports.usage import CellUsage, cell_usage
 
 __all__ = [
+    "CellUsage",
+    "cell_usage",
     "collect_cells",
     "leaderboard_markdown",
     "leaderboard_rows",
