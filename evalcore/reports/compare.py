@@ -24,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from evalcore.atomic import atomic_path
+from evalcore.reports.cell import cell_text
 from evalcore.reports.samples import SampleOutcome, interval_of, outcomes_from_json
 from evalcore.stats import PairedDifference, paired_difference
 
-FLIP_COLUMNS = 12  # question text shown in markdown is cut at this many words
+QUESTION_WORDS = 12  # questions and answers in the markdown are cut at this many words
 
 
 class CompareError(ValueError):
@@ -200,12 +201,12 @@ def flips_table(flips: Sequence[Flip], limit: int | None = None) -> list[str]:
         cols = [
             f.a.sample_id,
             f.a.video,
-            _cell(f.a.question, FLIP_COLUMNS),
+            _cell(f.a.question, QUESTION_WORDS),
             f.a.answer,
             _cell(f.a.extracted) or "-",
-            _cell(f.a.prediction, FLIP_COLUMNS) or f"({f.a.status})",
+            _cell(f.a.prediction, QUESTION_WORDS) or f"({f.a.status})",
             _cell(f.b.extracted) or "-",
-            _cell(f.b.prediction, FLIP_COLUMNS) or f"({f.b.status})",
+            _cell(f.b.prediction, QUESTION_WORDS) or f"({f.b.status})",
         ]
         lines.append("| " + " | ".join(cols) + " |")
     if len(flips) > len(shown):
@@ -277,8 +278,6 @@ def write_comparison_xlsx(c: Comparison, path: Path) -> Path:
         for direction, flips in (("wrong -> right", c.gains), ("right -> wrong", c.losses))
         for f in flips
     ]
-    from evalcore.reports.cell import cell_text
-
     with atomic_path(Path(path)) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
         frame = pd.DataFrame([{"field": k, "value": v} for k, v in summary])
         frame.map(cell_text).to_excel(writer, sheet_name="summary", index=False)
