@@ -100,6 +100,23 @@ class DatasetSpec(BaseModel):
         return samples[: self.limit] if self.limit else samples
 
 
+class Price(BaseModel):
+    """What a model's tokens cost, per million, in one currency (the reports only multiply:
+    `cost = (prompt x input + completion x output) / 1e6`). Not part of any key: a price
+    change re-prices the next report and asks the model nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_million: float = Field(ge=0, description="Price of a million prompt tokens.")
+    output_per_million: float = Field(ge=0, description="Price of a million completion tokens.")
+    currency: str = Field(default="USD", description="Shown next to the cost in reports.")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+        ) / 1e6
+
+
 class ModelSpec(BaseModel):
     """A model to evaluate: a kind (registered, or `package.module:Class`), its typed
     params, its generation settings and, optionally, its own frame sampling."""
@@ -126,6 +143,12 @@ class ModelSpec(BaseModel):
         "max_frames: 64, max_side: null}`). Models with equal sampling share cached frames.",
     )
     batch_size: int = Field(default=8, ge=1, description="Requests per model call.")
+    price: Price | None = Field(
+        default=None,
+        description="Price per million tokens (`{input_per_million: 2.5, "
+        "output_per_million: 10}`); reports then show each cell's cost and what the "
+        "response cache saved.",
+    )
 
     @field_validator("kind")
     @classmethod

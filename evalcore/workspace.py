@@ -15,8 +15,10 @@ output_dir/
   {model}/{model}_{dataset}.xlsx and .json   one cell's answers and metrics (VLMEvalKit's
                                  layout: the model folder keeps "a_b" x "c" apart from "a" x "b_c")
   results.json, leaderboard.*
-  leaderboard.png                accuracy over time, drawn from the snapshots
+  leaderboard.png                accuracy over time with 95% intervals, from the snapshots
+  leaderboard-categories.png     the current score per category, with 95% intervals
   history/leaderboard-{UTC time}.json   dated leaderboard snapshots (nightly runs)
+  history/samples/{hash}.json.gz        per-sample outcomes the snapshots refer to
 """
 
 from __future__ import annotations
@@ -88,3 +90,7 @@ class Workspace:
     @property
     def leaderboard_chart(self) -> Path:
         return self.output_dir / "leaderboard.png"
+
+    @property
+    def category_chart(self) -> Path:
+        return self.output_dir / "leaderboard-categories.png"

@@ -122,6 +122,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalcore.reports.compare import (
+        CompareError,
+        compare_sides,
+        comparison_markdown,
+        default_xlsx_name,
+        load_side,
+        write_comparison_xlsx,
+    )
+
+    try:
+        comparison = compare_sides(load_side(args.a, args.cell), load_side(args.b, args.cell))
+    except CompareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    xlsx = args.xlsx or Path(default_xlsx_name(comparison))
+    write_comparison_xlsx(comparison, xlsx)
+    print(comparison_markdown(comparison, args.limit), end="")
+    print(f"\nEvery flipped question: {xlsx}")
+    return 0
+
+
 def cmd_benchmarks(args: argparse.Namespace) -> int:
     from evalcore.benchmarks import benchmark_names, get_benchmark
 
@@ -246,6 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
         "reports", type=Path, nargs="+", help="outputs/{model}/{model}_{dataset}.json (1 or 2)"
     )
     explain.set_defaults(func=cmd_explain)
+
+    compare = sub.add_parser(
+        "compare",
+        help="two cells on the same questions: the difference with its interval and "
+        "p-value (clustered by video), and every question that flipped",
+    )
+    for side in ("a", "b"):
+        compare.add_argument(
+            side,
+            type=Path,
+            help="a cell report outputs/{model}/{model}_{dataset}.json, or a snapshot "
+            "outputs/history/leaderboard-*.json (B - A is reported)",
+        )
+    compare.add_argument("--cell", help="model/dataset: the cell to take from a snapshot")
+    compare.add_argument(
+        "--xlsx", type=Path, help="default: compare_{A}_vs_{B}_{dataset}.xlsx in this folder"
+    )
+    compare.add_argument(
+        "--limit", type=int, default=50, help="flips listed per direction (the xlsx has all)"
+    )
+    compare.set_defaults(func=cmd_compare)
 
     benchmarks = sub.add_parser("benchmarks", help="the benchmark adapters and their files")
     benchmarks.set_defaults(func=cmd_benchmarks)

@@ -17,6 +17,7 @@ from evalcore.reports.run_summary import (
     SUMMARY_KEY,
     TaskRunView,
     cache_counts,
+    changes_markdown,
     sample_counts,
     stage_stats,
     summary_markdown,
@@ -70,10 +71,20 @@ def _publish_run_summary(flow_run, state) -> None:
         samples=sample_counts(config, since=started.timestamp() if started else 0.0),
         stages=stages,
         caches=cache_counts(outcome, api_restored),
+        changes=_changes(config),
     )
     create_markdown_artifact(
         markdown=markdown, key=SUMMARY_KEY, description=f"{flow_run.name}, attempt {attempt}"
     )
+
+
+def _changes(config: EvalConfig) -> str:
+    """The flips since the last snapshot; a failure to read them costs that section only."""
+    try:
+        return changes_markdown(config)
+    except Exception:  # noqa: BLE001 - the rest of the summary still matters
+        log.exception("run summary: changes since the last snapshot could not be listed")
+        return ""
 
 
 def _settled_task_runs(client, flow_run_id, attempt: int, timeout: float = 10.0):

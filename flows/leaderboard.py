@@ -3,8 +3,11 @@
 It evaluates the configured model x dataset matrix as `eval` subflows, one per dataset
 with only the models whose cell is not current (no report yet, a sample without a
 record under its current answer key, or a retryable failure), then freezes a dated
-snapshot and publishes the leaderboard: files, the PNG chart, and the Prefect artifacts
-with stable keys. Only the samples whose answer key changed are asked again (a
+snapshot (with each cell's per-sample outcomes) and publishes the leaderboard: files,
+the PNG charts, and the Prefect artifacts with stable keys. Each cell's change since the
+previous snapshot is tested on the same questions (paired, clustered by video) and
+marked significant or not; each `eval` subflow's run summary lists the questions that
+flipped. Only the samples whose answer key changed are asked again (a
 replaced video: its questions; changed model settings: all). A failed subflow does not
 stop the others or the publishing; the flow run fails at the end.
 """

@@ -8,6 +8,9 @@ the frames; never the API key. Two servers with the same model name but differen
 weights never share answers; replicas of one model do, by naming one cache namespace.
 Failures are never stored: a cached answer is always an answer the model gave.
 
+Beside each answer, the token usage the endpoint reported for it (`put_usage`), so a
+later cache hit can say what it saved; answers cached before usage was kept have none.
+
 Frame content hashes are remembered per file (path, size, mtime) in the same database,
 so a re-run hashes nothing it has hashed before.
 """
@@ -35,6 +38,11 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_model ON responses(model);
+CREATE TABLE IF NOT EXISTS usage (
+    key TEXT PRIMARY KEY,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -127,6 +135,31 @@ class ResponseCache:
             self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", rows)
         return len(rows)
 
+    def put_usage(self, items: Iterable[tuple[str, int, int]]) -> int:
+        """Store (key, prompt tokens, completion tokens) of answers; one transaction."""
+        rows = list(items)
+        if not rows:
+            return 0
+        with self._lock, self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO usage VALUES (?, ?, ?)", rows)
+        return len(rows)
+
+    def usage_many(self, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Key -> (prompt, completion) tokens of the cached answers whose usage is known."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, prompt_tokens, completion_tokens FROM usage "
+                    f"WHERE key IN ({marks})",
+                    chunk,
+                )
+                found.update((k, (p, c)) for k, p, c in rows)
+        return found
+
     def stats(self) -> CacheStats:
         with self._lock:
             per_model = dict(
@@ -151,8 +184,12 @@ class ResponseCache:
                 if model is None:
                     n = self._db.execute("DELETE FROM responses").rowcount
                     self._db.execute("DELETE FROM file_hashes")
+                    self._db.execute("DELETE FROM usage")
                 else:
                     n = self._db.execute("DELETE FROM responses WHERE model = ?", (model,)).rowcount
+                    self._db.execute(
+                        "DELETE FROM usage WHERE key NOT IN (SELECT key FROM responses)"
+                    )
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if model is None:
                 self._db.execute("VACUUM")

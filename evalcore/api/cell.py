@@ -27,7 +27,7 @@ from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.pack import pack_messages
 from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
-from evalcore.models.base import ModelError
+from evalcore.models.base import Answer, ModelError
 from evalcore.predictions import PredictionLog
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
@@ -120,15 +120,22 @@ def infer_api_cell(
         ):
             items: dict[str, list[Sample]] = {}  # job id -> the samples it answers
 
+            known_usage: dict[str, tuple[int, int]] = {}  # the cached answers' tokens
+            fresh_usage: list[tuple[str, int, int]] = []  # tokens of answers made now
+
             def record(outcome: ChatOutcome) -> None:
                 # attempts accumulate over runs: the HTTP attempts of each (a cache hit: 1)
                 item, tries = items[outcome.job_id], max(outcome.attempts, 1)
-                answer = (
-                    outcome.text
-                    if outcome.ok
-                    else ModelError(outcome.error or "", outcome.error_type or "Unknown")
-                )
-                for rec in records_for(item, answer, state, outcome.seconds, tries):
+                answer = ModelError(outcome.error or "", outcome.error_type or "Unknown")
+                if outcome.ok:
+                    tokens = (outcome.prompt_tokens, outcome.completion_tokens)
+                    if outcome.cached:
+                        tokens = known_usage.get(outcome.cache_key, (0, 0))
+                    elif any(tokens):
+                        fresh_usage.append((outcome.cache_key, *tokens))
+                    answer = Answer(outcome.text or "", *tokens, cached=outcome.cached)
+                per_sample = outcome.seconds / len(item)
+                for rec in records_for(item, answer, state, per_sample, tries):
                     summary.answered += rec.ok
                     summary.failed += not rec.ok
                     plog.append(rec)
@@ -163,10 +170,12 @@ def infer_api_cell(
             )
 
             progress = Progress(len(jobs), cell.label, api.progress)
+            known_usage.update(cache.usage_many(j.cache_key for j in jobs))
             try:
                 stats: AnswerStats = answer_jobs(jobs, spec, cache, runner, record, progress)
             finally:
                 progress.close()
+                cache.put_usage(fresh_usage)  # later cache hits can say what they saved
 
     failures = dict(media_failures)
     for k, v in stats.failures.items():

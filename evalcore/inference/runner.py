@@ -21,7 +21,13 @@ from evalcore.dataset import Sample
 from evalcore.frames import FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
 from evalcore.inference.pack import pack_groups, pack_messages, unpack_answers
-from evalcore.models.base import GenerationConfig, ModelError, VideoModel, VideoRequest
+from evalcore.models.base import (
+    Answer,
+    GenerationConfig,
+    ModelError,
+    VideoModel,
+    VideoRequest,
+)
 from evalcore.predictions import (
     PredictionLog,
     PredictionRecord,
@@ -91,7 +97,17 @@ class UnitState:
         attempts = self.next_attempt(sid, tries)
         return failed(sid, error_type, message, attempts, answer_key=self.answer_keys[sid])
 
-    def answer(self, sample: Sample, text: str, seconds: float, tries: int = 1) -> PredictionRecord:
+    def answer(
+        self,
+        sample: Sample,
+        text: str,
+        seconds: float,
+        tries: int = 1,
+        tokens: tuple[int, int] = (0, 0),
+        cached: bool = False,
+    ) -> PredictionRecord:
+        """`tokens`: (prompt, completion) this answer took; `cached`: from the API
+        response cache."""
         sid = sample.sample_id
         return PredictionRecord(
             sample_id=sid,
@@ -100,6 +116,9 @@ class UnitState:
             prediction=text,
             attempts=self.next_attempt(sid, tries),
             seconds=round(seconds, 4),
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+            from_cache=cached,
         )
 
 
@@ -245,22 +264,37 @@ def records_for(
     item: Sequence[Sample], answer, state: UnitState, per_sample: float, tries: int = 1
 ) -> list[PredictionRecord]:
     """The records of one request's answer: per sample of a pack, a found answer or a
-    typed failure of that question alone."""
+    typed failure of that question alone. An `Answer`'s tokens are shared out over the
+    samples of a pack (their sum is the request's)."""
     if isinstance(answer, ModelError):
         return [state.failure(s, answer.error_type, str(answer), tries) for s in item]
+    cached, usage = False, (0, 0)
+    if isinstance(answer, Answer):
+        cached, usage = answer.cached, (answer.prompt_tokens, answer.completion_tokens)
+        answer = str(answer)
     if not isinstance(answer, str):  # "" is an answer (scored wrong), not an error
         bad = f"the model returned {answer!r}"
         return [state.failure(s, "BadAnswer", bad, tries) for s in item]
+    shares = share_tokens(usage, len(item))
     if len(item) == 1:
-        return [state.answer(item[0], answer, per_sample, tries)]
+        return [state.answer(item[0], answer, per_sample, tries, shares[0], cached)]
     found = unpack_answers(answer, len(item))
     return [
-        state.answer(s, text, per_sample, tries)
+        state.answer(s, text, per_sample, tries, shares[n - 1], cached)
         if text is not None
         else state.failure(
             s, UNANSWERED, f"no answer {n} in the packed reply: {answer[:300]!r}", tries
         )
         for n, (s, text) in enumerate(zip(item, found, strict=True), start=1)
+    ]
+
+
+def share_tokens(usage: tuple[int, int], parts: int) -> list[tuple[int, int]]:
+    """(prompt, completion) tokens of one request split over `parts` samples as evenly
+    as integers allow, the remainder on the first ones: the parts sum to `usage`."""
+    return [
+        tuple(total // parts + (i < total % parts) for total in usage)  # type: ignore[misc]
+        for i in range(parts)
     ]
 
 

@@ -5,10 +5,10 @@ built once per process from those params, then `load(runtime)` on its device,
 `generate(requests, generation)` over batches, `close()` at the end. Device placement
 is the runner's: a kind never picks its own device.
 
-`generate` returns one item per request: the answer text, or a `ModelError` for a
-request that failed alone (a bad sample never forces the batch to be re-run one by
-one). An exception raised by `generate` fails the whole batch; the runner then isolates
-the culprit.
+`generate` returns one item per request: the answer text (a `str`, or an `Answer`: the
+text with the tokens it took), or a `ModelError` for a request that failed alone (a bad
+sample never forces the batch to be re-run one by one). An exception raised by
+`generate` fails the whole batch; the runner then isolates the culprit.
 """
 
 from __future__ import annotations
@@ -60,6 +60,29 @@ class VideoRequest:
     @property
     def timestamps(self) -> tuple[float, ...]:
         return tuple(self.frames.timestamps)
+
+
+class Answer(str):
+    """An answer text with what it cost. A model that counts its tokens returns these
+    instead of a plain `str` (an answer of unknown cost); being a `str`, it is used as
+    the text everywhere, and compares as its text. `cached`: the text came from the API
+    response cache (its tokens were spent by the request that made it)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+    def __new__(
+        cls, text: str, prompt_tokens: int = 0, completion_tokens: int = 0, cached: bool = False
+    ) -> Answer:
+        answer = super().__new__(cls, text)
+        answer.prompt_tokens = prompt_tokens
+        answer.completion_tokens = completion_tokens
+        answer.cached = cached
+        return answer
+
+    def __reduce__(self):  # pickles (torchrun, Dask) with its counts
+        return (Answer, (str(self), self.prompt_tokens, self.completion_tokens, self.cached))
 
 
 class ModelError(Exception):

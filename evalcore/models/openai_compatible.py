@@ -14,7 +14,13 @@ from pydantic import SecretStr
 
 from evalcore.api.client import ChatJob, answer_locally
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.models.base import BaseVideoModel, GenerationConfig, ModelError, VideoRequest
+from evalcore.models.base import (
+    Answer,
+    BaseVideoModel,
+    GenerationConfig,
+    ModelError,
+    VideoRequest,
+)
 
 KIND = "openai-compatible"
 
@@ -56,7 +62,9 @@ class OpenAICompatibleModel(BaseVideoModel):
         ]
         outcomes = answer_locally(jobs, self.spec, self.api_key)
         return [
-            o.text if o.ok and o.text is not None else ModelError(str(o.error), o.error_type)
+            Answer(o.text, o.prompt_tokens, o.completion_tokens)
+            if o.ok and o.text is not None
+            else ModelError(str(o.error), o.error_type)
             for o in outcomes
         ]
 

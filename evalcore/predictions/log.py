@@ -47,6 +47,13 @@ class PredictionRecord:
     seconds: float = 0.0
     finished_at: float = field(default_factory=time.time)
     answer_key: str = ""  # the sample's answer key when this was made (see evalcore.cell)
+    # What the answer cost (added later: older logs read with the defaults). Tokens as
+    # the endpoint's `usage` reports them, or a local model's tokenizer counts them (0:
+    # not known); `from_cache`: answered from the API response cache, so its tokens were
+    # spent by an earlier request and are saved, not spent, here.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    from_cache: bool = False
 
     @property
     def ok(self) -> bool:

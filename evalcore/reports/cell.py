@@ -16,6 +16,8 @@ from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.cell import Cell, valid_records
 from evalcore.frames.index import read_index_videos
 from evalcore.predictions import read_records
+from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
+from evalcore.reports.usage import CellUsage, cell_usage
 from evalcore.scoring import (
     CellScore,
     ScoredSample,
@@ -37,16 +39,18 @@ def report_cell(
     """Score every trial of one model x dataset from the records that count (made under
     each sample's current answer key), with the judge's readings (`judged`: trial ->
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
-    the JSON with the reproducibility `card`. A judged benchmark takes the judge's
+    the JSON with the reproducibility `card`, the intervals clustered by video, the
+    per-sample outcomes and what the answers cost. A judged benchmark takes the judge's
     `scores` (trial -> sample id -> score, None: unjudged) instead."""
     first = trials[0]
     benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
     videos = read_index_videos(first.frame_index_path(ws))
-    trial_scores, scored = [], []
+    trial_scores, scored_trials, counted = [], [], []
     for cell in trials:
         keys = cell.answer_keys(samples, videos)
         records = valid_records(read_records(cell.log_dir(ws)), keys)
+        counted += records.values()
         scored = score_samples(
             samples,
             records,
@@ -54,25 +58,67 @@ def report_cell(
             (judged or {}).get(cell.trial),
             (scores or {}).get(cell.trial),
         )
+        scored_trials.append(scored)
         trial_scores.append(
             summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored, benchmark)
         )
     summary = aggregate_trials(trial_scores)
+    outcomes = sample_outcomes(scored_trials, benchmark)
+    intervals = cell_intervals(outcomes, summary.accuracy, summary.breakdowns, summary.per_category)
+    usage = cell_usage(counted, first.model.price)
     name, dataset = first.model.name, first.dataset.dataset_name
-    write_cell_xlsx(ws.cell_xlsx(name, dataset), scored, summary.breakdowns)
+    write_cell_xlsx(
+        ws.cell_xlsx(name, dataset),
+        scored_trials[-1],
+        summary.breakdowns,
+        intervals["breakdowns_ci"],
+        summary_sheet(summary, intervals, usage, benchmark.metric),
+    )
     settings = {**first.settings(), "card": card or first.card()}
     path = ws.cell_json(name, dataset)
-    write_cell_json(path, summary, trial_scores, settings, benchmark.metric)
-    return {**asdict(summary), "metric": benchmark.metric}
+    extra = {**intervals, "usage": asdict(usage), "samples": outcomes_json(outcomes)}
+    write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra)
+    ci = intervals["accuracy_ci"]
+    return {
+        **asdict(summary),
+        "metric": benchmark.metric,
+        "accuracy_low": ci["low"],
+        "accuracy_high": ci["high"],
+    }
+
+
+def summary_sheet(
+    summary: TrialSummary, intervals: dict, usage: CellUsage, metric: str = "accuracy"
+) -> list[dict]:
+    """The xlsx `summary` sheet: one (field, value) row per headline number."""
+    ci = intervals["accuracy_ci"]
+    rows = [
+        ("model", summary.model),
+        ("dataset", summary.dataset),
+        (metric, summary.accuracy),
+        (f"{metric} 95% CI low", ci["low"]),
+        (f"{metric} 95% CI high", ci["high"]),
+        ("interval", f"{ci['method']}; {ci['clusters']} videos"),
+        ("samples", summary.n),
+        ("trials", summary.trials),
+        ("stddev over trials", summary.accuracy_std),
+        ("failed", summary.failed),
+        ("unreadable", summary.unreadable),
+        *((k, v) for k, v in asdict(usage).items()),
+    ]
+    return [{"field": k, "value": v} for k, v in rows]
 
 
 def write_cell_xlsx(
     path: Path,
     scored: Sequence[ScoredSample],
     breakdowns: dict[str, dict[str, float]] | None = None,
+    breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
+    summary: list[dict] | None = None,
 ) -> Path:
     """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
-    each sample; sheet `breakdowns`: accuracy per value of each breakdown."""
+    each sample; sheet `breakdowns`: accuracy per value of each breakdown, with its 95%
+    interval (clustered by video); sheet `summary`: the headline numbers and cost."""
     rows = []
     for s in scored:
         rec = s.record
@@ -94,17 +140,27 @@ def write_cell_xlsx(
     for s in scored:
         for name, value in s.breakdown.items():
             counts[(name, value or "(none)")] = counts.get((name, value or "(none)"), 0) + 1
+    ci = breakdowns_ci or {}
     tables = pd.DataFrame(
         [
-            {"breakdown": name, "value": value, "accuracy": acc, "n": counts.get((name, value))}
+            {
+                "breakdown": name,
+                "value": value,
+                "accuracy": acc,
+                "ci_low": ci.get(name, {}).get(value, [None, None])[0],
+                "ci_high": ci.get(name, {}).get(value, [None, None])[1],
+                "n": counts.get((name, value)),
+            }
             for name, values in (breakdowns or {}).items()
             for value, acc in values.items()
         ],
-        columns=["breakdown", "value", "accuracy", "n"],
+        columns=["breakdown", "value", "accuracy", "ci_low", "ci_high", "n"],
     )
     with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
         table.to_excel(writer, sheet_name="predictions", index=False)
         tables.to_excel(writer, sheet_name="breakdowns", index=False)
+        if summary:
+            pd.DataFrame(summary).map(cell_text).to_excel(writer, sheet_name="summary", index=False)
     return path
 
 
@@ -122,11 +178,13 @@ def write_cell_json(
     trials: Sequence[CellScore],
     settings: dict,
     metric: str = "accuracy",
+    extra: dict | None = None,
 ) -> Path:
     """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
-    and the settings that produced them."""
+    and the settings that produced them; `extra`: intervals, usage, per-sample outcomes."""
     payload = {
         **asdict(summary),
+        **(extra or {}),
         "metric": metric,
         "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
         "settings": settings,

@@ -30,17 +30,64 @@ def collect_cells(paths: Iterable[Path]) -> dict[str, dict]:
     return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text(encoding="utf-8")) for p in paths}
 
 
+def leaderboard_row(cell: dict) -> dict:
+    """One cell JSON as a flat leaderboard row: the fields above, the 95% interval
+    (`accuracy_low`/`high`, over `clusters` videos; None in reports older than it), the
+    category intervals, and what the answers cost (`evalcore.reports.usage`)."""
+    ci = cell.get("accuracy_ci") or {}
+    usage = cell.get("usage") or {}
+    return {
+        **{k: cell.get(k) for k in LEADERBOARD_FIELDS},
+        "accuracy_low": ci.get("low"),
+        "accuracy_high": ci.get("high"),
+        "clusters": ci.get("clusters"),
+        "per_category_ci": cell.get("per_category_ci") or {},
+        **{k: usage.get(k) for k in USAGE_FIELDS},
+    }
+
+
+USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_answers",
+    "seconds_per_sample",
+    "cost",
+    "saved_cost",
+    "currency",
+)
+
+
 def leaderboard_rows(cells: Iterable[dict]) -> list[dict]:
     """Leaderboard rows from cell JSONs, best accuracy first within each dataset."""
-    rows = [{k: cell.get(k) for k in LEADERBOARD_FIELDS} for cell in cells]
+    rows = [leaderboard_row(cell) for cell in cells]
     rows.sort(key=lambda r: (r["dataset"], -r["accuracy"], r["model"]))
     return rows
+
+
+def format_score(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """`0.634 ± 0.021`: the value and half its 95% interval's width (the interval itself,
+    asymmetric near 0 or 1, is in the JSON and xlsx); the bare value without one."""
+    if value is None or value != value:  # None or NaN: no such category in this cell
+        return "-"
+    if low is None or high is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} ± {(high - low) / 2:.3f}"
+
+
+def format_accuracy(row: dict) -> str:
+    """A row's headline with its interval, and the spread over trials when there are
+    several (`(sd 0.010)`: the seeds' standard deviation, not an interval)."""
+    text = format_score(row["accuracy"], row.get("accuracy_low"), row.get("accuracy_high"))
+    if (row.get("trials") or 1) > 1:
+        text += f" (sd {row.get('accuracy_std') or 0.0:.3f})"
+    return text
 
 
 def leaderboard_markdown(rows: list[dict]) -> str:
     """One table per dataset, ranked, with per-category accuracy columns, when each cell
     was last evaluated, and (rows from `history.with_deltas`) the change against the
-    previous snapshot."""
+    previous snapshot, in bold when a paired test on the same questions finds it
+    significant. Scores show `± half` of their 95% interval, clustered by video."""
     if not rows:
         return "# Leaderboard\n\n_No results yet._\n"
     parts = ["# Leaderboard\n"]
@@ -49,27 +96,85 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         cats = sorted({c for r in cells for c in r["per_category"]})
         show_delta = any("delta" in r for r in cells)
         show_unreadable = any(r.get("unreadable") for r in cells)
+        show_tokens = any(r.get("prompt_tokens") or r.get("cached_answers") for r in cells)
+        show_cost = any(r.get("cost") is not None for r in cells)
+        show_time = any(r.get("seconds_per_sample") is not None for r in cells)
         metric = next((r.get("metric") for r in cells if r.get("metric")), "accuracy")
         head = ["#", "model", metric, *(["Δ"] if show_delta else []), "n", "failed"]
         head += ["unreadable"] if show_unreadable else []
+        head += ["tokens in / out"] if show_tokens else []
+        head += ["cost (cache saved)"] if show_cost else []
+        head += ["s / sample"] if show_time else []
         head += [*cats, "last evaluated"]
         lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rank, r in enumerate(cells, start=1):
-            acc = f"{r['accuracy']:.3f}"
-            if r["trials"] > 1:
-                acc += f" ± {r['accuracy_std']:.3f}"
-            delta = [_format_delta(r.get("delta"))] if show_delta else []
-            per_cat = [f"{r['per_category'].get(c, float('nan')):.3f}" for c in cats]
-            unreadable = [str(r.get("unreadable") or 0)] if show_unreadable else []
-            cols = [str(rank), r["model"], acc, *delta, str(r["n"]), str(r["failed"])]
-            cols += [*unreadable, *per_cat]
+            delta = [_format_delta(r)] if show_delta else []
+            cis = r.get("per_category_ci") or {}
+            per_cat = [
+                format_score(r["per_category"].get(c, float("nan")), *(cis.get(c) or (None, None)))
+                for c in cats
+            ]
+            cols = [str(rank), r["model"], format_accuracy(r), *delta, str(r["n"])]
+            cols += [str(r["failed"])]
+            cols += [str(r.get("unreadable") or 0)] if show_unreadable else []
+            cols += [_format_tokens(r)] if show_tokens else []
+            cols += [_format_cost(r)] if show_cost else []
+            cols += [_format_seconds(r.get("seconds_per_sample"))] if show_time else []
+            cols += per_cat
             lines.append("| " + " | ".join([*cols, str(r.get("evaluated_at") or "")]) + " |")
+        clusters = sorted({r["clusters"] for r in cells if r.get("clusters")})
+        if clusters:
+            videos = "/".join(str(c) for c in clusters)
+            lines.append(
+                f"\n± half the 95% interval: cluster bootstrap over the {videos} videos "
+                "(questions about one video are resampled together)."
+            )
+        if any(r.get("delta_p") is not None for r in cells):
+            lines.append(
+                "Δ: change since the previous snapshot; **bold** when significant at 5% "
+                "(paired test on the same questions, standard error clustered by video)."
+            )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
-def _format_delta(delta: float | None) -> str:
-    return "new" if delta is None else f"{delta:+.3f}"
+def _format_delta(row: dict) -> str:
+    delta = row.get("delta")
+    if delta is None:
+        return "new"
+    text = f"{delta:+.3f}"
+    p = row.get("delta_p")
+    if p is None:
+        return text
+    shown = f"p={p:.3f}" if p >= 0.001 else "p<0.001"
+    return (f"**{text}**" if row.get("delta_significant") else text) + f" ({shown})"
+
+
+def _format_tokens(row: dict) -> str:
+    text = f"{_thousands(row.get('prompt_tokens'))} / {_thousands(row.get('completion_tokens'))}"
+    if row.get("cached_answers"):
+        text += f" ({row['cached_answers']} cached)"
+    return text
+
+
+def _thousands(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
+
+
+def _format_cost(row: dict) -> str:
+    if row.get("cost") is None:
+        return "-"
+    text = f"{row['cost']:.4g} {row.get('currency') or ''}".rstrip()
+    if row.get("saved_cost"):
+        text += f" ({row['saved_cost']:.4g})"
+    return text
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.3f}" if seconds >= 0.001 else "<0.001"
 
 
 def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
@@ -83,8 +188,16 @@ def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
     atomic_write_text(paths["json"], json.dumps(rows, indent=2))
     flat = [
         {
-            **{k: v for k, v in r.items() if k != "per_category"},
-            **{f"cat:{c}": a for c, a in r["per_category"].items()},
+            **{k: v for k, v in r.items() if k not in ("per_category", "per_category_ci")},
+            **{
+                f"cat:{c}{part}": v
+                for c, a in r["per_category"].items()
+                for part, v in zip(
+                    ("", " low", " high"),
+                    (a, *((r.get("per_category_ci") or {}).get(c) or (None, None))),
+                    strict=True,
+                )
+            },
         }
         for r in rows
     ]

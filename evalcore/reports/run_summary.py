@@ -4,8 +4,9 @@ publishes it as the `eval-run-summary` artifact.
 
 Sources: task runs of this attempt (cached, completed, failed, retried, wall time per
 stage), the prediction logs on disk (samples answered now, restored from earlier
-attempts or runs, failed, missing), and the flow's return value when it completed
-(frame-cache hits, API cache hits).
+attempts or runs, failed, missing), the flow's return value when it completed
+(frame-cache hits, API cache hits), and the cell reports against the latest leaderboard
+snapshot (the questions that flipped, with the change's significance).
 """
 
 from __future__ import annotations
@@ -138,6 +139,31 @@ def cache_counts(outcome: dict | None, api_cells_restored: int) -> dict[str, str
     return counts
 
 
+def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
+    """The cells of `config` whose current report differs on some question from the
+    latest leaderboard snapshot (in the nightly: the previous night's): per cell, the
+    paired test of the change and the flipped questions (at most `limit` each way; the
+    rest with `evalcore compare`). Empty when there is no snapshot to compare with."""
+    from evalcore.reports.compare import flips_table, verdict
+    from evalcore.reports.history import changes_since_snapshot
+
+    ws = Workspace(config.work_dir, config.output_dir)
+    pairs = [(m.name, d.dataset_name) for d in config.datasets for m in config.models]
+    snapshot, changed = changes_since_snapshot(ws, pairs)
+    if snapshot is None:
+        return ""
+    when = snapshot.taken_at.strftime("%Y-%m-%d %H:%M UTC")
+    if not changed:
+        return f"No question changed its outcome since the snapshot of {when}.\n"
+    lines = [f"## Changes since the snapshot of {when} (A: the snapshot, B: now)"]
+    for c in changed:
+        lines += ["", f"### {c.b.model} x {c.b.dataset}", "", verdict(c)]
+        for title, flips in (("wrong → right", c.gains), ("right → wrong", c.losses)):
+            if flips:
+                lines += ["", f"{title} ({len(flips)}):", "", *flips_table(flips, limit)]
+    return "\n".join(lines) + "\n"
+
+
 def summary_markdown(
     run_name: str,
     attempt: int,
@@ -146,7 +172,9 @@ def summary_markdown(
     samples: dict[str, int],
     stages: Sequence[StageStats],
     caches: dict[str, str],
+    changes: str = "",
 ) -> str:
+    """The summary; `changes`: `changes_markdown`'s section, appended when not empty."""
     lines = [
         f"# Run summary: {run_name} (attempt {attempt}, {final_state})\n",
         f"Wall time {wall_seconds:.1f} s.\n",
@@ -164,6 +192,8 @@ def summary_markdown(
         "",
         *(f"- {k}: {v}" for k, v in caches.items()),
     ]
+    if changes:
+        lines += ["", changes.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

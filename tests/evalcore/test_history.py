@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from PIL import Image
 
 from evalcore.cell import cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
@@ -19,12 +21,18 @@ from evalcore.reports.history import (
     NO_RESULT,
     SAMPLES_CHANGED,
     SETTINGS_CHANGED,
+    Snapshot,
+    category_figure,
     cells_to_evaluate,
+    history_figure,
     list_snapshots,
     publish_with_history,
     with_deltas,
+    write_category_chart,
+    write_history_chart,
     write_snapshot,
 )
+from evalcore.reports.samples import SampleOutcome
 from evalcore.workspace import Workspace
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -76,6 +84,7 @@ def test_publish_with_history_writes_snapshot_deltas_and_chart(tmp_path):
     sheet = pd.read_excel(paths["xlsx"])
     assert {"delta", "previous_accuracy", "evaluated_at", "failed"} <= set(sheet.columns)
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["categories_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Without `snapshot` (an `eval` run) nothing is frozen; deltas use the latest snapshot.
     board, paths = publish_with_history(ws, [row("a", "D", 0.7)], snapshot=False)
@@ -146,3 +155,107 @@ def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     with PredictionLog(cell.log_dir(ws), "main") as log:
         log.append(failed("0", "VideoNotFound", "gone", attempts=2, answer_key=keys["0"]))
     assert cells_to_evaluate(config, ws) == {"D": {}}
+
+
+def outcomes(values: list[float]) -> list[SampleOutcome]:
+    """One question per video (`v{i}`), answer A: right when the value is 1."""
+    return [SampleOutcome(str(i), f"v{i}", v, "A", "A" if v else "B") for i, v in enumerate(values)]
+
+
+def test_a_delta_is_marked_significant_only_when_the_paired_test_says_so(tmp_path):
+    previous = write_snapshot(
+        tmp_path,
+        [row("a", "D", 0.5), row("b", "D", 0.5)],
+        T0,
+        {"a/D": outcomes([1.0] * 20 + [0.0] * 20), "b/D": outcomes([1.0] * 20 + [0.0] * 20)},
+    )
+    now = {
+        "a/D": outcomes([1.0] * 36 + [0.0] * 4),  # 16 wrong -> right, none back: 0.9
+        "b/D": outcomes([1.0] * 19 + [0.0] + [1.0] * 2 + [0.0] * 18),  # 2 gained, 1 lost
+    }
+    rows = with_deltas([row("a", "D", 0.9), row("b", "D", 0.525)], previous, now)
+    a, b = rows
+    assert a["delta_significant"] and a["delta_p"] < 0.001 and a["delta_gains"] == 16
+    assert not b["delta_significant"] and b["delta_p"] > 0.5
+    assert (b["delta_gains"], b["delta_losses"]) == (2, 1)
+    assert a["delta_low"] > 0 > b["delta_low"]
+    text = leaderboard_markdown(rows)
+    assert "| **+0.400** (p<0.001) |" in text
+    assert f"| +0.025 (p={b['delta_p']:.3f}) |" in text
+    assert "**bold** when significant at 5%" in text
+    # a snapshot from before outcomes were kept: the change, without a test
+    old = write_snapshot(tmp_path / "old", [row("a", "D", 0.5)], T0)
+    (plain,) = with_deltas([row("a", "D", 0.9)], old, now)
+    assert "delta_p" not in plain and "| +0.400 |" in leaderboard_markdown([plain])
+
+
+def ci_row(model: str, accuracy: float, half: float, taken: str = "") -> dict:
+    return {
+        **row(model, "D", accuracy),
+        "accuracy_low": accuracy - half,
+        "accuracy_high": accuracy + half,
+        "per_category": {"count": accuracy, "shape": accuracy / 2},
+        "per_category_ci": {"count": [accuracy - half, accuracy + half], "shape": None},
+    }
+
+
+def errorbars(ax) -> list:
+    from matplotlib.container import ErrorbarContainer
+
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+def test_history_chart_draws_intervals_and_reads_with_one_or_two_points(tmp_path):
+    one = [Snapshot(None, T0, [ci_row("a", 0.6, 0.05), ci_row("b", 0.62, 0.04)])]
+    two = one + [Snapshot(None, T0 + timedelta(days=1), [ci_row("a", 0.7, 0.05)])]
+    for snapshots in (one, two):
+        fig = history_figure(snapshots)
+        (ax,) = fig.axes
+        bars = errorbars(ax)
+        assert [c.get_label() for c in bars] == ["a", "b"]
+        assert all(c.has_yerr for c in bars)
+        # the vertical error bar segments span each point's interval
+        (segments,) = bars[0].lines[2]
+        spans = sorted(round(float(s[1][1] - s[0][1]), 6) for s in segments.get_segments())
+        assert spans == [0.1] * len(snapshots)
+        # one tick per snapshot, labelled by date and minute: no seconds, no empty hours
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels == [s.taken_at.strftime("%Y-%m-%d\n%H:%M") for s in snapshots]
+        assert ax.get_xlim()[0] < 0 and len(snapshots) - 1 < ax.get_xlim()[1]
+        # the legend sits right of the plot, never over the data
+        fig.canvas.draw()
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1
+        low, high = ax.get_ylim()  # zoomed on the intervals, not 0..1
+        tops = [r["accuracy_high"] for s in snapshots for r in s.rows]
+        assert 0.4 < low < 0.55 and max(tops) < high < 0.9
+
+    path = write_history_chart(two, tmp_path / "chart.png")
+    with Image.open(path) as img:
+        assert img.size == (900, 320)
+        extrema = img.convert("L").getextrema()
+        assert extrema[0] < 100 and extrema[1] == 255  # drawn on, not blank
+        coloured = sum(1 for r, g, b, *_ in img.getdata() if abs(r - g) > 60 or abs(g - b) > 60)
+        assert coloured > 200  # the lines and bars in the models' colours
+
+
+def test_category_chart_has_a_bar_and_an_interval_per_model_and_category(tmp_path):
+    from matplotlib.container import BarContainer
+
+    rows = [ci_row("a", 0.6, 0.05), ci_row("b", 0.8, 0.1)]
+    fig = category_figure(rows)
+    (ax,) = fig.axes
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert [c.get_label() for c in bars] == ["a", "b"]
+    assert [len(c.patches) for c in bars] == [3, 3]  # (overall), count, shape
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["(overall)", "count", "shape"]
+    widths = [p.get_width() for p in bars[1].patches]
+    assert widths == pytest.approx([0.8, 0.8, 0.4])
+    # x error bars: overall and count have intervals (width 0.2), shape has none (0)
+    (segments,) = bars[1].errorbar.lines[2]
+    spans = [round(float(s[1][0] - s[0][0]), 6) for s in segments.get_segments()]
+    assert spans == [0.2, 0.2, 0.0]
+    path = write_category_chart(rows, tmp_path / "categories.png")
+    with Image.open(path) as img:
+        assert img.size[0] == 900 and img.size[1] > 200
+        assert img.convert("L").getextrema()[0] < 100

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evalcore.models.base import (
+    Answer,
     BaseVideoModel,
     GenerationConfig,
     ModelError,
@@ -380,8 +381,11 @@ class TransformersModel(BaseVideoModel):
         )
         return self.family.finish(inputs, clips, self.processor)
 
-    def _run(self, inputs: Any, generation: GenerationConfig) -> list[str]:
-        """model.generate on one processed batch; the new tokens decoded, cut at stops."""
+    def _run(self, inputs: Any, generation: GenerationConfig) -> list[Answer]:
+        """model.generate on one processed batch; the new tokens decoded, cut at stops.
+        Each answer carries its token counts: the prompt's tokens as the model saw them
+        (the chat template with the video's tokens, padding left out) and the tokens
+        generated before padding."""
         import torch
 
         inputs = inputs.to(self.model.device)
@@ -407,7 +411,14 @@ class TransformersModel(BaseVideoModel):
             output = self.model.generate(**inputs, **kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
-        return [_cut_at_stop(text, generation.stop).strip() for text in texts]
+        mask = inputs.get("attention_mask")  # left padding is not the prompt's
+        width = inputs["input_ids"].shape[1]
+        prompt = mask.sum(dim=1) if mask is not None else [width] * len(texts)
+        generated = (new_tokens != kwargs["pad_token_id"]).sum(dim=1)
+        return [
+            Answer(_cut_at_stop(text, generation.stop).strip(), int(p), int(c))
+            for text, p, c in zip(texts, prompt, generated, strict=True)
+        ]
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:

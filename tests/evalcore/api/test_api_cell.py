@@ -20,11 +20,12 @@ from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.cell import Cell, frame_index_path
-from evalcore.config import ApiSettings, ConfigError, ModelSpec, parse_config
+from evalcore.config import ApiSettings, ConfigError, ModelSpec, Price, parse_config
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.runner import cell_records
 from evalcore.prompts import render_mcq_prompt
+from evalcore.reports import cell_usage
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
 
@@ -135,6 +136,47 @@ def test_second_run_over_the_same_data_sends_nothing(server, bench_frames, dask_
         bench_frames, api_model(server, "t07", temperature=0.7), tmp_path, dask_cluster
     )
     assert changed.cache_hits == 0 and len(server.seen) == 48
+
+
+def words_sent(seen) -> int:
+    """The loopback server's token count: whitespace words of the request's text parts."""
+    texts = []
+    for message in seen.body["messages"]:
+        content = message["content"]
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        texts += [p["text"] for p in parts if p["type"] == "text"]
+    return sum(len(t.split()) for t in texts)
+
+
+def test_records_carry_the_servers_usage_and_cache_hits_what_they_saved(
+    server, bench_frames, dask_cluster, tmp_path
+):
+    server.behaviour.answer = lambda prompt, digest: "The answer is A"  # 4 completion tokens
+    _, records = run_cell(bench_frames, api_model(server, "usage"), tmp_path, dask_cluster)
+    spent = {digest: words_sent(seen) for seen in server.seen for digest in [seen.digest]}
+    by_sample = {sid: spent[d] for sid, d in digests(bench_frames).items()}
+    assert len(records) == 48 and all(r.ok and not r.from_cache for r in records.values())
+    assert {sid: r.prompt_tokens for sid, r in records.items()} == by_sample
+    assert all(r.completion_tokens == 4 for r in records.values())
+    assert min(by_sample.values()) > 10  # the prompt's words, really counted
+
+    # the same requests under another name: every answer from the cache, same tokens
+    server.reset_log()
+    _, again = run_cell(bench_frames, api_model(server, "usage-again"), tmp_path, dask_cluster)
+    assert server.seen == [] and all(r.from_cache for r in again.values())
+    assert {sid: r.prompt_tokens for sid, r in again.items()} == by_sample
+
+    price = Price(input_per_million=3.0, output_per_million=15.0)
+    first, second = cell_usage(records.values(), price), cell_usage(again.values(), price)
+    total = sum(by_sample.values())
+    assert (first.prompt_tokens, first.completion_tokens, first.cached_answers) == (total, 192, 0)
+    assert first.cost == pytest.approx((total * 3.0 + 192 * 15.0) / 1e6) and first.saved_cost == 0
+    assert (second.prompt_tokens, second.cached_prompt_tokens, second.cached_answers) == (
+        0,
+        total,
+        48,
+    )
+    assert second.cost == 0 and second.saved_cost == pytest.approx(first.cost)
 
 
 def test_scheduler_address_uses_a_scheduler_started_here(server, bench_frames, tmp_path):

@@ -18,6 +18,7 @@ import torch
 from pydantic import ValidationError
 
 from evalcore.models.base import (
+    Answer,
     ChatMessage,
     GenerationConfig,
     ModelError,
@@ -230,6 +231,24 @@ def test_sampling_is_seeded(loaded):
     assert loaded.generate(requests, sampled) == first
     others = [loaded.generate(requests, sampled.model_copy(update={"seed": s})) for s in (6, 7)]
     assert any(answers != first for answers in others)
+
+
+def test_answers_carry_token_counts_from_the_tokenizer(loaded, spy):
+    short = make_request(0, question="Which?")
+    long = make_request(1, question="Which option matches what the video shows? " * 4)
+    alone = loaded.generate([short], GREEDY)[0]
+    ((kwargs, output),) = spy["generate"]
+    width = kwargs["input_ids"].shape[1]  # one request: no padding, every token is prompt
+    assert isinstance(alone, Answer) and alone.prompt_tokens == width
+    pad = loaded.processor.tokenizer.pad_token_id
+    pad = pad if pad is not None else loaded.processor.tokenizer.eos_token_id
+    assert alone.completion_tokens == int((output[0, width:] != pad).sum())
+    assert 1 <= alone.completion_tokens <= GREEDY.max_new_tokens
+
+    both = loaded.generate([short, long], GREEDY)
+    assert both[0].prompt_tokens == alone.prompt_tokens  # its left padding is not counted
+    assert both[1].prompt_tokens > alone.prompt_tokens
+    assert both[1].prompt_tokens == spy["generate"][1][0]["input_ids"].shape[1]
 
 
 def test_answers_are_cut_at_stop_strings(loaded):
