@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "tests" / "evalcore" / "api" / "openai_server.py"
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+def start_server(latency: float, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, str(SERVER), "--latency", str(latency)],
+        [sys.executable, str(SERVER), "--latency", str(latency), *extra],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -289,6 +289,11 @@ class _Level:
     def epoch(self) -> int:
         return self.control.changes if self.control else 0
 
+    @property
+    def rate(self) -> float | None:
+        """The pace `auto` learnt from 429s/503s (requests a second), if any."""
+        return self.control.rate if self.control else None
+
     def describe(self) -> str:
         return self.control.describe() if self.control else str(self.spec.max_in_flight)
 
@@ -374,7 +379,8 @@ def fan_out(
         limit, epoch, n = level(), level.epoch, slots()  # slots() refreshes slots.by_worker
         feed = level.topic if spec.adaptive else None
         parts = split_limit(limit, slots.by_worker)
-        return Share(parts, limit / n, spec.min_hold(limit), feed, epoch)
+        hold = max(spec.min_hold(limit), limit / level.rate if level.rate else 0.0)
+        return Share(parts, limit / n, hold, feed, epoch)
 
     level = _Level(client, spec, share_now, on_level)
 

@@ -3,6 +3,7 @@ server that enforces a requests-per-minute limit with 429 + Retry-After."""
 
 from __future__ import annotations
 
+import pytest
 from chat_jobs import text_jobs
 from test_api_client import spec_for
 
@@ -24,25 +25,29 @@ def test_slow_start_doubles_each_calm_round_up_to_the_ceiling():
     assert levels == [16, 32, 64, 100, 100, 100]
 
 
-def test_429s_end_slow_start_cut_to_the_share_let_through_then_probing_is_slow():
+def test_429s_set_a_pace_from_the_admitted_rate_and_cut_the_level_then_probing_is_slow():
     limit = AdaptiveLimit(level=8, ceiling=1000, probe_seconds=5.0)
-    feed(limit, 8)
-    feed(limit, 16)
-    assert limit.level == 32 and limit.slow_start
-    feed(limit, 24)
-    feed(limit, 8, throttled=True)  # 8 of the round's 32 attempts refused: 0.75 got through
-    assert limit.level == 24 and not limit.slow_start and limit.throttled_at == 32
-    assert not limit.record(None, True, epoch=limit.changes - 1)  # sent at the old level
-    for t in range(4):  # calm rounds, but less than probe_seconds since the cut
-        feed(limit, 24, now=float(t))
+    feed(limit, 8, now=0.0)
+    feed(limit, 16, now=0.5)
+    assert limit.level == 32 and limit.slow_start and limit.rate is None
+    feed(limit, 24, now=1.0)
+    feed(limit, 8, throttled=True, now=1.0)  # 8 of the round's 32 refused: 0.75 through
+    # 48 answers in the 1.0 s since the first: paced at 0.95 x 48/s; level 32 x 0.75
+    assert not limit.slow_start and limit.rate == pytest.approx(45.6)
     assert limit.level == 24
-    feed(limit, 24, now=5.0)  # 5 s after the cut: one step up
-    assert limit.level == 25
-    feed(limit, 20, now=6.0)
-    feed(limit, 5, throttled=True, now=6.0)  # a few refused at the probe: a gentle cut
-    assert limit.level == 20  # 25 x 0.8, the share let through
-    feed(limit, 20, throttled=True, now=6.1)  # all refused: halved, never less
-    assert limit.level == 10
+    assert not limit.record(None, True, epoch=limit.changes - 1, now=1.1)  # old epoch
+    for t in (2.0, 3.0, 4.0, 5.0):  # calm rounds, but not yet probe_seconds since the cut
+        feed(limit, 24, now=t)
+    assert limit.level == 24 and limit.rate == pytest.approx(45.6)
+    feed(limit, 24, now=6.0)  # 5 s after the cut: one step up, pace +2%
+    assert limit.level == 25 and limit.rate == pytest.approx(45.6 * 1.02)
+    feed(limit, 20, now=7.0)
+    feed(limit, 5, throttled=True, now=7.0)  # a few refused at the probe
+    # the pace: 0.95 x the answers of the last second (24 at 6.0, 20 at 7.0)
+    assert limit.rate == pytest.approx(0.95 * 44) and limit.level == 20  # 25 x 0.8
+    feed(limit, 20, throttled=True, now=7.1)  # all refused: level halved
+    assert limit.level == 10 and limit.rate == pytest.approx(0.95 * 20)  # 20 at 7.0
+    assert limit.describe() == "auto: 10 now, peak 32, paced at 19.0 req/s"
 
 
 def test_rising_latency_cuts_the_level_before_any_429():
@@ -68,7 +73,7 @@ def test_auto_finds_a_rate_limit_then_keeps_to_it(server, dask_cluster):
     assert server.rate_limited > 0, "auto never met the limit"
     peak = max(levels)
     assert peak >= 16 and 3 <= levels[-1] <= 10, levels  # grew, then came back near 5
-    assert first.in_flight == f"auto: {levels[-1]} now, peak {peak}"
+    assert first.in_flight.startswith(f"auto: {levels[-1]} now, peak {peak}, paced at ")
 
     refused_before = server.rate_limited
     second = fan_out(dask_cluster, text_jobs(400, "b"), spec, None, 8, outcomes.extend)
