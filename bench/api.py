@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--no-peer", action="store_true", help="skip VLMEvalKit's pattern (slow at 512 threads)"
+    )
     args = parser.parse_args(argv)
 
     from evalcore.api import ClusterSpec, close_dask_clients, dask_client
@@ -144,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                 ideal = n / ideal_rate
                 bare = run_floor(url, prompts(n, f"bare{n}"), args.concurrency)
                 ours = run_ours(client, url, prompts(n, f"ours{n}"), args.concurrency, work)
-                vlm = run_vlmevalkit(url, prompts(n, f"vlm{n}"), args.concurrency, work)
+                vlm = (
+                    float("nan")
+                    if args.no_peer
+                    else run_vlmevalkit(url, prompts(n, f"vlm{n}"), args.concurrency, work)
+                )
             (t_ours, s_ours), (t_hit, s_hit) = ours["ours"], ours["ours, cached"]
             assert s_ours.answered == n and s_hit.cache_hits == n and s_hit.requests == 0
             rows.append((n, ideal, bare, t_ours, vlm, t_hit, s_ours.dask_tasks))

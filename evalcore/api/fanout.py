@@ -7,9 +7,9 @@ request. What is on the wire is bounded per worker: the client sends each batch 
 worker's share of the endpoint's `max_in_flight` (the limit over the cluster's task
 slots, times the worker's slots), and every batch on that worker shares one gate.
 
-A worker killed mid-batch loses nothing it was answered: each answer is logged as a
-Dask event as it arrives, and the batch, when Dask runs it again elsewhere, takes those
-answers from the scheduler instead of asking the endpoint again.
+A worker killed mid-batch loses nothing it was answered: answers are logged as Dask
+events as they arrive (a few per event), and the batch, when Dask runs it again
+elsewhere, takes those answers from the scheduler instead of asking the endpoint again.
 """
 
 from __future__ import annotations
@@ -102,21 +102,27 @@ async def run_batch(
     gate = _resize_gate(spec.gate_name, share, worker)
     replayed = await _replayed(worker, replay) if replay else {}
     http, rng = shared_session(spec), random.Random()
-    feed = _Feed(worker, share.feed) if share.feed else None
+    feed = _Events(worker, share.feed, lambda items: items) if share.feed else None
+    kept = (
+        _Events(worker, replay.answers, lambda items: {"batch": replay.started, "answers": items})
+        if replay
+        else None
+    )
 
     async def answer(job: ChatJob) -> ChatOutcome:
         if job.job_id in replayed:
             return replayed[job.job_id]
-        outcome = await answer_job(job, spec, api_key, http, gate, rng, feed and feed.add)
-        if replay and outcome.ok:
-            worker.log_event(replay.answers, {"batch": replay.started, **asdict(outcome)})
+        outcome = await answer_job(job, spec, api_key, http, gate, rng, feed and feed.attempt)
+        if kept and outcome.ok:
+            kept.add(asdict(outcome))
         return outcome
 
     try:
         return list(await asyncio.gather(*(answer(j) for j in jobs)))
     finally:
-        if feed:
-            feed.flush()
+        for events in (feed, kept):
+            if events:
+                events.flush()
 
 
 def _resize_gate(name: str, share: Share, worker):
@@ -130,21 +136,27 @@ async def resize_gates(name: str, share: Share, dask_worker=None) -> None:
     _resize_gate(name, share, dask_worker)
 
 
-class _Feed:
-    """Attempts of a batch reported to the client's controller, a few per event (an
-    event per attempt would cost the scheduler more than the requests at 500 in flight)."""
+class _Events:
+    """Items a batch logs as Dask events (answers kept for a replay, attempts for the
+    `auto` controller), up to 32 per event or 50 ms apart: an event per item would cost
+    the scheduler more than the requests themselves at hundreds in flight."""
 
-    def __init__(self, worker, topic: str) -> None:
-        self.worker, self.topic, self.items, self.sent = worker, topic, [], time.monotonic()
+    def __init__(self, worker, topic: str, wrap) -> None:
+        self.worker, self.topic, self.wrap = worker, topic, wrap
+        self.items: list = []
+        self.sent = time.monotonic()
 
-    def add(self, lease, latency: float | None, throttled: bool) -> None:
-        self.items.append((latency, throttled, lease.epoch))
+    def add(self, item) -> None:
+        self.items.append(item)
         if len(self.items) >= 32 or time.monotonic() - self.sent > 0.05:
             self.flush()
 
+    def attempt(self, lease, latency: float | None, throttled: bool) -> None:
+        self.add((latency, throttled, lease.epoch))
+
     def flush(self) -> None:
         if self.items:
-            self.worker.log_event(self.topic, self.items)
+            self.worker.log_event(self.topic, self.wrap(self.items))
             self.items, self.sent = [], time.monotonic()
 
 
@@ -157,9 +169,9 @@ async def _replayed(worker, replay: Replay) -> dict[str, ChatOutcome]:
         return {}
     found = {}
     for _, msg in await worker.scheduler.events(topic=replay.answers):
-        if isinstance(msg, dict) and msg.pop("batch", None) == replay.started:
-            msg.pop("worker", None)  # the scheduler stamps the sender
-            found[msg["job_id"]] = ChatOutcome(**msg)
+        if isinstance(msg, dict) and msg.get("batch") == replay.started:
+            for fields in msg["answers"]:
+                found[fields["job_id"]] = ChatOutcome(**fields)
     log.info("batch run again: %d answers replayed from its earlier run", len(found))
     return found
 
