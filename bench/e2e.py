@@ -1,0 +1,238 @@
+"""End to end: `evalcore run` against VLMEvalKit's inline loop, with a GPU-like model.
+
+Two video sets, encoded once into bench/data/ (720p H.264, the recipe of bench/frames.py):
+  short  16 videos of 8-16 s, 4 questions each (64 samples), nframe 8
+  long   4 videos of 60-300 s, 4 questions each (16 samples), fps 1, at most 32 frames
+The model (bench/e2e_model.py) reads its frames and sleeps 0.2 s per sample: a request
+waiting on a GPU, no CPU used. Side by side in one run, per set:
+
+- one model: `evalcore run` (a fresh work dir, so every frame is decoded) against
+  VLMEvalKit's loop: per sample in TSV order, `save_video_frames` (decord, frames
+  saved as JPEG into the video's frame folder unless all are there already, VLMEvalKit's
+  own index rule) then the model on the frame paths. Goal: ours >= 1.3x faster, and
+  ours <= fixed cost + 1.1 x max(decode wall, inference wall).
+- a 3-model nightly on one device (models one after another): ours with three models in
+  one config, against the loop run once per model (its frame folders reused, as
+  VLMEvalKit does). Goal >= 2.5x.
+- fixed cost: the one-model config again, every unit cached. Goal <= 4 s (temporary
+  server); `--server URL` also times it against a running `evalcore serve` (goal <= 2 s).
+
+    .venv/bin/python bench/e2e.py            # both sets (first run encodes ~8 min of video)
+    .venv/bin/python bench/e2e.py --short    # the short set only
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DATA = BENCH / "data"
+sys.path.insert(0, str(BENCH))
+from e2e_model import peer_model  # noqa: E402
+from frames import ensure_video  # noqa: E402
+
+SECONDS_PER_SAMPLE = 0.2
+QUESTIONS = 4
+SETS = {
+    "short": {"durations": [8 + (i % 9) for i in range(16)], "frames": {"nframe": 8}},
+    "long": {
+        "durations": [60, 120, 200, 300],
+        "frames": {"nframe": None, "fps": 1.0, "max_frames": 32},
+    },
+}
+
+
+def make_dataset(name: str, durations: list[int], root: Path) -> Path:
+    """A generic-layout TSV over the set's videos (encoded once, shared by runs)."""
+    videos = [
+        ensure_video(DATA / f"e2e_720p_{s}s_{i}.mp4", s, seed=1000 + i)
+        for i, s in enumerate(durations)
+    ]
+    tsv = root / f"{name}.tsv"
+    with open(tsv, "w", newline="") as f:
+        out = csv.writer(f, delimiter="\t")
+        out.writerow(["index", "video", "video_path", "question", "candidates", "answer"])
+        for v, path in enumerate(videos):
+            for q in range(QUESTIONS):
+                out.writerow(
+                    [
+                        v * QUESTIONS + q,
+                        path.stem,
+                        str(path),
+                        f"Question {q} about video {v}?",
+                        "['red', 'green', 'blue', 'yellow']",
+                        "A",
+                    ]  # fmt: skip
+                )
+    return tsv
+
+
+def config(tsv: Path, frames: dict, models: int, root: Path) -> Path:
+    raw = {
+        "datasets": [{"tsv": str(tsv)}],
+        "models": [
+            {
+                "name": f"gpu-like-{m}",
+                "kind": "e2e_model:SleepModel",
+                "params": {"seconds_per_sample": SECONDS_PER_SAMPLE},
+                "batch_size": 1,
+            }
+            for m in range(models)
+        ],
+        "frames": frames,
+        "work_dir": str(root / "work"),
+        "output_dir": str(root / "outputs"),
+    }
+    path = root / f"eval-{models}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def run_ours(cfg: Path, cwd: Path, api_url: str | None = None) -> float:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH), str(REPO)])}
+    env["PREFECT_HOME"] = str(cwd / "prefect-home")
+    env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("evalcore")), "run", str(cfg)],
+        cwd=cwd, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"evalcore run failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def decode_wall(tsv: Path, frames: dict, root: Path) -> float:
+    """Our extraction alone, in a fresh work dir (what the run's decode costs)."""
+    from evalcore.cell import extract_dataset_frames
+    from evalcore.config import DatasetSpec
+    from evalcore.frames import FrameSettings
+    from evalcore.workspace import Workspace
+
+    ws = Workspace(root / "decode-only", root / "decode-only-out")
+    started = time.perf_counter()
+    extract_dataset_frames(DatasetSpec(tsv=tsv), FrameSettings(**frames), ws)
+    return time.perf_counter() - started
+
+
+def vlmevalkit_frames(video: Path, frames: dict, folder: Path) -> list[str]:
+    """VLMEvalKit's `save_video_frames`: decord over the file, its index rule, one JPEG per
+    frame into the video's folder, skipped when every frame file is already there."""
+    import decord
+    from PIL import Image
+
+    from evalcore.frames.sampling import sample_fps_vlmevalkit, sample_uniform_vlmevalkit
+
+    vid = decord.VideoReader(str(video))
+    n = len(vid)
+    if frames.get("fps"):
+        indices = sample_fps_vlmevalkit(n, vid.get_avg_fps(), frames["fps"], frames["max_frames"])
+    else:
+        indices = sample_uniform_vlmevalkit(n, frames["nframe"])
+    paths = [str(folder / f"{i}.jpg") for i in indices]
+    if not all(os.path.exists(p) for p in paths):
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, array in zip(paths, vid.get_batch(indices).asnumpy(), strict=True):
+            Image.fromarray(array).save(path)
+    return paths
+
+
+def run_vlmevalkit(tsv: Path, frames: dict, models: int, root: Path) -> float:
+    with open(tsv) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    started = time.perf_counter()
+    for _ in range(models):  # a nightly of N models: the loop once per model
+        for row in rows:
+            folder = root / "frames" / row["video"]
+            paths = vlmevalkit_frames(Path(row["video_path"]), frames, folder)
+            peer_model(paths, SECONDS_PER_SAMPLE)
+    return time.perf_counter() - started
+
+
+def verdict(ok: bool) -> str:
+    return "meets the goal" if ok else "MISSES the goal"
+
+
+def bench_set(name: str, spec: dict, scratch: Path, api_url: str | None) -> list[str]:
+    lines = []
+    root = scratch / name
+    root.mkdir()
+    tsv = make_dataset(name, spec["durations"], root)
+    frames = spec["frames"]
+    n = len(spec["durations"]) * QUESTIONS
+
+    one = root / "one"
+    one.mkdir()
+    ours = run_ours(config(tsv, frames, 1, one), one)
+    cached = run_ours(config(tsv, frames, 1, one), one)
+    peer = run_vlmevalkit(tsv, frames, 1, root / "peer-one")
+    decode = decode_wall(tsv, frames, root)
+    infer = n * SECONDS_PER_SAMPLE
+    bound = cached + 1.1 * max(decode, infer)
+    lines.append(
+        f"{name}, one model ({n} samples): ours {ours:.1f} s, VLMEvalKit loop {peer:.1f} s: "
+        f"{peer / ours:.2f}x (goal >= 1.3x, {verdict(peer / ours >= 1.3)})"
+    )
+    lines.append(
+        f"{name}, overlap: ours {ours:.1f} s against fixed {cached:.1f} s + 1.1 x max(decode "
+        f"{decode:.1f} s, inference {infer:.1f} s) = {bound:.1f} s ({verdict(ours <= bound)})"
+    )
+    lines.append(
+        f"{name}, fixed cost (all cached, temporary server): {cached:.1f} s "
+        f"(goal <= 4 s, {verdict(cached <= 4)})"
+    )
+    if api_url:
+        served = run_ours(config(tsv, frames, 1, one), one, api_url)
+        lines.append(
+            f"{name}, fixed cost against the running server: {served:.1f} s "
+            f"(goal <= 2 s, {verdict(served <= 2)})"
+        )
+
+    three = root / "three"
+    three.mkdir()
+    ours3 = run_ours(config(tsv, frames, 3, three), three)
+    peer3 = run_vlmevalkit(tsv, frames, 3, root / "peer-three")
+    lines.append(
+        f"{name}, 3-model nightly ({3 * n} answers): ours {ours3:.1f} s, VLMEvalKit loop "
+        f"{peer3:.1f} s: {peer3 / ours3:.2f}x (goal >= 2.5x, {verdict(peer3 / ours3 >= 2.5)})"
+    )
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="the short set only")
+    parser.add_argument("--server", help="PREFECT_API_URL of a running `evalcore serve`")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, spec in SETS.items():
+            if args.short and name != "short":
+                continue
+            lines += bench_set(name, spec, Path(tmp), args.server)
+    load_after = os.getloadavg()
+    print(
+        f"\nload average {load_before[0]:.1f} at start, {load_after[0]:.1f} at end, "
+        f"{os.cpu_count()} cores"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
