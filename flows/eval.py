@@ -12,7 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 from flows.hooks import publish_run_summary
 from tasks.frames import extract_frames
@@ -166,9 +166,8 @@ class ShardQueue:
     def submit(
         self, cell: Cell, ws: Workspace, results: Path, extraction: PrefectFuture
     ) -> list[PrefectFuture]:
-        ids = [s.sample_id for s in cell.dataset.samples()]
         futures = []
-        for shard in plan_shards(ids, self.groups, self.settings.shards):
+        for shard in plan_shards(dataset_videos(cell.dataset), self.groups, self.settings.shards):
             group = self.groups[self.count % len(self.groups)]
             self.count += 1
             wait_for = [extraction]

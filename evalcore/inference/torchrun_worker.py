@@ -1,7 +1,8 @@
 """One torchrun rank of a shard: `python -m evalcore.inference.torchrun_worker JOB.json`.
 
-The rank answers the ids of the job's to-do list whose stable hash falls on it, with
-the shared inference loop (`run_samples`), appending to its own prediction log. Ranks
+The rank answers the ids of the job's to-do list whose video's stable hash falls on
+it (`shards.rank_of`), with the shared inference loop (`run_unit`), appending to its
+own prediction log. Ranks
 never talk to each other: a rank that dies cannot block another on a collective, and
 the parent learns everything it needs from the logs. A process group is created only
 if the job asks for one (a model that shards itself across ranks), with a timeout.
@@ -21,7 +22,7 @@ from pathlib import Path
 from evalcore.inference.attempts import StartLog, rank_writer
 from evalcore.inference.pdeathsig import die_with_parent_now
 from evalcore.inference.shard_job import RankStatus, ShardJob
-from evalcore.inference.shards import rank_of
+from evalcore.inference.shards import dataset_videos, rank_of
 
 
 class MarkedModel:
@@ -65,10 +66,12 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     suspects = set(job.suspects)
     dataset = DatasetSpec.model_validate(job.dataset)
     benchmark = dataset.adapter()
+    samples = dataset.samples()
+    videos = dataset_videos(dataset, samples)
     mine = [
         s
-        for s in dataset.samples()
-        if s.sample_id in todo and rank_of(s.sample_id, world_size) == rank
+        for s in samples
+        if s.sample_id in todo and rank_of(videos[s.sample_id], world_size) == rank
     ]
     index = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
     # Samples that crashed a rank before go last and alone, so the rest finish first

@@ -14,7 +14,7 @@ from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpe
 from evalcore.inference import infer_inline
 from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
@@ -53,7 +53,7 @@ def predictions(config: EvalConfig) -> dict[str, str | None]:
 
 def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
     groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
-    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+    return plan_shards(dataset_videos(dataset), groups, inference.shards)
 
 
 def ok_counts(config: EvalConfig) -> Counter:
@@ -90,12 +90,22 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
     assert set(ok_counts(sharded_config).values()) == {1}  # no duplicates
     (row,) = sharded["leaderboard"]
     assert (row["n"], row["failed"]) == (48, 0)
+    plan = plan_cell_shards(sharded_config.datasets[0], sharded_config.inference)
     assert sorted((s["shard"], s["ids"], s["answered"]) for s in sharded["inference"]) == [
-        (0, 24, 24),
-        (1, 24, 24),
+        (s.index, len(s.ids), len(s.ids)) for s in plan
     ]
     logs = sorted(p.name for p in log_dir(sharded_config).glob("*.jsonl"))
     assert logs == [f"shard{s}-rank{r}.jsonl" for s in (0, 1) for r in (0, 1)]
+    # Shards and ranks by video: one writer answered all the questions about a video.
+    writer = {
+        r.sample_id: p.stem
+        for p in log_dir(sharded_config).glob("*.jsonl")
+        for r in iter_records(p)
+    }
+    writers_of_video: dict[str, set[str]] = {}
+    for sample in sharded_config.datasets[0].samples():
+        writers_of_video.setdefault(sample.video, set()).add(writer[sample.sample_id])
+    assert all(len(w) == 1 for w in writers_of_video.values()) and len(writers_of_video) == 12
     # One CPU device group: the second shard started after the first one's ranks ended.
     (first,), (second,) = launches(sharded_config, "shard0"), launches(sharded_config, "shard1")
     ends = {k: max(rank_status(k, r)["time"] for r in (0, 1)) for k in (first, second)}
