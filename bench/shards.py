@@ -40,7 +40,7 @@ from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
 from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -62,7 +62,7 @@ def cell_of(model: ModelSpec, dataset: DatasetSpec) -> Cell:
 
 def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
     groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
-    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+    return plan_shards(dataset_videos(dataset), groups, inference.shards)
 
 
 def read_predictions(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> dict:

@@ -164,11 +164,13 @@ def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace)
 
 
 def extract_dataset_frames(
-    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None
+    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None, run: str = ""
 ) -> FramesSummary:
-    """Frames of every clip of a dataset under a frame plan, and its frame index."""
+    """Frames of every clip of a dataset under a frame plan, and its frame index (written
+    as clips finish; `run` marks its head, see `frames.index`)."""
     index = frame_index_path(dataset, frames, ws)
-    return prepare_frames(dataset.samples(), frames, FrameCache(ws.frame_cache_dir), index, on_done)
+    cache = FrameCache(ws.frame_cache_dir)
+    return prepare_frames(dataset.samples(), frames, cache, index, on_done, run)
 
 
 def cells_of(config: EvalConfig) -> list[Cell]:

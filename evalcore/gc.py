@@ -4,13 +4,13 @@ What counts is what the given configs evaluate now: each cell's log folder, and 
 the records made under a current answer key; the frame cache entries their frame
 indexes name. Everything else under `work/` (logs of old settings, records of replaced
 videos or edited rows, frames of old plans, launch files of gone cells) is removed.
-A log file some process holds (a run in progress) is left alone and reported.
+A log file some process holds (a run in progress) is left alone and reported, and so
+are the frames while an extraction of a kept index is going on.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ from evalcore.atomic import atomic_write_text
 from evalcore.cell import cells_of, frame_index_path, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
-from evalcore.frames.index import video_fingerprints
+from evalcore.frames.index import index_frame_keys, video_fingerprints
 from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
 
@@ -34,6 +34,7 @@ class GcReport:
     other: int = 0  # frame indexes and shard folders of gone cells
     bytes: int = 0
     busy: list[str] = field(default_factory=list)  # logs held by a running process
+    extracting: list[str] = field(default_factory=list)  # frame indexes being written
 
     def describe(self) -> str:
         text = (
@@ -43,6 +44,8 @@ class GcReport:
         )
         if self.busy:
             text += f"; left {len(self.busy)} log(s) in use: {', '.join(self.busy[:3])}"
+        if self.extracting:
+            text += f"; kept every frame: an extraction is writing {self.extracting[0]}"
         return text
 
 
@@ -81,13 +84,19 @@ def collect_garbage(configs: Sequence[EvalConfig], dry_run: bool = False) -> GcR
             _remove(shard_dir, report, dry_run)
 
     live_entries: set[str] = set()
-    for index in sorted(ws.frame_index_dir.glob("*.json")):
+    indexes = sorted(ws.frame_index_dir.glob("*")) if ws.frame_index_dir.is_dir() else []
+    for index in indexes:
         if index.resolve() in keep_indexes:
-            items = json.loads(index.read_text(encoding="utf-8")).values()
-            live_entries.update(item["key"] for item in items if "key" in item)
+            keys = index_frame_keys(index)
+            if keys is None:  # being written: its clips are not all listed yet
+                report.extracting.append(str(index))
+            else:
+                live_entries.update(keys)
         else:
             report.other += 1
             _remove(index, report, dry_run)
+    if report.extracting:  # any cached clip may be one it is about to list: keep them all
+        return report
     for entry in sorted(cache.root.glob("??/*")):
         if entry.is_dir() and entry.name not in live_entries:
             report.frame_entries += 1

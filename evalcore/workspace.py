@@ -2,8 +2,9 @@
 
 work_dir/
   frames/                        content-addressed frame cache (shared by models and runs)
-  frame-index/{dataset}-{h}.json sample id -> video fingerprint and frame cache key (or
-                                 failure), per TSV file and frame plan
+  frame-index/{dataset}-{h}.jsonl  per TSV file and frame plan: every sample's video
+                                 fingerprint, then its clip's frame cache key (or failure)
+                                 as extraction finishes it (a journal, `frames.index`)
   predictions/{model}/{dataset}/{cell key}/trial-{t}/*.jsonl   one append-only log per
                                  writer; every record carries its sample's answer key
   shards/{model}/{dataset}/{cell key}/trial-{t}/   torchrun launch files and crash marks
@@ -41,7 +42,7 @@ class Workspace:
         return self.work_dir / "frame-index"
 
     def frame_index_path(self, dataset: str, settings_hash: str) -> Path:
-        return self.frame_index_dir / f"{dataset}-{settings_hash}.json"
+        return self.frame_index_dir / f"{dataset}-{settings_hash}.jsonl"
 
     def predictions_dir(self, model: str, dataset: str, cell_key: str, trial: int) -> Path:
         """Logs of one cell trial (see `evalcore.cell.Cell.log_dir`)."""

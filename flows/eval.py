@@ -1,7 +1,14 @@
-"""The `eval` flow: frames -> inference -> scoring -> leaderboard, for a model x dataset grid."""
+"""The `eval` flow: frames -> inference -> scoring -> leaderboard, for a model x dataset grid.
+
+Frames and inference overlap: an extraction task writes its frame index as clips
+finish, and a dataset's inference units start as soon as the index's head is written
+(every video fingerprinted, so every answer key and unit cache key is known). Each
+unit then answers its samples as their frames arrive (`evalcore.frames.index`).
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -11,8 +18,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
 from evalcore.config import EvalConfig
+from evalcore.frames.index import index_run
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 from flows.hooks import publish_run_summary
 from tasks.frames import extract_frames
@@ -45,22 +53,23 @@ def eval_flow(config: EvalConfig) -> dict:
         dataset.samples()
     results = ws.prefect_results_dir.resolve()  # a Path: a str would name a Prefect block
 
-    frames = {
-        frame_index_path(d, f, ws): extract_frames.with_options(
+    frames: dict[Path, PrefectFuture] = {}  # frame index -> its extraction
+    runs: dict[Path, str] = {}  # frame index -> the mark of this run's extraction
+    for d, f in frame_plans(config):
+        path = frame_index_path(d, f, ws)
+        runs[path] = uuid.uuid4().hex
+        frames[path] = extract_frames.with_options(
             task_run_name=f"extract {d.dataset_name} {frame_plan_label(f)}"
-        ).submit(d, f, ws)
-        for d, f in frame_plans(config)
-    }
+        ).submit(d, f, ws, runs[path])
     cells = cells_of(config)
     units: dict[int, list[PrefectFuture]] = {}  # cell number -> its units
     shard_queue = ShardQueue(config)
     for n, cell in enumerate(cells):  # in dataset order: a dataset's cells go once its
-        extraction = frames[cell.frame_index_path(ws)]  # frames are ready
-        wait([extraction])
-        if extraction.state.is_failed():
-            continue  # its cells are not scored; the run fails at the end
-        units[n] = submit_cell(cell, config, ws, results, extraction, shard_queue)
-    wait([f for futures in units.values() for f in futures])
+        path = cell.frame_index_path(ws)  # index has begun, while its frames are decoded
+        if not index_begun(path, runs[path], frames[path]):
+            continue  # its extraction failed first: its cells are not scored
+        units[n] = submit_cell(cell, config, ws, results, frames[path], shard_queue)
+    wait([*frames.values(), *(f for futures in units.values() for f in futures)])
 
     failed = [f"extract {p}" for p, f in frames.items() if not f.state.is_completed()]
     by_pair: dict[tuple[str, str], list[Cell]] = {}
@@ -70,7 +79,8 @@ def eval_flow(config: EvalConfig) -> dict:
             continue
         bad = [f for f in futures if not f.state.is_completed()]
         failed += [f.state.name + ": " + _run_name(f) for f in bad]
-        if not bad:
+        # with frames missing (its extraction failed), a cell keeps its last full report
+        if not bad and frames[cell.frame_index_path(ws)].state.is_completed():
             by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
     for trials in by_pair.values():
         if len(trials) < config.trials:
@@ -99,6 +109,17 @@ def eval_flow(config: EvalConfig) -> dict:
     }
 
 
+def index_begun(path: Path, run: str, extraction: PrefectFuture) -> bool:
+    """Wait until `extraction` has written the head of its frame index (`run` marks it),
+    so the units of its cells can start; False if it failed first."""
+    while index_run(path) != run:
+        if wait([extraction], timeout=0.05).done:
+            extraction.wait()  # its final state (`state` might read one not yet recorded)
+            # completed: its index was written, though replaced since by another run's
+            return index_run(path) == run or extraction.state.is_completed()
+    return True
+
+
 def frame_plan_label(frames) -> str:
     rate = f"{frames.nframe} frames" if frames.nframe else f"{frames.fps} fps"
     return f"({rate}, {frames.sampler})" if hasattr(frames, "sampler") else f"({rate})"
@@ -125,7 +146,8 @@ def submit_cell(
 ) -> list[PrefectFuture]:
     """The inference units of one cell: one task inline or per API cell, one per shard
     under torchrun. Each is keyed by `Cell.unit_key` and refreshed when its logs miss a
-    sample (deleted logs are never shadowed by a persisted result)."""
+    sample (deleted logs are never shadowed by a persisted result). Local units start at
+    once and take frames as they arrive; API cells still wait for the whole extraction."""
     if cell.device_class == "api":
         key, gaps = unit_cache_key(cell, ws, "infer-api")
         options = dict(tags=[endpoint_tag(cell.model)], task_run_name=f"infer {cell.label}")
@@ -142,9 +164,9 @@ def submit_cell(
                 cache_key_fn=fixed_key(key),
                 refresh_cache=gaps,
                 task_run_name=f"infer {cell.label}",
-            ).submit(cell, ws, list(config.inference.gpus), wait_for=[extraction])
+            ).submit(cell, ws, list(config.inference.gpus))
         ]
-    return shards.submit(cell, ws, results, extraction)
+    return shards.submit(cell, ws, results)
 
 
 class ShardQueue:
@@ -163,15 +185,12 @@ class ShardQueue:
         self.previous: dict[int, PrefectFuture] = {}
         self.count = 0
 
-    def submit(
-        self, cell: Cell, ws: Workspace, results: Path, extraction: PrefectFuture
-    ) -> list[PrefectFuture]:
-        ids = [s.sample_id for s in cell.dataset.samples()]
+    def submit(self, cell: Cell, ws: Workspace, results: Path) -> list[PrefectFuture]:
         futures = []
-        for shard in plan_shards(ids, self.groups, self.settings.shards):
+        for shard in plan_shards(dataset_videos(cell.dataset), self.groups, self.settings.shards):
             group = self.groups[self.count % len(self.groups)]
             self.count += 1
-            wait_for = [extraction]
+            wait_for = []
             if group.index in self.previous:
                 wait_for.append(allow_failure(self.previous[group.index]))
             key, gaps = unit_cache_key(cell, ws, f"infer-shard-{shard.digest}", shard.ids)

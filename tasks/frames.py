@@ -1,4 +1,5 @@
-"""Frame extraction of one dataset under one frame plan, parallel across its videos."""
+"""Frame extraction of one dataset under one frame plan, parallel across its videos; its
+frame index is written as clips finish, and inference reads it meanwhile."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ from evalcore.workspace import Workspace
 # Not Prefect-cached on purpose: the frame cache is content-addressed, so a repeat only
 # stats files and finds manifests (no decoder opens), and it notices a changed video or
 # a deleted cache entry, which a persisted Prefect result would not.
-@task(name="extract-frames", cache_policy=NO_CACHE, retries=1)
-def extract_frames(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> FramesSummary:
+#
+# No retries: inference reads the index while it is written, so a second attempt would
+# come after the units have recorded the clips the first one never reached
+# (`ExtractionStopped`, retried by the next run).
+@task(name="extract-frames", cache_policy=NO_CACHE)
+def extract_frames(
+    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, run: str = ""
+) -> FramesSummary:
+    """`run` marks the index's head, so the flow sees when this extraction has begun."""
     clips = len({(s.video_path, s.start, s.end) for s in dataset.samples() if s.video_path})
     with progress_bar(clips, f"frames {dataset.dataset_name}", "video") as bar:
-        return extract_dataset_frames(dataset, frames, ws, lambda *_: bar.update())
+        return extract_dataset_frames(dataset, frames, ws, lambda *_: bar.update(), run)

@@ -8,9 +8,10 @@ or hold torch threads, which a forked child would inherit in an undefined state.
 Workers write their entries straight into the cache, so only small records cross
 process boundaries.
 
-Videos the cache has fingerprinted before are looked up at once; new ones are hashed
-by threads (hashlib releases the GIL) while the worker processes start and decode, so
-a first run does not wait for every file to be read before decoding begins.
+Videos the cache has fingerprinted before (or whose fingerprints the caller passes) are
+looked up at once; new ones are hashed by threads (hashlib releases the GIL) while the
+worker processes start and decode, so a first run does not wait for every file to be
+read before decoding begins.
 
 Several processes may extract the same clips into one cache at once (two flows on one
 dataset, a retry next to a run still going): a worker takes an exclusive `flock` on
@@ -27,7 +28,7 @@ import fcntl
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ def extract_videos(
     on_done: Callable[[VideoJob, Result], None] | None = None,
     *,
     decoders: Sequence[Decoder] | None = None,
+    fingerprints: Mapping[Path, str] | None = None,
 ) -> ExtractionReport:
     """Make sure every job's frames are in `cache`; one result per distinct job. A job's
     path is a video file or a folder of frame images (read by `FrameFolderSource`).
@@ -92,6 +94,12 @@ def extract_videos(
     (experiments and tests; each is tried in order until one reads the file).
     Failures are not cached: the next call tries again. An exception raised by
     `on_done` stops the call: the workers are stopped and the exception propagates.
+    `fingerprints`: content fingerprints the caller has computed, by path (the others
+    are looked up in the cache's memo or hashed here).
+
+    Misses are decoded smallest first, then biggest first: the first clip is ready soon
+    (inference can start on it), and a long video started last would not decode alone
+    at the end.
 
     Worker processes re-import the caller's `__main__` module (multiprocessing's spawn
     and forkserver semantics), so scripts must keep their work under
@@ -115,7 +123,10 @@ def extract_videos(
         else:
             finish(job, problem)
 
-    known = cache.known_fingerprints({job.path for job in candidates})
+    given = {
+        job.path: fingerprints[job.path] for job in candidates if job.path in (fingerprints or {})
+    }
+    known = {**cache.known_fingerprints({job.path for job in candidates} - set(given)), **given}
     unknown = {job.path for job in candidates} - set(known)
     scheduled: dict[str, list[VideoJob]] = {}  # cache key -> jobs sharing its decode
 
@@ -143,8 +154,7 @@ def extract_videos(
         if misses or unknown:
             new_files = sum(job.path in unknown for job in candidates)  # likely misses
             decoding.start(expected=len(misses) + new_files)
-        # biggest first: a long video started last would decode alone at the end
-        for miss in sorted(misses, key=lambda m: -_size(m[2].path)):
+        for miss in _decode_order(misses):
             decoding.submit(*miss)
         for job, outcome in _hash_unknown(candidates, unknown, cache):
             if isinstance(outcome, FrameFailure):
@@ -185,6 +195,12 @@ def _hash_unknown(
                 outcome = FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
             for job in by_path[path]:
                 yield job, outcome
+
+
+def _decode_order(misses: list[tuple[str, str, VideoJob]]) -> list[tuple[str, str, VideoJob]]:
+    """The smallest first (frames for inference to start on), then the biggest first."""
+    order = sorted(misses, key=lambda m: -_size(m[2].path))
+    return order[-1:] + order[:-1]
 
 
 def _size(path: Path) -> int:

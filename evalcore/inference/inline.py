@@ -1,16 +1,21 @@
 """The inline launcher: one cell answered in this process, on the CPU or on the first of
-`inference.gpus`.
+`inference.gpus`, as its frames arrive (extraction may still be going on).
 
 One writer per cell at a time: the cell's unit lock is held while its samples are
 answered, so a second process (another `evalcore run`, or the nightly sharing `work/`)
-waits, then finds the answers already written and calls no model for them. One replica
-per GPU at a time: cells that run side by side in the flow's threads take turns on a
-GPU (on the CPU they run side by side, one torch thread each).
+waits, then finds the answers already written and calls no model for them.
+
+One replica per device at a time, the CPU included: cells that run side by side in the
+flow's threads take turns on a device. A cell takes its device when its model is built
+(when its first frames have arrived, not before) and gives it back when it ends. Cells
+start while frames are still being decoded, so without turns every cell of the run
+would load its model at once; on the CPU that is N copies of the weights in memory and
+N models fighting the decoders for the cores, and a GPU stand-in measured on the CPU
+would not behave as it does on a GPU.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 
@@ -30,9 +35,8 @@ _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def _one_replica_at_a_time(device: str):
-    if not device.startswith("cuda"):
-        return contextlib.nullcontext()
+def device_lock(device: str) -> threading.Lock:
+    """The lock of `device` (`cpu`, `cuda:0`, ...) in this process."""
     with _REGISTRY_LOCK:
         return _DEVICE_LOCKS.setdefault(device, threading.Lock())
 
@@ -48,9 +52,9 @@ def infer_inline(
     with UnitLock(log_dir, "cell", label=cell.label, on_wait=_waiting(cell)):
         state = UnitState.read(cell, samples, index.videos, ws)
         todo = len(state.pending(s.sample_id for s in samples))
-        replica = Replica(cell.model.kind, cell.model.params, runtime)
+        lock = device_lock(runtime.device)
+        replica = Replica(cell.model.kind, cell.model.params, runtime, device_lock=lock)
         with (
-            _one_replica_at_a_time(runtime.device),
             replica,
             PredictionLog(log_dir, writer) as plog,
             progress_bar(todo, cell.label, "sample") as bar,

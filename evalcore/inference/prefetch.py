@@ -5,6 +5,9 @@ on one batch a thread loads (JPEG-decodes) the frames of the next clips. JPEG de
 releases the GIL, so this overlaps with the model even in one process. Loading starts
 at the first `load()`: a model that reads `paths` itself costs no extra work.
 
+Frames arrive while extraction goes on: `PrefetchedIndex` appends each group of samples
+that arrives to the order (`extend`).
+
 A clip is let go when the records of its samples are written (`release`), not when
 its frames are read: a model that answers some samples from a cache of its own never
 calls `load()` for them, and counting loads would keep every such clip in memory.
@@ -14,11 +17,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from evalcore.frames import FrameFailure
+from evalcore.frames import FrameEntry, FrameFailure
+from evalcore.frames.index import FrameIndex
 
 
 class PrefetchedFrames:
@@ -66,19 +70,10 @@ class FramePrefetcher:
         self._entries: dict[Hashable, Any] = {}  # clip key -> cache entry
         self._clip_of: dict[str, Hashable] = {}
         self._order: list[str] = []
-        for sample_id in dict.fromkeys(order):
-            entry = lookup.get(sample_id)
-            if entry is None or isinstance(entry, FrameFailure):
-                continue
-            key = getattr(entry, "key", None) or id(entry)
-            self._entries.setdefault(key, entry)
-            self._clip_of[sample_id] = key
-            self._order.append(sample_id)
-            self.lookup[sample_id] = PrefetchedFrames(entry, sample_id, self)
-        self._position = {sample_id: i for i, sample_id in enumerate(self._order)}
+        self._position: dict[str, int] = {}
         # _skip[i]: a step towards the first unreleased position at or after i (i itself
         # while unreleased); compressed on the way, so the window is found in O(window)
-        self._skip = list(range(len(self._order) + 1))
+        self._skip = [0]
         self._released: set[str] = set()
         self._in_flight: set[str] = set()
         self._flying: Counter[Hashable] = Counter()  # clip -> samples in flight
@@ -87,6 +82,28 @@ class FramePrefetcher:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.extend(lookup, order)
+
+    def extend(self, lookup: Mapping[str, Any], order: Sequence[str]) -> None:
+        """Append `order` to the answering order (samples whose frames have arrived
+        since); ids already in the order, or without frames, are passed over."""
+        with self._cond:
+            for sample_id in dict.fromkeys(order):
+                entry = lookup.get(sample_id)
+                if sample_id in self._position or entry is None:
+                    continue
+                if isinstance(entry, FrameFailure):
+                    self.lookup[sample_id] = entry
+                    continue
+                key = getattr(entry, "key", None) or id(entry)
+                self._entries.setdefault(key, entry)
+                self._clip_of[sample_id] = key
+                # the end marker (the position past the last) becomes this sample's
+                self._position[sample_id] = len(self._order)
+                self._order.append(sample_id)
+                self._skip.append(len(self._order))
+                self.lookup[sample_id] = PrefetchedFrames(entry, sample_id, self)
+            self._cond.notify_all()
 
     @property
     def loaded_clips(self) -> int:
@@ -225,3 +242,31 @@ class FramePrefetcher:
                 del self._held[key]
             self._cond.notify_all()
         return ok
+
+
+class PrefetchedIndex(FrameIndex):
+    """A frame index whose frames a `FramePrefetcher` reads ahead: each group of samples
+    that arrives joins the read-ahead order as `order` arranges it (the order the runner
+    will answer them in)."""
+
+    def __init__(
+        self,
+        index: FrameIndex,
+        prefetcher: FramePrefetcher,
+        order: Callable[[list[str]], list[str]],
+    ) -> None:
+        super().__init__(prefetcher.lookup, index.videos)
+        self.index = index
+        self.prefetcher = prefetcher
+        self._order = order
+
+    def outcome(self, sample_id: str) -> Any:
+        return self.prefetcher.lookup.get(sample_id) or self.index.outcome(sample_id)
+
+    def arrivals(
+        self, sample_ids: Iterable[str], on_wait: Callable[[], None] | None = None
+    ) -> Iterator[list[str]]:
+        for arrived in self.index.arrivals(sample_ids, on_wait):
+            with_frames = [i for i in arrived if isinstance(self.index.outcome(i), FrameEntry)]
+            self.prefetcher.extend(self.index.lookup, self._order(with_frames))
+            yield arrived

@@ -1,11 +1,14 @@
 """One model replica in this process: built and loaded on first use, closed at the end.
 
 The launcher decides the `Runtime` (device, dtype, rank); the model kind never does.
+A `device_lock` makes replicas take turns on a device: it is taken just before the
+model is built and given back when the replica closes.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from evalcore.models.base import Runtime, VideoModel
@@ -15,12 +18,21 @@ from evalcore.models.registry import build_model
 class Replica:
     """Callable: returns the loaded model, building it the first time."""
 
-    def __init__(self, kind: str, params: dict[str, Any], runtime: Runtime, on_ready=None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        runtime: Runtime,
+        on_ready=None,
+        device_lock: threading.Lock | None = None,
+    ) -> None:
         self.kind = kind
         self.params = params
         self.runtime = runtime
         self._model: VideoModel | None = None
         self._on_ready = on_ready
+        self._device_lock = device_lock
+        self._holds_device = False
 
     @property
     def loaded(self) -> bool:
@@ -28,6 +40,9 @@ class Replica:
 
     def __call__(self) -> VideoModel:
         if self._model is None:
+            if self._device_lock is not None and not self._holds_device:
+                self._device_lock.acquire()  # another replica on this device: wait for its end
+                self._holds_device = True
             model = build_model(self.kind, self.params)
             if self.runtime.device_class == "cpu" and "torch" in sys.modules:
                 import torch
@@ -41,9 +56,14 @@ class Replica:
         return self._model
 
     def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
-            self._model = None
+        try:
+            if self._model is not None:
+                self._model.close()
+                self._model = None
+        finally:
+            if self._holds_device:
+                self._holds_device = False
+                self._device_lock.release()
 
     def __enter__(self) -> Replica:
         return self

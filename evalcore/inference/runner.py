@@ -3,9 +3,10 @@
 `UnitState` says, for the samples of a unit (a cell, or a shard of one), which records
 still count (made under the sample's current answer key) and what is pending; `split`
 turns the pending samples whose frames failed into failure records at once; the inline
-launcher and each torchrun rank answer the rest with `answer_samples`, and the API
-launcher sends them to its fan-out. Whatever answers, each outcome is appended to the
-writer's log the moment it exists.
+launcher and each torchrun rank answer the rest with `run_unit` as their frames arrive
+(the frame index is written while extraction goes on), and the API launcher sends them
+to its fan-out. Whatever answers, each outcome is appended to the writer's log the
+moment it exists.
 """
 
 from __future__ import annotations
@@ -125,13 +126,14 @@ class UnitState:
 def split(
     samples: Sequence[Sample], state: UnitState, index: FrameIndex
 ) -> tuple[list[PredictionRecord], list[Sample]]:
-    """Pending samples -> (failure records for those without frames, those to answer)."""
+    """Pending samples -> (failure records for those whose frames failed, those to
+    answer: with frames, or with frames still being extracted)."""
     pending = set(state.pending(s.sample_id for s in samples))
     no_frames, ready = [], []
     for s in samples:
         if s.sample_id not in pending:
             continue
-        outcome = index.frames_for(s.sample_id)
+        outcome = index.outcome(s.sample_id)
         if isinstance(outcome, FrameFailure):
             no_frames.append(state.failure(s, outcome.error_type, outcome.message))
         else:
@@ -174,7 +176,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def answer_order(samples: Sequence[Sample], index: FrameIndex) -> list[Sample]:
     """Most frames first (an out-of-memory error shows early; batches pad little); a
     stable sort, so the questions of one clip stay together for the prefetcher."""
-    return sorted(samples, key=lambda s: -len(index.lookup[s.sample_id].paths))
+    return sorted(samples, key=lambda s: -len(index.frames_for(s.sample_id).paths))
 
 
 def answer_samples(
@@ -244,7 +246,7 @@ def packs(samples: Sequence[Sample], state: UnitState) -> list[list[Sample]]:
 def request_for(item: Sequence[Sample], index: FrameIndex, benchmark: Benchmark) -> VideoRequest:
     """One sample's request, or one request for a clip's pack of samples."""
     first = item[0]
-    request = build_request(first, index.lookup[first.sample_id], benchmark)
+    request = build_request(first, index.frames_for(first.sample_id), benchmark)
     if len(item) == 1:
         return request
     timestamps = request.timestamps
@@ -309,13 +311,18 @@ def run_unit(
     batch_size: int = 8,
     on_record: Callable[[PredictionRecord], None] | None = None,
     pack: bool = False,
+    on_wait: Callable[[], None] | None = None,
 ) -> InferenceSummary:
-    """Record every pending sample of a unit: frame failures first (no model), then the
-    answers. The model is built only if some sample has frames, so a finished or
-    all-failing unit costs no model load."""
+    """Record every pending sample of a unit as its frames arrive (`index.arrivals`):
+    a sample whose frames failed without a model, the others answered in batches of
+    what has arrived, so inference starts on the first clips while the rest are still
+    being decoded, and a slow video holds back only its own samples. `on_wait` is
+    called while nothing has arrived (a rank's heartbeat). The model is built only when
+    some sample has frames, so a finished or all-failing unit costs no model load."""
     started = time.perf_counter()
-    no_frames, ready = split(samples, state, index)
-    summary = InferenceSummary(skipped=len(samples) - len(no_frames) - len(ready))
+    pending = state.pending(s.sample_id for s in samples)
+    summary = InferenceSummary(skipped=len(samples) - len(pending))
+    by_id = {s.sample_id: s for s in samples}
 
     def emit(record: PredictionRecord) -> None:
         log.append(record)
@@ -326,19 +333,21 @@ def run_unit(
         if on_record:
             on_record(record)
 
-    for record in no_frames:
-        emit(record)
-    if ready:
-        summary.model_calls = answer_samples(
-            ready, state, index, model, generation, emit, benchmark, batch_size, pack
-        )
+    for arrived in index.arrivals(pending, on_wait):
+        no_frames, ready = split([by_id[i] for i in arrived], state, index)
+        for record in no_frames:
+            emit(record)
+        if ready:
+            summary.model_calls += answer_samples(
+                ready, state, index, model, generation, emit, benchmark, batch_size, pack
+            )
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def unit_cache_key(cell: Cell, ws: Workspace, stage: str, ids: Sequence[str] | None = None):
     """(Prefect cache key, has gaps) of an inference unit: `ids` (default: the cell's).
-    Needs the frame index: call once extraction has finished."""
+    Needs the head of the frame index (every video's fingerprint), not its frames."""
     samples = cell.dataset.samples()
     state = UnitState.read(cell, samples, read_index_videos(cell.frame_index_path(ws)), ws)
     ids = list(ids) if ids is not None else [s.sample_id for s in samples]

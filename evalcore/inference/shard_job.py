@@ -97,12 +97,20 @@ class RankStatus:
         self.path = rank_status_path(launch_dir, rank)
         self.rank = rank
         self.fields: dict[str, Any] = {"pid": os.getpid(), "phases": {}}
+        self.phase = "started"
 
     def set(self, phase: str, **extra: Any) -> None:
-        now = time.time()
-        self.fields["phases"][phase] = now
+        self.fields["phases"][phase] = time.time()
+        self.phase = phase
+        self._write(**extra)
+
+    def beat(self) -> None:
+        """Rewrite the file in the same phase: alive, while waiting for frames."""
+        self._write(waiting_for_frames=time.time())
+
+    def _write(self, **extra: Any) -> None:
         self.fields.update(extra)
-        status = {"rank": self.rank, "phase": phase, "time": now, **self.fields}
+        status = {"rank": self.rank, "phase": self.phase, "time": time.time(), **self.fields}
         atomic_write_text(self.path, json.dumps(status))
 
 

@@ -1,6 +1,10 @@
 """The parent side of one shard: subtract progress, record what needs no model, write the
 to-do list, launch torchrun, check that every id of the shard ended with a record.
 
+The shard may start while its frames are still being extracted: samples whose frames
+are known to have failed at launch are recorded here (no launch for them); the ranks
+take the rest, each sample as its frames arrive, and record the failures found later.
+
 Called once per attempt (a Prefect retry calls it again): each call reads the logs
 afresh, so an attempt resumes where the last one stopped, whatever the shard count or
 world size of the run that wrote them.
@@ -62,7 +66,7 @@ def infer_shard(
     """Answer the pending samples of one shard with a torchrun job (one attempt)."""
     started = time.perf_counter()
     samples = [s for s in cell.dataset.samples() if s.sample_id in set(shard.ids)]
-    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
+    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))  # so far
     log_dir = cell.log_dir(ws)
     paths = shard_paths(cell, ws)
     unit = f"shard{shard.index}of{shard.count}"

@@ -6,14 +6,23 @@ plan depends only on the manifest and the settings, never on progress, so a shar
 ids (and hence its cache key) are the same in every run. Progress is subtracted at
 launch time (`todo`), and a rank takes the ids whose stable hash falls on it, so no
 rank ever reads another rank's progress while it is being written.
+
+Both assignments hash the sample's *video* (`video_key`), not its id: every question
+about one video goes to one shard and, inside it, to one rank, which reads the clip's
+frames once and can ask them in one request (pack mode). A video's shard does not
+depend on the other rows, so appending rows moves no video to another shard.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from evalcore.config import DatasetSpec
+from evalcore.dataset import Sample
 
 
 @dataclass(frozen=True)
@@ -89,34 +98,48 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def plan_shards(
-    sample_ids: Sequence[str], groups: Sequence[DeviceGroup], shards: int | None = None
-) -> list[Shard]:
-    """Contiguous, balanced slices of the manifest (questions on one video stay
-    together, so a rank reuses what it just read); shard k runs on group k mod G.
+def video_key(sample: Sample, root: Path) -> str:
+    """What ties a sample to its shard and rank: its video file (or frame folder), all
+    clips of it together, named relative to the dataset `root` so that the plan is the
+    same wherever the data lives; the TSV's `video` when the path could not be resolved."""
+    if sample.video_path is None:
+        return f"video:{sample.video}"
+    return Path(os.path.relpath(sample.video_path, os.path.abspath(root))).as_posix()
 
-    Empty shards (more shards than samples) are left out.
+
+def dataset_videos(dataset: DatasetSpec, samples: Sequence[Sample] | None = None) -> dict[str, str]:
+    """Sample id -> `video_key`, in manifest order (`samples`: the dataset's, if read)."""
+    root = dataset.adapter().videos_under(dataset)
+    samples = dataset.samples() if samples is None else samples
+    return {s.sample_id: video_key(s, root) for s in samples}
+
+
+def bucket(key: str, count: int, purpose: str) -> int:
+    """A stable hash of `key` into `count` buckets, the same in every process and run
+    (Python's `hash` of a str is salted per process). `purpose` keeps assignments
+    independent: with the same hash for shards and ranks, 2 shards x 2 ranks would give
+    each shard's videos to one rank only."""
+    digest = hashlib.sha256(f"{purpose}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def plan_shards(
+    videos: Mapping[str, str], groups: Sequence[DeviceGroup], shards: int | None = None
+) -> list[Shard]:
+    """Shard k holds the samples whose video hashes to k, in manifest order; `videos`:
+    sample id -> video key in manifest order (`dataset_videos`). Shard k runs on group
+    k mod G. The count is `shards` (default: one per device group), at most one per
+    video; a shard no video hashed to is left out.
     """
     if not groups:
         raise ValueError("no device groups")
-    count = min(shards or len(groups), max(1, len(sample_ids)))
-    base, extra = divmod(len(sample_ids), count)
-    plan, start = [], 0
-    for k in range(count):
-        size = base + (k < extra)
-        ids = tuple(sample_ids[start : start + size])
-        start += size
-        if ids:
-            plan.append(Shard(k, count, ids, groups[k % len(groups)]))
-    return plan
+    count = min(shards or len(groups), max(1, len(set(videos.values()))))
+    ids: list[list[str]] = [[] for _ in range(count)]
+    for sample_id, video in videos.items():
+        ids[bucket(video, count, "shard")].append(sample_id)
+    return [Shard(k, count, tuple(ids[k]), groups[k % len(groups)]) for k in range(count) if ids[k]]
 
 
-def rank_of(sample_id: str, world_size: int) -> int:
-    """The rank that answers `sample_id`: a hash that is the same in every process and
-    run (Python's `hash` of a str is salted per process)."""
-    digest = hashlib.sha256(sample_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % world_size
-
-
-def ids_for_rank(ids: Sequence[str], rank: int, world_size: int) -> list[str]:
-    return [i for i in ids if rank_of(i, world_size) == rank]
+def rank_of(video: str, world_size: int) -> int:
+    """The rank of a shard that answers the samples of `video` (a `video_key`)."""
+    return bucket(video, world_size, "rank")

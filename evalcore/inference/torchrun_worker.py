@@ -1,7 +1,10 @@
 """One torchrun rank of a shard: `python -m evalcore.inference.torchrun_worker JOB.json`.
 
-The rank answers the ids of the job's to-do list whose stable hash falls on it, with
-the shared inference loop (`run_samples`), appending to its own prediction log. Ranks
+The rank answers the ids of the job's to-do list whose video's stable hash falls on
+it (`shards.rank_of`), with the shared inference loop (`run_unit`), as their frames
+arrive in the frame index, appending to its own prediction log. While it waits for
+frames it rewrites its phase file now and then, which the parent's watchdog counts as
+progress (a rank stuck in the model writes nothing). Ranks
 never talk to each other: a rank that dies cannot block another on a collective, and
 the parent learns everything it needs from the logs. A process group is created only
 if the job asks for one (a model that shards itself across ranks), with a timeout.
@@ -15,13 +18,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from evalcore.inference.attempts import StartLog, rank_writer
 from evalcore.inference.pdeathsig import die_with_parent_now
 from evalcore.inference.shard_job import RankStatus, ShardJob
-from evalcore.inference.shards import rank_of
+from evalcore.inference.shards import dataset_videos, rank_of
+
+HEARTBEAT_S = 5.0  # how often a rank waiting for frames says it is alive
 
 
 class MarkedModel:
@@ -54,8 +60,8 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     """Run this rank's share of the job; returns the `InferenceSummary`."""
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameCache
-    from evalcore.frames.index import FrameIndex, read_frame_index
-    from evalcore.inference.prefetch import FramePrefetcher
+    from evalcore.frames.index import read_frame_index
+    from evalcore.inference.prefetch import FramePrefetcher, PrefetchedIndex
     from evalcore.inference.replica import Replica
     from evalcore.inference.runner import UnitState, answer_order, run_unit
     from evalcore.models.base import GenerationConfig
@@ -65,19 +71,27 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     suspects = set(job.suspects)
     dataset = DatasetSpec.model_validate(job.dataset)
     benchmark = dataset.adapter()
+    samples = dataset.samples()
+    videos = dataset_videos(dataset, samples)
     mine = [
         s
-        for s in dataset.samples()
-        if s.sample_id in todo and rank_of(s.sample_id, world_size) == rank
+        for s in samples
+        if s.sample_id in todo and rank_of(videos[s.sample_id], world_size) == rank
     ]
+    by_id = {s.sample_id: s for s in mine}
     index = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
     # Samples that crashed a rank before go last and alone, so the rest finish first
     # and a crash can be pinned on one sample.
-    first = answer_order([s for s in mine if s.sample_id not in suspects], index)
-    last = answer_order([s for s in mine if s.sample_id in suspects], index)
-    prefetcher = FramePrefetcher(index.lookup, [s.sample_id for s in first + last], job.prefetch)
+    first = [s for s in mine if s.sample_id not in suspects]
+    last = [s for s in mine if s.sample_id in suspects]
+    prefetcher = FramePrefetcher({}, [], job.prefetch)
     if job.prefetch > 0:
-        index = FrameIndex(prefetcher.lookup, index.videos)
+        stream = index
+
+        def order(ids: list[str]) -> list[str]:  # the runner's, within each arrival
+            return [s.sample_id for s in answer_order([by_id[i] for i in ids], stream)]
+
+        index = PrefetchedIndex(stream, prefetcher, order)
     state = UnitState(job.answer_keys, {}, job.attempts)
     generation = GenerationConfig.model_validate(job.generation)
     replica = Replica(
@@ -98,12 +112,22 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
         marks.finished(record.answer_key)
         prefetcher.release(record.sample_id)
 
+    last_beat = time.monotonic()
+
+    def waiting() -> None:  # for frames: alive, though no record is written
+        nonlocal last_beat
+        if time.monotonic() - last_beat >= min(HEARTBEAT_S, job.timeout_s / 4):
+            status.beat()
+            last_beat = time.monotonic()
+
     log_dir = Path(job.log_dir)
     with replica, prefetcher, PredictionLog(log_dir, rank_writer(job.shard, rank)) as log:
         args = (state, index, model, generation, log, benchmark)
-        summary = run_unit(first, *args, job.batch_size, finished, pack=dataset.pack)
+        summary = run_unit(
+            first, *args, job.batch_size, finished, pack=dataset.pack, on_wait=waiting
+        )
         if last:  # suspects go alone: unpacked
-            summary = summary.add(run_unit(last, *args, 1, finished))
+            summary = summary.add(run_unit(last, *args, 1, finished, on_wait=waiting))
     return summary
 
 

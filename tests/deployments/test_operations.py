@@ -240,13 +240,12 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
     a rank of shard 1 crashes once (a fault budget of 1), which fails the shard task
     (no Prefect retries here) and the flow run; the retry relaunches only shard 1."""
     from evalcore.config import DatasetSpec
-    from evalcore.inference.shards import DeviceGroup, plan_shards
+    from evalcore.inference.shards import DeviceGroup, dataset_videos, plan_shards
 
     inference = {"launcher": "torchrun", "shards": 2, "cpu_groups": 2, "retries": 0}
     inference.update(watchdog_s=60, grace_s=2)
     tsv = ops.project / "data/synthetic/SyntheticVQA.tsv"
-    ids = [s.sample_id for s in DatasetSpec(tsv=tsv).samples()]
-    plan = plan_shards(ids, [DeviceGroup(0), DeviceGroup(1)], 2)
+    plan = plan_shards(dataset_videos(DatasetSpec(tsv=tsv)), [DeviceGroup(0), DeviceGroup(1)], 2)
     budget = ops.project / "crash-budget"
     budget.write_text("1")
     config = {

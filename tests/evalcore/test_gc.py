@@ -9,8 +9,9 @@ import sys
 import pandas as pd
 import yaml
 
-from evalcore.cell import extract_dataset_frames, find_cell, frame_plans
+from evalcore.cell import extract_dataset_frames, find_cell, frame_index_path, frame_plans
 from evalcore.config import parse_config
+from evalcore.frames.index import FrameIndexWriter
 from evalcore.gc import collect_garbage
 from evalcore.inference import infer_inline
 from evalcore.inference.runner import cell_records
@@ -68,3 +69,11 @@ def test_gc_keeps_current_records_and_frames_and_frees_the_rest(small_bench, tmp
     assert not find_cell(old).log_dir(ws).exists()
     again = collect_garbage([current])
     assert (again.records, again.log_dirs, again.frame_entries, again.bytes) == (0, 0, 0, 0)
+
+    # A run begins extracting again: until its index lists every clip, every frame stays.
+    (index,) = [frame_index_path(d, f, ws) for d, f in frame_plans(current)]
+    with FrameIndexWriter(index, videos={}):
+        busy = collect_garbage([current], dry_run=True)
+        assert (busy.frame_entries, busy.extracting) == (0, [str(index)])
+        assert "an extraction is writing" in busy.describe()
+    assert collect_garbage([current], dry_run=True).frame_entries == 12  # it listed none

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from doubles.frames import HeldClip
 from doubles.models import COUNTING, read_calls
 
+from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.frames import VideoJob
 from evalcore.predictions import read_records
+from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 
 
@@ -176,3 +182,34 @@ def test_a_failed_unit_stops_no_healthy_cell(prefect_harness, small_bench, tmp_p
     assert "infer broken x Tiny t0" in message and "1 unit(s) failed" in message
     board = json.loads((tmp_path / "outputs/leaderboard.json").read_text())
     assert [r["model"] for r in board] == ["ref"] and board[0]["n"] == 48
+
+
+def test_inference_starts_before_the_last_video_is_decoded(prefect_harness, small_bench, tmp_path):
+    """One video is slow (its decode lock is held, as by another process decoding it):
+    the questions about the other videos are answered meanwhile, its own after it."""
+    calls = tmp_path / "calls.txt"
+    model = ModelSpec(name="ref", kind=COUNTING, params={"calls_file": str(calls)}, batch_size=2)
+    config = config_for(small_bench, tmp_path, [model])
+    ws = Workspace(config.work_dir, config.output_dir)
+    samples = config.datasets[0].samples()
+    slow_video = samples[0].video_path  # the first rows: no help from the manifest order
+    slow = {s.sample_id for s in samples if s.video_path == slow_video}
+    held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), config.frames).release_after(120)
+    log_dir = find_cell(config).log_dir(ws)
+
+    def release_when_the_others_are_answered() -> None:
+        while held.released_at is None:
+            if len({r.sample_id for r in read_records(log_dir)}) == len(samples) - len(slow):
+                held.release()
+            time.sleep(0.05)
+
+    threading.Thread(target=release_when_the_others_are_answered, daemon=True).start()
+    outcome = eval_flow(config)
+
+    records = {r.sample_id: r for r in read_records(log_dir)}
+    assert len(records) == 48 and all(r.ok for r in records.values())
+    others = [r.finished_at for i, r in records.items() if i not in slow]
+    assert max(others) < held.released_at  # answered while the slow video was not decoded
+    assert min(records[i].finished_at for i in slow) > held.released_at
+    assert outcome["frames"][0]["decoded"] == 12  # the slow one too, once it was let go
+    assert sorted(read_calls(calls), key=int) == [str(i) for i in range(48)]  # each once

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from doubles.frames import HeldClip
 
 from evalcore.cell import extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
+from evalcore.frames import VideoJob
 from evalcore.inference import infer_inline
 from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
-from evalcore.predictions import iter_records
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.predictions import iter_records, read_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+
+PACKING = "tests.doubles.models:PackingModel"  # ranks import it by this name
 
 pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import fakes
 
@@ -53,7 +59,7 @@ def predictions(config: EvalConfig) -> dict[str, str | None]:
 
 def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
     groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
-    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+    return plan_shards(dataset_videos(dataset), groups, inference.shards)
 
 
 def ok_counts(config: EvalConfig) -> Counter:
@@ -90,12 +96,22 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
     assert set(ok_counts(sharded_config).values()) == {1}  # no duplicates
     (row,) = sharded["leaderboard"]
     assert (row["n"], row["failed"]) == (48, 0)
+    plan = plan_cell_shards(sharded_config.datasets[0], sharded_config.inference)
     assert sorted((s["shard"], s["ids"], s["answered"]) for s in sharded["inference"]) == [
-        (0, 24, 24),
-        (1, 24, 24),
+        (s.index, len(s.ids), len(s.ids)) for s in plan
     ]
     logs = sorted(p.name for p in log_dir(sharded_config).glob("*.jsonl"))
     assert logs == [f"shard{s}-rank{r}.jsonl" for s in (0, 1) for r in (0, 1)]
+    # Shards and ranks by video: one writer answered all the questions about a video.
+    writer = {
+        r.sample_id: p.stem
+        for p in log_dir(sharded_config).glob("*.jsonl")
+        for r in iter_records(p)
+    }
+    writers_of_video: dict[str, set[str]] = {}
+    for sample in sharded_config.datasets[0].samples():
+        writers_of_video.setdefault(sample.video, set()).add(writer[sample.sample_id])
+    assert all(len(w) == 1 for w in writers_of_video.values()) and len(writers_of_video) == 12
     # One CPU device group: the second shard started after the first one's ranks ended.
     (first,), (second,) = launches(sharded_config, "shard0"), launches(sharded_config, "shard1")
     ends = {k: max(rank_status(k, r)["time"] for r in (0, 1)) for k in (first, second)}
@@ -166,3 +182,51 @@ def test_rerun_after_a_failed_shard_recomputes_only_that_shard(
     assert len(launches(config, "shard0")) == 1 and len(launches(config, "shard1")) == 3
     assert set(predictions(config)) == {s.sample_id for s in dataset.samples()}
     assert set(ok_counts(config).values()) == {1}
+
+
+def test_shards_answer_while_a_video_is_decoded_and_pack_each_video_whole(
+    prefect_harness, small_bench, tmp_path
+):
+    """Two shards side by side, pack mode, one video slow (its decode lock held) for
+    longer than the watchdog lets a silent rank live: the other videos' questions are
+    answered meanwhile, all the questions about a video in one request, and the rank
+    waiting for frames is not taken for a stuck one."""
+    calls = tmp_path / "calls.txt"
+    model = ModelSpec(name="packer", kind=PACKING, params={"calls_file": str(calls)})
+    config = EvalConfig(
+        datasets=[DatasetSpec(tsv=small_bench, pack=True)],
+        models=[model],
+        inference=torchrun(shards=2, ranks_per_shard=1, cpu_groups=2).model_copy(
+            update={"watchdog_s": 4.0}
+        ),
+        output_dir=tmp_path / "outputs",
+        work_dir=tmp_path / "work",
+    )
+    ws = Workspace(config.work_dir, config.output_dir)
+    samples = config.datasets[0].samples()
+    slow_video = samples[0].video_path
+    slow = {s.sample_id for s in samples if s.video_path == slow_video}
+    held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), config.frames).release_after(180)
+
+    log = find_cell(config).log_dir(ws)
+
+    def release_when_the_others_are_answered() -> None:
+        while len({r.sample_id for r in read_records(log)}) < len(samples) - len(slow):
+            time.sleep(0.1)
+        time.sleep(6)  # > watchdog_s: the rank of the slow video waits, silent but alive
+        held.release()
+
+    threading.Thread(target=release_when_the_others_are_answered, daemon=True).start()
+    outcome = eval_flow(config)
+
+    records = cell_records(find_cell(config), ws)
+    assert len(records) == 48 and [r for r in records.values() if not r.ok] == []
+    assert max(r.finished_at for i, r in records.items() if i not in slow) < held.released_at
+    assert min(records[i].finished_at for i in slow) > held.released_at
+    requests = sorted(sorted(line.split(), key=int) for line in calls.read_text().splitlines())
+    by_video: dict[str, list[str]] = {}
+    for s in samples:
+        by_video.setdefault(s.video, []).append(s.sample_id)
+    assert requests == sorted(by_video.values())  # one request per video, all its questions
+    assert [len(launches(config, f"shard{k}")) for k in (0, 1)] == [1, 1]  # no retry
+    assert outcome["leaderboard"][0]["failed"] == 0

@@ -2,40 +2,93 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from evalcore.config import InferenceSettings
+from evalcore.config import DatasetSpec, InferenceSettings
 from evalcore.frames import FrameFailure
 from evalcore.inference.attempts import StartLog, crash_counts
 from evalcore.inference.launcher import RankWatch, torchrun_command
 from evalcore.inference.prefetch import FramePrefetcher
 from evalcore.inference.shard_job import RankStatus
-from evalcore.inference.shards import DeviceGroup, device_groups, ids_for_rank, plan_shards, rank_of
+from evalcore.inference.shards import (
+    DeviceGroup,
+    bucket,
+    dataset_videos,
+    device_groups,
+    plan_shards,
+    rank_of,
+    video_key,
+)
 from evalcore.predictions import PredictionLog, PredictionRecord, failed
 
-IDS = [str(i) for i in range(10)]
+
+def questions(videos: int, per_video: int = 4, first: int = 0) -> dict[str, str]:
+    """Sample id -> video key: `per_video` questions about each of `videos` videos."""
+    return {
+        str(v * per_video + q): f"videos/v{v}.mp4"
+        for v in range(first, first + videos)
+        for q in range(per_video)
+    }
 
 
-def test_plan_covers_every_id_once_in_balanced_contiguous_shards():
+def test_plan_puts_every_question_about_a_video_in_one_shard():
+    videos = questions(videos=40)
     groups = device_groups([], ranks_per_shard=1, cpu_groups=2)
-    plan = plan_shards(IDS, groups, shards=3)
-    assert [s.ids for s in plan] == [tuple("0123"), tuple("456"), tuple("789")]
+    plan = plan_shards(videos, groups, shards=3)
+    assert sorted(i for s in plan for i in s.ids) == sorted(videos)
+    assert [s.index for s in plan] == [0, 1, 2] and all(s.count == 3 for s in plan)
     assert [s.group.index for s in plan] == [0, 1, 0]  # shard k on group k mod G
-    assert plan_shards(IDS, groups, shards=3) == plan  # a function of the manifest only
+    shard_of = {i: s.index for s in plan for i in s.ids}
+    for v in range(40):  # the 4 questions about each video: one shard
+        assert len({shard_of[str(4 * v + q)] for q in range(4)}) == 1
+    assert all(list(s.ids) == sorted(s.ids, key=int) for s in plan)  # manifest order
+    assert all(30 < len(s.ids) < 80 for s in plan)  # a hash: balanced on average
+    assert plan_shards(videos, groups, shards=3) == plan  # a function of the manifest only
     assert len({s.digest for s in plan}) == 3
+
+    # Rows about new videos appended: no question moves to another shard.
+    grown = plan_shards({**videos, **questions(videos=10, first=40)}, groups, shards=3)
+    assert all(shard_of[i] == s.index for s in grown for i in s.ids if i in shard_of)
+
+
+def test_a_video_is_named_relative_to_the_dataset_root(small_bench, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(small_bench.parent, moved)
+    here, there = DatasetSpec(tsv=small_bench), DatasetSpec(tsv=moved / small_bench.name)
+    assert dataset_videos(here) == dataset_videos(there)  # the same plan wherever it lives
+    assert len(set(dataset_videos(here).values())) == 12
+    (sample,) = DatasetSpec(tsv=small_bench, limit=1).samples()
+    escaped = replace(sample, video_path=None, path_error="escapes")
+    assert video_key(escaped, small_bench.parent) == f"video:{sample.video}"
+
+
+def test_shards_and_ranks_hash_videos_stably_and_independently():
+    videos = questions(videos=40)
+    for shard in plan_shards(videos, device_groups([], 1, cpu_groups=2), shards=2):
+        ranks = {i: rank_of(videos[i], 2) for i in shard.ids}
+        assert set(ranks.values()) == {0, 1}  # each shard's videos spread over both ranks
+        for i in shard.ids:  # and each video's questions on one rank
+            assert {ranks[j] for j in shard.ids if videos[j] == videos[i]} == {ranks[i]}
+    code = "from evalcore.inference.shards import bucket; print(bucket('v7', 3, 'shard'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == bucket("v7", 3, "shard")  # not Python's per-process salted hash
 
 
 def test_default_is_one_shard_per_device_group_and_no_empty_shards():
     groups = device_groups([0, 1, 2, 3, 4, 5, 6, 7], ranks_per_shard=2)
     assert [g.gpus for g in groups] == [(0, 1), (2, 3), (4, 5), (6, 7)]
-    assert len(plan_shards(IDS, groups)) == 4
-    assert [len(s.ids) for s in plan_shards(IDS[:2], groups, shards=5)] == [1, 1]
+    assert len(plan_shards(questions(videos=40), groups)) == 4
+    two_videos = plan_shards(questions(videos=2), groups, shards=5)  # at most one per video
+    assert sum(len(s.ids) for s in two_videos) == 8 and all(s.ids for s in two_videos)
+    assert {s.count for s in two_videos} == {2}
 
 
 def test_gpu_groups_must_divide_the_gpus():
@@ -44,16 +97,6 @@ def test_gpu_groups_must_divide_the_gpus():
         device_groups([0, 1, 2], ranks_per_shard=2)
     with pytest.raises(ValueError, match="gpus"):
         InferenceSettings(gpus=[0, 1, 2], ranks_per_shard=2)
-
-
-def test_ranks_partition_ids_by_a_hash_stable_across_processes():
-    ids = [f"sample-{i}" for i in range(200)]
-    shares = [ids_for_rank(ids, r, 3) for r in range(3)]
-    assert sorted(sum(shares, [])) == sorted(ids)
-    assert all(40 < len(s) < 90 for s in shares)
-    code = "from evalcore.inference.shards import rank_of; print(rank_of('sample-7', 3))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert int(other.stdout) == rank_of("sample-7", 3)  # not Python's per-process salted hash
 
 
 def test_torchrun_pins_one_gpu_per_rank_only_on_gpu_groups(tmp_path):

@@ -21,7 +21,7 @@ from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
 from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.predictions.log import iter_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
@@ -32,7 +32,7 @@ def cell_of(model: ModelSpec, dataset: DatasetSpec) -> Cell:
 
 def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
     groups = device_groups([], inference.ranks_per_shard, 1, inference.cpu_groups)
-    return plan_shards([s.sample_id for s in dataset.samples()], groups, inference.shards)
+    return plan_shards(dataset_videos(dataset), groups, inference.shards)
 
 
 def read_predictions(ws, model, dataset) -> dict:
@@ -166,7 +166,7 @@ from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
 from evalcore.inference.sharded import infer_shard
-from evalcore.inference.shards import DeviceGroup, plan_shards
+from evalcore.inference.shards import DeviceGroup, dataset_videos, plan_shards
 from evalcore.workspace import Workspace
 
 tsv, calls, kind = sys.argv[1], sys.argv[3], sys.argv[4]
@@ -174,7 +174,7 @@ ws = Workspace(Path(sys.argv[2]), Path(sys.argv[2]))
 dataset = DatasetSpec(tsv=tsv, limit=16)
 model = ModelSpec(name="fake", kind=kind, params={"calls_file": calls, "delay_s": 5})
 inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=2, cpu_groups=1)
-(shard,) = plan_shards([s.sample_id for s in dataset.samples()], [DeviceGroup(0)], 1)
+(shard,) = plan_shards(dataset_videos(dataset), [DeviceGroup(0)], 1)
 cell = Cell(model=model, dataset=dataset, trial=0, seed=0, frames=FrameSettings())
 infer_shard(cell, shard, inference, ws)
 """
@@ -203,3 +203,30 @@ def test_killing_the_parent_with_sigkill_leaves_no_rank_running(ws, small_bench,
     while [p for p in pids if alive(p)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in pids if alive(p)]  # torchrun and both ranks died with it
+
+
+def test_records_of_a_two_shard_run_count_in_a_three_shard_run(ws, small_bench, tmp_path):
+    dataset = DatasetSpec(tsv=small_bench)
+    two = settings(shards=2, ranks_per_shard=1, cpu_groups=2)
+    victim = plan_cell_shards(dataset, two)[1].ids[-1]  # shard 1 crashes on its last video
+    budget = tmp_path / "budget"
+    budget.write_text("1")
+    model = fake_model(tmp_path, fault="raise", fault_ids=[victim], fault_budget_file=str(budget))
+    with pytest.raises(ShardFailed, match="InjectedCrash"):
+        infer(ws, model, dataset, two)
+    done_before = {i for i, r in read_predictions(ws, model, dataset).items() if r.ok}
+    calls_before = len(read_calls(tmp_path / "calls.jsonl"))
+    assert 24 <= len(done_before) < 48  # shard 0 whole, shard 1 in part
+
+    three = settings(shards=3, ranks_per_shard=1, cpu_groups=2)
+    assert {s.ids for s in plan_cell_shards(dataset, three)}.isdisjoint(
+        {s.ids for s in plan_cell_shards(dataset, two)}
+    )  # other shards, other cache keys: only the logs carry progress over
+    summaries = infer(ws, model, dataset, three)
+    assert sum(s.skipped for s in summaries) == len(done_before)
+    assert sum(s.answered for s in summaries) == 48 - len(done_before)
+    records = read_predictions(ws, model, dataset)
+    assert {i: r.prediction for i, r in records.items()} == expected(dataset)
+    assert set(ok_counts(cell_of(model, dataset).log_dir(ws)).values()) == {1}
+    again = {i for c in read_calls(tmp_path / "calls.jsonl")[calls_before:] for i in c["ids"]}
+    assert again and not again & done_before
