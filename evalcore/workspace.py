@@ -16,6 +16,7 @@ output_dir/
                                  layout: the model folder keeps "a_b" x "c" apart from "a" x "b_c")
   results.json, leaderboard.*
   leaderboard.png                accuracy over time, drawn from the snapshots
+  .leaderboard-digest            what the leaderboard files show: unchanged, not rewritten
   history/leaderboard-{UTC time}.json   dated leaderboard snapshots (nightly runs)
 """
 
@@ -88,3 +89,8 @@ class Workspace:
     @property
     def leaderboard_chart(self) -> Path:
         return self.output_dir / "leaderboard.png"
+
+    @property
+    def leaderboard_digest(self) -> Path:
+        """What the published leaderboard files show (rows and snapshots), hashed."""
+        return self.output_dir / ".leaderboard-digest"

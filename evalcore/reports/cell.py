@@ -1,20 +1,21 @@
 """Per-cell outputs: `{model}/{model}_{dataset}.xlsx` for reading answers, a JSON beside
-it for machines; `report_cell` scores every trial of a cell from its logs and writes both."""
+it for machines; `report_cell` scores every trial of a cell from its logs and writes both,
+unless the files already say exactly that (a re-run that changed nothing rewrites
+nothing, and pandas and openpyxl are imported only when an xlsx is written)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.cell import Cell, valid_records
 from evalcore.frames.index import read_index_videos
+from evalcore.hashing import stable_hash
 from evalcore.predictions import read_records
 from evalcore.scoring import (
     CellScore,
@@ -25,6 +26,11 @@ from evalcore.scoring import (
     summarize,
 )
 from evalcore.workspace import Workspace
+
+# The characters a worksheet cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE).
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+# Part of each report's digest: a change to what the files contain rewrites them all.
+REPORT_FORMAT = 1
 
 
 def report_cell(
@@ -38,7 +44,11 @@ def report_cell(
     each sample's current answer key), with the judge's readings (`judged`: trial ->
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
     the JSON with the reproducibility `card`. A judged benchmark takes the judge's
-    `scores` (trial -> sample id -> score, None: unjudged) instead."""
+    `scores` (trial -> sample id -> score, None: unjudged) instead.
+
+    The JSON records a digest of everything both files hold (`report_digest`); when it
+    matches and the xlsx exists, neither file is written again and the cell keeps its
+    `evaluated_at`: it says when these results were made, not when they were re-read."""
     first = trials[0]
     benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
@@ -59,20 +69,33 @@ def report_cell(
         )
     summary = aggregate_trials(trial_scores)
     name, dataset = first.model.name, first.dataset.dataset_name
-    write_cell_xlsx(ws.cell_xlsx(name, dataset), scored, summary.breakdowns)
     settings = {**first.settings(), "card": card or first.card()}
-    path = ws.cell_json(name, dataset)
-    write_cell_json(path, summary, trial_scores, settings, benchmark.metric)
+    xlsx, path = ws.cell_xlsx(name, dataset), ws.cell_json(name, dataset)
+    digest = stable_hash(
+        {
+            "format": REPORT_FORMAT,
+            "json": cell_payload(summary, trial_scores, settings, benchmark.metric),
+            "predictions": prediction_rows(scored),
+            "breakdowns": breakdown_rows(scored, summary.breakdowns),
+        },
+        length=32,
+    )
+    if not (xlsx.exists() and _report_digest(path) == digest):
+        write_cell_xlsx(xlsx, scored, summary.breakdowns)
+        write_cell_json(path, summary, trial_scores, settings, benchmark.metric, digest)
     return {**asdict(summary), "metric": benchmark.metric}
 
 
-def write_cell_xlsx(
-    path: Path,
-    scored: Sequence[ScoredSample],
-    breakdowns: dict[str, dict[str, float]] | None = None,
-) -> Path:
+def _report_digest(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("report_digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
     """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
-    each sample; sheet `breakdowns`: accuracy per value of each breakdown."""
+    each sample."""
     rows = []
     for s in scored:
         rec = s.record
@@ -89,18 +112,35 @@ def write_cell_xlsx(
                 "attempts": rec.attempts if rec else 0,
             }
         )
-    table = pd.DataFrame(rows).map(cell_text)
+    return rows
+
+
+def breakdown_rows(
+    scored: Sequence[ScoredSample], breakdowns: dict[str, dict[str, float]] | None
+) -> list[dict]:
+    """Sheet `breakdowns`: accuracy and sample count per value of each breakdown."""
     counts: dict[tuple[str, str], int] = {}
     for s in scored:
         for name, value in s.breakdown.items():
             counts[(name, value or "(none)")] = counts.get((name, value or "(none)"), 0) + 1
+    return [
+        {"breakdown": name, "value": value, "accuracy": acc, "n": counts.get((name, value))}
+        for name, values in (breakdowns or {}).items()
+        for value, acc in values.items()
+    ]
+
+
+def write_cell_xlsx(
+    path: Path,
+    scored: Sequence[ScoredSample],
+    breakdowns: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """Sheets `predictions` (`prediction_rows`) and `breakdowns` (`breakdown_rows`)."""
+    import pandas as pd  # here, not at the top: a run that writes no report never needs it
+
+    table = pd.DataFrame(prediction_rows(scored)).map(cell_text)
     tables = pd.DataFrame(
-        [
-            {"breakdown": name, "value": value, "accuracy": acc, "n": counts.get((name, value))}
-            for name, values in (breakdowns or {}).items()
-            for value, acc in values.items()
-        ],
-        columns=["breakdown", "value", "accuracy", "n"],
+        breakdown_rows(scored, breakdowns), columns=["breakdown", "value", "accuracy", "n"]
     )
     with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
         table.to_excel(writer, sheet_name="predictions", index=False)
@@ -116,21 +156,35 @@ def cell_text(value):
     return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
+def cell_payload(
+    summary: TrialSummary,
+    trials: Sequence[CellScore],
+    settings: dict,
+    metric: str = "accuracy",
+) -> dict:
+    """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
+    and the settings that produced them."""
+    return {
+        **asdict(summary),
+        "metric": metric,
+        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
+        "settings": settings,
+    }
+
+
 def write_cell_json(
     path: Path,
     summary: TrialSummary,
     trials: Sequence[CellScore],
     settings: dict,
     metric: str = "accuracy",
+    digest: str | None = None,
 ) -> Path:
-    """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
-    and the settings that produced them."""
+    """`cell_payload`, stamped `evaluated_at` now, with the report's `digest`."""
     payload = {
-        **asdict(summary),
-        "metric": metric,
-        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
-        "settings": settings,
+        **cell_payload(summary, trials, settings, metric),
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "report_digest": digest,
     }
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
     return path

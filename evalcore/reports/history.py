@@ -22,12 +22,19 @@ from evalcore.cell import Cell, cells_of, valid_records
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
+from evalcore.hashing import stable_hash
 from evalcore.predictions import read_records
-from evalcore.reports.leaderboard import collect_cells, leaderboard_rows, write_leaderboard
+from evalcore.reports.leaderboard import (
+    collect_cells,
+    leaderboard_files,
+    leaderboard_rows,
+    write_leaderboard,
+)
 from evalcore.workspace import Workspace
 
 SNAPSHOT_PREFIX = "leaderboard-"
 _STAMP = "%Y-%m-%dT%H%M%S.%fZ"  # sortable, and legal in file names everywhere
+_FORMAT = 1  # part of the published files' digest: a change to their layout rewrites them
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,12 @@ def publish_with_history(
     """Rewrite the leaderboard files with each cell's change against the last snapshot,
     and redraw the chart. With `snapshot`, first freeze `rows` as a new dated snapshot
     (the change is then against the one before it). Returns the rows as published and
-    the paths written (json, xlsx, md, png, and snapshot when one was taken)."""
+    the paths written (json, xlsx, md, png, and snapshot when one was taken).
+
+    Files that already show these rows against these snapshots are kept as they are
+    (their digest is in `Workspace.leaderboard_digest`): a re-run that changed no cell
+    rewrites nothing and draws no chart, so the chart's point for the current run keeps
+    the time it was first published."""
     now = now or datetime.now(UTC)
     snapshots = list_snapshots(ws.history_dir)
     previous = snapshots[-1] if snapshots else None
@@ -142,12 +154,27 @@ def publish_with_history(
         taken = write_snapshot(ws.history_dir, rows, now)
         snapshots.append(taken)
         paths["snapshot"] = taken.path
-    else:  # the chart still shows where this run stands, after the snapshots
-        snapshots.append(Snapshot(None, now, list(rows)))
     board = with_deltas(rows, previous)
+    digest = stable_hash(
+        {"format": _FORMAT, "board": board, "snapshots": [s.path.name for s in snapshots]},
+        length=32,
+    )
+    published = {**leaderboard_files(ws.output_dir), "png": ws.leaderboard_chart}
+    if all(p.exists() for p in published.values()) and _read(ws.leaderboard_digest) == digest:
+        return board, {**published, **paths}
+    if not snapshot:  # the chart still shows where this run stands, after the snapshots
+        snapshots.append(Snapshot(None, now, list(rows)))
     paths.update(write_leaderboard(board, ws.output_dir))
     paths["png"] = write_history_chart(snapshots, ws.leaderboard_chart)
+    atomic_write_text(ws.leaderboard_digest, digest + "\n")
     return board, paths
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
 
 
 NO_RESULT = "no result yet"
@@ -204,5 +231,7 @@ def publish_leaderboard(
     """Rebuild `results.json` (every cell's full JSON) and the leaderboard files and chart
     from the cells, with the change against the last snapshot; `snapshot` freezes a new one."""
     cells = collect_cells(ws.cell_jsons())
-    atomic_write_text(ws.output_dir / "results.json", json.dumps(cells, indent=2, sort_keys=True))
+    results = json.dumps(cells, indent=2, sort_keys=True)
+    if _read(ws.output_dir / "results.json") != results.strip():
+        atomic_write_text(ws.output_dir / "results.json", results)
     return publish_with_history(ws, leaderboard_rows(cells.values()), snapshot=snapshot)
