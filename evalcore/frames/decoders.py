@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import av
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import av
 
 # Demuxers that cannot seek by timestamp reliably (no index; timestamps may jump).
 _SEQUENTIAL_FORMATS = {"mpegts", "mpegtsraw", "flv", "live_flv", "h264", "hevc", "mpeg", "m4v"}
@@ -94,6 +96,8 @@ class PyAVSource:
     def __init__(self, path: Path, threads: int = 1):
         self.path = Path(path)
         self._threads = threads
+        import av  # here: a process that only reads the frame cache never loads FFmpeg
+
         self._container = av.open(str(self.path), metadata_errors="ignore")
         try:
             self._scan()
@@ -200,6 +204,8 @@ class PyAVSource:
         return times[index] if times is not None else index / self.info.fps
 
     def _reopen(self) -> None:
+        import av
+
         self._container.close()
         self._container = av.open(str(self.path), metadata_errors="ignore")
         self._stream = self._container.streams.video[0]
@@ -274,6 +280,8 @@ class DecordSource:
 
 
 def _needs_sequential_decode(path: Path) -> bool:
+    import av
+
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             fmt = container.format

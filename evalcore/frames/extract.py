@@ -314,7 +314,7 @@ def _worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # no effect once the helper is running
+    context.set_forkserver_preload([__name__, "av"])  # no effect once the helper runs
     return context
 
 
