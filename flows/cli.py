@@ -14,11 +14,12 @@ def _quiet_prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _run_flow(flow_call):
-    """Run a flow without the ~1 s heartbeat-thread wait at exit (FIELD-NOTES)."""
+def _run_flow(args: argparse.Namespace, flow_call):
+    """Run a flow on the API `main` chose (flows.prefect_api), without the ~1 s
+    heartbeat-thread wait at exit (FIELD-NOTES)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with args.api.use(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow_call()
 
 
@@ -32,13 +33,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import demo_flow
 
     outcome = _run_flow(
+        args,
         lambda: demo_flow(
             videos=args.videos,
             seed=args.seed,
             data_dir=args.data_dir,
             output_dir=args.output_dir,
             work_dir=args.work_dir,
-        )
+        ),
     )
     _print_leaderboard(outcome["leaderboard"])
     print(f"Reports in {args.output_dir}/: leaderboard.md, leaderboard.xlsx, {{model}}/*.xlsx")
@@ -71,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = configs[0]
     from flows.eval import eval_flow
 
-    outcome = _run_flow(lambda: eval_flow(config))
+    outcome = _run_flow(args, lambda: eval_flow(config))
     _print_leaderboard(outcome["leaderboard"])
     return 0
 
@@ -97,7 +99,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from flows.smoke import run_smoke
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a tiny local checkpoint: never the hub
-    outcome = _run_flow(lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
+    outcome = _run_flow(args, lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
     _print_leaderboard(outcome["leaderboard"])
     (row,) = outcome["leaderboard"]
     if row["failed"]:
@@ -294,11 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_prefect_defaults()
     args = build_parser().parse_args(argv)
-    if args.command in ("run", "demo", "smoke"):  # a kill -9 leaves no server behind
-        from flows import reaper
+    if args.command not in ("run", "demo", "smoke"):
+        return args.func(args)
+    from flows import reaper
+    from flows.prefect_api import choose_api
 
-        reaper.install()
-    return args.func(args)
+    reaper.install()  # first: a kill -9 leaves no server behind
+    args.api = choose_api(Path.cwd())  # a temporary server starts booting now, if needed
+    try:
+        return args.func(args)
+    finally:
+        args.api.close()
 
 
 if __name__ == "__main__":
