@@ -230,6 +230,12 @@ class InferenceSettings(BaseModel):
     prefetch: int = Field(
         default=4, ge=0, description="Clips whose frames a rank reads ahead of the model."
     )
+    preload: bool = Field(
+        default=True,
+        description="Fork torchrun and its ranks from a process that has imported torch "
+        "and the model's modules once (evalcore.inference.preload), instead of importing "
+        "them in each fresh process; false: plain interpreters.",
+    )
     process_group: bool = Field(
         default=False,
         description="Create a torch.distributed process group in each rank (gloo on CPU, "

@@ -23,6 +23,24 @@ from evalcore.inference.pdeathsig import die_with_parent_now
 from evalcore.inference.shard_job import RankStatus, ShardJob
 from evalcore.inference.shards import rank_of
 
+# What a rank imports before it can answer, for a preload server to import once
+# (evalcore.inference.preload): torch, torchrun's module, this module and the modules
+# its functions import when they run.
+PRELOAD_MODULES = (
+    "torch",
+    "torch.distributed.run",
+    "torch.distributed.elastic.multiprocessing.errors",
+    "evalcore.inference.torchrun_worker",
+    "evalcore.config",
+    "evalcore.frames",
+    "evalcore.frames.index",
+    "evalcore.inference.prefetch",
+    "evalcore.inference.replica",
+    "evalcore.inference.runner",
+    "evalcore.models.base",
+    "evalcore.predictions",
+)
+
 
 class MarkedModel:
     """The model, with every sample marked as in flight before the model sees it."""

@@ -41,6 +41,7 @@ class ReferenceModel(BaseVideoModel):
     """`reference`: the oracle for the synthetic benchmark (see `ReferenceNet`)."""
 
     Params = ReferenceParams
+    preload_modules = ("evalcore.models.reference_net",)
 
     def __init__(self, params: ReferenceParams) -> None:
         super().__init__(params)
