@@ -147,8 +147,7 @@ class PrefectApi:
             refresh_global_settings_context()  # and every thread of this process
             yield url
         finally:
-            if self.temporary is not None:
-                _drain_prefect_clients()  # the last logs and events, before the server goes
+            _drain_prefect_clients()  # the last logs and events, while the server is there
             self.close()
 
     def close(self) -> None:
@@ -172,13 +171,22 @@ def _import_flow_engine() -> None:
 
 def _drain_prefect_clients(timeout_s: float = 5.0) -> None:
     """Send what Prefect's background clients still queue (logs, events: the flow run's
-    final state) while the server is still there; Prefect would do it at exit, when a
-    temporary server of its own is still up, ours is not."""
+    final state) before the server goes (Prefect would at exit, when a temporary server
+    of ours is gone). Quietly: a drain that finds events queued logs a warning ("Still
+    processing items") although nothing is wrong."""
+    import logging
+
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     for service in (APILogWorker, EventsWorker):
-        service.drain_all(timeout=timeout_s)
+        logger = logging.getLogger(service.__name__)
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            service.drain_all(timeout=timeout_s)
+        finally:
+            logger.setLevel(level)
 
 
 def choose_api(project_dir: Path) -> PrefectApi:
