@@ -54,8 +54,10 @@ class TemporaryServer:
 
         self.port = _free_port()
         prefect_dir = importlib.util.find_spec("prefect").submodule_search_locations[0]
-        env = {k: v for k, v in os.environ.items() if k != MARK}  # not the watcher's to
-        self.proc = subprocess.Popen(  # kill: it gets SIGTERM and shuts down cleanly
+        # Without the run's mark: not for the watcher (flows.reaper) to SIGKILL; it gets
+        # SIGTERM when the CLI ends, however it ends, and shuts down cleanly.
+        env = {k: v for k, v in os.environ.items() if k != MARK}
+        self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
