@@ -31,11 +31,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import numpy as np
-from PIL import Image
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by the code that decodes (a decoding worker preloads them)
     import av
+    from PIL import Image
 
 # Demuxers that cannot seek by timestamp reliably (no index; timestamps may jump).
 _SEQUENTIAL_FORMATS = {"mpegts", "mpegtsraw", "flv", "live_flv", "h264", "hevc", "mpeg", "m4v"}
@@ -257,11 +255,15 @@ class DecordSource:
         fps = float(self._reader.get_avg_fps())
         if not fps > 0:
             raise FrameError(f"{self.path.name}: no frame rate in the video stream")
+        import numpy as np
+
         stamps = self._reader.get_frame_timestamp(np.arange(n))[:, 0]
         times = tuple(float(t - stamps[0]) for t in stamps)
         self.info = VideoInfo(n, fps, times)
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        from PIL import Image
+
         times = self.info.frame_times or ()
         for at in range(0, len(indices), _DECORD_BATCH):
             chunk = list(indices[at : at + _DECORD_BATCH])
@@ -326,6 +328,8 @@ class FrameFolderSource:
         self.info = VideoInfo(len(self._files), float(fps), None)
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        from PIL import Image
+
         for index in indices:
             file = self._files[index]
             try:

@@ -20,7 +20,8 @@ from flows.prefect_api import choose_api, served_api
 from flows.serve import write_state
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "pandas", "openpyxl", "matplotlib", "transformers", "aiohttp", "av")
+HEAVY = ("torch", "pandas", "openpyxl", "matplotlib", "transformers", "aiohttp", "av", "numpy")
+HEAVY += ("PIL", "pebble")  # a run whose frames are all cached decodes nothing
 
 RUN_PATH = """
 import json, sys
