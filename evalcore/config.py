@@ -95,9 +95,32 @@ class DatasetSpec(BaseModel):
         return get_benchmark(self.benchmark)
 
     def samples(self) -> list[Sample]:
-        """The dataset's samples (after `limit`); raises `DatasetError` naming the line."""
+        """The dataset's samples (after `limit`); raises `DatasetError` naming the line.
+
+        Read once per version of the TSV in a process (a run asks for them in every
+        stage), keyed by this spec and the file's size, mtime and inode; with `subtitles`
+        the adapter reads other files too, so then always read afresh."""
+        key = None if self.subtitles else _file_version(self.tsv, self.model_dump_json())
+        if key is not None and key in _SAMPLES:
+            return list(_SAMPLES[key])
         samples = self.adapter().load(self)
-        return samples[: self.limit] if self.limit else samples
+        samples = samples[: self.limit] if self.limit else samples
+        if key is not None:
+            while len(_SAMPLES) >= 64:
+                _SAMPLES.pop(next(iter(_SAMPLES)))
+            _SAMPLES[key] = samples
+        return list(samples)
+
+
+_SAMPLES: dict[tuple, list[Sample]] = {}  # DatasetSpec.samples, by spec and file version
+
+
+def _file_version(path: Path, spec: str) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (spec, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class Price(BaseModel):
@@ -252,6 +275,12 @@ class InferenceSettings(BaseModel):
     )
     prefetch: int = Field(
         default=4, ge=0, description="Clips whose frames a rank reads ahead of the model."
+    )
+    preload: bool = Field(
+        default=True,
+        description="Fork torchrun and its ranks from a process that has imported torch "
+        "and the model's modules once (evalcore.inference.preload), instead of importing "
+        "them in each fresh process; false: plain interpreters.",
     )
     process_group: bool = Field(
         default=False,

@@ -18,6 +18,7 @@ output_dir/
   results.json, leaderboard.*
   leaderboard.png                accuracy over time with 95% intervals, from the snapshots
   leaderboard-categories.png     the current score per category, with 95% intervals
+  .leaderboard-digest            what the leaderboard files show: unchanged, not rewritten
   history/leaderboard-{UTC time}.json   dated leaderboard snapshots (nightly runs)
   history/samples/{hash}.json.gz        per-sample outcomes the snapshots refer to
 """
@@ -95,3 +96,8 @@ class Workspace:
     @property
     def category_chart(self) -> Path:
         return self.output_dir / "leaderboard-categories.png"
+
+    @property
+    def leaderboard_digest(self) -> Path:
+        """What the published leaderboard files show (rows and snapshots), hashed."""
+        return self.output_dir / ".leaderboard-digest"

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def _quiet_prefect_defaults() -> None:
@@ -14,11 +15,12 @@ def _quiet_prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _run_flow(flow_call):
-    """Run a flow without the ~1 s heartbeat-thread wait at exit (FIELD-NOTES)."""
+def _run_flow(args: argparse.Namespace, flow_call):
+    """Run a flow on the API `main` chose (flows.prefect_api), without the ~1 s
+    heartbeat-thread wait at exit (FIELD-NOTES)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with args.api.use(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow_call()
 
 
@@ -32,13 +34,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import demo_flow
 
     outcome = _run_flow(
+        args,
         lambda: demo_flow(
             videos=args.videos,
             seed=args.seed,
             data_dir=args.data_dir,
             output_dir=args.output_dir,
             work_dir=args.work_dir,
-        )
+        ),
     )
     _print_leaderboard(outcome["leaderboard"])
     print(f"Reports in {args.output_dir}/: leaderboard.md, leaderboard.xlsx, {{model}}/*.xlsx")
@@ -71,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = configs[0]
     from flows.eval import eval_flow
 
-    outcome = _run_flow(lambda: eval_flow(config))
+    outcome = _run_flow(args, lambda: eval_flow(config))
     _print_leaderboard(outcome["leaderboard"])
     return 0
 
@@ -97,7 +100,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from flows.smoke import run_smoke
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a tiny local checkpoint: never the hub
-    outcome = _run_flow(lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
+    outcome = _run_flow(args, lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
     _print_leaderboard(outcome["leaderboard"])
     (row,) = outcome["leaderboard"]
     if row["failed"]:
@@ -335,13 +338,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Called as the program (`argv` None), a run ends the process
+    itself once done (`_exit_now`); called with `argv`, it returns like any function."""
     _quiet_prefect_defaults()
     args = build_parser().parse_args(argv)
-    if args.command in ("run", "demo", "smoke"):  # a kill -9 leaves no server behind
-        from flows import reaper
+    if args.command not in ("run", "demo", "smoke"):
+        return args.func(args)
+    from flows import reaper
+    from flows.prefect_api import choose_api
 
-        reaper.install()
-    return args.func(args)
+    reaper.install()  # first: a kill -9 leaves no server behind
+    args.api = choose_api(Path.cwd())  # a temporary server starts booting now, if needed
+    try:
+        code = args.func(args)
+    finally:
+        args.api.close()
+    if argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process as the interpreter would (atexit handlers run: Prefect sends its
+    last logs and events), minus tearing down every module one by one, which takes
+    0.2 s here after a run and does nothing a user could see."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 from evalcore.config import EvalConfig, describe_errors
 from evalcore.reports.run_summary import (
@@ -89,9 +90,12 @@ def _changes(config: EvalConfig) -> str:
 
 def _settled_task_runs(client, flow_run_id, attempt: int, timeout: float = 10.0):
     """Task runs reach the API through events, a fraction of a second after they end:
-    read until this attempt's runs are all finished and unchanged for a second."""
+    read until every task run this attempt created (counted in its flow-run context,
+    which the hook runs in) is there and finished. Outside that context, until this
+    attempt's runs are all finished and unchanged for a second."""
     from prefect.client.schemas.filters import FlowRunFilter
 
+    expected = _created_task_runs(flow_run_id)
     deadline = time.monotonic() + timeout
     previous, stable_since = None, time.monotonic()
     while True:
@@ -103,14 +107,30 @@ def _settled_task_runs(client, flow_run_id, attempt: int, timeout: float = 10.0)
         ]
         current = [r for r in runs if r.attempt == attempt]
         settled = all(r.state_type in _TERMINAL for r in current)
-        if current != previous or not settled:
+        if expected is not None:
+            seen = Counter(r.task_key for r in current)
+            if settled and all(seen[key] >= n for key, n in expected.items()):
+                return runs
+        elif current != previous or not settled:
             previous, stable_since = current, time.monotonic()
         elif time.monotonic() - stable_since >= 1.0:
             return runs
         if time.monotonic() > deadline:
             log.warning("run summary: task runs still changing after %.0f s", timeout)
             return runs
-        time.sleep(0.25)
+        time.sleep(0.05 if expected is not None else 0.25)
+
+
+def _created_task_runs(flow_run_id) -> dict[str, int] | None:
+    """Task key -> task runs this process created in the flow run, from its run context
+    (Prefect numbers each task's calls there); None outside the flow run's context."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.id != flow_run_id:
+        return None
+    counts = context.task_run_dynamic_keys
+    return {key: n + 1 for key, n in counts.items() if isinstance(n, int)}
 
 
 def _view(tr) -> TaskRunView:

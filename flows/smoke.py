@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
+if TYPE_CHECKING:
+    from evalcore.config import EvalConfig
 
+# (The CLI reads SMOKE_FRAMES to parse its arguments: this module imports nothing heavy.)
 # Small versions of each family's usual sampling: the Qwen family samples by rate at
 # native size (its processor resizes), the others a fixed number of frames.
 SMOKE_FRAMES: dict[str, dict] = {
@@ -29,6 +32,8 @@ SMOKE_FRAMES: dict[str, dict] = {
 def smoke_config(
     arch: str, checkpoint: Path, tsv: Path, root: Path, launcher: str = "inline"
 ) -> EvalConfig:
+    from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
+
     inference = (
         InferenceSettings(launcher="torchrun", shards=2, cpu_groups=2, watchdog_s=120)
         if launcher == "torchrun"

@@ -12,7 +12,6 @@ from dataclasses import asdict
 
 from prefect import get_run_logger, task
 
-from evalcore.api.cell import infer_api_cell
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings, InferenceSettings
 from evalcore.inference import infer_inline
@@ -51,6 +50,7 @@ def infer_shard_task(cell: Cell, shard: Shard, settings: InferenceSettings, ws: 
 def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
     """One Prefect task per API cell (never per request): the requests go to a Dask
     cluster in batches. The key is resolved here, never a parameter or a result."""
+    from evalcore.api.cell import infer_api_cell  # here: the HTTP stack, for API cells only
     from evalcore.api.endpoint import parse_endpoint
 
     api_key = resolve_api_key(parse_endpoint(cell.model.params))

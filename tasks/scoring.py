@@ -1,4 +1,7 @@
-"""Judging and scoring of one model x dataset (all trials) from the durable logs."""
+"""Judging and scoring of one model x dataset (all trials) from the durable logs.
+
+The judge's modules (the HTTP client, the Dask fan-out) are imported by the tasks that
+call a judge, not here: a run without a judge never loads them."""
 
 from __future__ import annotations
 
@@ -11,8 +14,6 @@ from prefect.cache_policies import NO_CACHE
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
-from evalcore.judge import judge_unreadable
-from evalcore.judge.scores import current_scores, judge_answers
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 from tasks.secrets import KEY_RESOLVER, resolve_api_key
@@ -23,6 +24,8 @@ from tasks.secrets import KEY_RESOLVER, resolve_api_key
 @task(name="judge-extract", cache_policy=NO_CACHE, retries=1)
 def judge_extract(trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings):
     """The judge's readings of the answers the benchmark's rule cannot read."""
+    from evalcore.judge import judge_unreadable
+
     summary = judge_unreadable(
         trials, ws, spec, api, resolve_api_key(spec), key_resolver=KEY_RESOLVER
     )
@@ -38,6 +41,8 @@ def judge_answers_task(
     trials: Sequence[Cell], ws: Workspace, spec: EndpointSpec, api: ApiSettings
 ) -> dict:
     """The open-ended benchmark's judge over every answer without a current verdict."""
+    from evalcore.judge.scores import judge_answers
+
     summary = judge_answers(trials, ws, spec, api, resolve_api_key(spec), key_resolver=KEY_RESOLVER)
     get_run_logger().info("%s: judge %s", trials[0].label, asdict(summary))
     if summary.failed:
@@ -57,5 +62,7 @@ def score(
 ) -> dict:
     scores = None
     if trials[0].dataset.adapter().judged:  # no judge: every answer stays unjudged
+        from evalcore.judge.scores import current_scores
+
         scores = {c.trial: current_scores(c, ws, judge) if judge else {} for c in trials}
     return report_cell(trials, ws, judged, trials[0].card(judge.model if judge else None), scores)

@@ -4,15 +4,49 @@
 `answer_jobs` answers `ChatJob`s from the cache or through a runner (`dask_runner`,
 `local_runner`); `judge` uses the same path for an LLM judge. The per-cell entry point
 is `evalcore.api.cell.infer_api_cell` (imported on its own: it pulls in the pipeline).
+
+Importing this package imports none of them: each name is imported from its module on
+first use (the HTTP client, aiohttp, is paid for only by a run that calls an endpoint).
 """
 
-from evalcore.api.answers import AnswerStats, answer_jobs, dask_runner, local_runner
-from evalcore.api.cache import CacheStats, ResponseCache, response_key
-from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
-from evalcore.api.endpoint import EndpointSpec, parse_endpoint
-from evalcore.api.fanout import ClusterSpec, close_dask_clients, dask_client, fan_out
-from evalcore.api.judge import JudgeItem, Verdict, judge
-from evalcore.api.retry import ApiError, Backoff, parse_retry_after
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalcore.api.answers import AnswerStats, answer_jobs, dask_runner, local_runner
+    from evalcore.api.cache import CacheStats, ResponseCache, response_key
+    from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
+    from evalcore.api.endpoint import EndpointSpec, parse_endpoint
+    from evalcore.api.fanout import ClusterSpec, close_dask_clients, dask_client, fan_out
+    from evalcore.api.judge import JudgeItem, Verdict, judge
+    from evalcore.api.retry import ApiError, Backoff, parse_retry_after
+
+_EXPORTS = {
+    "AnswerStats": "evalcore.api.answers",
+    "ApiError": "evalcore.api.retry",
+    "Backoff": "evalcore.api.retry",
+    "CacheStats": "evalcore.api.cache",
+    "ChatJob": "evalcore.api.client",
+    "ChatOutcome": "evalcore.api.client",
+    "ClusterSpec": "evalcore.api.fanout",
+    "EndpointSpec": "evalcore.api.endpoint",
+    "JudgeItem": "evalcore.api.judge",
+    "ResponseCache": "evalcore.api.cache",
+    "Verdict": "evalcore.api.judge",
+    "answer_jobs": "evalcore.api.answers",
+    "answer_locally": "evalcore.api.client",
+    "close_dask_clients": "evalcore.api.fanout",
+    "dask_client": "evalcore.api.fanout",
+    "dask_runner": "evalcore.api.answers",
+    "fan_out": "evalcore.api.fanout",
+    "judge": "evalcore.api.judge",
+    "local_runner": "evalcore.api.answers",
+    "parse_endpoint": "evalcore.api.endpoint",
+    "parse_retry_after": "evalcore.api.retry",
+    "response_key": "evalcore.api.cache",
+}
 
 __all__ = [
     "AnswerStats",
@@ -38,3 +72,11 @@ __all__ = [
     "parse_retry_after",
     "response_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

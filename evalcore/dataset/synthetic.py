@@ -21,9 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import av
 import numpy as np
-import pandas as pd
 
 from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.dataset.sample import LETTERS
@@ -147,6 +145,8 @@ def generate_benchmark(
     for spec, path in zip(specs, video_paths, strict=True):
         with atomic_path(path) as tmp:
             encode_video(spec, tmp)
+    import pandas as pd  # only when writing a benchmark (its importers just read constants)
+
     rows = []
     for spec in specs:
         for question in ask_questions(spec, seed, questions_per_video):
@@ -221,6 +221,8 @@ def render_frame(spec: VideoSpec, frame_index: int) -> np.ndarray:
 
 def encode_video(spec: VideoSpec, path: Path) -> None:
     """Encode `spec` as H.264 (yuv420p) in an MP4 at `path`, reproducibly."""
+    import av
+
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream(
             "libx264",

@@ -11,8 +11,6 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from evalcore.dataset.sample import LETTERS, Sample
 
 REQUIRED_COLUMNS = ("index", "video", "question", "answer", "candidates")
@@ -106,28 +104,72 @@ def _read_text(tsv: Path) -> str:
     return text
 
 
-def _check_field_counts(text: str, tsv: Path) -> None:
-    """Reject a row with more fields than the header, naming its line.
+def parse_table(text: str, tsv: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the rows of a tab-separated `text`, every cell a string.
 
-    pandas would raise a ParserError for most such rows, and for the first row would
-    silently shift every column by one instead. Quoted fields follow pandas' rules (the
-    csv module's defaults), so a tab or newline inside quotes is not counted. Shorter
-    rows are left to pandas, which fills the missing trailing fields with "".
+    Read the way `pandas.read_csv(sep="\\t", dtype=str, keep_default_na=False,
+    index_col=False)` reads it (the parser this replaced, kept out of the run path: pandas
+    takes a quarter of a second to import): quotes follow the csv defaults (a tab or
+    newline inside quotes is part of the field, `""` is a quote), blank and
+    whitespace-only lines are skipped, a short row gets empty trailing fields, an empty
+    header name becomes `Unnamed: {i}` and a repeated one `name.1`, `name.2`. A row with
+    more fields than the header is refused naming its line (pandas would raise for most
+    such rows, and for the first row would silently shift every column by one), and so
+    is a quote left open at the end of the file.
     """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    csv.field_size_limit(2**31 - 1)  # pandas has no limit on a field's size
     try:
-        header = next(r for r in reader if r)  # pandas skips blank lines, as here
-        width = len(header)
+        records = _records(text, strict=True)
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise DatasetError(
+                f"{tsv}: cannot parse as a tab-separated table: a quote is never closed"
+            ) from None
+        records = _records(text, strict=False)  # a quote mid-field is kept, as pandas does
+    header: list[str] | None = None
+    rows: list[dict[str, str]] = []
+    for line, record in records:
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # blank or whitespace-only line
+        if header is None:
+            header = _column_names(record)
+            continue
+        if len(record) > len(header):
+            raise DatasetError(
+                f"{tsv} line {line}: {len(record)} fields, the header has {len(header)} "
+                "(a stray tab?)"
+            )
+        record += [""] * (len(header) - len(record))
+        rows.append(dict(zip(header, record, strict=True)))
+    if header is None:
+        raise DatasetError(f"{tsv}: the file has no header line, only blank lines")
+    return header, rows
+
+
+def _records(text: str, strict: bool) -> list[tuple[int, list[str]]]:
+    """(first line, fields) of every record; a quoted field may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=strict)
+    records, line = [], 1
+    for record in reader:
+        records.append((line, record))
         line = reader.line_num + 1
-        for record in reader:
-            if len(record) > width:
-                raise DatasetError(
-                    f"{tsv} line {line}: {len(record)} fields, the header has {width} "
-                    "(a stray tab?)"
-                )
-            line = reader.line_num + 1
-    except csv.Error:
-        return  # e.g. a field beyond csv's size limit: pandas, the real parser, decides
+    return records
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """pandas' names: `Unnamed: {i}` for an empty one; a repeated one gets the first free
+    `.1`, `.2`, ... (one the header does not use itself)."""
+    given = [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+    names, counts = list(given), {}
+    for i, name in enumerate(given):
+        count = counts.get(name, 0)
+        while count > 0:
+            counts[given[i]] = count + 1
+            name = f"{given[i]}.{count}"
+            count = count + 1 if name in given else counts.get(name, 0)
+        names[i] = name
+        counts[name] = count + 1
+    return names
 
 
 def _parse_candidates(text: str, where: str) -> tuple[str, ...]:
@@ -191,21 +233,13 @@ def read_rows(tsv: Path, required: tuple[str, ...]) -> list[tuple[str, str, dict
     tsv = Path(tsv)
     if not tsv.is_file():
         raise DatasetError(f"{tsv}: dataset file not found")
-    text = _read_text(tsv)
-    _check_field_counts(text, tsv)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = " ".join(str(exc).split())
-        raise DatasetError(f"{tsv}: cannot parse as a tab-separated table: {reason}") from exc
-    missing = [c for c in dict.fromkeys(("index", *required)) if c not in frame.columns]
+    columns, table = parse_table(_read_text(tsv), tsv)
+    missing = [c for c in dict.fromkeys(("index", *required)) if c not in columns]
     if missing:
         raise DatasetError(f"{tsv}: missing column(s) {', '.join(missing)}")
     rows: list[tuple[str, str, dict]] = []
     seen: dict[str, int] = {}
-    for row_no, row in enumerate(frame.to_dict("records"), start=2):  # header is line 1
+    for row_no, row in enumerate(table, start=2):  # header is line 1
         where = f"{tsv} line {row_no} (index {row['index']!r})"
         sample_id = str(row["index"]).strip()
         if not sample_id:

@@ -26,13 +26,14 @@ from contextlib import closing
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from evalcore.frames.decoders import frame_files
 from evalcore.frames.settings import FrameSettings
+
+if TYPE_CHECKING:  # imported where frames are read or written: a run whose frames are
+    import numpy as np  # all cached only stats manifests
+    from PIL import Image
 
 FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a key means
 MANIFEST = "manifest.json"
@@ -79,6 +80,9 @@ class FrameEntry:
 
     def load(self) -> np.ndarray:
         """All frames as one (T, H, W, 3) uint8 RGB array."""
+        import numpy as np
+        from PIL import Image
+
         frames = []
         for path in self.paths:
             with Image.open(path) as image:
@@ -376,6 +380,8 @@ def encode_jpeg(
 
 def fit_within(image: Image.Image, max_side: int | None) -> Image.Image:
     """`image` scaled down so that max(width, height) <= max_side; as is if it fits."""
+    from PIL import Image
+
     width, height = image.size
     if max_side is None or max(width, height) <= max_side:
         return image

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import av
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # imported by the code that decodes (a decoding worker preloads them)
+    import av
+    from PIL import Image
 
 # Demuxers that cannot seek by timestamp reliably (no index; timestamps may jump).
 _SEQUENTIAL_FORMATS = {"mpegts", "mpegtsraw", "flv", "live_flv", "h264", "hevc", "mpeg", "m4v"}
@@ -94,6 +94,8 @@ class PyAVSource:
     def __init__(self, path: Path, threads: int = 1):
         self.path = Path(path)
         self._threads = threads
+        import av  # here: a process that only reads the frame cache never loads FFmpeg
+
         self._container = av.open(str(self.path), metadata_errors="ignore")
         try:
             self._scan()
@@ -200,6 +202,8 @@ class PyAVSource:
         return times[index] if times is not None else index / self.info.fps
 
     def _reopen(self) -> None:
+        import av
+
         self._container.close()
         self._container = av.open(str(self.path), metadata_errors="ignore")
         self._stream = self._container.streams.video[0]
@@ -251,11 +255,15 @@ class DecordSource:
         fps = float(self._reader.get_avg_fps())
         if not fps > 0:
             raise FrameError(f"{self.path.name}: no frame rate in the video stream")
+        import numpy as np
+
         stamps = self._reader.get_frame_timestamp(np.arange(n))[:, 0]
         times = tuple(float(t - stamps[0]) for t in stamps)
         self.info = VideoInfo(n, fps, times)
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        from PIL import Image
+
         times = self.info.frame_times or ()
         for at in range(0, len(indices), _DECORD_BATCH):
             chunk = list(indices[at : at + _DECORD_BATCH])
@@ -274,6 +282,8 @@ class DecordSource:
 
 
 def _needs_sequential_decode(path: Path) -> bool:
+    import av
+
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             fmt = container.format
@@ -318,6 +328,8 @@ class FrameFolderSource:
         self.info = VideoInfo(len(self._files), float(fps), None)
 
     def read(self, indices: Sequence[int]) -> Iterator[tuple[int, float, Image.Image]]:
+        from PIL import Image
+
         for index in indices:
             file = self._files[index]
             try:

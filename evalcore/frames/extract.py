@@ -32,8 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-
-from pebble import ProcessExpired, ProcessPool
+from typing import TYPE_CHECKING
 
 from evalcore.frames.cache import (
     FrameCache,
@@ -54,6 +53,9 @@ from evalcore.frames.decoders import (
 )
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
+
+if TYPE_CHECKING:
+    from pebble import ProcessPool
 
 Result = FrameEntry | FrameFailure
 _HASH_THREADS = 2
@@ -268,6 +270,8 @@ class _Decoding:
         workers = max(1, min(self._settings.workers, expected))
         cores = os.cpu_count() or 1
         self._threads = max(1, min(cores, 2 * cores // workers))
+        from pebble import ProcessPool  # here: a run whose frames are all cached starts none
+
         self._pool = ProcessPool(max_workers=workers, context=_worker_context())
         self._pool.active  # noqa: B018 -- starts the worker processes now, not at first task
 
@@ -313,6 +317,8 @@ def _failure(error: Exception, job: VideoJob, settings: FrameSettings) -> FrameF
             f"{job.path}: decoding took longer than {settings.timeout_s:g} s; "
             "the worker process was killed",
         )
+    from pebble import ProcessExpired
+
     if isinstance(error, ProcessExpired):
         return FrameFailure(
             "WorkerCrashed", f"{job.path}: the decoding process died (exit code {error.exitcode})"
@@ -330,7 +336,8 @@ def _worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # no effect once the helper is running
+    # (the modules decoding imports on first use, too) no effect once the helper runs
+    context.set_forkserver_preload([__name__, "av", "numpy", "PIL.Image"])
     return context
 
 

@@ -1,8 +1,34 @@
 """Inference: the one runner (pending samples -> records) and its launchers (inline,
-torchrun shards). The API launcher lives in `evalcore.api.cell`."""
+torchrun shards). The API launcher lives in `evalcore.api.cell`.
 
-from evalcore.inference.inline import infer_inline
-from evalcore.inference.runner import InferenceSummary, UnitState, answer_samples, run_unit, split
+Importing this package imports none of them: each name is imported from its module on
+first use, so a small module of it (the preload client a torchrun rank starts with, the
+parent-death signal) starts without the pipeline's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalcore.inference.inline import infer_inline
+    from evalcore.inference.runner import (
+        InferenceSummary,
+        UnitState,
+        answer_samples,
+        run_unit,
+        split,
+    )
+
+_EXPORTS = {
+    "InferenceSummary": "evalcore.inference.runner",
+    "UnitState": "evalcore.inference.runner",
+    "answer_samples": "evalcore.inference.runner",
+    "infer_inline": "evalcore.inference.inline",
+    "run_unit": "evalcore.inference.runner",
+    "split": "evalcore.inference.runner",
+}
 
 __all__ = [
     "InferenceSummary",
@@ -12,3 +38,11 @@ __all__ = [
     "run_unit",
     "split",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

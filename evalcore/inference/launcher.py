@@ -25,8 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalcore.inference import preload
 from evalcore.inference.pdeathsig import die_with_parent
-from evalcore.inference.shard_job import read_rank_status
+from evalcore.inference.shard_job import process_start, read_rank_status
 from evalcore.inference.shards import DeviceGroup
 
 WORKER_MODULE = "evalcore.inference.torchrun_worker"
@@ -48,11 +49,20 @@ class LaunchResult:
 
 
 def torchrun_command(
-    job_path: Path, launch_dir: Path, nproc: int, group: DeviceGroup, gpus_per_rank: int = 1
+    job_path: Path,
+    launch_dir: Path,
+    nproc: int,
+    group: DeviceGroup,
+    gpus_per_rank: int = 1,
+    preloaded: bool = False,
 ) -> list[str]:
+    """torchrun's command line. `preloaded`: torchrun and each rank start through the
+    preload client (`python -m evalcore.inference.preload MODULE ...`), same arguments."""
+    client = ["-m", preload.CLIENT_MODULE] if preloaded else []
     cmd = [
         sys.executable,
-        "-m",
+        *client,
+        *([] if preloaded else ["-m"]),
         "torch.distributed.run",
         "--standalone",  # a free rendezvous port per job: shards never collide
         f"--nproc-per-node={nproc}",
@@ -63,7 +73,8 @@ def torchrun_command(
     ]
     if not group.is_cpu and gpus_per_rank == 1:
         cmd.append("--virtual-local-rank")  # rank r sees only its GPU, as cuda:0
-    return [*cmd, "-m", WORKER_MODULE, str(job_path)]
+    worker = [preload.CLIENT_MODULE, WORKER_MODULE] if preloaded else [WORKER_MODULE]
+    return [*cmd, "-m", *worker, str(job_path)]
 
 
 def run_torchrun(
@@ -80,12 +91,15 @@ def run_torchrun(
     grace_s: float = 10.0,
     poll_s: float = 0.25,
     label: str = "shard",
+    preload_modules: Sequence[str] | None = None,
 ) -> LaunchResult:
     """Run torchrun to the end; raise `ShardFailed` unless every rank finished.
 
     Call from the thread that should own torchrun: the kernel kills torchrun when this
     thread dies (parent-death signal), so a killed flow leaves no rank behind.
     `progress_paths[r]` are files whose change shows rank r is alive (its log).
+    `preload_modules`: fork torchrun and the ranks from a preload server that imported
+    these (started on this process's first launch, reused by the next ones).
     """
     launch_dir = Path(launch_dir)
     env = dict(os.environ)
@@ -93,7 +107,11 @@ def run_torchrun(
     env["PYTHONUNBUFFERED"] = "1"  # a rank's last words reach its log before a kill
     if group.is_cpu:
         env["OMP_NUM_THREADS"] = "1"
-    cmd = torchrun_command(job_path, launch_dir, nproc, group, gpus_per_rank)
+    env.pop(preload.SOCKET_ENV, None)
+    if preload_modules is not None and preload.supported():
+        env[preload.SOCKET_ENV] = str(preload.preload_server(env, preload_modules).socket)
+    preloaded = preload.SOCKET_ENV in env
+    cmd = torchrun_command(job_path, launch_dir, nproc, group, gpus_per_rank, preloaded)
     watch = RankWatch(launch_dir, nproc, progress_paths, watchdog_s, startup_s)
     started = time.monotonic()
     with open(launch_dir / "torchrun.log", "wb") as out:
@@ -132,7 +150,7 @@ def run_torchrun(
             seen.update(child_pids(proc.pid))
             _stop(proc, seen, [], grace_s)
         seen.update(watch.pids())
-        sweep(seen, str(job_path))
+        sweep(seen, str(job_path), watch.start_times())
     seconds = time.monotonic() - started
     statuses = watch.statuses()
     if proc.returncode == 0 and not stop_reason:
@@ -207,6 +225,14 @@ class RankWatch:
                 self._status[r] = status
         return dict(self._status)
 
+    def start_times(self) -> dict[int, int]:
+        """Rank pid -> its start time (clock ticks after boot), as the rank recorded it."""
+        return {
+            s["pid"]: s["start_ticks"]
+            for s in self.statuses().values()
+            if "pid" in s and s.get("start_ticks") is not None
+        }
+
     def pids(self, ranks: Sequence[int] | None = None) -> list[int]:
         statuses = self.statuses()
         wanted = range(self.nproc) if ranks is None else ranks
@@ -277,10 +303,19 @@ def alive(pid: int) -> bool:
         return not os.path.exists("/proc")  # no /proc: trust kill(0)
 
 
-def sweep(pids: set[int], marker: str, wait_s: float = 5.0) -> list[int]:
+def sweep(
+    pids: set[int], marker: str, started: Mapping[int, int] | None = None, wait_s: float = 5.0
+) -> list[int]:
     """SIGKILL any of `pids` still running whose command line names `marker` (the job
-    file: never a stranger that reused a pid); returns those still alive after wait_s."""
-    ours = [p for p in pids if alive(p) and marker in _cmdline(p)]
+    file) or whose start time is the one `started` records for it (a rank forked by a
+    preload server has the server's command line): never a stranger that reused a pid.
+    Returns those still alive after wait_s."""
+    started = started or {}
+    ours = [
+        p
+        for p in pids
+        if alive(p) and (marker in _cmdline(p) or (p in started and started[p] == process_start(p)))
+    ]
     for pid in ours:
         _signal_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + wait_s

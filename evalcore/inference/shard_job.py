@@ -96,7 +96,11 @@ class RankStatus:
     def __init__(self, launch_dir: Path, rank: int) -> None:
         self.path = rank_status_path(launch_dir, rank)
         self.rank = rank
-        self.fields: dict[str, Any] = {"pid": os.getpid(), "phases": {}}
+        self.fields: dict[str, Any] = {
+            "pid": os.getpid(),
+            "start_ticks": process_start(),  # with the pid: this process and no other
+            "phases": {},
+        }
         self.phase = "started"
 
     def set(self, phase: str, **extra: Any) -> None:
@@ -112,6 +116,16 @@ class RankStatus:
         self.fields.update(extra)
         status = {"rank": self.rank, "phase": self.phase, "time": time.time(), **self.fields}
         atomic_write_text(self.path, json.dumps(status))
+
+
+def process_start(pid: int | str = "self") -> int | None:
+    """When a process started, in clock ticks after boot (/proc/PID/stat field 22): with
+    its pid, a process's identity (a pid alone may be reused). None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def read_rank_status(launch_dir: Path, rank: int) -> dict[str, Any] | None:

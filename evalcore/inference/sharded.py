@@ -187,4 +187,17 @@ def _launch(
         startup_s=settings.startup_s,
         grace_s=settings.grace_s,
         label=f"{cell.label} shard {shard.index} of {shard.count} on {shard.group.label}",
+        preload_modules=_preload_modules(cell.model.kind) if settings.preload else None,
     )
+
+
+def _preload_modules(kind: str) -> list[str]:
+    """What a rank imports: the worker's modules, then the model kind's (if it imports
+    here; else the rank imports it itself, and says why it failed)."""
+    from evalcore.inference.torchrun_worker import PRELOAD_MODULES
+    from evalcore.models.registry import kind_modules
+
+    try:
+        return [*PRELOAD_MODULES, *kind_modules(kind)]
+    except (ImportError, AttributeError, KeyError):
+        return list(PRELOAD_MODULES)

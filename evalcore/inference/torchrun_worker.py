@@ -29,6 +29,24 @@ from evalcore.inference.shards import dataset_videos, rank_of
 
 HEARTBEAT_S = 5.0  # how often a rank waiting for frames says it is alive
 
+# What a rank imports before it can answer, for a preload server to import once
+# (evalcore.inference.preload): torch, torchrun's module, this module and the modules
+# its functions import when they run.
+PRELOAD_MODULES = (
+    "torch",
+    "torch.distributed.run",
+    "torch.distributed.elastic.multiprocessing.errors",
+    "evalcore.inference.torchrun_worker",
+    "evalcore.config",
+    "evalcore.frames",
+    "evalcore.frames.index",
+    "evalcore.inference.prefetch",
+    "evalcore.inference.replica",
+    "evalcore.inference.runner",
+    "evalcore.models.base",
+    "evalcore.predictions",
+)
+
 
 class MarkedModel:
     """The model, with every sample marked as in flight before the model sees it."""

@@ -168,6 +168,9 @@ class BaseVideoModel:
     """
 
     Params: ClassVar[type[ModelParams]] = ModelParams
+    # Modules `load` imports (torch, a framework): a torchrun launch imports them once
+    # in its preload server, before any rank starts (evalcore.inference.preload).
+    preload_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params

@@ -72,6 +72,13 @@ def build_model(kind: str, params: dict[str, Any] | BaseModel | None = None) -> 
     return cls(parse_params(kind, params or {}))
 
 
+def kind_modules(kind: str) -> list[str]:
+    """The modules a process imports to build a model of `kind`, as far as they are known
+    without building one: the kind's own module and its `preload_modules`."""
+    cls = resolve_kind(kind)
+    return [cls.__module__, *getattr(cls, "preload_modules", ())]
+
+
 def model_identity(kind: str, params: dict[str, Any] | BaseModel) -> dict[str, Any]:
     """What identifies a model's answers (see `BaseVideoModel.identity`)."""
     cls = resolve_kind(kind)

@@ -1,20 +1,21 @@
 """Per-cell outputs: `{model}/{model}_{dataset}.xlsx` for reading answers, a JSON beside
-it for machines; `report_cell` scores every trial of a cell from its logs and writes both."""
+it for machines; `report_cell` scores every trial of a cell from its logs and writes both,
+unless the files already say exactly that (a re-run that changed nothing rewrites
+nothing, and pandas and openpyxl are imported only when an xlsx is written)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.cell import Cell, valid_records
 from evalcore.frames.index import read_index_videos
+from evalcore.hashing import stable_hash
 from evalcore.predictions import read_records
 from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
 from evalcore.reports.usage import CellUsage, cell_usage
@@ -27,6 +28,11 @@ from evalcore.scoring import (
     summarize,
 )
 from evalcore.workspace import Workspace
+
+# The characters a worksheet cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE).
+ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+# Part of each report's digest: a change to what the files contain rewrites them all.
+REPORT_FORMAT = 2
 
 
 def report_cell(
@@ -41,7 +47,11 @@ def report_cell(
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
     the JSON with the reproducibility `card`, the intervals clustered by video, the
     per-sample outcomes and what the answers cost. A judged benchmark takes the judge's
-    `scores` (trial -> sample id -> score, None: unjudged) instead."""
+    `scores` (trial -> sample id -> score, None: unjudged) instead.
+
+    The JSON records a digest of everything both files hold (`report_digest`); when it
+    matches and the xlsx exists, neither file is written again and the cell keeps its
+    `evaluated_at`: it says when these results were made, not when they were re-read."""
     first = trials[0]
     benchmark = first.dataset.adapter()
     samples = first.dataset.samples()
@@ -64,21 +74,36 @@ def report_cell(
         )
     summary = aggregate_trials(trial_scores)
     outcomes = sample_outcomes(scored_trials, benchmark)
-    intervals = cell_intervals(outcomes, summary.accuracy, summary.breakdowns, summary.per_category)
     usage = cell_usage(counted, first.model.price)
     name, dataset = first.model.name, first.dataset.dataset_name
-    write_cell_xlsx(
-        ws.cell_xlsx(name, dataset),
-        scored_trials[-1],
-        summary.breakdowns,
-        intervals["breakdowns_ci"],
-        summary_sheet(summary, intervals, usage, benchmark.metric),
-    )
     settings = {**first.settings(), "card": card or first.card()}
-    path = ws.cell_json(name, dataset)
-    extra = {**intervals, "usage": asdict(usage), "samples": outcomes_json(outcomes)}
-    write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra)
-    ci = intervals["accuracy_ci"]
+    samples_json = outcomes_json(outcomes)
+    last = scored_trials[-1]
+    xlsx, path = ws.cell_xlsx(name, dataset), ws.cell_json(name, dataset)
+    # What both files are made from; the intervals are a seeded function of the outcomes,
+    # so an unchanged cell needs no bootstrap (and no numpy) to know it is unchanged.
+    digest = stable_hash(
+        {
+            "format": REPORT_FORMAT,
+            "json": cell_payload(summary, trial_scores, settings, benchmark.metric),
+            "samples": samples_json,
+            "usage": asdict(usage),
+            "predictions": prediction_rows(last),
+        },
+        length=32,
+    )
+    kept = _read_json(path) if xlsx.exists() else {}
+    if kept.get("report_digest") == digest and "accuracy_ci" in kept:
+        ci = kept["accuracy_ci"]
+    else:
+        intervals = cell_intervals(
+            outcomes, summary.accuracy, summary.breakdowns, summary.per_category
+        )
+        sheet = summary_sheet(summary, intervals, usage, benchmark.metric)
+        extra = {**intervals, "usage": asdict(usage), "samples": samples_json}
+        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet)
+        write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra, digest)
+        ci = intervals["accuracy_ci"]
     return {
         **asdict(summary),
         "metric": benchmark.metric,
@@ -109,16 +134,17 @@ def summary_sheet(
     return [{"field": k, "value": v} for k, v in rows]
 
 
-def write_cell_xlsx(
-    path: Path,
-    scored: Sequence[ScoredSample],
-    breakdowns: dict[str, dict[str, float]] | None = None,
-    breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
-    summary: list[dict] | None = None,
-) -> Path:
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
     """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
-    each sample; sheet `breakdowns`: accuracy per value of each breakdown, with its 95%
-    interval (clustered by video); sheet `summary`: the headline numbers and cost."""
+    each sample."""
     rows = []
     for s in scored:
         rec = s.record
@@ -135,25 +161,49 @@ def write_cell_xlsx(
                 "attempts": rec.attempts if rec else 0,
             }
         )
-    table = pd.DataFrame(rows).map(cell_text)
+    return rows
+
+
+def breakdown_rows(
+    scored: Sequence[ScoredSample],
+    breakdowns: dict[str, dict[str, float]] | None,
+    breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
+) -> list[dict]:
+    """Sheet `breakdowns`: accuracy per value of each breakdown, with its 95% interval
+    (clustered by video) and count."""
     counts: dict[tuple[str, str], int] = {}
     for s in scored:
         for name, value in s.breakdown.items():
             counts[(name, value or "(none)")] = counts.get((name, value or "(none)"), 0) + 1
     ci = breakdowns_ci or {}
+    return [
+        {
+            "breakdown": name,
+            "value": value,
+            "accuracy": acc,
+            "ci_low": ci.get(name, {}).get(value, [None, None])[0],
+            "ci_high": ci.get(name, {}).get(value, [None, None])[1],
+            "n": counts.get((name, value)),
+        }
+        for name, values in (breakdowns or {}).items()
+        for value, acc in values.items()
+    ]
+
+
+def write_cell_xlsx(
+    path: Path,
+    scored: Sequence[ScoredSample],
+    breakdowns: dict[str, dict[str, float]] | None = None,
+    breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
+    summary: list[dict] | None = None,
+) -> Path:
+    """Sheets `predictions` (`prediction_rows`), `breakdowns` (`breakdown_rows`) and,
+    given, `summary` (the headline numbers and cost)."""
+    import pandas as pd  # here, not at the top: a run that writes no report never needs it
+
+    table = pd.DataFrame(prediction_rows(scored)).map(cell_text)
     tables = pd.DataFrame(
-        [
-            {
-                "breakdown": name,
-                "value": value,
-                "accuracy": acc,
-                "ci_low": ci.get(name, {}).get(value, [None, None])[0],
-                "ci_high": ci.get(name, {}).get(value, [None, None])[1],
-                "n": counts.get((name, value)),
-            }
-            for name, values in (breakdowns or {}).items()
-            for value, acc in values.items()
-        ],
+        breakdown_rows(scored, breakdowns, breakdowns_ci),
         columns=["breakdown", "value", "accuracy", "ci_low", "ci_high", "n"],
     )
     with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
@@ -172,6 +222,24 @@ def cell_text(value):
     return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
+def cell_payload(
+    summary: TrialSummary,
+    trials: Sequence[CellScore],
+    settings: dict,
+    metric: str = "accuracy",
+    extra: dict | None = None,
+) -> dict:
+    """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
+    and the settings that produced them; `extra`: intervals, usage, per-sample outcomes."""
+    return {
+        **asdict(summary),
+        **(extra or {}),
+        "metric": metric,
+        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
+        "settings": settings,
+    }
+
+
 def write_cell_json(
     path: Path,
     summary: TrialSummary,
@@ -179,16 +247,13 @@ def write_cell_json(
     settings: dict,
     metric: str = "accuracy",
     extra: dict | None = None,
+    digest: str | None = None,
 ) -> Path:
-    """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
-    and the settings that produced them; `extra`: intervals, usage, per-sample outcomes."""
+    """`cell_payload`, stamped `evaluated_at` now, with the report's `digest`."""
     payload = {
-        **asdict(summary),
-        **(extra or {}),
-        "metric": metric,
-        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
-        "settings": settings,
+        **cell_payload(summary, trials, settings, metric, extra),
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "report_digest": digest,
     }
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
     return path

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from evalcore.atomic import atomic_path
 from evalcore.reports.cell import cell_text
 from evalcore.reports.samples import SampleOutcome, interval_of, outcomes_from_json
@@ -278,6 +276,8 @@ def write_comparison_xlsx(c: Comparison, path: Path) -> Path:
         for direction, flips in (("wrong -> right", c.gains), ("right -> wrong", c.losses))
         for f in flips
     ]
+    import pandas as pd  # only when an xlsx is written
+
     with atomic_path(Path(path)) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as writer:
         frame = pd.DataFrame([{"field": k, "value": v} for k, v in summary])
         frame.map(cell_text).to_excel(writer, sheet_name="summary", index=False)

@@ -29,6 +29,7 @@ from evalcore.cell import Cell, cells_of, valid_records
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
+from evalcore.hashing import stable_hash
 from evalcore.predictions import read_records
 from evalcore.reports.compare import (
     CompareError,
@@ -37,7 +38,12 @@ from evalcore.reports.compare import (
     compare_sides,
     read_outcome_file,
 )
-from evalcore.reports.leaderboard import collect_cells, leaderboard_rows, write_leaderboard
+from evalcore.reports.leaderboard import (
+    collect_cells,
+    leaderboard_files,
+    leaderboard_rows,
+    write_leaderboard,
+)
 from evalcore.reports.samples import SampleOutcome, outcomes_from_json, outcomes_json
 from evalcore.workspace import Workspace
 
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
 SNAPSHOT_PREFIX = "leaderboard-"
 SAMPLES_DIR = "samples"
 _STAMP = "%Y-%m-%dT%H%M%S.%fZ"  # sortable, and legal in file names everywhere
+_FORMAT = 1  # part of the published files' digest: a change to their layout rewrites them
 
 Outcomes = Mapping[str, Sequence[SampleOutcome]]  # "model/dataset" -> per-sample outcomes
 
@@ -371,7 +378,12 @@ def publish_with_history(
     (tested on the same questions where both have `outcomes`), and redraw the charts.
     With `snapshot`, first freeze `rows` and `outcomes` as a new dated snapshot (the
     change is then against the one before it). Returns the rows as published and the
-    paths written (json, xlsx, md, png, categories_png, and snapshot when one was taken)."""
+    paths written (json, xlsx, md, png, categories_png, and snapshot when one was taken).
+
+    Files that already show these rows against these snapshots are kept as they are
+    (their digest is in `Workspace.leaderboard_digest`): a re-run that changed no cell
+    rewrites nothing and draws no chart, so the chart's point for the current run keeps
+    the time it was first published."""
     now = now or datetime.now(UTC)
     snapshots = list_snapshots(ws.history_dir)
     previous = snapshots[-1] if snapshots else None
@@ -380,13 +392,32 @@ def publish_with_history(
         taken = write_snapshot(ws.history_dir, rows, now, outcomes)
         snapshots.append(taken)
         paths["snapshot"] = taken.path
-    else:  # the chart still shows where this run stands, after the snapshots
-        snapshots.append(Snapshot(None, now, list(rows)))
     board = with_deltas(rows, previous, outcomes)
+    digest = stable_hash(
+        {"format": _FORMAT, "board": board, "snapshots": [s.path.name for s in snapshots]},
+        length=32,
+    )
+    published = {
+        **leaderboard_files(ws.output_dir),
+        "png": ws.leaderboard_chart,
+        "categories_png": ws.category_chart,
+    }
+    if all(p.exists() for p in published.values()) and _read(ws.leaderboard_digest) == digest:
+        return board, {**published, **paths}
+    if not snapshot:  # the chart still shows where this run stands, after the snapshots
+        snapshots.append(Snapshot(None, now, list(rows)))
     paths.update(write_leaderboard(board, ws.output_dir))
     paths["png"] = write_history_chart(snapshots, ws.leaderboard_chart)
     paths["categories_png"] = write_category_chart(board, ws.category_chart)
+    atomic_write_text(ws.leaderboard_digest, digest + "\n")
     return board, paths
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
 
 
 NO_RESULT = "no result yet"
@@ -450,6 +481,8 @@ def publish_leaderboard(
         if "samples" in c
     }
     metrics = {k: {f: v for f, v in c.items() if f != "samples"} for k, c in cells.items()}
-    atomic_write_text(ws.output_dir / "results.json", json.dumps(metrics, indent=2, sort_keys=True))
+    results = json.dumps(metrics, indent=2, sort_keys=True)
+    if _read(ws.output_dir / "results.json") != results.strip():
+        atomic_write_text(ws.output_dir / "results.json", results)
     rows = leaderboard_rows(cells.values())
     return publish_with_history(ws, rows, snapshot=snapshot, outcomes=outcomes)

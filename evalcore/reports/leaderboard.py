@@ -6,8 +6,6 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
 from evalcore.atomic import atomic_path, atomic_write_text
 
 LEADERBOARD_FIELDS = (
@@ -177,14 +175,14 @@ def _format_seconds(seconds: float | None) -> str:
     return f"{seconds:.3f}" if seconds >= 0.001 else "<0.001"
 
 
+def leaderboard_files(output_dir: Path) -> dict[str, Path]:
+    """leaderboard.{json,xlsx,md} under `output_dir`, by format."""
+    return {fmt: Path(output_dir) / f"leaderboard.{fmt}" for fmt in ("json", "xlsx", "md")}
+
+
 def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
-    """Write leaderboard.{json,xlsx,md} and results.json (all cells) atomically."""
-    output_dir = Path(output_dir)
-    paths = {
-        "json": output_dir / "leaderboard.json",
-        "xlsx": output_dir / "leaderboard.xlsx",
-        "md": output_dir / "leaderboard.md",
-    }
+    """Write leaderboard.{json,xlsx,md} atomically."""
+    paths = leaderboard_files(output_dir)
     atomic_write_text(paths["json"], json.dumps(rows, indent=2))
     flat = [
         {
@@ -201,6 +199,8 @@ def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
         }
         for r in rows
     ]
+    import pandas as pd  # here, not at the top: only a changed leaderboard is written
+
     with atomic_path(paths["xlsx"]) as tmp:
         pd.DataFrame(flat).to_excel(tmp, index=False, engine="openpyxl")
     atomic_write_text(paths["md"], leaderboard_markdown(rows))

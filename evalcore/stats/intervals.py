@@ -32,8 +32,10 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 LEVEL = 0.95
 RESAMPLES = 2000
@@ -65,6 +67,8 @@ def cluster_totals(
     values: Sequence[float], clusters: Sequence[Hashable]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(sum of values, number of samples) per cluster, clusters in first-seen order."""
+    import numpy as np  # here: importing evalcore.stats costs nothing
+
     if len(values) != len(clusters):
         raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels")
     index: dict[Hashable, int] = {}
@@ -85,6 +89,8 @@ def cluster_bootstrap(
 ) -> Interval:
     """The mean of `values` with a percentile cluster-bootstrap interval; `clusters[i]`
     names the video of sample i (samples of one video are resampled together)."""
+    import numpy as np  # here: importing evalcore.stats costs nothing
+
     n = len(values)
     if n == 0:
         return Interval(0.0, None, None, 0, 0, level)
@@ -125,6 +131,8 @@ def normal_interval(
 ) -> Interval:
     """`mean ± z SE` with the clustered SE (`clusters`) or, without, the naive i.i.d. SE
     (each sample its own cluster): the textbook interval, for comparison."""
+    import numpy as np  # here: importing evalcore.stats costs nothing
+
     n = len(values)
     if n == 0:
         return Interval(0.0, None, None, 0, 0, level)

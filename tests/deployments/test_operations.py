@@ -82,6 +82,15 @@ class Ops:
         with urllib.request.urlopen(f"{self.api}/{path}", timeout=10) as resp:
             return json.load(resp)
 
+    def post(self, path: str, body: dict):
+        request = urllib.request.Request(
+            f"{self.api}/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.load(resp)
+
     def flow_run(self, run_id: str) -> dict:
         return self.get(f"flow_runs/{run_id}")
 
@@ -194,6 +203,39 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
 
     summary = ops.run_summary(run_id, attempt=1)
     assert "attempt 1, Completed" in summary["data"] and "frame-cache hits" in summary["data"]
+
+
+def test_evalcore_run_in_the_served_project_runs_on_its_server(ops):
+    """`evalcore run` from a fresh shell in the project `evalcore serve` runs for: no
+    temporary server; the run is on the served server (in its UI), every unit cached."""
+    config = ops.project / "demo-run.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+                "models": [
+                    {"name": "reference", "kind": "reference"},
+                    {"name": "random", "kind": "random"},
+                ],
+            }
+        )
+    )
+    shell = {k: v for k, v in ops.env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    done = subprocess.run(
+        [str(BIN / "evalcore"), "run", str(config)],
+        cwd=ops.project,
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert f"using the server of `evalcore serve` at http://127.0.0.1:{ops.port}" in output
+    assert "temporary server" not in output and "Cached" in output
+    name = re.search(r"Beginning flow run '([^']+)'", output).group(1)
+    (run,) = ops.post("flow_runs/filter", {"flow_runs": {"name": {"any_": [name]}}})
+    assert run["state_type"] == "COMPLETED"
 
 
 def test_retry_recomputes_only_the_failed_shard(ops):

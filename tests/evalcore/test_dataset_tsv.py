@@ -145,3 +145,49 @@ def test_root_must_be_an_existing_folder(tmp_path):
 def test_a_missing_file_is_named(tmp_path):
     missing = tmp_path / "nope.tsv"
     assert refused(missing) == f"{missing}: dataset file not found"
+
+
+# What pandas.read_csv made of each (the parser before `parse_table`, which keeps pandas
+# out of the run path): the same columns and cells, or both refuse the file.
+PANDAS_CASES = {
+    "blank lines": "a\tb\n1\t2\n\n3\t4\n",
+    "whitespace-only line": "a\tb\n1\t2\n   \n3\t4\n",
+    "line of empty fields": "a\tb\n1\t2\n\t\n3\t4\n",
+    "short row": "a\tb\tc\n1\t2\n3\t4\t5\n",
+    "repeated names": "a\ta\tb\ta\n1\t2\t3\t4\n",
+    "repeat of a used suffix": "a\ta\ta.1\n1\t2\t3\n",
+    "empty names": "a\t\tb\t\n1\t2\t3\t\n",
+    "tab and newline in quotes": 'a\tb\n"x\ty"\t"two\nlines"\n',
+    "quote mid-field": 'a\tb\nab"cd\t"ab"cd\n',
+    "doubled quotes": 'a\tb\n"a ""q"" b"\t"[\'x\', ""y""]"\n',
+    "CRLF": "a\tb\r\n1\t2\r\n",
+    "CR": "a\tb\r1\t2\r",
+    "no final newline": "a\tb\n1\t2",
+    "NA strings": "a\tb\nNA\tnan\n",
+    "spaces kept": "a \t b\n 1 \t 2 \n",
+    "blank lines first": "\n\na\tb\n1\t2\n",
+    "header only": "a\tb\n",
+    "quote never closed": 'a\tb\n"x\t2\n',
+}
+
+
+@pytest.mark.parametrize("text", PANDAS_CASES.values(), ids=PANDAS_CASES.keys())
+def test_the_table_reads_as_pandas_read_it(tmp_path, text):
+    import io
+
+    import pandas as pd
+
+    from evalcore.dataset.tsv import parse_table
+
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, index_col=False
+        )
+    except pd.errors.ParserError:
+        with pytest.raises(DatasetError, match="cannot parse"):
+            parse_table(text, tmp_path / "t.tsv")
+        return
+    assert parse_table(text, tmp_path / "t.tsv") == (
+        list(frame.columns),
+        frame.to_dict("records"),
+    )

@@ -20,7 +20,6 @@ from evalcore.frames import (
     fingerprint,
 )
 from evalcore.frames import cache as cache_module
-from evalcore.frames import extract as extract_module
 from evalcore.frames.decoders import PyAVSource
 from evalcore.frames.synthetic import read_frame_number, write_video
 from evalcore.models.base import Frames
@@ -144,7 +143,7 @@ def test_a_hit_opens_no_decoder_and_starts_no_process(videos, tmp_path, monkeypa
     job = VideoJob(videos / "clip.mp4")
     first = extract_videos([job], cache, FAST)
     assert (first.hits, first.decoded) == (0, 1)
-    monkeypatch.setattr(extract_module, "ProcessPool", _no_process_allowed)
+    monkeypatch.setattr("pebble.ProcessPool", _no_process_allowed)  # imported when used
     again = extract_videos([job], cache, FAST, decoders=[_no_decoder_allowed])
     assert (again.hits, again.decoded, again.failed) == (1, 0, 0)
     assert again.results[job] == first.results[job]

@@ -92,6 +92,26 @@ def test_publish_with_history_writes_snapshot_deltas_and_chart(tmp_path):
     assert abs(board[0]["delta"] - 0.1) < 1e-9
 
 
+def test_an_unchanged_leaderboard_is_not_written_again(tmp_path):
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    _, paths = publish_with_history(ws, [row("a", "D", 0.4)], snapshot=False, now=T0)
+    files = {k: p.stat().st_ino for k, p in paths.items()}  # every write is a new file
+
+    board, again = publish_with_history(ws, [row("a", "D", 0.4)], snapshot=False)
+    assert {k: p.stat().st_ino for k, p in again.items()} == files
+    assert board[0]["accuracy"] == 0.4 and board[0]["delta"] is None
+
+    publish_with_history(ws, [row("a", "D", 0.5)], snapshot=False)  # a changed cell
+    assert json.loads(paths["json"].read_text())[0]["accuracy"] == 0.5
+    assert paths["png"].stat().st_ino != files["png"]
+
+    paths["xlsx"].unlink()  # a missing file is written again
+    publish_with_history(ws, [row("a", "D", 0.5)], snapshot=False)
+    assert paths["xlsx"].exists()
+    publish_with_history(ws, [row("a", "D", 0.5)], snapshot=True)  # a snapshot: new deltas
+    assert len(list_snapshots(ws.history_dir)) == 1
+
+
 def write_tsv(path: Path, n: int) -> Path:
     rows = [
         {

@@ -17,7 +17,7 @@ from evalcore.dataset.synthetic import CATEGORIES, generate_benchmark
 from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
 from evalcore.inference.runner import build_request
 from evalcore.models.base import GenerationConfig, Runtime, VideoModel, VideoRequest
-from evalcore.models.reference import connected_components
+from evalcore.models.reference_net import connected_components
 from evalcore.models.registry import ModelParamsError, build_model, parse_params
 
 GREEDY = GenerationConfig()

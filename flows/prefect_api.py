@@ -1,0 +1,237 @@
+"""Which Prefect API a run of the command line talks to (`evalcore run`, `demo`, `smoke`).
+
+In order:
+1. the API the Prefect settings name (`PREFECT_API_URL` in the environment, a profile,
+   `prefect.toml`, `.env`): Prefect's own choice, left alone;
+2. the server `evalcore serve` started for this directory (`.prefect/serve.json`), if it
+   answers its health check: the run then shows in that server's UI, and no server has
+   to start;
+3. else a temporary server, as Prefect's ephemeral mode would start one (the same
+   command, the same database under `PREFECT_HOME`), but launched as the CLI's first act
+   rather than at the flow's first API call: it boots (about 2.3 s here, mostly imports)
+   while the CLI imports the flow and reads the config on the other core, and the CLI
+   uses the rest of the wait to import what the flow engine imports on its first call.
+   It gets SIGTERM when the run ends, and from the kernel when the CLI dies however it
+   dies (a parent-death signal); the run does not wait for its shutdown (0.2 s).
+
+`choose_api` runs before Prefect is imported (it must not import it); `PrefectApi.use`
+runs once Prefect is imported, and points this process (every thread: the global settings
+context is rebuilt) and its children at the chosen server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flows.reaper import MARK
+from flows.serve import read_state
+
+HEALTH_TIMEOUT_S = 1.0
+UVICORN_PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it)
+
+
+class TemporaryServer:
+    """Prefect's ephemeral API server (`SubprocessASGIServer`'s command), on a free
+    loopback port, in a child process."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self._launch()
+
+    def _launch(self) -> None:
+        from evalcore.inference.pdeathsig import die_with_parent
+
+        self.port = _free_port()
+        prefect_dir = importlib.util.find_spec("prefect").submodule_search_locations[0]
+        # Without the run's mark: not for the watcher (flows.reaper) to SIGKILL; it gets
+        # SIGTERM when the CLI ends, however it ends, and shuts down cleanly.
+        env = {k: v for k, v in os.environ.items() if k != MARK}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(Path(prefect_dir).parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env={
+                **env,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            },
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # from the thread that lives
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_ready(self, timeout_s: float) -> str:
+        """Block until the server answers its health check; returns its API URL."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code == UVICORN_PORT_IN_USE:  # another process took the port meanwhile
+                self._launch()
+            elif code is not None:
+                raise RuntimeError(f"the temporary Prefect server exited with code {code}")
+            elif healthy(self.url, timeout_s=0.5):
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the temporary Prefect server did not answer within {timeout_s:g} s")
+
+    def stop(self) -> None:
+        """SIGTERM; the server finishes its shutdown on its own (uvicorn's graceful stop
+        takes 0.2 s here): nothing of the run is left to send to it."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc = None
+
+
+class PrefectApi:
+    """The API choice of one CLI run: `served` (the `evalcore serve` server's API URL)
+    or `temporary` (a server starting now), or neither (let the settings decide)."""
+
+    def __init__(self, served: str | None = None, temporary: TemporaryServer | None = None):
+        self.served = served
+        self.temporary = temporary
+
+    @contextmanager
+    def use(self, say=None):
+        """Point Prefect at the chosen server for the block (Prefect must be imported:
+        its settings decide first), then stop a temporary server."""
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import get_current_settings
+
+        say = say or (lambda line: print(line, file=sys.stderr))
+        try:
+            settings = get_current_settings()
+            if settings.api.url or not settings.server.ephemeral.enabled:
+                self.close()  # the settings name an API (or forbid a temporary one)
+                yield settings.api.url
+                return
+            if self.served:
+                url = self.served
+                say(f"Prefect: using the server of `evalcore serve` at {_ui(url)}")
+            else:
+                self.temporary = self.temporary or TemporaryServer()
+                _import_flow_engine()  # while the server boots: off the critical path
+                url = self.temporary.wait_ready(settings.server.ephemeral.startup_timeout_seconds)
+                say(
+                    f"Prefect: temporary server at {_ui(url)}, stopped at the end "
+                    "(`evalcore serve` keeps one running, and runs then use it)"
+                )
+            os.environ["PREFECT_API_URL"] = url  # children (Dask workers) use it too
+            refresh_global_settings_context()  # and every thread of this process
+            yield url
+        finally:
+            _drain_prefect_clients()  # the last logs and events, while the server is there
+            self.close()
+
+    def close(self) -> None:
+        if self.temporary is not None:
+            self.temporary.stop()
+            self.temporary = None
+
+
+# What Prefect imports on a flow's first call (its engines; FastAPI's encoder for the
+# parameters): ~0.4 s that would otherwise come after the server is up.
+FLOW_ENGINE_MODULES = ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders")
+
+
+def _import_flow_engine() -> None:
+    for name in FLOW_ENGINE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another Prefect version: it imports what it needs itself
+            pass
+
+
+def _drain_prefect_clients(timeout_s: float = 5.0) -> None:
+    """Send what Prefect's background clients still queue (logs, events: the flow run's
+    final state) before the server goes (Prefect would at exit, when a temporary server
+    of ours is gone). Quietly: a drain that finds events queued logs a warning ("Still
+    processing items") although nothing is wrong."""
+    import logging
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        logger = logging.getLogger(service.__name__)
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            service.drain_all(timeout=timeout_s)
+        finally:
+            logger.setLevel(level)
+
+
+def choose_api(project_dir: Path) -> PrefectApi:
+    """Decide early, without importing Prefect: an API URL in the environment is the
+    settings' choice; else `evalcore serve`'s server if it answers; else start a
+    temporary server now (`PrefectApi.use` stops it if a profile names an API)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return PrefectApi()
+    served = served_api(Path(project_dir) / ".prefect")
+    if served:
+        return PrefectApi(served=served)
+    return PrefectApi(temporary=TemporaryServer())
+
+
+def served_api(home: Path) -> str | None:
+    """The API URL of the server `evalcore serve` recorded under `home`, if it answers."""
+    try:
+        state = read_state(home)
+    except (OSError, ValueError):
+        return None
+    url = (state or {}).get("api_url")
+    return url if url and healthy(url, HEALTH_TIMEOUT_S) else None
+
+
+def healthy(api_url: str, timeout_s: float) -> bool:
+    """`GET {api_url}/health` answers 200 (a plain HTTP request on loopback)."""
+    try:
+        url = urlsplit(api_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout_s)
+        try:
+            conn.request("GET", url.path.rstrip("/") + "/health")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+
+
+def _ui(api_url: str) -> str:
+    return api_url.removesuffix("/api")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
