@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def make_dataset(name: str, durations: list[int], root: Path) -> Path:
 
 def config(tsv: Path, frames: dict, models: int, root: Path) -> Path:
     raw = {
-        "datasets": [{"tsv": str(tsv)}],
+        "datasets": [{"tsv": str(tsv), "root": str(DATA)}],
         "models": [
             {
                 "name": f"gpu-like-{m}",
@@ -112,6 +113,10 @@ def run_ours(cfg: Path, cwd: Path, api_url: str | None = None) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"evalcore run failed:\n{done.stderr[-3000:]}")
+    board = json.loads((cwd / "outputs" / "leaderboard.json").read_text())
+    bad = [(r["model"], r["n"], r["failed"]) for r in board if r["failed"] or not r["n"]]
+    if bad:  # a run whose samples failed would time nothing worth comparing
+        raise RuntimeError(f"evalcore run answered not every sample: {bad}")
     return seconds
 
 
@@ -124,7 +129,7 @@ def decode_wall(tsv: Path, frames: dict, root: Path) -> float:
 
     ws = Workspace(root / "decode-only", root / "decode-only-out")
     started = time.perf_counter()
-    extract_dataset_frames(DatasetSpec(tsv=tsv), FrameSettings(**frames), ws)
+    extract_dataset_frames(DatasetSpec(tsv=tsv, root=DATA), FrameSettings(**frames), ws)
     return time.perf_counter() - started
 
 
@@ -157,7 +162,7 @@ def run_vlmevalkit(tsv: Path, frames: dict, models: int, root: Path) -> float:
     for _ in range(models):  # a nightly of N models: the loop once per model
         for row in rows:
             folder = root / "frames" / row["video"]
-            paths = vlmevalkit_frames(Path(row["video_path"]), frames, folder)
+            paths = vlmevalkit_frames(DATA / row["video_path"], frames, folder)
             peer_model(paths, SECONDS_PER_SAMPLE)
     return time.perf_counter() - started
 
