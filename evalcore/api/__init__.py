@@ -11,8 +11,9 @@ first use (the HTTP client, aiohttp, is paid for only by a run that calls an end
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evalcore.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from evalcore.api.answers import AnswerStats, answer_jobs, dask_runner, local_runner
@@ -73,10 +74,4 @@ __all__ = [
     "response_key",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

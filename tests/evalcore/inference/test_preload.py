@@ -23,7 +23,7 @@ from evalcore.inference.launcher import alive
 from evalcore.inference.preload import SOCKET_ENV, PreloadServer
 from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 from tests.evalcore.inference.fakes import FAKE_KIND
 
@@ -158,7 +158,7 @@ def test_a_shard_forks_torchrun_and_its_ranks_and_answers_as_without(ws, small_b
     )
     cell = Cell(model=model, dataset=dataset, trial=0, seed=0, frames=FrameSettings())
     inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=2, cpu_groups=1)
-    (shard,) = plan_shards([s.sample_id for s in dataset.samples()], device_groups([], 2), 1)
+    (shard,) = plan_shards(dataset_videos(dataset), device_groups([], 2), 1)
 
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(infer_shard, cell, shard, inference, ws)
