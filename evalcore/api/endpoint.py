@@ -161,12 +161,13 @@ class EndpointSpec(BaseModel):
         blob = json.dumps([self.base_url, self.model, self.max_in_flight, self.requests_per_minute])
         return "evalcore-api-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    @field_validator("max_in_flight")
+    @field_validator("max_in_flight", mode="before")
     @classmethod
-    def _in_flight(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1, or auto")
-        return value
+    def _in_flight(cls, value: Any) -> int | str:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+            if value == "auto" or value >= 1:
+                return value
+        raise ValueError("must be a whole number of at least 1, or auto")
 
     @property
     def adaptive(self) -> bool:
