@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             ("auto, warm", "auto"),
         ):
             # a fresh server per setting: its bucket starts full each time
-            server, url = start_server_rpm(args.latency, args.rpm)
+            server, url = start_server(args.latency, extra=["--rpm", str(args.rpm)])
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     texts = prompts(args.requests, label.replace(" ", "").replace(",", ""))
@@ -104,10 +104,6 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['in_flight']} |"
         )
     return 0
-
-
-def start_server_rpm(latency: float, rpm: float):
-    return start_server(latency, extra=["--rpm", str(rpm)])
 
 
 if __name__ == "__main__":  # LocalCluster starts worker processes: keep this guard

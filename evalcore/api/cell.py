@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats, Progress, answer_jobs, dask_runner
+from evalcore.api.answers import AnswerStats, Progress, answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
-from evalcore.api.fanout import dask_client
 from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
@@ -161,13 +160,7 @@ def infer_api_cell(
                 items[job.job_id] = item
                 jobs.append(job)
 
-            runner = dask_runner(
-                lambda: client or dask_client(api.cluster),
-                spec,
-                api_key,
-                api.requests_per_task,
-                key_resolver,
-            )
+            runner = api.runner(spec, api_key, key_resolver, client)
 
             progress = Progress(len(jobs), cell.label, api.progress)
             known_usage.update(cache.usage_many(j.cache_key for j in jobs))

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats, dask_runner
+from evalcore.api.answers import AnswerStats
 from evalcore.api.cache import ResponseCache
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.fanout import dask_client
 from evalcore.api.judge import JudgeItem, judge
 from evalcore.cell import Cell, valid_records
 from evalcore.config import ApiSettings
@@ -69,13 +68,7 @@ def judge_unreadable(
     summary = JudgeSummary()
     with ResponseCache(api.cache_path or ws.response_cache_path) as cache:
         for trial, trial_items in items.items():
-            runner = dask_runner(
-                lambda: client or dask_client(api.cluster),
-                spec,
-                api_key,
-                api.requests_per_task,
-                key_resolver,
-            )
+            runner = api.runner(spec, api_key, key_resolver, client)
 
             verdicts, stats = judge(trial_items, spec, cache, runner)
             answers: dict[str, str | None] = {}

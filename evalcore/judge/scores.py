@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import answer_jobs, dask_runner
+from evalcore.api.answers import answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.fanout import dask_client
 from evalcore.cell import Cell, valid_records
 from evalcore.config import ApiSettings
 from evalcore.frames.index import read_index_videos
@@ -138,13 +137,7 @@ def judge_answers(
             def usable(job: ChatJob, text: str) -> bool:
                 return benchmark.parse_judgement(by_id[job.job_id], text) is not None
 
-            runner = dask_runner(
-                lambda: client or dask_client(api.cluster),
-                spec,
-                api_key,
-                api.requests_per_task,
-                key_resolver,
-            )
+            runner = api.runner(spec, api_key, key_resolver, client)
 
             cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
             with PredictionLog(cell.judgements_dir(ws), f"judge-{identity}") as log:
