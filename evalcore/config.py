@@ -274,7 +274,9 @@ class InferenceSettings(BaseModel):
         "as a failure (RankCrashed) instead of being tried again.",
     )
     prefetch: int = Field(
-        default=4, ge=0, description="Clips whose frames a rank reads ahead of the model."
+        default=4,
+        ge=0,
+        description="Clips whose frames are read ahead of the model (inline, and in each rank).",
     )
     preload: bool = Field(
         default=True,

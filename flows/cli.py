@@ -72,6 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if configs is None:
         return 2
     config = configs[0]
+    from evalcore.frames.head_start import begin
+
+    begin(config)  # decoding needs no Prefect: it starts while the server boots
     from flows.eval import eval_flow
 
     outcome = _run_flow(args, lambda: eval_flow(config))

@@ -18,9 +18,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
 from evalcore.config import EvalConfig
+from evalcore.frames.head_start import started
 from evalcore.frames.index import index_run
 from evalcore.inference.runner import unit_cache_key
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.reports.warm import import_report_modules
 from evalcore.workspace import Workspace
 from flows.hooks import publish_run_summary
 from tasks.frames import extract_frames
@@ -57,19 +59,26 @@ def eval_flow(config: EvalConfig) -> dict:
     runs: dict[Path, str] = {}  # frame index -> the mark of this run's extraction
     for d, f in frame_plans(config):
         path = frame_index_path(d, f, ws)
-        runs[path] = uuid.uuid4().hex
+        begun = started(path)  # by the command line, before the flow: adopted by the task
+        runs[path] = begun.run if begun is not None else uuid.uuid4().hex
         frames[path] = extract_frames.with_options(
             task_run_name=f"extract {d.dataset_name} {frame_plan_label(f)}"
         ).submit(d, f, ws, runs[path])
     cells = cells_of(config)
     units: dict[int, list[PrefectFuture]] = {}  # cell number -> its units
+    computing = False  # some unit is not a cache hit: scoring will need the report stack
     shard_queue = ShardQueue(config)
     for n, cell in enumerate(cells):  # in dataset order: a dataset's cells go once its
         path = cell.frame_index_path(ws)  # index has begun, while its frames are decoded
         if not index_begun(path, runs[path], frames[path]):
             continue  # its extraction failed first: its cells are not scored
-        units[n] = submit_cell(cell, config, ws, results, frames[path], shard_queue)
-    wait([*frames.values(), *(f for futures in units.values() for f in futures)])
+        units[n], computes = submit_cell(cell, config, ws, results, frames[path], shard_queue)
+        computing = computing or computes
+    wait(list(frames.values()))
+    unit_futures = [f for futures in units.values() for f in futures]
+    if computing:  # scoring follows in this thread: its imports now, while the units
+        import_report_modules()  # compute and the decoders are done
+    wait(unit_futures)
 
     failed = [f"extract {p}" for p, f in frames.items() if not f.state.is_completed()]
     by_pair: dict[tuple[str, str], list[Cell]] = {}
@@ -143,30 +152,34 @@ def submit_cell(
     results: Path,
     extraction: PrefectFuture,
     shards: ShardQueue,
-) -> list[PrefectFuture]:
+) -> tuple[list[PrefectFuture], bool]:
     """The inference units of one cell: one task inline or per API cell, one per shard
-    under torchrun. Each is keyed by `Cell.unit_key` and refreshed when its logs miss a
-    sample (deleted logs are never shadowed by a persisted result). Local units start at
-    once and take frames as they arrive; API cells still wait for the whole extraction."""
+    under torchrun; and whether any of them computes (is not a cache hit). Each is keyed
+    by `Cell.unit_key` and refreshed when its logs miss a sample (deleted logs are never
+    shadowed by a persisted result). Local units start at once and take frames as they
+    arrive; API cells still wait for the whole extraction."""
     if cell.device_class == "api":
         key, gaps = unit_cache_key(cell, ws, "infer-api")
         options = dict(tags=[endpoint_tag(cell.model)], task_run_name=f"infer {cell.label}")
-        return [
-            infer_api.with_options(
-                result_storage=results, cache_key_fn=fixed_key(key), refresh_cache=gaps, **options
-            ).submit(cell, ws, config.api, wait_for=[extraction])
-        ]
+        future = infer_api.with_options(
+            result_storage=results, cache_key_fn=fixed_key(key), refresh_cache=gaps, **options
+        ).submit(cell, ws, config.api, wait_for=[extraction])
+        return [future], not cache_hit(results, key, gaps)
     if config.inference.launcher == "inline":
         key, gaps = unit_cache_key(cell, ws, "infer")
-        return [
-            infer.with_options(
-                result_storage=results,
-                cache_key_fn=fixed_key(key),
-                refresh_cache=gaps,
-                task_run_name=f"infer {cell.label}",
-            ).submit(cell, ws, list(config.inference.gpus))
-        ]
+        future = infer.with_options(
+            result_storage=results,
+            cache_key_fn=fixed_key(key),
+            refresh_cache=gaps,
+            task_run_name=f"infer {cell.label}",
+        ).submit(cell, ws, config.inference)
+        return [future], not cache_hit(results, key, gaps)
     return shards.submit(cell, ws, results)
+
+
+def cache_hit(results: Path, key: str, gaps: bool) -> bool:
+    """A unit whose persisted result stands (no gaps in its logs): Prefect will not run it."""
+    return (results / key).exists() and not gaps
 
 
 class ShardQueue:
@@ -185,8 +198,8 @@ class ShardQueue:
         self.previous: dict[int, PrefectFuture] = {}
         self.count = 0
 
-    def submit(self, cell: Cell, ws: Workspace, results: Path) -> list[PrefectFuture]:
-        futures = []
+    def submit(self, cell: Cell, ws: Workspace, results: Path) -> tuple[list[PrefectFuture], bool]:
+        futures, computes = [], False
         for shard in plan_shards(dataset_videos(cell.dataset), self.groups, self.settings.shards):
             group = self.groups[self.count % len(self.groups)]
             self.count += 1
@@ -194,7 +207,8 @@ class ShardQueue:
             if group.index in self.previous:
                 wait_for.append(allow_failure(self.previous[group.index]))
             key, gaps = unit_cache_key(cell, ws, f"infer-shard-{shard.digest}", shard.ids)
-            cached = (results / key).exists() and not gaps  # a cache hit takes no gpu slot
+            cached = cache_hit(results, key, gaps)  # a cache hit takes no gpu slot
+            computes = computes or not cached
             future = infer_shard_task.with_options(
                 task_run_name=f"infer {cell.label} shard {shard.index + 1}/{shard.count}",
                 tags=[] if cached else ["gpu"],
@@ -205,4 +219,4 @@ class ShardQueue:
             ).submit(cell, replace(shard, group=group), self.settings, ws, wait_for=wait_for)
             self.previous[group.index] = future
             futures.append(future)
-        return futures
+        return futures, computes

@@ -32,10 +32,11 @@ def fixed_key(key: str):
 
 
 @task(name="infer", persist_result=True)
-def infer(cell: Cell, ws: Workspace, gpus: list[int]) -> dict:
-    """`gpus`: the run's `inference.gpus`; inline, a replica runs on the first one."""
+def infer(cell: Cell, ws: Workspace, settings: InferenceSettings) -> dict:
+    """Inline, a replica runs on the first of `settings.gpus` (else on the CPU)."""
+    gpus = settings.gpus
     runtime = Runtime(device=f"cuda:{gpus[0]}") if gpus else Runtime(device="cpu")
-    return asdict(infer_inline(cell, ws, runtime))
+    return asdict(infer_inline(cell, ws, runtime, prefetch=settings.prefetch))
 
 
 # Tag `gpu` (given by the flow to shards that will run, not to cache hits): a server-side

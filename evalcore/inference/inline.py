@@ -1,5 +1,6 @@
 """The inline launcher: one cell answered in this process, on the CPU or on the first of
-`inference.gpus`, as its frames arrive (extraction may still be going on).
+`inference.gpus`, as its frames arrive (extraction may still be going on), the frames
+of the next clips read ahead on a thread while the model works (`prefetch`).
 
 One writer per cell at a time: the cell's unit lock is held while its samples are
 answered, so a second process (another `evalcore run`, or the nightly sharing `work/`)
@@ -22,6 +23,7 @@ import threading
 from evalcore.cell import Cell
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
+from evalcore.inference.prefetch import read_ahead
 from evalcore.inference.replica import Replica
 from evalcore.inference.runner import InferenceSummary, UnitState, run_unit
 from evalcore.models.base import Runtime
@@ -42,22 +44,34 @@ def device_lock(device: str) -> threading.Lock:
 
 
 def infer_inline(
-    cell: Cell, ws: Workspace, runtime: Runtime | None = None, writer: str = "main"
+    cell: Cell,
+    ws: Workspace,
+    runtime: Runtime | None = None,
+    writer: str = "main",
+    prefetch: int = 4,
 ) -> InferenceSummary:
-    """Answer the pending samples of one cell in this process (default: on the CPU)."""
+    """Answer the pending samples of one cell in this process (default: on the CPU),
+    reading the frames of the next `prefetch` clips ahead of the model."""
     runtime = runtime or Runtime(device="cpu")
     samples = cell.dataset.samples()
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
     log_dir = cell.log_dir(ws)
     with UnitLock(log_dir, "cell", label=cell.label, on_wait=_waiting(cell)):
         state = UnitState.read(cell, samples, index.videos, ws)
-        todo = len(state.pending(s.sample_id for s in samples))
+        pending = state.pending(s.sample_id for s in samples)
+        prefetcher, index = read_ahead(index, {s.sample_id: s for s in samples}, prefetch)
         lock = device_lock(runtime.device)
         replica = Replica(cell.model.kind, cell.model.params, runtime, device_lock=lock)
+
+        def recorded(record) -> None:
+            prefetcher.release(record.sample_id)
+            bar.update()
+
         with (
             replica,
+            prefetcher,
             PredictionLog(log_dir, writer) as plog,
-            progress_bar(todo, cell.label, "sample") as bar,
+            progress_bar(len(pending), cell.label, "sample") as bar,
         ):
             return run_unit(
                 samples,
@@ -68,7 +82,7 @@ def infer_inline(
                 plog,
                 cell.dataset.adapter(),
                 batch_size=cell.model.batch_size,
-                on_record=lambda _: bar.update(),
+                on_record=recorded,
                 pack=cell.dataset.pack,
             )
 

@@ -6,7 +6,8 @@ releases the GIL, so this overlaps with the model even in one process. Loading s
 at the first `load()`: a model that reads `paths` itself costs no extra work.
 
 Frames arrive while extraction goes on: `PrefetchedIndex` appends each group of samples
-that arrives to the order (`extend`).
+that arrives to the order (`extend`). `read_ahead` sets both up for a unit; every
+launcher (inline, a torchrun rank) uses it.
 
 A clip is let go when the records of its samples are written (`release`), not when
 its frames are read: a model that answers some samples from a cache of its own never
@@ -270,3 +271,21 @@ class PrefetchedIndex(FrameIndex):
             with_frames = [i for i in arrived if isinstance(self.index.outcome(i), FrameEntry)]
             self.prefetcher.extend(self.index.lookup, self._order(with_frames))
             yield arrived
+
+
+def read_ahead(
+    index: FrameIndex, samples: Mapping[str, Any], depth: int
+) -> tuple[FramePrefetcher, FrameIndex]:
+    """A unit's prefetcher and the index to answer it from (`index` itself when `depth`
+    is 0). `samples`: the unit's samples by id; each group that arrives is read ahead in
+    the order the runner answers it (`answer_order`)."""
+    from evalcore.inference.runner import answer_order  # the runner imports frames only
+
+    prefetcher = FramePrefetcher({}, [], depth)
+    if depth == 0:
+        return prefetcher, index
+
+    def order(ids: list[str]) -> list[str]:
+        return [s.sample_id for s in answer_order([samples[i] for i in ids], index)]
+
+    return prefetcher, PrefetchedIndex(index, prefetcher, order)

@@ -79,9 +79,9 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameCache
     from evalcore.frames.index import read_frame_index
-    from evalcore.inference.prefetch import FramePrefetcher, PrefetchedIndex
+    from evalcore.inference.prefetch import read_ahead
     from evalcore.inference.replica import Replica
-    from evalcore.inference.runner import UnitState, answer_order, run_unit
+    from evalcore.inference.runner import UnitState, run_unit
     from evalcore.models.base import GenerationConfig
     from evalcore.predictions import PredictionLog
 
@@ -102,14 +102,7 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     # and a crash can be pinned on one sample.
     first = [s for s in mine if s.sample_id not in suspects]
     last = [s for s in mine if s.sample_id in suspects]
-    prefetcher = FramePrefetcher({}, [], job.prefetch)
-    if job.prefetch > 0:
-        stream = index
-
-        def order(ids: list[str]) -> list[str]:  # the runner's, within each arrival
-            return [s.sample_id for s in answer_order([by_id[i] for i in ids], stream)]
-
-        index = PrefetchedIndex(stream, prefetcher, order)
+    prefetcher, index = read_ahead(index, by_id, job.prefetch)
     state = UnitState(job.answer_keys, {}, job.attempts)
     generation = GenerationConfig.model_validate(job.generation)
     replica = Replica(

@@ -100,7 +100,7 @@ def test_a_run_with_every_unit_cached_imports_none_and_rewrites_no_report(small_
     second = run(tmp_path / "second.json")
     assert second.returncode == 0, second.stderr
     loaded = set(json.loads((tmp_path / "second.json").read_text()))
-    assert not loaded & set(HEAVY)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
     assert {p: p.stat().st_ino for p in out.rglob("*") if p.is_file()} == files
     assert "Cached" in second.stdout + second.stderr
 

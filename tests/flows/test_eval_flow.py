@@ -6,6 +6,7 @@ import json
 import shutil
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,8 @@ from doubles.models import COUNTING, read_calls
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import VideoJob
+from evalcore.frames.head_start import begin, started
+from evalcore.frames.index import index_run
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
@@ -213,3 +216,21 @@ def test_inference_starts_before_the_last_video_is_decoded(prefect_harness, smal
     assert min(records[i].finished_at for i in slow) > held.released_at
     assert outcome["frames"][0]["decoded"] == 12  # the slow one too, once it was let go
     assert sorted(read_calls(calls), key=int) == [str(i) for i in range(48)]  # each once
+
+
+def test_an_extraction_begun_before_the_flow_is_adopted_not_repeated(
+    prefect_harness, small_bench, tmp_path
+):
+    """`evalcore run` begins decoding while the Prefect server boots; the flow's
+    extraction task waits on that extraction instead of decoding again."""
+    model = ModelSpec(name="rnd", kind="random")
+    config = config_for(small_bench, tmp_path, [model])
+    path = find_cell(config).frame_index_path(Workspace(config.work_dir, config.output_dir))
+    (head,) = begin(config)
+    assert started(path) is head
+    outcome = eval_flow(config)
+    assert started(path) is None  # adopted, once
+    assert index_run(path) == head.run  # the journal is the head start's, not rewritten
+    assert outcome["frames"] == [asdict(head.result.result())]
+    assert outcome["frames"][0]["decoded"] == 12  # each clip once
+    assert outcome["leaderboard"][0]["n"] == 48

@@ -7,13 +7,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from doubles.frames import HeldClip
 from doubles.models import COUNTING
 
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, ModelSpec
-from evalcore.frames import FrameSettings, VideoJob
+from evalcore.frames import FrameEntry, FrameSettings, VideoJob
 from evalcore.inference import infer_inline
+from evalcore.models.base import BaseVideoModel
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
 
@@ -66,3 +68,31 @@ def test_a_cell_waiting_for_frames_leaves_the_device_to_others(small_bench, tmp_
         assert waited.result(timeout=60).answered == 4
     extraction.join(timeout=60)
     assert span(ready, ws)[1] < span(waiting, ws)[0]
+
+
+class FrameReadingModel(BaseVideoModel):
+    """Reads every request's frames, as a vision model does."""
+
+    def generate(self, requests, generation):
+        for r in requests:
+            np.asarray(r.frames.load())
+        return ["A"] * len(requests)
+
+
+def test_the_inline_launcher_reads_the_next_clips_ahead_on_a_thread(ws, small_bench, monkeypatch):
+    reads: list[str] = []  # the thread of every frame read from the cache
+    real_load = FrameEntry.load
+    monkeypatch.setattr(
+        FrameEntry, "load", lambda e: reads.append(threading.current_thread().name) or real_load(e)
+    )
+    model = ModelSpec(name="reader", kind=f"{__name__}:FrameReadingModel", batch_size=1)
+    dataset = DatasetSpec(tsv=small_bench, limit=16)
+    for prefetch, trial in ((2, 0), (0, 1)):
+        cell = Cell(model, dataset, trial=trial, seed=0, frames=FrameSettings())
+        reads.clear()  # (`ws` holds the frames of the whole bench)
+        assert infer_inline(cell, ws, prefetch=prefetch).answered == 16
+        clips = len({r.video_path for r in dataset.samples()})
+        if prefetch:  # the first clip in the model's thread, the others ahead of it
+            assert reads.count("frame-prefetch") >= clips - 1 and len(reads) <= clips + 1
+        else:  # each question reads its clip itself
+            assert reads and "frame-prefetch" not in reads and len(reads) == 16

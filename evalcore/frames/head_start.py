@@ -1,0 +1,97 @@
+"""Frame extraction begun before the flow starts, and adopted by it.
+
+`evalcore run` starts a temporary Prefect server as its first act and waits about 3 s
+for it (the server's imports); against a running server the flow still begins ~1 s
+after the config is read. Decoding does not need Prefect, so the command line begins
+every extraction of the checked config at once (`begin`), in this process, each marked
+with its own run mark; the flow then takes that mark as its extraction's (`started`),
+and its extraction task waits on it (`adopt`) instead of decoding again. Nothing
+changes for a flow that runs elsewhere (a deployment's flow run, a retry): no head
+start is registered in its process, and its task extracts as before.
+
+An extraction begun here runs to its end even if the flow never adopts it (a flow that
+fails to start): its clips are cached, and the thread is not a daemon, so the process
+waits for it rather than leaving a journal half written.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+
+from evalcore.cell import extract_dataset_frames, frame_index_path, frame_plans
+from evalcore.config import EvalConfig
+from evalcore.frames.index import FramesSummary
+from evalcore.workspace import Workspace
+
+
+class HeadStart:
+    """One extraction begun before the flow: its run mark, its result, and its progress
+    (clips done so far, then each one to whoever follows it)."""
+
+    def __init__(self, run: str) -> None:
+        self.run = run
+        self.result: Future[FramesSummary] = Future()
+        self._done = 0
+        self._listener = None
+        self._lock = threading.Lock()
+
+    def clip_done(self, *_: object) -> None:
+        with self._lock:
+            self._done += 1
+            listener = self._listener
+        if listener is not None:
+            listener()
+
+    def follow(self, on_clip) -> int:
+        """Call `on_clip()` for each clip done from now on; returns those done before."""
+        with self._lock:
+            self._listener = on_clip
+            return self._done
+
+
+_STARTED: dict[Path, HeadStart] = {}
+_LOCK = threading.Lock()
+
+
+def begin(config: EvalConfig) -> list[HeadStart]:
+    """Begin extracting every (dataset, frame plan) of a checked config, each on a thread."""
+    ws = Workspace(config.work_dir, config.output_dir)
+    begun = []
+    for dataset, frames in frame_plans(config):
+        path = frame_index_path(dataset, frames, ws)
+        head = HeadStart(uuid.uuid4().hex)
+        with _LOCK:
+            if path in _STARTED:
+                continue
+            _STARTED[path] = head
+
+        def extract(dataset=dataset, frames=frames, head=head) -> None:
+            try:
+                summary = extract_dataset_frames(dataset, frames, ws, head.clip_done, head.run)
+            except BaseException as error:  # the adopting task raises it
+                head.result.set_exception(error)
+            else:
+                head.result.set_result(summary)
+
+        threading.Thread(target=extract, name=f"head-start {dataset.dataset_name}").start()
+        begun.append(head)
+    return begun
+
+
+def started(index_path: Path) -> HeadStart | None:
+    """The extraction begun in this process for this frame index, if any."""
+    with _LOCK:
+        return _STARTED.get(Path(index_path))
+
+
+def adopt(index_path: Path, run: str) -> HeadStart | None:
+    """Take over the head start of this frame index if `run` is its mark (once)."""
+    with _LOCK:
+        head = _STARTED.get(Path(index_path))
+        if head is None or head.run != run:
+            return None
+        del _STARTED[Path(index_path)]
+        return head
