@@ -72,7 +72,7 @@ def eval_flow(config: EvalConfig) -> dict:
         path = cell.frame_index_path(ws)  # index has begun, while its frames are decoded
         if not index_begun(path, runs[path], frames[path]):
             continue  # its extraction failed first: its cells are not scored
-        units[n], computes = submit_cell(cell, config, ws, results, frames[path], shard_queue)
+        units[n], computes = submit_cell(cell, config, ws, results, shard_queue)
         computing = computing or computes
     wait(list(frames.values()))
     unit_futures = [f for futures in units.values() for f in futures]
@@ -150,20 +150,19 @@ def submit_cell(
     config: EvalConfig,
     ws: Workspace,
     results: Path,
-    extraction: PrefectFuture,
     shards: ShardQueue,
 ) -> tuple[list[PrefectFuture], bool]:
     """The inference units of one cell: one task inline or per API cell, one per shard
     under torchrun; and whether any of them computes (is not a cache hit). Each is keyed
     by `Cell.unit_key` and refreshed when its logs miss a sample (deleted logs are never
-    shadowed by a persisted result). Local units start at once and take frames as they
-    arrive; API cells still wait for the whole extraction."""
+    shadowed by a persisted result). Every unit starts at once and takes frames as they
+    arrive."""
     if cell.device_class == "api":
         key, gaps = unit_cache_key(cell, ws, "infer-api")
         options = dict(tags=[endpoint_tag(cell.model)], task_run_name=f"infer {cell.label}")
         future = infer_api.with_options(
             result_storage=results, cache_key_fn=fixed_key(key), refresh_cache=gaps, **options
-        ).submit(cell, ws, config.api, wait_for=[extraction])
+        ).submit(cell, ws, config.api)
         return [future], not cache_hit(results, key, gaps)
     if config.inference.launcher == "inline":
         key, gaps = unit_cache_key(cell, ws, "infer")

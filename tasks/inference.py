@@ -1,7 +1,7 @@
 """Inference units: a cell inline, a shard of a cell under torchrun, an API cell.
 
 Each is cached under its `Cell.unit_key` (what it computes plus its retryable
-failures), which the flow computes once extraction has finished and hands over with
+failures), which the flow computes once the frame index's head is written and hands over with
 `with_options(cache_key_fn=fixed_key(key))`: a clean finished unit is a cache hit, a
 unit with retryable failures runs again, and one whose logs miss a sample is refreshed.
 """

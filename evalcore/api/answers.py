@@ -40,6 +40,21 @@ class AnswerStats:
     def retries(self) -> int:
         return max(0, self.requests - self.answered - self.failed)
 
+    def add(self, later: AnswerStats) -> AnswerStats:
+        """These counts and those of a later pass (its in-flight level is the current)."""
+        failures = Counter(self.failures) + Counter(later.failures)
+        return AnswerStats(
+            jobs=self.jobs + later.jobs,
+            cache_hits=self.cache_hits + later.cache_hits,
+            answered=self.answered + later.answered,
+            failed=self.failed + later.failed,
+            requests=self.requests + later.requests,
+            dask_tasks=self.dask_tasks + later.dask_tasks,
+            in_flight=later.in_flight or self.in_flight,
+            seconds=round(self.seconds + later.seconds, 3),
+            failures=dict(failures.most_common()),
+        )
+
 
 class Progress:
     """A tqdm bar over the jobs: done, rate, cache hits, failures."""
@@ -59,6 +74,12 @@ class Progress:
         if self._bar is not None:
             self._bar.update(1)
             self._show()
+
+    def drop(self, jobs: int) -> None:
+        """`jobs` planned jobs will not be sent (their samples failed without a request)."""
+        if self._bar is not None and jobs > 0:
+            self._bar.total -= jobs
+            self._bar.refresh()
 
     def level(self, in_flight: int) -> None:
         """An `auto` in-flight level changed."""

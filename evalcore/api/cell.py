@@ -102,23 +102,32 @@ def infer_api_cell(
     client=None,
     key_resolver: str | None = None,
 ) -> ApiCellSummary:
-    """Answer the pending samples of one cell. `client`: a `distributed.Client` to use;
-    default: the one `api` describes (a LocalCluster shared by this process's cells)."""
+    """Answer the pending samples of one cell, as their frames arrive: each wave of
+    samples whose clips have finished goes through the cache and the fan-out while the
+    next clips are still being decoded (the frame index is a journal, `frames.index`),
+    so requests start on the first clips and a slow video holds back only its own
+    samples. `client`: a `distributed.Client` to use; default: the one `api` describes
+    (a LocalCluster shared by this process's cells)."""
     spec = endpoint_of(cell)
     samples = cell.dataset.samples()
+    by_id = {s.sample_id: s for s in samples}
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
     log_dir = cell.log_dir(ws)
     with UnitLock(log_dir, "cell", label=cell.label):
         state = UnitState.read(cell, samples, index.videos, ws)
-        no_frames, ready = split(samples, state, index)
-        summary = ApiCellSummary(skipped=len(samples) - len(no_frames) - len(ready))
+        pending = state.pending(s.sample_id for s in samples)
+        summary = ApiCellSummary(skipped=len(samples) - len(pending))
         benchmark = cell.dataset.adapter()
+        todo = [by_id[i] for i in pending]
+        planned = packs(todo, state) if cell.dataset.pack else [[s] for s in todo]
+        item_of = {s.sample_id: item for item in planned for s in item}  # a pack: one clip
+        stats = AnswerStats()
+        media_failures: dict[str, int] = {}
         with (
             PredictionLog(log_dir, writer) as plog,
             ResponseCache(api.cache_path or ws.response_cache_path) as cache,
         ):
             items: dict[str, list[Sample]] = {}  # job id -> the samples it answers
-
             known_usage: dict[str, tuple[int, int]] = {}  # the cached answers' tokens
             fresh_usage: list[tuple[str, int, int]] = []  # tokens of answers made now
 
@@ -139,33 +148,38 @@ def infer_api_cell(
                     summary.failed += not rec.ok
                     plog.append(rec)
 
-            media_failures: dict[str, int] = {}
-            for rec in no_frames:
+            def fail(rec) -> None:  # a sample that cannot be asked: its record, no request
                 plog.append(rec)
                 summary.failed += 1
                 media_failures[rec.error_type] = media_failures.get(rec.error_type, 0) + 1
-            jobs = []
-            sendable = []
-            for s in ready:
-                if spec.media == "video_file" and (s.start is not None or s.end is not None):
-                    message = "media=video_file sends the whole video; this sample is a clip"
-                    plog.append(state.failure(s, "UnsupportedClip", message))
-                    summary.failed += 1
-                    media_failures["UnsupportedClip"] = media_failures.get("UnsupportedClip", 0) + 1
-                    continue
-                sendable.append(s)
-            for item in packs(sendable, state) if cell.dataset.pack else [[s] for s in sendable]:
-                frames = index.lookup[item[0].sample_id]
-                job = sample_job(item, frames, spec, cache, cell.response_context, benchmark)
-                items[job.job_id] = item
-                jobs.append(job)
+
+            def wave(arrived: list[str]) -> list[ChatJob]:
+                """The jobs of the samples that have just arrived (their failures written)."""
+                no_frames, ready = split([by_id[i] for i in arrived], state, index)
+                for rec in no_frames:
+                    fail(rec)
+                jobs, asked = [], {s.sample_id for s in ready}
+                for s in ready:
+                    if spec.media == "video_file" and (s.start is not None or s.end is not None):
+                        message = "media=video_file sends the whole video; this sample is a clip"
+                        fail(state.failure(s, "UnsupportedClip", message))
+                        asked.discard(s.sample_id)
+                for item in {id(item_of[i]): item_of[i] for i in asked}.values():
+                    item = [s for s in item if s.sample_id in asked]
+                    frames = index.lookup[item[0].sample_id]
+                    job = sample_job(item, frames, spec, cache, cell.response_context, benchmark)
+                    items[job.job_id] = item
+                    jobs.append(job)
+                return jobs
 
             runner = api.runner(spec, api_key, key_resolver, client)
-
-            progress = Progress(len(jobs), cell.label, api.progress)
-            known_usage.update(cache.usage_many(j.cache_key for j in jobs))
+            progress = Progress(len(planned), cell.label, api.progress)
             try:
-                stats: AnswerStats = answer_jobs(jobs, spec, cache, runner, record, progress)
+                for arrived in index.arrivals(pending):
+                    jobs = wave(arrived)
+                    progress.drop(len({id(item_of[i]) for i in arrived}) - len(jobs))
+                    known_usage.update(cache.usage_many(j.cache_key for j in jobs))
+                    stats = stats.add(answer_jobs(jobs, spec, cache, runner, record, progress))
             finally:
                 progress.close()
                 cache.put_usage(fresh_usage)  # later cache hits can say what they saved

@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from doubles.frames import HeldClip
 from openai_server import RANDOM_FAULTS, content_digest
 
 from evalcore.api.cache import ResponseCache
@@ -19,11 +21,19 @@ from evalcore.api.cell import infer_api_cell
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks.generic import GenericMCQ
-from evalcore.cell import Cell, frame_index_path
-from evalcore.config import ApiSettings, ConfigError, ModelSpec, Price, parse_config
-from evalcore.frames import FrameCache
+from evalcore.cell import Cell, extract_dataset_frames, frame_index_path
+from evalcore.config import (
+    ApiSettings,
+    ConfigError,
+    DatasetSpec,
+    ModelSpec,
+    Price,
+    parse_config,
+)
+from evalcore.frames import FrameCache, FrameSettings, VideoJob
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.runner import cell_records
+from evalcore.predictions import read_records
 from evalcore.prompts import render_mcq_prompt
 from evalcore.reports import cell_usage
 from evalcore.scoring import score_samples
@@ -338,3 +348,41 @@ def test_pack_mode_asks_each_video_once_and_reasks_a_lost_answer_alone(
     assert len(server.seen) == 3  # only the lost questions, one request each
     assert not any("following" in seen.prompt for seen in server.seen)
     assert again.skipped == 45 and all(r.ok for r in records.values())
+
+
+def test_an_api_cell_asks_as_frames_arrive_and_a_slow_video_waits_alone(
+    server, small_bench, dask_cluster, tmp_path
+):
+    """The cell starts while its frames are decoded: the questions about every other
+    video are answered while one video's decode is held back, its own after it."""
+    dataset, frames = DatasetSpec(tsv=small_bench), FrameSettings()
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    cell = Cell(api_model(server, "streamer"), dataset, 0, 0, frames, device_class="api")
+    samples = dataset.samples()
+    slow_video = samples[0].video_path
+    slow = {s.sample_id for s in samples if s.video_path == slow_video}
+    held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), frames).release_after(120)
+    extraction = threading.Thread(target=extract_dataset_frames, args=(dataset, frames, ws))
+    extraction.start()
+    while not cell.frame_index_path(ws).exists():  # the head: every answer key is known
+        time.sleep(0.02)
+    log_dir = cell.log_dir(ws)
+
+    def release_when_the_others_are_answered() -> None:
+        while held.released_at is None:
+            if len({r.sample_id for r in read_records(log_dir)}) == len(samples) - len(slow):
+                held.release()
+            time.sleep(0.05)
+
+    threading.Thread(target=release_when_the_others_are_answered, daemon=True).start()
+    settings = ApiSettings(cache_path=tmp_path / "cache.sqlite3", progress=False)
+    summary = infer_api_cell(cell, ws, settings, None, client=dask_cluster)
+    extraction.join(timeout=60)
+
+    records = {r.sample_id: r for r in read_records(log_dir)}
+    assert len(records) == 48 and all(r.ok for r in records.values())
+    assert (summary.answered, summary.failed, summary.cache_hits) == (48, 0, 0)
+    others = [r.finished_at for i, r in records.items() if i not in slow]
+    assert max(others) < held.released_at  # asked while the slow video was not decoded
+    assert min(records[i].finished_at for i in slow) > held.released_at
+    assert len(server.answered) == 48  # each sample asked once
