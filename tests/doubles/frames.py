@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from evalcore.frames import FrameCache, FrameSettings, VideoJob
@@ -29,6 +30,18 @@ class HeldClip:
             self._lock.close()
         if self._guard is not None:
             self._guard.cancel()
+
+    def release_when(self, ready: Callable[[], bool]) -> HeldClip:
+        """Release the clip, from a watcher thread, once `ready()` (polled) is true."""
+
+        def watch() -> None:
+            while self.released_at is None:
+                if ready():
+                    self.release()
+                time.sleep(0.05)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return self
 
     def release_after(self, seconds: float) -> HeldClip:
         self._guard = threading.Timer(seconds, self.release)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -199,14 +197,8 @@ def test_inference_starts_before_the_last_video_is_decoded(prefect_harness, smal
     slow = {s.sample_id for s in samples if s.video_path == slow_video}
     held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), config.frames).release_after(120)
     log_dir = find_cell(config).log_dir(ws)
-
-    def release_when_the_others_are_answered() -> None:
-        while held.released_at is None:
-            if len({r.sample_id for r in read_records(log_dir)}) == len(samples) - len(slow):
-                held.release()
-            time.sleep(0.05)
-
-    threading.Thread(target=release_when_the_others_are_answered, daemon=True).start()
+    others_answered = len(samples) - len(slow)
+    held.release_when(lambda: len({r.sample_id for r in read_records(log_dir)}) == others_answered)
     outcome = eval_flow(config)
 
     records = {r.sample_id: r for r in read_records(log_dir)}

@@ -367,14 +367,8 @@ def test_an_api_cell_asks_as_frames_arrive_and_a_slow_video_waits_alone(
     while not cell.frame_index_path(ws).exists():  # the head: every answer key is known
         time.sleep(0.02)
     log_dir = cell.log_dir(ws)
-
-    def release_when_the_others_are_answered() -> None:
-        while held.released_at is None:
-            if len({r.sample_id for r in read_records(log_dir)}) == len(samples) - len(slow):
-                held.release()
-            time.sleep(0.05)
-
-    threading.Thread(target=release_when_the_others_are_answered, daemon=True).start()
+    others_answered = len(samples) - len(slow)
+    held.release_when(lambda: len({r.sample_id for r in read_records(log_dir)}) == others_answered)
     settings = ApiSettings(cache_path=tmp_path / "cache.sqlite3", progress=False)
     summary = infer_api_cell(cell, ws, settings, None, client=dask_cluster)
     extraction.join(timeout=60)
