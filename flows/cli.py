@@ -348,12 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("run", "demo", "smoke"):
         return args.func(args)
     from flows import reaper
-    from flows.prefect_api import choose_api
+    from flows.prefect_api import ApiUnreachable, choose_api
 
     reaper.install()  # first: a kill -9 leaves no server behind
     args.api = choose_api(Path.cwd())  # a temporary server starts booting now, if needed
     try:
         code = args.func(args)
+    except ApiUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
     finally:
         args.api.close()
     if argv is None:

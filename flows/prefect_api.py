@@ -132,6 +132,12 @@ class PrefectApi:
             settings = get_current_settings()
             if settings.api.url or not settings.server.ephemeral.enabled:
                 self.close()  # the settings name an API (or forbid a temporary one)
+                if settings.api.url and not reachable(settings.api.url):
+                    raise ApiUnreachable(
+                        f"the Prefect API at {settings.api.url} (PREFECT_API_URL or the "
+                        "profile) cannot be reached: start that server, or unset it to use "
+                        "`evalcore serve`'s or a temporary one"
+                    )
                 yield settings.api.url
                 return
             if self.served:
@@ -224,6 +230,23 @@ def healthy(api_url: str, timeout_s: float) -> bool:
         finally:
             conn.close()
     except (OSError, ValueError, http.client.HTTPException):
+        return False
+
+
+class ApiUnreachable(RuntimeError):
+    """The API the Prefect settings name refuses connections: a user's setting, said in
+    one line (exit 2) rather than as Prefect's connection traceback."""
+
+
+def reachable(api_url: str, timeout_s: float = 3.0) -> bool:
+    """A TCP connection to the API's host and port opens (any server, Prefect Cloud too:
+    no request is made, so no credentials are needed)."""
+    try:
+        url = urlsplit(api_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
         return False
 
 

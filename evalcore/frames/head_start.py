@@ -9,9 +9,11 @@ and its extraction task waits on it (`adopt`) instead of decoding again. Nothing
 changes for a flow that runs elsewhere (a deployment's flow run, a retry): no head
 start is registered in its process, and its task extracts as before.
 
-An extraction begun here runs to its end even if the flow never adopts it (a flow that
-fails to start): its clips are cached, and the thread is not a daemon, so the process
-waits for it rather than leaving a journal half written.
+If the flow never adopts it (Prefect's server fails to start, Ctrl-C), the process
+does not wait for it: the thread is a daemon, and its end is that of a killed run (the
+clips done are cached, the journal's lock goes with the process, so the next run
+records the missing clips as `ExtractionStopped` and decodes them again; the decoder
+processes go with the command, flows.reaper).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def begin(config: EvalConfig) -> list[HeadStart]:
             else:
                 head.result.set_result(summary)
 
-        threading.Thread(target=extract, name=f"head-start {dataset.dataset_name}").start()
+        name = f"head-start {dataset.dataset_name}"
+        threading.Thread(target=extract, name=name, daemon=True).start()
         begun.append(head)
     return begun
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(config: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "home")}
+def run(config: Path, cwd: Path, **environ: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "home"), **environ}
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(config)],
         cwd=cwd,
@@ -93,3 +94,15 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case, expected):
 
     assert re.search(expected, lines[0]), lines[0]
     assert not (tmp_path / "work").exists()  # nothing was started, nothing decoded
+
+
+def test_an_api_url_that_refuses_connections_is_one_line_and_exit_2(tmp_path):
+    tsv = tmp_path / "Bad.tsv"
+    tsv.write_text(HEADER + ROW.format(i=0))
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+    result = run(write_config(tmp_path, tsv), tmp_path, PREFECT_API_URL=url)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: the Prefect API at {url} ") and "cannot be reached" in line
