@@ -1,5 +1,6 @@
-"""`max_in_flight: auto`: the controller alone (fed by hand), then against a loopback
-server that enforces a requests-per-minute limit with 429 + Retry-After."""
+"""`max_in_flight: auto`: the controller alone (fed by hand), the gate's part (pace,
+Retry-After, pause until the cut), then against a loopback server that enforces a
+requests-per-minute limit with 429 + Retry-After."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def test_the_level_stays_above_what_the_pace_needs_at_the_best_latency():
 
 
 def test_a_throttle_holds_the_gate_for_retry_after_and_pauses_it_until_the_next_cut():
-    async def scenario() -> list[float]:
+    async def scenario() -> tuple[float, bool, float]:
         gate = LocalGate(4, pause=5.0)
         gate.adopt(4, 0.0, epoch=3, cut_epoch=3)
         started = time.monotonic()
@@ -113,7 +114,7 @@ def test_a_throttle_holds_the_gate_for_retry_after_and_pauses_it_until_the_next_
         paused = not waiting.done()
         gate.adopt(4, 0.0, epoch=4, cut_epoch=4)  # the controller's cut: go on at once
         await asyncio.wait_for(waiting, 1.0)
-        return [held, paused, time.monotonic() - started]
+        return held, paused, time.monotonic() - started
 
     held, paused, total = asyncio.run(scenario())
     assert 0.2 <= held < 0.4 and paused and total < 1.0
