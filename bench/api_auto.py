@@ -5,8 +5,9 @@ The loopback server (`tests/evalcore/api/openai_server.py --rpm`, its own proces
 with 429, `retry-after-ms` and `Retry-After`. Each setting answers `--requests` prompts
 through the real path (response cache, Dask fan-out over a LocalCluster of 2 worker
 processes); `auto` runs twice, as two cells of one run would: cold (it learns the limit)
-and warm (it starts from what it learnt). Printed per setting: achieved rate over the
-limit (goal >= 0.9) and the share of requests refused (goal < 2%).
+and warm (it starts from what it learnt: a fresh server, so a full bucket, on the cold
+run's port, since what is learnt belongs to an endpoint's URL). Printed per setting:
+achieved rate over the limit (goal >= 0.9) and the share of requests refused (goal < 2%).
 
     .venv/bin/python bench/api_auto.py                   # 6,000 rpm, 100 ms, 3,000 requests
     .venv/bin/python bench/api_auto.py --requests 1000   # a quick look
@@ -61,14 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = dask_client(ClusterSpec(workers=2, task_slots=4, processes=True))
         client.wait_for_workers(2)
+        port = None
         for label, level in (
             ("fixed 8", 8),
             ("fixed 128", 128),
             ("auto, cold", "auto"),
             ("auto, warm", "auto"),
         ):
-            # a fresh server per setting: its bucket starts full each time
-            server, url = start_server(args.latency, extra=["--rpm", str(args.rpm)])
+            # a fresh server per setting: its bucket starts full each time; the warm run's
+            # on the cold run's port (a new URL would be a new endpoint, learnt from scratch)
+            same = ["--port", str(port)] if label == "auto, warm" else []
+            server, url = start_server(args.latency, extra=["--rpm", str(args.rpm), *same])
+            port = url.split(":")[-1].split("/")[0]
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     texts = prompts(args.requests, label.replace(" ", "").replace(",", ""))

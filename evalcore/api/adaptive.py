@@ -4,25 +4,35 @@ An AIMD controller, as TCP's congestion control and lmms-eval 0.6's per-process 
 but fed by every attempt of every worker (it runs in the client, which sizes every
 worker's gate), so the level is cluster-wide:
 
-- slow start: double the level each round (a round: as many attempts as the level)
-  while latency stays flat and nothing is throttled;
-- 429s or 503s (throttled) end slow start and set a pace: 0.95x the rate at which
-  attempts got through over the last second (what the server takes: once a rate
-  limit's burst allowance is spent, exactly its rate), again at each throttled round.
-  The pace, not the level, is what stops the refusals: a refused attempt returns at
-  once, so one slot too many turns into a stream of 429s, whereas paced leases start
-  requests no faster than the server admits them. The level is cut to the share of
-  the round let through (0.5x-0.9x), but kept above 1.5x what the pace needs at the
-  best latency seen;
+- slow start: double the level each round (a round: as many answers as the level, all
+  sent at the current level) while latency stays flat and nothing is throttled;
+- a 429 or 503 (throttled) is answered at once, not at the end of a round: a rate limit
+  refuses whatever is sent above its rate, so every moment of delay costs refusals. Only
+  a throttle of an attempt sent since the last cut counts (`epoch`): the others were on
+  the wire when the cut was made, and are its echo;
+- the first throttle ends slow start with a pace of half the rate at which answers came
+  over the last second. Not that rate itself: a rate limit's burst allowance hides the
+  limit at first, so more got through than the limit allows (with a one-second burst,
+  about twice as much). Then, while nothing is throttled, the pace grows 5% a round
+  until the next throttle: it finds the rate from below, where nothing is refused;
+- every later throttle sets the pace to 0.95x the lower of the pace and the admitted
+  rate (a limiter refuses only above its rate, and once its burst is spent what it lets
+  through is its rate). The pace, not the level, is what stops the refusals: paced leases
+  start requests no faster than the server admits them;
+- at each throttle the level becomes what the pace needs at the best latency seen, with
+  room (1.5x); without a pace yet, half the level (slow start) or 0.9x;
 - a round's median latency above 1.5x the best seen cuts the level to 0.9x: the server
   is queueing;
-- attempts sent before the last change are not counted (each attempt carries the
-  `epoch`, the number of changes, its worker's gate had when it was let through);
-- after slow start, while rounds stay calm, the level grows by 1 and the pace by 2% at
-  most once per `probe_seconds` (10 s): a rate limit with a burst allowance lets a small probe
+- after that, while rounds stay calm, the level grows by 1 and the pace by 2% at most
+  once per `probe_seconds` (10 s): a rate limit with a burst allowance lets a small probe
   through for a long while before it refuses.
 
-Pure: `record` attempts, read `level` and `rate`; `changes` is the epoch.
+The workers' gates do their part at once: a throttle stops a worker's leases until the
+controller's cut reaches it (see `gate`). A controller outlives a run: the next cell on
+the endpoint starts at the level and pace learnt, without slow start.
+
+Pure: `record` attempts, read `level` and `rate`; `changes` is the epoch and `cut_epoch`
+the epoch of the last cut.
 """
 
 from __future__ import annotations
@@ -32,7 +42,10 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-RATE_WINDOW_S = 1.0
+RATE_WINDOW_S = 1.0  # the admitted rate: answers heard over this long
+FIRST_PACE = 0.5  # x the admitted rate, when the first throttle ends slow start
+SEARCH_STEP = 1.05  # the pace's growth per calm round after slow start, until a throttle
+BACKOFF = 0.95  # a later throttle: the pace to this x min(pace, admitted rate)
 
 
 @dataclass
@@ -46,8 +59,9 @@ class AdaptiveLimit:
     best_latency: float | None = None
     peak: int = 0
     changes: int = 0
+    cut_epoch: int = 0  # `changes` at the last cut: throttles sent before it are its echo
     _round: list[float] = field(default_factory=list)  # latencies of this round's answers
-    _throttles: int = 0
+    _searching: bool = False  # after slow start: the pace grows each calm round
     _last_change: float = 0.0
     _answered_at: deque = field(default_factory=deque)  # when answers were heard of
     _first_answer: float | None = None
@@ -66,13 +80,14 @@ class AdaptiveLimit:
             self._answered_at.append(now)  # the admitted rate counts every answer
             if self._first_answer is None:
                 self._first_answer = now
-        if epoch is not None and epoch < self.changes:
-            return False
         if throttled:
-            self._throttles += 1
-        elif latency is not None:
-            self._round.append(latency)
-        if self._throttles + len(self._round) < max(4, self.level):
+            if epoch is not None and epoch < self.cut_epoch:
+                return False
+            return self._throttled(now)
+        if latency is None or (epoch is not None and epoch < self.changes):
+            return False
+        self._round.append(latency)
+        if len(self._round) < max(4, self.level):
             return False
         return self._close_round(now)
 
@@ -84,39 +99,55 @@ class AdaptiveLimit:
             return 0.0
         return len(self._answered_at) / max(0.25, min(RATE_WINDOW_S, now - self._first_answer))
 
+    def _throttled(self, now: float) -> bool:
+        admitted = self.admitted_rate(now) or None
+        if self.slow_start:
+            rate = admitted and FIRST_PACE * admitted
+            level, self._searching = self.level // 2, True
+        else:
+            known = [r for r in (self.rate, admitted) if r]
+            rate = BACKOFF * min(known) if known else None
+            level, self._searching = int(self.level * 0.9), False
+        self._round = []
+        return self._set(self._needed(rate) or level, now, rate=rate, cut=True)
+
+    def _needed(self, rate: float | None) -> int | None:
+        """The level a pace needs at the best latency seen, with room (1.5x)."""
+        if rate and self.best_latency:
+            return math.ceil(1.5 * rate * self.best_latency)
+        return None
+
     def _close_round(self, now: float) -> bool:
-        throttles, latencies = self._throttles, self._round
-        self._throttles, self._round = 0, []
-        median = statistics.median(latencies) if latencies else None
-        if median is not None and (self.best_latency is None or median < self.best_latency):
+        latencies, self._round = self._round, []
+        median = statistics.median(latencies)
+        if self.best_latency is None or median < self.best_latency:
             self.best_latency = median
-        if throttles:
-            through = len(latencies) / (len(latencies) + throttles)
-            admitted = self.admitted_rate(now)
-            rate = 0.95 * admitted if admitted > 0 else (self.rate and self.rate * 0.5)
-            level = int(self.level * min(0.9, max(0.5, through)))
-            if rate and self.best_latency:
-                level = max(level, math.ceil(1.5 * rate * self.best_latency))
-            return self._set(level, now, rate=rate, cut=True)
-        if median is not None and self.best_latency and median > 1.5 * self.best_latency:
+        if median > 1.5 * self.best_latency:
+            self._searching = False
             return self._set(int(self.level * 0.9), now, cut=True)
         if self.slow_start:
             return self._set(self.level * 2, now)
+        if self._searching and self.rate:
+            rate = self.rate * SEARCH_STEP
+            return self._set(max(self.level, self._needed(rate) or 0), now, rate=rate)
         if now - self._last_change < self.probe_seconds:
             return False
         return self._set(self.level + 1, now, rate=self.rate and self.rate * 1.02)
 
     def _set(self, level: int, now: float, rate: float | None = -1.0, cut: bool = False) -> bool:
-        """Move to `level` (and `rate`; -1: the pace unchanged)."""
+        """Move to `level` (and `rate`; -1: the pace unchanged). A cut is always a new
+        epoch, even if nothing moved (at the floor): the gates paused for it."""
         if rate == -1.0:
             rate = self.rate
         if cut:
             self.slow_start = False
         level = min(max(level, self.floor), self.ceiling)
-        if level == self.level and rate == self.rate:
+        if level == self.level and rate == self.rate and not cut:
             return False
         self.level, self.rate = level, rate
         self.changes, self._last_change = self.changes + 1, now
+        if cut:
+            self.cut_epoch = self.changes
         self.peak = max(self.peak, level)
         return True
 

@@ -240,7 +240,7 @@ async def answer_job(
     spec: EndpointSpec,
     api_key: SecretStr | None,
     http: aiohttp.ClientSession,
-    gate,
+    gate: LocalGate,
     rng: random.Random | None = None,
     on_attempt: Callable[[Any, float | None, bool], None] | None = None,
 ) -> ChatOutcome:
@@ -277,6 +277,9 @@ async def answer_job(
             )
         except ApiError as exc:
             last = exc
+            if exc.throttled:  # the endpoint's word: the gate holds back every lease
+                retry_after = exc.retry_after and min(exc.retry_after, spec.retry_after_max)
+                gate.throttled(lease, retry_after)
             if on_attempt is not None:
                 on_attempt(lease, None, exc.throttled)
         finally:

@@ -179,9 +179,8 @@ class EndpointSpec(BaseModel):
         return self.auto_max_in_flight if self.adaptive else int(self.max_in_flight)
 
     def min_hold(self, limit: int) -> float:
-        """With `limit` in-flight slots each starting at most one request per this many
-        seconds, the rate cannot exceed limit / hold = requests_per_minute / 60 (bursts up
-        to `limit`)."""
+        """The gate's `min_hold` for `limit` slots: it starts leases min_hold / limit apart,
+        so the rate cannot exceed limit / min_hold = requests_per_minute / 60."""
         if not self.requests_per_minute:
             return 0.0
         return 60.0 * limit / self.requests_per_minute

@@ -36,6 +36,10 @@ from evalcore.api.gate import loop_gate
 
 log = logging.getLogger(__name__)
 
+# `auto`: how long a worker that was throttled waits for the controller's cut, at most (it
+# takes an event and a `client.run`: milliseconds on loopback, more on a busy cluster)
+AUTO_PAUSE_S = 0.5
+
 
 # -- worker side -------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Share:
     min_hold: float = 0.0
     feed: str | None = None  # `auto`: the event topic every attempt is reported on
     epoch: int = 0  # `auto`: how many times the level changed (older shares lose)
+    cut_epoch: int = 0  # `auto`: the epoch of the last cut (older throttles are its echo)
+    pause: float = 0.0  # `auto`: how long a throttled worker waits for the next cut, at most
 
     def limit_of(self, address: str, slots: int) -> int:
         return dict(self.limits).get(address) or max(1, math.floor(self.per_slot * slots))
@@ -128,7 +134,8 @@ async def run_batch(
 def _resize_gate(name: str, share: Share, worker):
     limit = share.limit_of(worker.address, worker.state.nthreads)
     # by worker too: in-process workers (tests) share one event loop
-    return loop_gate(f"{name}@{worker.address}", limit, share.min_hold, share.epoch)
+    name = f"{name}@{worker.address}"
+    return loop_gate(name, limit, share.min_hold, share.epoch, share.cut_epoch, share.pause)
 
 
 async def resize_gates(name: str, share: Share, dask_worker=None) -> None:
@@ -144,15 +151,20 @@ class _Events:
     def __init__(self, worker, topic: str, wrap) -> None:
         self.worker, self.topic, self.wrap = worker, topic, wrap
         self.items: list = []
-        self.sent = time.monotonic()
+        self.sent, self.urgent = time.monotonic(), -math.inf
 
-    def add(self, item) -> None:
+    def add(self, item, urgent: bool = False) -> None:
         self.items.append(item)
-        if len(self.items) >= 32 or time.monotonic() - self.sent > 0.05:
+        now = time.monotonic()
+        if urgent and now - self.urgent > 0.05:  # the first of a burst of urgent items
+            self.urgent = now
+            self.flush()
+        elif len(self.items) >= 32 or now - self.sent > 0.05:
             self.flush()
 
     def attempt(self, lease, latency: float | None, throttled: bool) -> None:
-        self.add((latency, throttled, lease.epoch))
+        # a throttle is urgent: the worker's gate waits for the controller's cut
+        self.add((latency, throttled, lease.epoch), urgent=throttled)
 
     def flush(self) -> None:
         if self.items:
@@ -302,6 +314,10 @@ class _Level:
         return self.control.changes if self.control else 0
 
     @property
+    def cut_epoch(self) -> int:
+        return self.control.cut_epoch if self.control else 0
+
+    @property
     def rate(self) -> float | None:
         """The pace `auto` learnt from 429s/503s (requests a second), if any."""
         return self.control.rate if self.control else None
@@ -392,7 +408,8 @@ def fan_out(
         feed = level.topic if spec.adaptive else None
         parts = split_limit(limit, slots.by_worker)
         hold = max(spec.min_hold(limit), limit / level.rate if level.rate else 0.0)
-        return Share(parts, limit / n, hold, feed, epoch)
+        pause = AUTO_PAUSE_S if spec.adaptive else 0.0
+        return Share(parts, limit / n, hold, feed, epoch, level.cut_epoch, pause)
 
     level = _Level(client, spec, share_now, on_level)
 

@@ -1,7 +1,11 @@
-"""`max_in_flight: auto`: the controller alone (fed by hand), then against a loopback
-server that enforces a requests-per-minute limit with 429 + Retry-After."""
+"""`max_in_flight: auto`: the controller alone (fed by hand), the gate's part (pace,
+Retry-After, pause until the cut), then against a loopback server that enforces a
+requests-per-minute limit with 429 + Retry-After."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import pytest
 from chat_jobs import text_jobs
@@ -9,6 +13,7 @@ from test_api_client import spec_for
 
 from evalcore.api import fan_out
 from evalcore.api.adaptive import AdaptiveLimit
+from evalcore.api.gate import Lease, LocalGate
 
 
 def feed(limit: AdaptiveLimit, n: int, latency=0.1, throttled=False, now: float = 0.0) -> None:
@@ -25,29 +30,112 @@ def test_slow_start_doubles_each_calm_round_up_to_the_ceiling():
     assert levels == [16, 32, 64, 100, 100, 100]
 
 
-def test_429s_set_a_pace_from_the_admitted_rate_and_cut_the_level_then_probing_is_slow():
+def slow_start_then_one_429() -> AdaptiveLimit:
+    """Slow start at 0.1 s a request: 8 answers at 0.0, 16 at 0.5, 24 at 1.0 (no round
+    at 32 yet), then one 429 of an attempt sent at level 32 (epoch 2) at 1.0."""
     limit = AdaptiveLimit(level=8, ceiling=1000, probe_seconds=5.0)
     feed(limit, 8, now=0.0)
     feed(limit, 16, now=0.5)
-    assert limit.level == 32 and limit.slow_start and limit.rate is None
+    assert (limit.level, limit.changes, limit.slow_start, limit.rate) == (32, 2, True, None)
     feed(limit, 24, now=1.0)
-    feed(limit, 8, throttled=True, now=1.0)  # 8 of the round's 32 refused: 0.75 through
-    # 48 answers in the 1.0 s since the first: paced at 0.95 x 48/s; level 32 x 0.75
-    assert not limit.slow_start and limit.rate == pytest.approx(45.6)
-    assert limit.level == 24
-    assert not limit.record(None, True, epoch=limit.changes - 1, now=1.1)  # old epoch
-    for t in (2.0, 3.0, 4.0, 5.0):  # calm rounds, but not yet probe_seconds since the cut
-        feed(limit, 24, now=t)
-    assert limit.level == 24 and limit.rate == pytest.approx(45.6)
-    feed(limit, 24, now=6.0)  # 5 s after the cut: one step up, pace +2%
-    assert limit.level == 25 and limit.rate == pytest.approx(45.6 * 1.02)
-    feed(limit, 20, now=7.0)
-    feed(limit, 5, throttled=True, now=7.0)  # a few refused at the probe
-    # the pace: 0.95 x the answers of the last second (24 at 6.0, 20 at 7.0)
-    assert limit.rate == pytest.approx(0.95 * 44) and limit.level == 20  # 25 x 0.8
-    feed(limit, 20, throttled=True, now=7.1)  # all refused: level halved
-    assert limit.level == 10 and limit.rate == pytest.approx(0.95 * 20)  # 20 at 7.0
-    assert limit.describe() == "auto: 10 now, peak 32, paced at 19.0 req/s"
+    assert limit.changes == 2
+    assert limit.record(None, True, epoch=2, now=1.0)  # at once, without waiting for a round
+    return limit
+
+
+def test_the_first_429_ends_slow_start_at_once_paced_at_half_the_admitted_rate():
+    limit = slow_start_then_one_429()
+    # 48 answers in the 1.0 s since the first (the burst allowance among them): paced at
+    # half, 24 req/s; in flight what that pace needs at 0.1 s, with room: 1.5 x 2.4 -> 4
+    assert not limit.slow_start and limit.rate == pytest.approx(24.0)
+    assert limit.level == 4 and limit.changes == limit.cut_epoch == 3
+    # the other 429s of attempts sent before the cut are its echo: nothing moves
+    for t in (1.01, 1.05, 1.1):
+        assert not limit.record(None, True, epoch=2, now=t)
+    assert (limit.level, limit.rate, limit.changes) == (4, pytest.approx(24.0), 3)
+
+
+def test_after_slow_start_the_pace_grows_5_percent_a_calm_round_until_the_next_429():
+    limit = slow_start_then_one_429()
+    feed(limit, 4, now=1.5)  # a calm round at the new level
+    assert limit.rate == pytest.approx(24 * 1.05) and limit.level == 4
+    feed(limit, 4, now=2.0)
+    assert limit.rate == pytest.approx(24 * 1.05**2)  # 26.46
+    # a 429 sent since the cut: 0.95x the lower of the pace (26.46) and the rate answers
+    # came at over the last second (24 at 1.0, 4 at 1.5, 4 at 2.0: 32/s)
+    assert limit.record(None, True, epoch=limit.changes, now=2.0)
+    assert limit.rate == pytest.approx(0.95 * 26.46) and limit.level == 4
+    assert limit.cut_epoch == limit.changes == 6
+    feed(limit, 4, now=2.5)  # calm again: the search is over, and not probe_seconds yet
+    assert limit.rate == pytest.approx(0.95 * 26.46) and limit.changes == 6
+
+
+def test_a_later_429_paces_to_the_admitted_rate_when_it_is_below_the_pace_then_probing_is_slow():
+    limit = slow_start_then_one_429()  # paced at 24 req/s, level 4, epoch 3
+    for _ in range(10):  # answers of attempts sent before the cut: admitted, not a round
+        limit.record(0.1, False, epoch=2, now=2.5)
+    assert limit.changes == 3
+    # a 429 at 2.6: answers came at 10/s over the last second, below the pace of 24;
+    # 9.5 req/s need 1.5 x 0.95 -> 2 in flight
+    assert limit.record(None, True, epoch=3, now=2.6)
+    assert limit.rate == pytest.approx(0.95 * 10) and limit.level == 2
+    for t in (3.0, 4.0, 5.0, 6.0, 7.0):  # calm rounds, but not yet 5 s since the cut
+        feed(limit, 4, now=t)
+    assert limit.level == 2 and limit.rate == pytest.approx(9.5)
+    feed(limit, 4, now=7.6)  # 5 s after the cut: one step up, pace +2%
+    assert limit.level == 3 and limit.rate == pytest.approx(9.5 * 1.02)
+    assert limit.describe() == "auto: 3 now, peak 32, paced at 9.7 req/s"
+
+
+def test_the_level_stays_above_what_the_pace_needs_at_the_best_latency():
+    limit = AdaptiveLimit(level=8, ceiling=1000)
+    feed(limit, 8, latency=2.0, now=0.0)  # a slow endpoint: 2 s a request
+    feed(limit, 16, latency=2.0, now=2.0)
+    feed(limit, 24, latency=2.0, now=4.0)
+    # 24 answers in the last second (those at 0 and 2.0 fell out): paced at 12/s, which needs
+    # 12 x 2 s = 24 in flight: the level is 1.5 x 24 = 36, not 32 // 2
+    assert limit.record(None, True, epoch=2, now=4.0)
+    assert limit.rate == pytest.approx(12.0) and limit.level == 36
+
+
+def test_a_throttle_holds_the_gate_for_retry_after_and_pauses_it_until_the_next_cut():
+    async def scenario() -> tuple[float, bool, float]:
+        gate = LocalGate(4, pause=5.0)
+        gate.adopt(4, 0.0, epoch=3, cut_epoch=3)
+        started = time.monotonic()
+        lease = await gate.acquire()
+        gate.release(lease)
+        gate.throttled(Lease(epoch=2), retry_after=0.2)  # sent before the cut: echo
+        await gate.acquire()  # waits out the Retry-After only
+        held = time.monotonic() - started
+        gate.throttled(Lease(epoch=3), retry_after=None)  # news: paused for the controller
+        waiting = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0.2)
+        paused = not waiting.done()
+        gate.adopt(4, 0.0, epoch=4, cut_epoch=4)  # the controller's cut: go on at once
+        await asyncio.wait_for(waiting, 1.0)
+        return held, paused, time.monotonic() - started
+
+    held, paused, total = asyncio.run(scenario())
+    assert 0.2 <= held < 0.4 and paused and total < 1.0
+
+
+def test_a_paced_gate_starts_leases_evenly_not_in_bursts():
+    async def starts() -> list[float]:
+        gate = LocalGate(4, min_hold=0.4)  # 4 in flight, 10 a second
+        t0, times = time.monotonic(), []
+
+        async def one() -> None:
+            lease = await gate.acquire()
+            times.append(time.monotonic() - t0)
+            gate.release(lease)
+
+        await asyncio.gather(*(one() for _ in range(6)))
+        return times
+
+    times = asyncio.run(starts())
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(0.09 <= g < 0.2 for g in gaps), times  # 0.1 s apart, the first at once
 
 
 def test_rising_latency_cuts_the_level_before_any_429():
@@ -81,3 +169,29 @@ def test_auto_finds_a_rate_limit_then_keeps_to_it(server, dask_cluster):
     assert server.rate_limited - refused_before <= 0.03 * 400, levels
     failed = [(o.error_type, o.error) for o in outcomes if not o.ok]
     assert len(outcomes) == 800 and not failed, failed[:3]
+
+
+def test_auto_against_the_bench_limit_refuses_few_cold_and_none_warm(server, dask_cluster):
+    """The bench's limit (6,000 a minute as a bucket with one second of burst, 100 ms a
+    request), 800 requests cold then 800 warm on a fresh bucket: the burst hides the
+    limit, so slow start overshoots once (about 60 refused here: what was on the wire
+    when the bucket ran dry; a controller that waited for a round and paced to the
+    burst's rate let 150-210 be refused); warm, the pace learnt holds from the start."""
+    server.behaviour.latency = 0.1
+    server.behaviour.requests_per_minute = 6000
+    spec = spec_for(server, max_in_flight="auto", max_attempts=20, timeout=5)
+    outcomes = []
+    started = time.monotonic()
+    fan_out(dask_cluster, text_jobs(800, "cold"), spec, None, 8, outcomes.extend)
+    cold_seconds, cold_refused = time.monotonic() - started, server.rate_limited
+    assert 0 < cold_refused <= 100, cold_refused
+    assert 800 / cold_seconds >= 0.7 * 100, cold_seconds  # (the bench measures the goal)
+
+    time.sleep(1.0)  # the bucket is full again
+    started = time.monotonic()
+    fan_out(dask_cluster, text_jobs(800, "warm"), spec, None, 8, outcomes.extend)
+    warm_seconds, warm_refused = time.monotonic() - started, server.rate_limited - cold_refused
+    assert warm_refused <= 0.02 * 800, warm_refused
+    assert 800 / warm_seconds >= 0.7 * 100, warm_seconds  # paced a little below the limit
+    failed = [(o.error_type, o.error) for o in outcomes if not o.ok]
+    assert len(outcomes) == 1600 and not failed, failed[:3]
