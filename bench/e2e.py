@@ -16,6 +16,10 @@ waiting on a GPU, no CPU used. Side by side in one run, per set:
   VLMEvalKit does). Goal >= 2.5x.
 - fixed cost: the one-model config again, every unit cached. Goal <= 4 s (temporary
   server), <= 2 s against a running server.
+Then, in the same run (`--no-extras` skips them), the issue's other figures from their own
+benches: shard launch to a ready rank and the fixed cost (bench/startup.py), the API at
+concurrency 64 and 512 (bench/api.py), and `max_in_flight: auto` against a rate limit
+(bench/api_auto.py), each printed as its bench prints it.
 Ours runs twice over, as a user runs it: with the temporary Prefect server `evalcore run`
 starts for itself, and against the server `evalcore serve` keeps running (a nightly's
 set-up; the bench starts one in its own project directory, untimed). Every temporary-
@@ -217,6 +221,32 @@ def run_vlmevalkit(tsv: Path, frames: dict, models: int, root: Path) -> float:
     return time.perf_counter() - started
 
 
+EXTRAS = [  # (title, the bench's arguments, where its table starts in its output)
+    ("shard launch and fixed cost", ["startup.py", "--repeat", "2"], "\nmachine:"),
+    ("API, concurrency 64", ["api.py", "--requests", "2000", "--no-peer"], "\nconcurrency"),
+    (
+        "API, concurrency 512",
+        ["api.py", "--concurrency", "512", "--requests", "20000", "--no-peer"],
+        "\nconcurrency",
+    ),
+    ("max_in_flight: auto against 6,000 rpm", ["api_auto.py"], "\nlimit "),
+]
+
+
+def run_extras() -> None:
+    """The issue's other figures, from their own benches, one after another."""
+    for title, args, table in EXTRAS:
+        done = subprocess.run(
+            [sys.executable, str(BENCH / args[0]), *args[1:]],
+            cwd=REPO, capture_output=True, text=True,
+        )  # fmt: skip
+        out = done.stdout
+        shown = out[out.find(table) :] if table in out else out[-2000:]
+        print(f"\n### {title} (bench/{' '.join(args)})\n{shown.strip()}", flush=True)
+        if done.returncode != 0:
+            print(f"(exit {done.returncode}) {done.stderr[-1500:]}", flush=True)
+
+
 def verdict(ok: bool) -> str:
     return "meets the goal" if ok else "MISSES the goal"
 
@@ -274,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-serve", action="store_true", help="only with a temporary server per run"
     )
+    parser.add_argument(
+        "--no-extras", action="store_true", help="skip the startup, API and auto benches"
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     lines = []
@@ -293,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers:
                 server.stop()
+    if not args.no_extras:
+        run_extras()
     load_after = os.getloadavg()
     print(
         f"\nload average {load_before[0]:.1f} at start, {load_after[0]:.1f} at end, "
