@@ -154,7 +154,7 @@ from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
 from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import device_groups, plan_shards
+from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 
 tsv, root = Path(sys.argv[1]), Path(sys.argv[2])
@@ -165,7 +165,7 @@ dataset = DatasetSpec(tsv=tsv, limit=1)
 shared = root / "shared"
 extract_dataset_frames(dataset, frames, Workspace(shared, shared))
 inference = InferenceSettings(launcher="torchrun", shards=1, ranks_per_shard=1, preload=preload)
-(shard,) = plan_shards([s.sample_id for s in dataset.samples()], device_groups([], 1), 1)
+(shard,) = plan_shards(dataset_videos(dataset), device_groups([], 1), 1)
 cell = Cell(model=model, dataset=dataset, trial=0, seed=0, frames=frames)
 for i in range(launches):
     work = root / f"launch-{int(preload)}-{i}"
