@@ -22,7 +22,11 @@ worker's gate), so the level is cluster-wide:
 - at each throttle the level becomes what the pace needs at the best latency seen, with
   room (1.5x); without a pace yet, half the level (slow start) or 0.9x;
 - a round's median latency above 1.5x the best seen cuts the level to 0.9x: the server
-  is queueing;
+  is queueing. Unless two such cuts in a row did not bring it down (each round's median
+  at least 0.9x the one before): then the requests themselves got slower (a later cell
+  sends more frames, a longer prompt), not the queue longer, and that median becomes
+  the best latency. Without this, a slower workload on a known endpoint would be cut
+  round after round down to level 1;
 - after that, while rounds stay calm, the level grows by 1 and the pace by 2% at most
   once per `probe_seconds` (10 s): a rate limit with a burst allowance lets a small probe
   through for a long while before it refuses.
@@ -61,6 +65,7 @@ class AdaptiveLimit:
     changes: int = 0
     cut_epoch: int = 0  # `changes` at the last cut: throttles sent before it are its echo
     _round: list[float] = field(default_factory=list)  # latencies of this round's answers
+    _slow_rounds: list[float] = field(default_factory=list)  # medians of latency cuts in a row
     _searching: bool = False  # after slow start: the pace grows each calm round
     _last_change: float = 0.0
     _answered_at: deque = field(default_factory=deque)  # when answers were heard of
@@ -123,8 +128,14 @@ class AdaptiveLimit:
         if self.best_latency is None or median < self.best_latency:
             self.best_latency = median
         if median > 1.5 * self.best_latency:
+            slow = self._slow_rounds
+            if len(slow) >= 2 and slow[-1] >= 0.9 * slow[-2] and median >= 0.9 * slow[-1]:
+                self.best_latency, self._slow_rounds = median, []  # slower requests, not a queue
+                return False
+            slow.append(median)
             self._searching = False
             return self._set(int(self.level * 0.9), now, cut=True)
+        self._slow_rounds = []
         if self.slow_start:
             return self._set(self.level * 2, now)
         if self._searching and self.rate:

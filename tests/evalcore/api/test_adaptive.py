@@ -146,6 +146,23 @@ def test_rising_latency_cuts_the_level_before_any_429():
     assert limit.level == 28 and not limit.slow_start
 
 
+def test_slower_requests_are_cut_twice_then_become_the_best_latency():
+    """A later cell sends heavier requests: 0.1 s where 0.05 s was the best. Cutting does
+    not bring the latency down, so after two cuts it is the new best, not a queue."""
+    limit = AdaptiveLimit(level=16, slow_start=False)
+    feed(limit, 16, latency=0.05)  # calm: best 0.05 s, level unchanged (no probe yet)
+    assert (limit.level, limit.best_latency) == (16, 0.05)
+    feed(limit, 16, latency=0.1)  # 2x the best: cut to int(16 x 0.9) = 14
+    feed(limit, 14, latency=0.1)  # still 2x: cut to int(14 x 0.9) = 12
+    assert limit.level == 12
+    feed(limit, 12, latency=0.1)  # a third round as slow: the requests are slower
+    assert (limit.level, limit.best_latency) == (12, 0.1)
+    feed(limit, 12 * 20, latency=0.1)  # and stays so: no more cuts
+    assert limit.level == 12
+    feed(limit, 12, latency=0.25)  # a queue on top of the new best is cut again
+    assert limit.level == 10
+
+
 def test_auto_finds_a_rate_limit_then_keeps_to_it(server, dask_cluster):
     """100 requests a second at 50 ms: about 5 in flight suffice. Slow start overshoots
     (the server's one-second burst allowance hides the limit at first), the 429s cut the
