@@ -158,13 +158,17 @@ def infer_api_cell(
                 no_frames, ready = split([by_id[i] for i in arrived], state, index)
                 for rec in no_frames:
                     fail(rec)
-                jobs, asked = [], {s.sample_id for s in ready}
+                sendable = []
                 for s in ready:
                     if spec.media == "video_file" and (s.start is not None or s.end is not None):
                         message = "media=video_file sends the whole video; this sample is a clip"
                         fail(state.failure(s, "UnsupportedClip", message))
-                        asked.discard(s.sample_id)
-                for item in {id(item_of[i]): item_of[i] for i in asked}.values():
+                    else:
+                        sendable.append(s)
+                asked, jobs = {s.sample_id for s in sendable}, []
+                # in arrival order, each pack once (a pack's samples share a clip)
+                planned_here = {id(item_of[i]): item_of[i] for i in (s.sample_id for s in sendable)}
+                for item in planned_here.values():
                     item = [s for s in item if s.sample_id in asked]
                     frames = index.lookup[item[0].sample_id]
                     job = sample_job(item, frames, spec, cache, cell.response_context, benchmark)
