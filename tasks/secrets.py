@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
+from evalcore.api.redaction import remember
 
 # What the Dask graph carries instead of the key: each worker calls this itself.
 KEY_RESOLVER = "tasks.secrets:resolve_api_key"
@@ -29,16 +30,23 @@ def resolve_api_key(spec: EndpointSpec) -> SecretStr | None:
         value = os.environ.get(spec.api_key_env)
         if not value:
             raise ApiKeyMissing(f"environment variable {spec.api_key_env} is not set or empty")
-        return SecretStr(value)
+        return _remembered(SecretStr(value))
     if spec.api_key_secret:
         from prefect.blocks.system import Secret
 
         try:
-            value = Secret.load(spec.api_key_secret).get()
+            # _sync: inside a running event loop (a Dask worker's) `load` would otherwise
+            # return a coroutine (Prefect's sync/async dispatch)
+            value = Secret.load(spec.api_key_secret, _sync=True).get()
         except ValueError as exc:  # no such block
             raise ApiKeyMissing(f"no Prefect Secret block named {spec.api_key_secret}") from exc
-        return SecretStr(str(value))
+        return _remembered(SecretStr(str(value)))
     return None
+
+
+def _remembered(key: SecretStr) -> SecretStr:
+    remember(key)  # no log line of this process shows it, whoever logs it
+    return key
 
 
 def endpoint_tag(model) -> str:

@@ -2,9 +2,10 @@
 video evaluation and the judge.
 
 Cache hits are answered here and never leave the machine. Misses go to the cluster in
-batches; each finished batch's answers are committed to the cache before its outcomes
-are handed on, so an answer the endpoint gave is never requested again, even if this
-process dies before the caller records it.
+batches, and their answers come back one by one as they arrive: each is committed to the
+cache before it is handed on (and the caller records it before the next is counted), so
+an answer the endpoint gave is never requested again, even if this process is killed at
+any moment; only the requests still on their way are.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Progress:
             self._bar.close()
 
 
-# run(misses, on_batch, on_level) -> FanOut
+# run(misses, on_batch, on_level) -> FanOut; on_batch(outcomes) as they arrive
 Runner = Callable[..., FanOut]
 
 
@@ -127,7 +128,7 @@ def local_runner(spec: EndpointSpec, api_key: SecretStr | None) -> Runner:
 
     def run(jobs: Sequence[ChatJob], on_batch, on_level=None) -> FanOut:
         if jobs:
-            on_batch(answer_locally(jobs, spec, api_key))
+            answer_locally(jobs, spec, api_key, on_outcome=lambda o: on_batch([o]))
         return FanOut(in_flight=str(spec.max_in_flight))
 
     return run

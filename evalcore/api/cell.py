@@ -129,7 +129,6 @@ def infer_api_cell(
         ):
             items: dict[str, list[Sample]] = {}  # job id -> the samples it answers
             known_usage: dict[str, tuple[int, int]] = {}  # the cached answers' tokens
-            fresh_usage: list[tuple[str, int, int]] = []  # tokens of answers made now
 
             def record(outcome: ChatOutcome) -> None:
                 # attempts accumulate over runs: the HTTP attempts of each (a cache hit: 1)
@@ -139,8 +138,8 @@ def infer_api_cell(
                     tokens = (outcome.prompt_tokens, outcome.completion_tokens)
                     if outcome.cached:
                         tokens = known_usage.get(outcome.cache_key, (0, 0))
-                    elif any(tokens):
-                        fresh_usage.append((outcome.cache_key, *tokens))
+                    elif any(tokens):  # later cache hits can say what they saved
+                        cache.put_usage([(outcome.cache_key, *tokens)])
                     answer = Answer(outcome.text or "", *tokens, cached=outcome.cached)
                 per_sample = outcome.seconds / len(item)
                 for rec in records_for(item, answer, state, per_sample, tries):
@@ -186,7 +185,6 @@ def infer_api_cell(
                     stats = stats.add(answer_jobs(jobs, spec, cache, runner, record, progress))
             finally:
                 progress.close()
-                cache.put_usage(fresh_usage)  # later cache hits can say what they saved
 
     failures = dict(media_failures)
     for k, v in stats.failures.items():

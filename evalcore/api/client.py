@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.gate import LocalGate
+from evalcore.api.redaction import redact
 from evalcore.api.retry import ApiError, Backoff, parse_retry_after, status_error
 
 VIDEO_TYPES = {
@@ -152,6 +153,30 @@ def _encode(spec: EndpointSpec, job: ChatJob) -> bytes:
 
 
 # -- one HTTP attempt --------------------------------------------------------------------
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, answer: bool) -> bytes:
+    """The body, refused past `limit` bytes (an answer: `ResponseTooLarge`; an error
+    body: cut, only its first bytes are read for the message)."""
+    if answer and resp.content_length is not None and resp.content_length > limit:
+        raise _too_large(resp.content_length, limit)
+    raw = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > limit:
+            if answer:
+                raise _too_large(None, limit)
+            break
+    return bytes(raw[:limit])
+
+
+def _too_large(size: int | None, limit: int) -> ApiError:
+    said = f"{size:,} bytes" if size is not None else "more"
+    return ApiError(
+        "ResponseTooLarge",
+        f"the response is {said}, over max_response_bytes ({limit:,})",
+        retryable=False,
+    )
+
+
 def _error_message(body: bytes, reason: str | None) -> str:
     try:
         error = json.loads(body).get("error")
@@ -205,17 +230,31 @@ async def post_chat(
         headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
     try:
         async with asyncio.timeout(spec.timeout):
+            # a redirect is never followed: aiohttp would re-send the POST as a GET and
+            # take whatever that returns for the answer
             async with http.post(
-                f"{spec.base_url}/chat/completions", data=body, headers=headers
+                f"{spec.base_url}/chat/completions",
+                data=body,
+                headers=headers,
+                allow_redirects=False,
             ) as resp:
-                status, reason, raw = resp.status, resp.reason, await resp.read()
+                status, reason = resp.status, resp.reason
                 retry_after = parse_retry_after(resp.headers)
+                location = resp.headers.get("Location", "")
+                raw = await _read_capped(resp, spec.max_response_bytes, status < 300)
     except TimeoutError:  # asyncio's deadline, and aiohttp's own timeouts
         raise ApiError(
             "Timeout", f"no response within {spec.timeout:g} s", retryable=True
         ) from None
     except aiohttp.ClientError as exc:  # refused, reset, disconnected, truncated body
         raise ApiError("ConnectionError", f"{type(exc).__name__}: {exc}", retryable=True) from None
+    if 300 <= status < 400:
+        raise ApiError(
+            "Redirected",
+            f"HTTP {status} to {location or '(no Location)'}: redirects are not followed "
+            "(a POST would be re-sent as a GET); set base_url to the final address",
+            retryable=False,
+        )
     if status >= 300:
         raise status_error(status, _error_message(raw, reason), retry_after)
     try:
@@ -228,13 +267,6 @@ async def post_chat(
 
 
 # -- a job with retries ------------------------------------------------------------------
-def redact(text: str, api_key: SecretStr | None) -> str:
-    """Servers may quote the key in error messages; records must never carry it."""
-    if api_key is not None and (secret := api_key.get_secret_value()):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
 async def answer_job(
     job: ChatJob,
     spec: EndpointSpec,
@@ -269,7 +301,7 @@ async def answer_job(
             return ChatOutcome(
                 job.job_id,
                 job.cache_key,
-                text,
+                redact(text, api_key),  # a server may echo the key: never stored
                 attempts=attempts,
                 seconds=elapsed,
                 prompt_tokens=prompt_tokens,
@@ -326,24 +358,35 @@ async def answer_batch(
     api_key: SecretStr | None,
     gate=None,
     http: aiohttp.ClientSession | None = None,
+    on_outcome: Callable[[ChatOutcome], None] | None = None,
 ) -> list[ChatOutcome]:
-    """Every job of a batch at once; the gate bounds how many are on the wire."""
+    """Every job of a batch at once; the gate bounds how many are on the wire.
+    `on_outcome` hears of each outcome as it is made, before the next request starts."""
     limit = spec.in_flight_ceiling if not spec.adaptive else 32  # alone: no controller
     gate = gate or LocalGate(limit, spec.min_hold(limit))
     http = http or shared_session(spec)
     rng = random.Random()
-    return list(
-        await asyncio.gather(*(answer_job(j, spec, api_key, http, gate, rng) for j in jobs))
-    )
+
+    async def answer(job: ChatJob) -> ChatOutcome:
+        outcome = await answer_job(job, spec, api_key, http, gate, rng)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(answer(j) for j in jobs)))
 
 
 def answer_locally(
-    jobs: Sequence[ChatJob], spec: EndpointSpec, api_key: SecretStr | None
+    jobs: Sequence[ChatJob],
+    spec: EndpointSpec,
+    api_key: SecretStr | None,
+    on_outcome: Callable[[ChatOutcome], None] | None = None,
 ) -> list[ChatOutcome]:
-    """Answer jobs from this process alone (no cluster): small runs, the model adapter."""
+    """Answer jobs from this process alone (no cluster): small runs, the model adapter.
+    `on_outcome` is called in this thread, with each outcome as it arrives."""
 
     async def run() -> list[ChatOutcome]:
         async with new_session(spec) as http:
-            return await answer_batch(jobs, spec, api_key, http=http)
+            return await answer_batch(jobs, spec, api_key, http=http, on_outcome=on_outcome)
 
     return asyncio.run(run())

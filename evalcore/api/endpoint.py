@@ -71,6 +71,12 @@ class EndpointSpec(BaseModel):
         description="Downscale frames so their longer side fits; default: as cached.",
     )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per attempt.")
+    max_response_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body accepted; a larger one is a `ResponseTooLarge` "
+        "failure (never logged, cached or scored). An answer of 64 tokens is ~1 KB.",
+    )
     max_attempts: int = Field(default=5, ge=1, description="Attempts per sample per run.")
     backoff_initial: float = Field(
         default=1.0, ge=0, description="First retry waits up to this many seconds (full jitter)."

@@ -7,9 +7,13 @@ request. What is on the wire is bounded per worker: the client sends each batch 
 worker's share of the endpoint's `max_in_flight` (the limit over the cluster's task
 slots, times the worker's slots), and every batch on that worker shares one gate.
 
-A worker killed mid-batch loses nothing it was answered: answers are logged as Dask
-events as they arrive (a few per event), and the batch, when Dask runs it again
-elsewhere, takes those answers from the scheduler instead of asking the endpoint again.
+Answers stream back one by one, not a batch at a time: each is logged as a Dask event on
+its batch's topic the moment it arrives (coalesced only at hundreds a second, `_Events`),
+and the client, subscribed to that topic, hands it on at once, so the caller can make it
+durable before the next one is counted. A kill of the client loses at most the answers
+still on their way. A worker killed mid-batch loses nothing it was answered either: the
+batch, when Dask runs it again elsewhere, finds its earlier run's answers on the same
+topic and replays them instead of asking the endpoint again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import atexit
 import importlib
 import logging
 import math
+import queue
 import random
 import threading
 import time
@@ -30,15 +35,26 @@ from dataclasses import asdict, dataclass
 from pydantic import SecretStr
 
 from evalcore.api.adaptive import AdaptiveLimit
-from evalcore.api.client import ChatJob, ChatOutcome, answer_job, redact, shared_session
+from evalcore.api.client import ChatJob, ChatOutcome, answer_job, shared_session
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.gate import loop_gate
+from evalcore.api.redaction import redact, remember
 
 log = logging.getLogger(__name__)
 
 # `auto`: how long a worker that was throttled waits for the controller's cut, at most (it
 # takes an event and a `client.run`: milliseconds on loopback, more on a busy cluster)
 AUTO_PAUSE_S = 0.5
+# How long an answer may wait to share its event with the next ones. An answer arriving
+# after a quiet spell of this length goes at once; only at more than 1 / ANSWER_LINGER_S
+# answers a second per batch do several share an event (the scheduler's cost).
+ANSWER_LINGER_S = 0.005
+FEED_LINGER_S = 0.05
+
+
+class KeyUnavailable(RuntimeError):
+    """A worker could not find the API key its config names: the whole cell fails once,
+    with this message, instead of every sample failing alike."""
 
 
 # -- worker side -------------------------------------------------------------------------
@@ -71,55 +87,46 @@ def split_limit(limit: int, slots: dict[str, int]) -> tuple[tuple[str, int], ...
     return tuple(sorted((w, max(1, n)) for w, n in parts.items()))
 
 
-@dataclass(frozen=True)
-class Replay:
-    """Where a batch logs its answers (`answers`: the client's event topic, cleared by the
-    scheduler when the client leaves) and marks that it started (`started`: its own
-    topic), so that a second run of the batch can tell it is one and replay them."""
-
-    answers: str
-    started: str
-
-
 async def run_batch(
     jobs: Sequence[ChatJob],
     spec: EndpointSpec,
     share: Share,
-    replay: Replay | None = None,
+    topic: str | None = None,
     api_key: SecretStr | None = None,
     key_resolver: str | None = None,
 ) -> list[ChatOutcome]:
     """A Dask task: answer a batch under this worker's share of the endpoint's bound.
+    Each answer is logged on `topic` (the batch's own) as it arrives: the client hands
+    it on from there, and a second run of the batch replays it.
     With `key_resolver` (`module:function` of spec -> SecretStr | None) the worker finds
     the key itself, from its own environment or a Prefect Secret block: the key never
     travels in the task graph."""
     if api_key is None and key_resolver:
         try:
-            api_key = _resolve_on_worker(key_resolver, spec)
-        except Exception as exc:  # noqa: BLE001 - every job fails, typed, with the reason
-            reason = f"this worker cannot find the API key: {type(exc).__name__}: {exc}"
-            return [
-                ChatOutcome(j.job_id, j.cache_key, error_type="ApiKeyMissing", error=reason)
-                for j in jobs
-            ]
+            # in a thread: a Prefect Secret block loads synchronously only outside an
+            # event loop (inside this one, `Secret.load` returns a coroutine)
+            api_key = await asyncio.to_thread(_resolve_on_worker, key_resolver, spec)
+        except Exception as exc:  # noqa: BLE001 - the cell fails once, with the reason
+            raise KeyUnavailable(
+                f"a Dask worker cannot find the API key of {spec.model} at {spec.base_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
     from distributed import get_worker
 
     worker = get_worker()
     gate = _resize_gate(spec.gate_name, share, worker)
-    replayed = await _replayed(worker, replay) if replay else {}
+    replayed = await _replayed(worker, topic) if topic else {}
     http, rng = shared_session(spec), random.Random()
-    feed = _Events(worker, share.feed, lambda items: items) if share.feed else None
+    feed = _Events(worker, share.feed, lambda items: items, FEED_LINGER_S) if share.feed else None
     kept = (
-        _Events(worker, replay.answers, lambda items: {"batch": replay.started, "answers": items})
-        if replay
-        else None
+        _Events(worker, topic, lambda items: {"answers": items}, ANSWER_LINGER_S) if topic else None
     )
 
     async def answer(job: ChatJob) -> ChatOutcome:
         if job.job_id in replayed:
             return replayed[job.job_id]
         outcome = await answer_job(job, spec, api_key, http, gate, rng, feed and feed.attempt)
-        if kept and outcome.ok:
+        if kept and outcome.ok:  # before any other request starts: nothing awaits here
             kept.add(asdict(outcome))
         return outcome
 
@@ -144,47 +151,56 @@ async def resize_gates(name: str, share: Share, dask_worker=None) -> None:
 
 
 class _Events:
-    """Items a batch logs as Dask events (answers kept for a replay, attempts for the
-    `auto` controller), up to 32 per event or 50 ms apart: an event per item would cost
-    the scheduler more than the requests themselves at hundreds in flight."""
+    """Items a batch logs as Dask events (answers, attempts for the `auto` controller).
+    An item that comes after `linger` seconds of quiet goes at once; items that follow it
+    closer than that share the next event, sent `linger` after the last one (or at 32
+    items): an event per item would cost the scheduler more than the requests
+    themselves at hundreds a second."""
 
-    def __init__(self, worker, topic: str, wrap) -> None:
-        self.worker, self.topic, self.wrap = worker, topic, wrap
+    def __init__(self, worker, topic: str, wrap, linger: float, clock=time.monotonic) -> None:
+        self.worker, self.topic, self.wrap, self.linger = worker, topic, wrap, linger
+        self.clock = clock
         self.items: list = []
-        self.sent, self.urgent = time.monotonic(), -math.inf
+        self.sent, self.urgent = -math.inf, -math.inf
+        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, item, urgent: bool = False) -> None:
         self.items.append(item)
-        now = time.monotonic()
+        now = self.clock()
         if urgent and now - self.urgent > 0.05:  # the first of a burst of urgent items
             self.urgent = now
             self.flush()
-        elif len(self.items) >= 32 or now - self.sent > 0.05:
+        elif len(self.items) >= 32 or now - self.sent >= self.linger:
             self.flush()
+        elif self._timer is None:
+            wait = self.linger - (now - self.sent)
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
 
     def attempt(self, lease, latency: float | None, throttled: bool) -> None:
         # a throttle is urgent: the worker's gate waits for the controller's cut
         self.add((latency, throttled, lease.epoch), urgent=throttled)
 
     def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.items:
             self.worker.log_event(self.topic, self.wrap(self.items))
-            self.items, self.sent = [], time.monotonic()
+            self.items, self.sent = [], self.clock()
 
 
-async def _replayed(worker, replay: Replay) -> dict[str, ChatOutcome]:
-    """The answers a killed earlier run of this batch logged; {} on a first run (one
-    scheduler call: its start mark)."""
-    earlier = await worker.scheduler.events(topic=replay.started)
-    worker.log_event(replay.started, "started")
-    if not earlier:
-        return {}
+async def _replayed(worker, topic: str) -> dict[str, ChatOutcome]:
+    """The answers an earlier run of this batch (on a worker that died) logged on its
+    topic; {} on a first run. Marks the topic, so that a later run knows it is one."""
+    earlier = await worker.scheduler.events(topic=topic)
+    worker.log_event(topic, "started")
     found = {}
-    for _, msg in await worker.scheduler.events(topic=replay.answers):
-        if isinstance(msg, dict) and msg.get("batch") == replay.started:
-            for fields in msg["answers"]:
+    for _, msg in earlier:
+        if isinstance(msg, dict):
+            for fields in msg.get("answers", ()):
                 found[fields["job_id"]] = ChatOutcome(**fields)
-    log.info("batch run again: %d answers replayed from its earlier run", len(found))
+    if earlier:
+        log.info("batch run again: %d answers replayed from its earlier run", len(found))
     return found
 
 
@@ -196,7 +212,9 @@ def _resolve_on_worker(key_resolver: str, spec: EndpointSpec) -> SecretStr | Non
     source = (key_resolver, f"{spec.api_key_env}|{spec.api_key_secret}")
     if source not in _WORKER_KEYS:
         module, _, name = key_resolver.partition(":")
-        _WORKER_KEYS[source] = getattr(importlib.import_module(module), name)(spec)
+        key = getattr(importlib.import_module(module), name)(spec)
+        remember(key)  # this worker's logs never show it either
+        _WORKER_KEYS[source] = key
     return _WORKER_KEYS[source]
 
 
@@ -247,6 +265,10 @@ def dask_client(cluster: ClusterSpec):
                 silence_logs=logging.WARNING,
             )
             client = Client(local, set_as_default=False)
+            if cluster.processes:  # workers die with this process, even by SIGKILL
+                from evalcore.api.worker_plugin import DieWithParent
+
+                client.register_plugin(DieWithParent(), name="evalcore-die-with-parent")
             client.run(_warm_worker)  # imports now, not inside the first batches' timing
         if not _CLIENTS:
             atexit.register(close_dask_clients)
@@ -379,9 +401,12 @@ def fan_out(
     key_resolver: str | None = None,
     on_level: Callable[[int], None] | None = None,
 ) -> FanOut:
-    """Run `jobs` as batches on the cluster, calling `on_batch` in this thread with each
-    batch's outcomes as it finishes. A batch lost for good (Dask gave up on it) becomes
-    typed failures. `on_level(n)` hears of each change of an `auto` in-flight level.
+    """Run `jobs` on the cluster in batches, calling `on_batch` in this thread with
+    outcomes as they arrive: each answer as soon as its worker logs it, and a batch's
+    failures (and any answer not yet heard of) when the batch finishes. Every job is
+    handed on exactly once. A batch lost for good (Dask gave up on it) becomes typed
+    failures. `on_level(n)` hears of each change of an `auto` in-flight level. Raises
+    `KeyUnavailable` when a worker cannot find the key (the rest are cancelled).
 
     Batches are submitted as slots free up, two per task slot ahead, each with the
     share of `spec.max_in_flight` that the cluster's current shape gives it, and with at
@@ -392,8 +417,6 @@ def fan_out(
     is given, only the resolver's name goes into the graph and each worker resolves the
     key itself; `api_key` then serves only to redact this side's error text. A key with
     no named source (scripts, tests) is shipped as a `SecretStr`."""
-    from distributed import as_completed
-
     if not jobs:
         return FanOut()
     run = uuid.uuid4().hex[:8]
@@ -402,6 +425,8 @@ def fan_out(
     slots = _Slots(client)
     waiting = deque(jobs)
     by_key: dict[str, list[ChatJob]] = {}
+    heard: queue.SimpleQueue = queue.SimpleQueue()  # ("answers", msg) | ("done", future)
+    handed: set[str] = set()  # job ids handed on
 
     def share_now() -> Share:
         limit, epoch, n = level(), level.epoch, slots()  # slots() refreshes slots.by_worker
@@ -419,24 +444,40 @@ def fan_out(
         batch = [waiting.popleft() for _ in range(min(size, len(waiting)))]
         key = f"api-batch-{run}-{len(by_key)}"
         by_key[key] = batch
-        replay = Replay(answers=client.id, started=f"{client.id}/{key}")
-        return client.submit(run_batch, batch, spec, share, replay, key=key, pure=False, **shipped)
+        topic = _batch_topic(client, key)
+        # subscribed before the submit (both go down one ordered stream): no answer missed
+        client.subscribe_topic(topic, lambda event: heard.put(("answers", event[1])))
+        future = client.submit(run_batch, batch, spec, share, topic, key=key, pure=False, **shipped)
+        future.add_done_callback(lambda f: heard.put(("done", f)))
+        return future
 
-    running = as_completed(loop=client.loop)
+    def hand_on(outcomes: list[ChatOutcome]) -> None:
+        fresh = [o for o in outcomes if o.job_id not in handed]
+        handed.update(o.job_id for o in fresh)
+        if fresh:
+            on_batch(fresh)
+
     live = set()  # submitted, not yet finished
 
     def top_up() -> None:
         while waiting and len(live) < 2 * slots():
-            future = submit()
-            live.add(future)
-            running.add(future)
+            live.add(submit())
 
     top_up()
     try:
-        for future in running:
-            live.discard(future)
+        while live:
+            kind, item = heard.get()
+            if kind == "answers":
+                if isinstance(item, dict):  # not a batch's start mark
+                    hand_on([ChatOutcome(**fields) for fields in item.get("answers", ())])
+                continue
+            if item not in live:
+                continue
+            live.discard(item)
             try:
-                outcomes = future.result()
+                outcomes = item.result()
+            except KeyUnavailable:
+                raise
             except Exception as exc:  # Dask gave up (KilledWorker) or the task crashed
                 outcomes = [
                     ChatOutcome(
@@ -445,13 +486,47 @@ def fan_out(
                         error_type="WorkerError",
                         error=redact(f"{type(exc).__name__}: {str(exc)[:300]}", api_key),
                     )
-                    for j in by_key[future.key]
+                    for j in by_key[item.key]
                 ]
-            future.release()
+            item.release()
+            _unsubscribe(client, _batch_topic(client, item.key))
             top_up()
-            on_batch(outcomes)
+            hand_on(outcomes)
     finally:
         level.close()
-        if live:  # on_batch raised: stop the rest
+        if live:  # on_batch raised, or the key is missing: stop the rest
             client.cancel(list(live))
+        _forget_topics(client, [_batch_topic(client, key) for key in by_key])
     return FanOut(len(by_key), level.describe())
+
+
+def _batch_topic(client, key: str) -> str:
+    return f"{client.id}/{key}"
+
+
+def _unsubscribe(client, topic: str) -> None:
+    try:
+        client.unsubscribe_topic(topic)
+        client._event_handlers.pop(topic, None)  # unsubscribe leaves the handler behind
+    except Exception:  # noqa: BLE001 - a closing client
+        log.debug("unsubscribe from %s failed", topic, exc_info=True)
+
+
+async def _drop_topics(topics: list[str], dask_scheduler=None) -> None:
+    broker = getattr(dask_scheduler, "_broker", None)
+    for topic in topics:
+        if broker is not None and hasattr(broker, "_topics"):
+            broker._topics.pop(topic, None)
+
+
+def _forget_topics(client, topics: list[str]) -> None:
+    """Free the batches' answers on the scheduler once the fan-out is over (a long-lived
+    external scheduler would keep them otherwise; a LocalCluster ends with this process).
+    Best effort: the scheduler's event broker is not a public API."""
+    for topic in topics:
+        if topic in getattr(client, "_event_handlers", {}):
+            _unsubscribe(client, topic)
+    try:
+        client.run_on_scheduler(_drop_topics, topics, wait=False)
+    except Exception:  # noqa: BLE001
+        log.debug("could not drop the batches' event topics", exc_info=True)

@@ -47,7 +47,9 @@ def test_api_model_in_the_eval_flow_keeps_its_key_secret(
     monkeypatch.setenv("EVALCORE_TEST_WRONG_KEY", wrong)
     caplog.set_level(logging.DEBUG)  # every logger, aiohttp and distributed included
 
-    with OpenAIServer(Behaviour(api_key=key, echo_key_on_401=True)) as server:
+    # a careless server: it quotes the key in its 401s and inside every answer
+    behaviour = Behaviour(api_key=key, echo_key_on_401=True, echo_key_in_answer=True)
+    with OpenAIServer(behaviour) as server:
         dataset = DatasetSpec(tsv=small_bench, limit=12)
         prompts = [render_mcq_prompt(s.question, s.options) for s in dataset.samples()]
         doomed = next(p for p in prompts if prompts.count(p) == 1)  # names one sample
@@ -120,3 +122,73 @@ def test_key_sources(prefect_harness, monkeypatch):
     assert key.get_secret_value() == "sk-from-block" and "sk-from-block" not in repr(key)
     with pytest.raises(ApiKeyMissing, match="no-such-block"):
         resolve_api_key(EndpointSpec(**base, api_key_secret="no-such-block"))
+
+
+def test_a_secret_block_key_works_on_worker_processes(prefect_harness, small_bench, tmp_path):
+    """`api_key_secret` on a LocalCluster of worker *processes*: each worker loads the
+    block from the real Prefect API itself (inside its batch's event loop, where a plain
+    `Secret.load` would return a coroutine) and every request carries the key."""
+    from prefect.blocks.system import Secret
+    from prefect.settings import get_current_settings
+
+    from evalcore.api import close_dask_clients
+
+    key = f"sk-block-{uuid.uuid4().hex}"
+    Secret(value=key).save("evalcore-worker-key", overwrite=True)
+    # what `evalcore run` does for the processes it starts (flows/prefect_api.py)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_API_URL", get_current_settings().api.url)
+        with OpenAIServer(Behaviour(api_key=key, echo_key_in_answer=True)) as server:
+            endpoint = {"base_url": server.url, "model": "test-model", **FAST}
+            config = EvalConfig(
+                datasets=[DatasetSpec(tsv=small_bench, limit=8)],
+                models=[
+                    ModelSpec(
+                        name="api-block",
+                        kind="openai-compatible",
+                        params={**endpoint, "api_key_secret": "evalcore-worker-key"},
+                    )
+                ],
+                api=ApiSettings(processes=True, workers=1, task_slots=2, progress=False),
+                output_dir=tmp_path / "outputs",
+                work_dir=tmp_path / "work",
+            )
+            try:
+                outcome = eval_flow(config)
+            finally:
+                close_dask_clients()
+            assert outcome["leaderboard"][0]["failed"] == 0
+            assert outcome["leaderboard"][0]["n"] == 8
+            assert outcome["inference"][0]["answered"] == 8
+            assert {s.outcome for s in server.seen} == {"ok"} and len(server.seen) == 8
+    needle = key.encode()  # the server echoed it in every answer: scrubbed everywhere
+    assert files_containing(tmp_path / "outputs", needle) == []
+    assert files_containing(tmp_path / "work", needle) == []
+
+
+def test_a_worker_without_the_key_fails_the_cell_once(small_bench, tmp_path, monkeypatch):
+    """A worker that cannot find the key: one `KeyUnavailable` for the whole fan-out,
+    naming the endpoint and the reason, and no request sent (not one failure a sample)."""
+    from evalcore.api import close_dask_clients
+    from evalcore.api.fanout import ClusterSpec, KeyUnavailable, dask_client, fan_out
+    from tasks.secrets import KEY_RESOLVER
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
+    from chat_jobs import text_jobs
+
+    monkeypatch.delenv("EVALCORE_LATE_KEY", raising=False)
+    client = dask_client(ClusterSpec(workers=1, task_slots=2, processes=True))
+    try:
+        # set in this process only, after the workers started: they cannot see it
+        monkeypatch.setenv("EVALCORE_LATE_KEY", "sk-late-0123456789")
+        with OpenAIServer(Behaviour()) as server:
+            spec = EndpointSpec(
+                base_url=server.url, model="m", api_key_env="EVALCORE_LATE_KEY", timeout=2
+            )
+            handed: list = []
+            with pytest.raises(KeyUnavailable, match="EVALCORE_LATE_KEY") as info:
+                fan_out(client, text_jobs(12), spec, None, 2, handed.extend, KEY_RESOLVER)
+            assert server.seen == [] and handed == []
+            assert "cannot find the API key of m at" in str(info.value)
+    finally:
+        close_dask_clients()

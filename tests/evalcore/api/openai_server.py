@@ -9,7 +9,9 @@ is a 200 whose JSON is cut short. Used by the tests (in a thread, `OpenAIServer`
 Faults, by name: "429" (with Retry-After), any other status code ("500", "503", "400",
 ...), "timeout" (stalls `hang` seconds), "malformed" (200 with cut JSON), "empty" (200
 without choices), "blank" (200 whose content is ""), "reset" (TCP RST after reading the
-request).
+request), "302" (a redirect to a GET route that answers a completion, as a misconfigured
+proxy might), "huge" (a 200 of `huge_bytes`, with Content-Length) and "huge-stream" (the
+same without Content-Length, until the connection closes).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 
 REASONS = {
     200: "OK",
+    302: "Found",
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -66,6 +70,8 @@ class Behaviour:
     # a requests-per-minute limit as a token bucket (a second's worth of burst): a request
     # without a token gets 429 with the wait until the next one (retry-after-ms, Retry-After)
     requests_per_minute: float | None = None
+    echo_key_in_answer: bool = False  # a careless server: the answer quotes the bearer token
+    huge_bytes: int = 1 << 20  # the size of a "huge" answer
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class OpenAIServer:
         self.record = record  # keep every request in `seen` (the bench turns it off)
         self.seen: list[Seen] = []
         self.answered: list[tuple[str, float]] = []  # (prompt, monotonic time) per 200 answer
+        self.answered_digests: list[str] = []  # content_digest of each 200 answer, in order
         self.connections = 0
         self.in_flight = 0  # requests read and not yet answered
         self.max_in_flight = 0
@@ -166,6 +173,7 @@ class OpenAIServer:
         with self._lock:
             self.seen.clear()
             self.answered.clear()
+            self.answered_digests.clear()
             self._per_prompt.clear()
             self.max_in_flight = 0
 
@@ -206,10 +214,13 @@ class OpenAIServer:
             self._unanswered.discard(writer)
             self.in_flight -= 1
 
-    async def _send(self, writer, status: int, payload: bytes, extra: dict | None = None):
+    async def _send(
+        self, writer, status: int, payload: bytes, extra: dict | None = None, length=True
+    ):
         self._answered(writer)
         head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}"]
-        head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        head += ["Content-Type: application/json"]
+        head += [f"Content-Length: {len(payload)}"] if length else ["Connection: close"]
         head += [f"{k}: {v}" for k, v in (extra or {}).items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
         await writer.drain()
@@ -218,6 +229,10 @@ class OpenAIServer:
         b = self.behaviour
         if method == "GET" and path.rstrip("/").endswith("/models"):
             await self._send(writer, 200, json.dumps({"data": [{"id": "test-model"}]}).encode())
+            return True
+        if method == "GET" and path.rstrip("/").endswith("/redirected"):  # where "302" points
+            reply = _completion({"model": "test-model"}, "B")
+            await self._send(writer, 200, json.dumps(reply).encode())
             return True
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             await self._send(writer, 404, b'{"error": {"message": "no such route"}}')
@@ -259,11 +274,19 @@ class OpenAIServer:
         if b.latency:
             await asyncio.sleep(b.latency)
         if outcome == "ok":
-            reply = _completion(request, b.answer(prompt, digest))
+            text = b.answer(prompt, digest)
+            if b.echo_key_in_answer:
+                text = f"{text} (you sent me {presented})"
+            reply = _completion(request, text)
             await self._send(writer, 200, json.dumps(reply).encode())
             if self.record:
                 with self._lock:
                     self.answered.append((prompt, time.monotonic()))
+                    self.answered_digests.append(digest)
+        elif outcome in ("huge", "huge-stream"):
+            reply = json.dumps(_completion(request, "A" * b.huge_bytes)).encode()
+            await self._send(writer, 200, reply, length=outcome == "huge")
+            return outcome == "huge"
         elif outcome == "malformed":
             await self._send(writer, 200, b'{"id": "chatcmpl-x", "choices": [{"mess')
         elif outcome == "blank":  # a completion whose content is ""
@@ -283,6 +306,8 @@ class OpenAIServer:
                     f"Incorrect API key provided: {presented}" if b.echo_key_on_401 else "bad key"
                 )
             extra = {}
+            if 300 <= status < 400:
+                extra["Location"] = f"{self.url}/redirected"
             if status in b.retry_after_statuses:
                 extra["Retry-After"] = b.retry_after
                 if b.retry_after_ms is not None:

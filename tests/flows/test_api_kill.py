@@ -1,0 +1,110 @@
+"""Real `evalcore run` processes with an API model, killed with SIGKILL while the endpoint
+is answering: every answer the endpoint gave before a kill is in the prediction log (or
+the response cache) afterwards, so a re-run asks again only what was on the wire."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from test_kill_resume import leftovers, run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
+from openai_server import Behaviour, OpenAIServer  # noqa: E402
+
+from evalcore.cell import find_cell  # noqa: E402
+from evalcore.config import parse_config  # noqa: E402
+from evalcore.predictions import iter_records  # noqa: E402
+from evalcore.workspace import Workspace  # noqa: E402
+
+IN_FLIGHT = 4
+KILL_AFTER = (6, 18, 30)  # answers the endpoint has given (all runs together) at each kill
+TRANSIT_S = 0.25  # an answer older than this at a kill was recorded (test-side margin)
+
+pytestmark = pytest.mark.slow
+
+
+def api_config(bench: Path, root: Path, url: str) -> tuple[Path, dict]:
+    raw = {
+        "datasets": [{"tsv": str(bench)}],
+        "models": [
+            {
+                "name": "api",
+                "kind": "openai-compatible",
+                "params": {
+                    "base_url": url,
+                    "model": "test-model",
+                    "max_in_flight": IN_FLIGHT,
+                    "timeout": 30,
+                    "max_attempts": 2,
+                },
+            }
+        ],
+        "api": {"progress": False, "requests_per_task": 4},
+        "work_dir": str(root / "work"),
+        "output_dir": str(root / "outputs"),
+    }
+    config = root / "eval.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    return config, raw
+
+
+def test_kill_9_while_the_endpoint_answers_loses_no_answer(small_bench, tmp_path):
+    home = f"PREFECT_HOME={tmp_path / 'prefect-home'}".encode()
+    log = tmp_path / "run-prefect-home.log"
+    with OpenAIServer(Behaviour(latency=0.4)) as server:
+        config, raw = api_config(small_bench, tmp_path, server.url)
+        kills: list[tuple[int, dict[str, float]]] = []  # (requests seen, answers given) at a kill
+        for threshold in KILL_AFTER:
+            proc = run_cli(config, tmp_path)
+            deadline = time.monotonic() + 240
+            while len(server.answered_digests) < threshold:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the endpoint was never asked"
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)  # the CLI alone, as `kill -9 <pid>` does
+            killed_at = time.monotonic()
+            proc.wait()
+            # answers written before the kill (its Dask workers may outlive it briefly)
+            given = {
+                d: killed_at - t
+                for d, (_, t) in zip(server.answered_digests, server.answered, strict=True)
+                if t < killed_at
+            }
+            kills.append((len(server.seen), given))
+            deadline = time.monotonic() + 30
+            while leftovers(home) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not leftovers(home), "the killed run left processes behind"
+
+        proc = run_cli(config, tmp_path)
+        assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    # Each kill: the requests the next run sent for samples already sent before it. Only
+    # those on the wire may be: requests not yet answered (at most IN_FLIGHT), and answers
+    # the endpoint had just written that had not reached the log (milliseconds in transit:
+    # worker -> scheduler -> client). An answer older than TRANSIT_S is never asked again.
+    seen = [s.digest for s in server.seen]
+    resent, lost = [], []
+    for k, (asked, given) in enumerate(kills):
+        until = kills[k + 1][0] if k + 1 < len(kills) else len(seen)
+        again = set(seen[:asked]) & set(seen[asked:until])
+        resent.append(len(again))
+        lost += [given[d] for d in again if d in given and given[d] > TRANSIT_S]
+        in_transit = sum(1 for d in again if d in given)
+        assert len(again) - in_transit <= IN_FLIGHT, (k, len(again), in_transit)
+    print(f"requests sent again after each kill: {resent} (max_in_flight {IN_FLIGHT})")
+    assert lost == [], f"answers given {lost} s before a kill were asked again"
+
+    parsed = parse_config(raw)
+    log_dir = find_cell(parsed).log_dir(Workspace(parsed.work_dir, parsed.output_dir))
+    records = [r for p in log_dir.glob("*.jsonl") for r in iter_records(p)]
+    oks = Counter(r.sample_id for r in records if r.ok)
+    assert sorted(oks, key=int) == [str(i) for i in range(48)]
+    assert max(oks.values()) == 1, "a sample was answered twice"
