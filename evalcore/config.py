@@ -7,6 +7,7 @@ before any video is decoded.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from evalcore.dataset import Sample
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
+
+# Prefect refuses a flow run whose parameters pass this many bytes as compact JSON (its
+# server setting `server.api.max_parameter_size`), with HTTP 422 once the run has begun;
+# the eval flow's one parameter is the whole config.
+PREFECT_MAX_PARAMETER_BYTES = 524_288
 
 
 class ConfigError(ValueError):
@@ -422,13 +428,19 @@ class EvalConfig(BaseModel):
 
 def load_config(path: Path) -> EvalConfig:
     """Read a YAML config; relative paths in it are relative to the working directory.
-    Errors name the file, the line and the field: `run.yaml line 7: models.0.params.x: ...`."""
+    Errors name the file, the line and the field: `run.yaml line 7: models.0.params.x: ...`.
+    Aliases that would expand past a bound, and a config too big to be a Prefect flow
+    run's parameters, are errors too."""
+    from evalcore.yaml_lines import AliasExpansionError, safe_load
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load(text)
+    except AliasExpansionError as exc:
+        raise ConfigError(f"{path} line {exc.line}: {exc.field}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -441,9 +453,61 @@ def parse_config(raw: Any, source: str = "config", text: str | None = None) -> E
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config is a YAML mapping (datasets:, models:, ...)")
     try:
-        return EvalConfig.model_validate(raw)
+        config = EvalConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, source, text)) from exc
+    _check_parameter_size(config, source, text)
+    return config
+
+
+def flow_parameters(config: EvalConfig) -> dict[str, Any]:
+    """The eval flow's parameters as Prefect sends them when it creates the flow run
+    (`Flow.serialize_parameters`: FastAPI's `jsonable_encoder`, a JSON dump by alias)."""
+    return {"config": config.model_dump(mode="json", by_alias=True)}
+
+
+def _check_parameter_size(config: EvalConfig, source: str, text: str | None) -> None:
+    """Refuse a config Prefect would refuse as flow parameters, naming the field that
+    makes up most of it (`models.0.params.extra_body`)."""
+    from evalcore.yaml_lines import yaml_line
+
+    try:
+        parameters = flow_parameters(config)
+    except ValueError:  # not JSON (Prefect stores a placeholder): nothing to measure
+        return
+    size = _json_size(parameters)
+    if size <= PREFECT_MAX_PARAMETER_BYTES:
+        return
+    loc, part = _biggest_part(parameters["config"])
+    line = yaml_line(text, loc) if text and loc else None
+    where = ".".join(str(p) for p in loc) or "(root)"
+    raise ConfigError(
+        f"{source}{f' line {line}' if line else ''}: {where}: {part:,} bytes as JSON; the "
+        f"whole config is {size:,} bytes as the eval flow's parameters, over Prefect's "
+        f"limit of {PREFECT_MAX_PARAMETER_BYTES:,} for a flow run: make it smaller"
+    )
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of `value` as Prefect measures parameters: compact, ASCII-escaped JSON."""
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _biggest_part(data: Any) -> tuple[tuple[str | int, ...], int]:
+    """The location and size of the deepest part of `data` that holds more than half
+    of it: the field to shrink."""
+    loc: list[str | int] = []
+    size = _json_size(data)
+    while isinstance(data, (dict, list)) and data:
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        child_size, key, child = max(
+            ((_json_size(value), key, value) for key, value in items), key=lambda t: t[0]
+        )
+        if 2 * child_size <= size:
+            break
+        loc.append(key)
+        data, size = child, child_size
+    return tuple(loc), size
 
 
 _NESTED_FIELD = re.compile(r"^((?:params|frames|models|datasets)(?:\.[\w-]+)+): (.*)$", re.S)

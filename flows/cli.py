@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ def _run_flow(args: argparse.Namespace, flow_call):
     heartbeat-thread wait at exit (FIELD-NOTES)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    _FULL_DISK_CONSOLE.watch()
     with args.api.use(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow_call()
 
@@ -72,14 +75,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if configs is None:
         return 2
     config = configs[0]
+    args.write_dirs = (config.work_dir, config.output_dir)  # named if the disk fills
     from evalcore.frames.head_start import begin
 
-    begin(config)  # decoding needs no Prefect: it starts while the server boots
+    heads = begin(config)  # decoding needs no Prefect: it starts while the server boots
     from flows.eval import eval_flow
+    from flows.prefect_api import ServerStartFailed
 
-    outcome = _run_flow(args, lambda: eval_flow(config))
+    try:
+        outcome = _run_flow(args, lambda: eval_flow(config))
+    except ServerStartFailed:
+        _stop_head_starts(heads)
+        raise
     _print_leaderboard(outcome["leaderboard"])
     return 0
+
+
+class _FlowNotStarted(Exception):
+    """Ends an extraction begun for a flow that will not run (its journal says so)."""
+
+
+def _stop_head_starts(heads, wait_s: float = 30.0) -> None:
+    """Stop the extractions begun before a flow that did not start: each ends at its
+    next clip, as an extraction whose caller fails does (that clip recorded, the frame
+    index's end line `aborted`, the decoder processes stopped). One still reading its
+    videos' fingerprints after `wait_s` ends with the process, as a killed run's does."""
+    from concurrent.futures import wait
+
+    def stop() -> None:
+        raise _FlowNotStarted("the Prefect server did not start")
+
+    for head in heads:
+        head.follow(stop)
+    wait([head.result for head in heads], timeout=wait_s)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -216,6 +244,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from evalcore.api.cache import ResponseCache, describe_stats
     from evalcore.config import ConfigError
 
+    if args.action == "verify":
+        return _verify_frame_cache(args)
+    if args.repair:
+        print("error: --repair goes with `cache verify` (the frame cache)", file=sys.stderr)
+        return 2
     try:
         path = _cache_path(args)
     except ConfigError as exc:
@@ -231,6 +264,38 @@ def cmd_cache(args: argparse.Namespace) -> int:
             removed = cache.clear(model=args.model)
             print(f"removed {removed} cached responses from {path}")
     return 0
+
+
+def _verify_frame_cache(args: argparse.Namespace) -> int:
+    """`cache verify [--repair]`: the frame cache under the work dir (`work/frames`), not
+    the response cache. Exit 1 while a damaged entry is left in it."""
+    from evalcore.config import ConfigError, load_config
+    from evalcore.frames import FrameCache, verify_frame_cache
+    from evalcore.workspace import Workspace
+
+    if args.path:
+        print(
+            "error: `cache verify` checks a work dir's frame cache: --work-dir or --config",
+            file=sys.stderr,
+        )
+        return 2
+    work_dir = args.work_dir
+    if args.config:
+        try:
+            work_dir = load_config(args.config).work_dir
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    ws = Workspace(work_dir, Path("outputs"))
+    if not ws.frame_cache_dir.is_dir():
+        print(f"no frame cache at {ws.frame_cache_dir}")
+        return 0
+    cache = FrameCache(ws.frame_cache_dir)
+    report = verify_frame_cache(cache, repair=args.repair, index_dir=ws.frame_index_dir)
+    print(report.describe())
+    if report.damaged and not args.repair:
+        print("`evalcore cache verify --repair` removes them; the next run extracts them again")
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,13 +388,26 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop the worker, then the server, that `serve` started")
     stop.set_defaults(func=cmd_stop)
 
-    cache = sub.add_parser("cache", help="the API response cache: `stats` or `clear`")
-    cache.add_argument("action", choices=["stats", "clear"])
+    cache = sub.add_parser(
+        "cache",
+        help="the API response cache (`stats`, `clear`); the frame cache (`verify [--repair]`)",
+    )
+    cache.add_argument(
+        "action",
+        choices=["stats", "clear", "verify"],
+        help="stats, clear: the API response cache; verify: check every frame cache entry "
+        "(work/frames) against its checksums, exit 1 if one is damaged",
+    )
     where = cache.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="use this run config's cache")
-    where.add_argument("--path", type=Path, help="the cache's SQLite file")
+    where.add_argument("--config", type=Path, help="use this run config's cache (or work dir)")
+    where.add_argument("--path", type=Path, help="the response cache's SQLite file")
     where.add_argument("--work-dir", type=Path, default=Path("work"), help="default: work")
     cache.add_argument("--model", help="clear: only the answers of this endpoint model id")
+    cache.add_argument(
+        "--repair",
+        action="store_true",
+        help="verify: remove the damaged frame entries (the next run extracts them again)",
+    )
     cache.set_defaults(func=cmd_cache)
 
     for command in (serve, stop):
@@ -346,22 +424,140 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_prefect_defaults()
     args = build_parser().parse_args(argv)
     if args.command not in ("run", "demo", "smoke"):
-        return args.func(args)
+        return _command(args)
     from flows import reaper
-    from flows.prefect_api import ApiUnreachable, choose_api
+    from flows.prefect_api import ApiUnreachable, ServerStartFailed, choose_api
 
     reaper.install()  # first: a kill -9 leaves no server behind
-    args.api = choose_api(Path.cwd())  # a temporary server starts booting now, if needed
+    args.api = None
     try:
-        code = args.func(args)
+        args.api = choose_api(Path.cwd())  # a temporary server starts booting now, if needed
+        code = _command(args)
     except ApiUnreachable as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
+    except ServerStartFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     finally:
-        args.api.close()
+        if args.api is not None:
+            args.api.close()
     if argv is None:
         _exit_now(code)
     return code
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the command; a full disk, wherever it surfaces (in the error, its causes, or
+    a failed task's error that Prefect logged before its flow failed), is one line
+    naming the path and what to free, exit 1."""
+    try:
+        return args.func(args)
+    except Exception as exc:
+        full = full_disk_error(exc) or _FULL_DISK_CONSOLE.seen
+        if full is None:
+            raise
+        print(f"error: {describe_full_disk(full, args)}", file=sys.stderr)
+        return 1
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def full_disk_error(exc: BaseException) -> BaseException | None:
+    """The out-of-space error (ENOSPC, EDQUOT, SQLite's "database or disk is full") in
+    `exc`, its causes and contexts and the members of exception groups; None if none."""
+    import sqlite3
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
+            return current
+        if getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return current
+        todo += [current.__cause__, current.__context__]
+        todo += getattr(current, "exceptions", ())  # an exception group's members
+    return None
+
+
+def describe_full_disk(error: BaseException, args: argparse.Namespace) -> str:
+    """`no space left on device writing PATH: ...`: the file the error names, else the
+    run's folder whose filesystem has the least space left; and what can be freed."""
+    dirs = [Path(d) for d in getattr(args, "write_dirs", ()) or ()]
+    if not dirs and getattr(args, "work_dir", None) is not None:
+        dirs = [args.work_dir, getattr(args, "output_dir", None) or Path("outputs")]
+    path = getattr(error, "filename", None)
+    if path is not None:
+        where = f" writing {path}"
+    elif dirs:
+        free = {d: _free_bytes(d) for d in dirs}
+        fullest = [str(d) for d in dirs if free[d] == min(free.values())]  # one filesystem's
+        where = f" writing under {' or '.join(fullest)}"
+    else:
+        where = ""
+    what = (
+        "out of disk quota"
+        if isinstance(error, OSError) and error.errno == errno.EDQUOT
+        else "no space left on device"
+    )
+    frees = []
+    if getattr(args, "command", None) == "run":
+        frees.append(f"`evalcore gc {args.config}` frees frames and records no config uses")
+    if dirs:
+        frees.append(f"{dirs[0] / 'frames'} may be deleted whole: its frames are decoded again")
+    hint = f" ({'; '.join(frees)})" if frees else ""
+    return (
+        f"{what}{where}: free space on that filesystem{hint} and run again; finished "
+        "answers are kept"
+    )
+
+
+def _free_bytes(path: Path) -> int:
+    """Bytes free to this user on `path`'s filesystem (its nearest existing parent's)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
+
+
+class _FullDiskConsole(logging.Filter):
+    """On Prefect's console handler: notes the first full disk among the errors Prefect
+    logs during a flow (a failed task's, which the eval flow re-raises only as "N
+    unit(s) failed"), and from then on prints no traceback: the one line of `_command`
+    says more, and what fails after a full disk follows from it. The UI keeps every
+    traceback: the API's handler sends a record before the console's sees it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: BaseException | None = None
+
+    def watch(self) -> None:
+        """Start afresh and filter the console handlers of Prefect's logging."""
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        self.seen = None
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, PrefectConsoleHandler) and self not in handler.filters:
+                handler.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            self.seen = self.seen or full_disk_error(record.exc_info[1])
+            if self.seen is not None:
+                record.exc_info = record.exc_text = None
+        return True
+
+
+_FULL_DISK_CONSOLE = _FullDiskConsole()
 
 
 def _exit_now(code: int) -> NoReturn:

@@ -13,6 +13,9 @@ In order:
    uses the rest of the wait to import what the flow engine imports on its first call.
    It gets SIGTERM when the run ends, and from the kernel when the CLI dies however it
    dies (a parent-death signal); the run does not wait for its shutdown (0.2 s).
+   It has `EVALCORE_SERVER_START_TIMEOUT` seconds (default 120) to answer, more while it
+   is still working (a loaded machine); one that exits or stalls past that ends the run
+   with one line naming its log (`ServerStartFailed`).
 
 `choose_api` runs before Prefect is imported (it must not import it); `PrefectApi.use`
 runs once Prefect is imported, and points this process (every thread: the global settings
@@ -23,12 +26,15 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,42 +45,87 @@ from flows.serve import read_state
 HEALTH_TIMEOUT_S = 1.0
 UVICORN_PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it)
 
+START_TIMEOUT_ENV = "EVALCORE_SERVER_START_TIMEOUT"
+DEFAULT_START_TIMEOUT_S = 120.0  # Prefect's own default (20 s) is short on a loaded machine
+STALL_S = 10.0  # past the limit, a server whose CPU time grew this recently is working
+MAX_WAIT_FACTOR = 3  # ... but no wait lasts longer than this many limits
+
+
+class ServerStartFailed(RuntimeError):
+    """The temporary server exited before answering, or did not answer in time (exit 1),
+    or `EVALCORE_SERVER_START_TIMEOUT` is not a number of seconds (exit 2): one line."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def start_timeout_s() -> float | None:
+    """The seconds `EVALCORE_SERVER_START_TIMEOUT` gives the temporary server to answer;
+    None when unset (then 120 s, or Prefect's ephemeral start-up limit if longer)."""
+    value = os.environ.get(START_TIMEOUT_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ServerStartFailed(
+            f"{START_TIMEOUT_ENV}={value!r}: not a number of seconds above 0", exit_code=2
+        )
+    return seconds
+
+
+def server_command(port: int) -> list[str]:
+    """Prefect's ephemeral API server (`SubprocessASGIServer`'s command) on `port`."""
+    prefect_dir = importlib.util.find_spec("prefect").submodule_search_locations[0]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(Path(prefect_dir).parent),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+
 
 class TemporaryServer:
-    """Prefect's ephemeral API server (`SubprocessASGIServer`'s command), on a free
-    loopback port, in a child process."""
+    """Prefect's ephemeral API server on a free loopback port, in a child process whose
+    output goes to an unnamed temporary file (a killed run leaves nothing behind). It is
+    saved as a log (`log_path`) when the start fails, or at `stop` if the server wrote
+    anything (errors: it logs nothing else).
 
-    def __init__(self) -> None:
+    `command(port)` is the server's command line (`server_command`; tests give one
+    that never answers)."""
+
+    def __init__(self, command: Callable[[int], list[str]] | None = None) -> None:
         self.port = 0
         self.proc: subprocess.Popen | None = None
+        self._command = command or server_command
+        self._output = tempfile.TemporaryFile()  # the server's; read with pread only
+        self.log_path: Path | None = None  # where its output was saved, if it was
+        self._answered = False
         self._launch()
 
     def _launch(self) -> None:
         from evalcore.inference.pdeathsig import die_with_parent
 
         self.port = _free_port()
-        prefect_dir = importlib.util.find_spec("prefect").submodule_search_locations[0]
         # Without the run's mark: not for the watcher (flows.reaper) to SIGKILL; it gets
         # SIGTERM when the CLI ends, however it ends, and shuts down cleanly.
         env = {k: v for k, v in os.environ.items() if k != MARK}
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(Path(prefect_dir).parent),
-                "--factory",
-                "prefect.server.api.server:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],
+            self._command(self.port),
             env={
                 **env,
                 "PREFECT_UI_ENABLED": "0",
@@ -82,6 +133,8 @@ class TemporaryServer:
                 "PREFECT__SERVER_FINAL": "1",
             },
             stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),  # from the thread that lives
         )
 
@@ -89,36 +142,123 @@ class TemporaryServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def wait_ready(self, timeout_s: float) -> str:
-        """Block until the server answers its health check; returns its API URL."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+    def wait_ready(
+        self,
+        timeout_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        cpu_seconds: Callable[[int], float | None] | None = None,
+    ) -> str:
+        """Block until the server answers its health check; returns its API URL.
+
+        Past `timeout_s` the wait goes on while the server is still working (its CPU
+        time grew in the last `STALL_S`, or `timeout_s` if shorter), up to
+        `MAX_WAIT_FACTOR` x `timeout_s`: a loaded machine slows its start-up, a stuck
+        one does not end it. A server that exits fails at once. Either failure stops
+        it, saves its output as a log and raises `ServerStartFailed` naming it."""
+        cpu_seconds = cpu_seconds or _cpu_seconds
+        started = clock()
+        last_cpu, last_progress = None, started
+        stall_s = min(STALL_S, timeout_s)
+        while True:
             code = self.proc.poll()
             if code == UVICORN_PORT_IN_USE:  # another process took the port meanwhile
                 self._launch()
+                last_cpu = None
             elif code is not None:
-                raise RuntimeError(f"the temporary Prefect server exited with code {code}")
+                log = self._fail()
+                last = _last_line(log)
+                raise ServerStartFailed(
+                    f"the temporary Prefect server exited with code {code} before answering "
+                    f"(log: {log})" + (f": {last}" if last else "")
+                )
             elif healthy(self.url, timeout_s=0.5):
+                self._answered = True
                 return self.url
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the temporary Prefect server did not answer within {timeout_s:g} s")
+            now = clock()
+            cpu = cpu_seconds(self.proc.pid)
+            if cpu is not None and cpu != last_cpu:
+                last_cpu, last_progress = cpu, now
+            waited = now - started
+            working = now - last_progress < stall_s
+            if waited >= timeout_s and (not working or waited >= MAX_WAIT_FACTOR * timeout_s):
+                log = self._fail()
+                raise ServerStartFailed(
+                    f"the temporary Prefect server did not answer within {waited:.1f} s "
+                    f"(log: {log}); on a loaded machine give it longer "
+                    f"({START_TIMEOUT_ENV}=seconds, now {timeout_s:g}), or keep one running "
+                    "with `evalcore serve`"
+                )
+            sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM; the server finishes its shutdown on its own (uvicorn's graceful stop
-        takes 0.2 s here): nothing of the run is left to send to it."""
+    def _fail(self) -> Path:
+        """Stop the server that failed to start; the path of its saved output."""
         if self.proc is not None:
             self.proc.terminate()
             self.proc = None
+        return self._save_output()
+
+    def stop(self) -> None:
+        """SIGTERM; the server finishes its shutdown on its own (uvicorn's graceful stop
+        takes 0.2 s here): nothing of the run is left to send to it. What it wrote
+        after answering is saved, and said where."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc = None
+            if self._answered and os.fstat(self._output.fileno()).st_size:
+                log = self._save_output()
+                print(f"Prefect: the temporary server logged errors: {log}", file=sys.stderr)
+        self._output.close()
+
+    def _save_output(self) -> Path:
+        if self.log_path is None:
+            fd, path = tempfile.mkstemp(prefix="evalcore-prefect-server-", suffix=".log")
+            out = self._output.fileno()
+            with os.fdopen(fd, "wb") as log:
+                log.write(os.pread(out, os.fstat(out).st_size, 0))  # its offset: the server's
+            self.log_path = Path(path)
+        return self.log_path
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process `pid` has used; None where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
+    try:
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError):
+        return None
+
+
+def _last_line(path: Path, limit: int = 300) -> str:
+    """The last non-blank line of a log (its error, after a traceback), shortened."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+            lines = log.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return last if len(last) <= limit else last[: limit - 3] + "..."
 
 
 class PrefectApi:
     """The API choice of one CLI run: `served` (the `evalcore serve` server's API URL)
     or `temporary` (a server starting now), or neither (let the settings decide)."""
 
-    def __init__(self, served: str | None = None, temporary: TemporaryServer | None = None):
+    def __init__(
+        self,
+        served: str | None = None,
+        temporary: TemporaryServer | None = None,
+        start_timeout_s: float | None = None,
+    ):
         self.served = served
         self.temporary = temporary
+        self.start_timeout_s = start_timeout_s  # a temporary server's; None: the default
 
     @contextmanager
     def use(self, say=None):
@@ -146,7 +286,9 @@ class PrefectApi:
             else:
                 self.temporary = self.temporary or TemporaryServer()
                 _import_flow_engine()  # while the server boots: off the critical path
-                url = self.temporary.wait_ready(settings.server.ephemeral.startup_timeout_seconds)
+                prefects = settings.server.ephemeral.startup_timeout_seconds
+                limit = self.start_timeout_s or max(DEFAULT_START_TIMEOUT_S, prefects)
+                url = self.temporary.wait_ready(limit)
                 say(
                     f"Prefect: temporary server at {_ui(url)}, stopped at the end "
                     "(`evalcore serve` keeps one running, and runs then use it)"
@@ -200,13 +342,15 @@ def _drain_prefect_clients(timeout_s: float = 5.0) -> None:
 def choose_api(project_dir: Path) -> PrefectApi:
     """Decide early, without importing Prefect: an API URL in the environment is the
     settings' choice; else `evalcore serve`'s server if it answers; else start a
-    temporary server now (`PrefectApi.use` stops it if a profile names an API)."""
+    temporary server now (`PrefectApi.use` stops it if a profile names an API).
+    Raises `ServerStartFailed` (exit 2) for a bad `EVALCORE_SERVER_START_TIMEOUT`."""
+    timeout_s = start_timeout_s()
     if os.environ.get("PREFECT_API_URL"):
         return PrefectApi()
     served = served_api(Path(project_dir) / ".prefect")
     if served:
         return PrefectApi(served=served)
-    return PrefectApi(temporary=TemporaryServer())
+    return PrefectApi(temporary=TemporaryServer(), start_timeout_s=timeout_s)
 
 
 def served_api(home: Path) -> str | None:

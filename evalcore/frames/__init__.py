@@ -2,18 +2,32 @@
 
 `extract_videos` fills a `FrameCache` from many `VideoJob`s under one `FrameSettings`;
 a model then reads a `FrameEntry` (JPEG files plus indices and timestamps). Bad videos
-come back as `FrameFailure` records, never as exceptions.
+come back as `FrameFailure` records, never as exceptions. A damaged entry is extracted
+again when it is read; one that stays damaged raises `CorruptFramesError` (a
+`FrameError`). `verify_frame_cache` checks (and repairs) a whole cache.
 """
 
-from evalcore.frames.cache import FrameCache, FrameEntry, FrameFailure, VideoJob, fingerprint
+from evalcore.frames.cache import (
+    CorruptFramesError,
+    FrameCache,
+    FrameEntry,
+    FrameFailure,
+    VideoJob,
+    fingerprint,
+)
+from evalcore.frames.decoders import FrameError
 from evalcore.frames.extract import ExtractionReport, extract_videos
 from evalcore.frames.sampling import frame_indices, sample_fps, sample_uniform
 from evalcore.frames.settings import FrameSettings
+from evalcore.frames.verify import CacheCheck, verify_frame_cache
 
 __all__ = [
+    "CacheCheck",
+    "CorruptFramesError",
     "ExtractionReport",
     "FrameCache",
     "FrameEntry",
+    "FrameError",
     "FrameFailure",
     "FrameSettings",
     "VideoJob",
@@ -22,4 +36,5 @@ __all__ = [
     "frame_indices",
     "sample_fps",
     "sample_uniform",
+    "verify_frame_cache",
 ]

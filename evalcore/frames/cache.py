@@ -8,6 +8,16 @@ worker count, which change how fast frames are made, not which. An entry is writ
 a temporary directory under the root and renamed into place in one step, so readers see
 a whole entry or none, and two processes racing on one video both end with the same
 entry. An entry exists only if its manifest.json does.
+
+The manifest keeps each frame's SHA-256, so damage done after the write (a truncated or
+overwritten JPEG) is found: reading an entry checks it, and a damaged entry is replaced
+by extracting its clip again in the reading process (`FrameEntry.load`, once per entry
+and process); `evalcore cache verify` checks them all (`evalcore.frames.verify`).
+Entries written before checksums have none: they are checked by decoding every JPEG.
+
+Temporary names carry their writer's pid and host (`.tmp-{pid}@{host}-...`), so the
+litter of a killed writer is told apart from work in progress and swept
+(`remove_stale_temp`).
 """
 
 from __future__ import annotations
@@ -15,20 +25,22 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from evalcore.frames.decoders import frame_files
+from evalcore.atomic import LITTER_MAX_AGE_S, TMP_MARK, sweep, temp_prefix
+from evalcore.frames.decoders import FrameError, frame_files
 from evalcore.frames.settings import FrameSettings
 
 if TYPE_CHECKING:  # imported where frames are read or written: a run whose frames are
@@ -38,8 +50,12 @@ if TYPE_CHECKING:  # imported where frames are read or written: a run whose fram
 FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a key means
 MANIFEST = "manifest.json"
 _MEMO_FILE = "fingerprints.sqlite"
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_MARK
 _MEMO_MIN_AGE_S = 2.0  # a file modified this recently may still change within one mtime tick
+# entries this process has extracted again (`extract.remake_entry`) -> "" or why it failed
+_REMADE: dict[Path, str] = {}
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -68,9 +84,23 @@ class FrameFailure:
     message: str  # human readable, names the file
 
 
+class CorruptFramesError(FrameError):
+    """A cache entry's frames are damaged (a JPEG missing, truncated or changed since it
+    was written) and extracting the clip again did not give sound ones."""
+
+    error_type = "CorruptFrames"  # retried by the next run, which extracts the clip anew
+
+
 @dataclass(frozen=True)
 class FrameEntry:
-    """The cached frames of one clip (satisfies `evalcore.models.base.Frames`)."""
+    """The cached frames of one clip (satisfies `evalcore.models.base.Frames`).
+
+    Reading it checks every frame against its checksum in the manifest; `load` decodes
+    them too, and so does `jpeg_bytes` for an entry written before checksums. A damaged
+    entry is extracted again, in this process, from what its manifest records, then read
+    once more (`_healing`); only if that fails too does the read raise
+    `CorruptFramesError`.
+    """
 
     key: str
     dir: Path
@@ -81,21 +111,97 @@ class FrameEntry:
     def load(self) -> np.ndarray:
         """All frames as one (T, H, W, 3) uint8 RGB array."""
         import numpy as np
-        from PIL import Image
 
-        frames = []
-        for path in self.paths:
-            with Image.open(path) as image:
-                frames.append(np.asarray(image.convert("RGB")))
-        return np.stack(frames)
+        def decode(entry: FrameEntry) -> np.ndarray:
+            data, _ = entry._checked_bytes()
+            return np.stack([_decode_jpeg(p, d) for p, d in zip(entry.paths, data, strict=True)])
+
+        return self._healing(decode)
 
     def jpeg_bytes(self) -> list[bytes]:
         """The stored JPEG files' bytes, for API models that upload them as they are."""
-        return [path.read_bytes() for path in self.paths]
+        return self._healing(FrameEntry._sound_bytes)
 
     def manifest(self) -> dict[str, Any]:
-        """Everything recorded when the entry was made (source, backend, settings, ...)."""
-        return json.loads((self.dir / MANIFEST).read_text())
+        """Everything recorded when the entry was made (source, backend, settings, ...).
+        Raises CorruptFramesError for an entry removed because it was damaged and could
+        not be extracted again in this process, OSError or ValueError for others."""
+        try:
+            return json.loads((self.dir / MANIFEST).read_text())
+        except (OSError, ValueError):
+            if _REMADE.get(self.dir):
+                raise CorruptFramesError(_REMADE[self.dir]) from None
+            raise
+
+    def damage(self) -> str | None:
+        """What is wrong with the stored frames (the first bad one), or None if they are
+        sound: each JPEG against its checksum, or, in an entry written before checksums,
+        decoded in full. Repairs nothing."""
+        try:
+            self._sound_bytes()
+        except CorruptFramesError as error:
+            return str(error)
+        return None
+
+    def _sound_bytes(self) -> list[bytes]:
+        data, checked = self._checked_bytes()
+        if not checked:  # no checksums: only decoding tells a sound JPEG
+            for path, jpeg in zip(self.paths, data, strict=True):
+                _decode_jpeg(path, jpeg)
+        return data
+
+    def _checked_bytes(self) -> tuple[list[bytes], bool]:
+        """Every JPEG's bytes, and whether they were checked against the manifest's
+        checksums (False: an entry from before checksums). Raises CorruptFramesError."""
+        try:
+            sums = self.manifest().get("sha256")
+        except (OSError, ValueError, AttributeError) as error:
+            raise CorruptFramesError(f"{self.dir}: the manifest cannot be read: {error}") from None
+        if sums is not None and len(sums) != len(self.paths):
+            raise CorruptFramesError(f"{self.dir}: the manifest lists other frames than were read")
+        data = []
+        for n, path in enumerate(self.paths):
+            try:
+                jpeg = path.read_bytes()
+            except OSError as error:
+                raise CorruptFramesError(f"{path}: {error.strerror or error}") from None
+            if sums is not None and hashlib.sha256(jpeg).hexdigest() != sums[n]:
+                raise CorruptFramesError(
+                    f"{path}: {len(jpeg)} bytes that do not match the checksum recorded "
+                    "when the frame was written (truncated or changed since)"
+                )
+            data.append(jpeg)
+        return data, sums is not None
+
+    def _healing(self, read: Callable[[FrameEntry], _T]) -> _T:
+        """`read(self)`; if the frames are damaged, `read` of the entry made again."""
+        try:
+            return read(self)
+        except CorruptFramesError as error:
+            damage = str(error)
+        from evalcore.frames.extract import remake_entry  # extraction imports this module
+
+        fresh = remake_entry(self, damage)
+        if isinstance(fresh, FrameFailure):
+            raise CorruptFramesError(fresh.message)
+        log.warning("frame cache entry %s was damaged (%s); extracted it again", self.key, damage)
+        try:
+            return read(fresh)
+        except CorruptFramesError as error:
+            raise CorruptFramesError(f"{error} (after extracting the clip again)") from None
+
+
+def _decode_jpeg(path: Path, jpeg: bytes) -> np.ndarray:
+    """One frame as an (H, W, 3) uint8 RGB array; CorruptFramesError if it does not
+    decode to the end."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(jpeg)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for broken files
+        raise CorruptFramesError(f"{path}: cannot be decoded: {error}") from None
 
 
 class FrameCache:
@@ -176,18 +282,21 @@ class FrameCache:
         repeat a frame). If another process stored the key first, its entry wins and
         this one is discarded.
         """
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{key[:16]}-", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(key[:16]), dir=self.root))
         try:
             n_out = sum(len(p) for p in positions.values())
             files = [f"{i:05d}.jpg" for i in range(n_out)]
             indices: list[int] = [0] * n_out
             timestamps: list[float] = [0.0] * n_out
+            checksums: list[str] = [""] * n_out
             size: tuple[int, int] | None = None
             for index, timestamp, jpeg, frame_size in frames:
                 size = frame_size
+                digest = hashlib.sha256(jpeg).hexdigest()
                 for position in positions[index]:
                     (tmp / files[position]).write_bytes(jpeg)
                     indices[position], timestamps[position] = index, round(timestamp, 6)
+                    checksums[position] = digest
             missing = [f for f in files if not (tmp / f).is_file()]
             if missing:
                 raise RuntimeError(f"decoder returned no frame for {len(missing)} positions")
@@ -198,6 +307,7 @@ class FrameCache:
                 "files": files,
                 "indices": indices,
                 "timestamps": timestamps,
+                "sha256": checksums,  # of each file's bytes (entries before them have none)
                 "n_frames": n_out,
                 "size": list(size) if size else None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -222,27 +332,31 @@ class FrameCache:
                 raise
             if self.open(key) is not None:
                 return  # another process won the race; its entry is as good as ours
-            # a broken entry (frames deleted by hand): move it aside, then take its place
-            trash = self.root / f"{_TMP_PREFIX}broken-{key[:16]}-{uuid.uuid4().hex[:8]}"
-            try:
-                os.rename(final, trash)
-            except FileNotFoundError:
-                pass
-            shutil.rmtree(trash, ignore_errors=True)
+            self.discard(key)  # a broken entry (frames deleted by hand): take its place
             os.rename(tmp, final)
 
-    def remove_stale_temp(self, older_than_s: float = 3600.0) -> int:
-        """Delete temp dirs left by killed workers; returns how many were removed."""
-        removed, now = 0, time.time()
-        for child in self.root.iterdir():
-            if child.name.startswith(_TMP_PREFIX):
-                try:
-                    if now - child.stat().st_mtime > older_than_s:
-                        shutil.rmtree(child, ignore_errors=True)
-                        removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
+    def discard(self, key: str) -> bool:
+        """Remove the entry under `key` (moved aside in one step, then deleted), so that
+        the next extraction makes it again; False if there was none. The caller holds
+        the key's lock (`extract._lock_entry`) if a writer may be at work on it."""
+        trash = self.root / f"{temp_prefix('removed-' + key[:16])}{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(self.entry_dir(key), trash)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def keys(self) -> Iterator[str]:
+        """The keys of the entry folders under the root, complete or not, in order."""
+        for folder in sorted(self.root.glob("??/*")):
+            if folder.is_dir() and folder.parent.name == folder.name[:2]:
+                yield folder.name
+
+    def remove_stale_temp(self, max_age_s: float = LITTER_MAX_AGE_S) -> int:
+        """Delete what killed writers left under the root (`evalcore.atomic.sweep`);
+        returns how many were removed. Every extraction starts with it."""
+        return sweep(self.root, f"{_TMP_PREFIX}*", max_age_s)
 
 
 def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) -> str:

@@ -19,10 +19,17 @@ the backend, `FrameFolderSource` reads those, one file per frame.
 
 A source is used as a context manager; `read` takes sorted, distinct indices. `threads`
 is the decoder's own thread count: 1 when worker processes already fill the cores.
+
+decord's C++ core prints its errors to the process's stderr (file descriptor 2), not
+through Python; `StderrCapture` catches them there, so a decoding worker can put them
+in the video's failure message instead of the terminal.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,6 +64,53 @@ class EmptyVideoError(FrameError):
 
 class EmptyClipError(FrameError):
     error_type = "EmptyClip"
+
+
+class StderrCapture:
+    """Sends this process's file descriptor 2 to a temporary file while the block runs;
+    afterwards `tail` holds the last lines written there ("" if none).
+
+    At the descriptor level because C++ libraries (decord, FFmpeg) write to fd 2
+    directly. It is process-wide: everything any thread writes to stderr meanwhile is
+    caught too, so use it only where decoding is all the process does (a decoding
+    worker). If fd 2 is closed, nothing is redirected.
+    """
+
+    def __init__(self, lines: int = 5, max_chars: int = 600) -> None:
+        self.lines = lines
+        self.max_chars = max_chars
+        self.tail = ""
+        self._file = None
+        self._saved: int | None = None
+
+    def __enter__(self) -> StderrCapture:
+        try:
+            sys.stderr.flush()  # what Python buffered before goes where it was meant to
+        except (AttributeError, OSError, ValueError):
+            pass
+        try:
+            self._saved = os.dup(2)
+        except OSError:
+            return self  # no stderr to take over
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in __exit__
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None or self._file is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        with self._file:
+            size = self._file.seek(0, os.SEEK_END)
+            self._file.seek(max(0, size - 16 * self.max_chars))
+            text = self._file.read().decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        self.tail = " | ".join(lines[-self.lines :])[-self.max_chars :]
 
 
 @dataclass(frozen=True)

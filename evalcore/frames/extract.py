@@ -20,6 +20,14 @@ holds it, so each clip is decoded once and the other process gets a cache hit. A
 worker killed on timeout or crashing drops its lock with its process. The time spent
 waiting counts toward the waiting worker's `timeout_s`; the holder decodes under the
 same limit, so the wait ends within one timeout of the holder's start.
+
+A worker sends its stderr (file descriptor 2) to a temporary file while a decoder runs:
+decord prints its C++ errors there, and their last lines go into the video's failure
+message rather than onto the terminal. Each extraction starts by sweeping what killed
+writers left in the cache (`FrameCache.remove_stale_temp`).
+
+A cache entry found damaged when it is read is extracted again by the reader itself,
+synchronously, with the same functions and the same lock (`remake_entry`).
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalcore.frames.cache import (
+    _REMADE,
+    CorruptFramesError,
     FrameCache,
     FrameEntry,
     FrameFailure,
@@ -47,6 +58,7 @@ from evalcore.frames.decoders import (
     Decoder,
     EmptyClipError,
     FrameError,
+    StderrCapture,
     decoder_chain,
     decoder_name,
     frame_files,
@@ -108,6 +120,7 @@ def extract_videos(
     `if __name__ == "__main__":`.
     """
     started = time.perf_counter()
+    cache.remove_stale_temp()
     distinct = list(dict.fromkeys(jobs))
     results: dict[VideoJob, Result] = {}
     counts = {"hits": 0, "decoded": 0}
@@ -376,7 +389,75 @@ def extract_one(
         entry = cache.open(key)
         if entry is not None:
             return entry, False
-        return _decode(job, key, video_fingerprint, cache, settings, chain), True
+        return _decode(job, key, video_fingerprint, cache, settings, chain, True), True
+
+
+def remake_entry(entry: FrameEntry, damage: str) -> Result:
+    """Replace the damaged cache entry `entry` by extracting its clip again, here and
+    now: the clip its manifest names, from the same video (its fingerprint must still
+    give the entry's key), decoded by `_decode` and stored by `FrameCache.write` (temp
+    folder, then rename) under the key's lock, as a worker would. `damage` says what is
+    wrong, for the messages.
+
+    The reader waits for it (one clip). Once per entry and process: an entry this
+    process made again that is damaged again is a `FrameFailure`, as is a clip that
+    cannot be extracted again (the video moved or changed, no decoder reads it). The
+    damaged entry is removed either way, so the next run's extraction makes it anew. If
+    another reader (a thread, a process) made it again meanwhile, that one is returned.
+
+    Decoding runs in the calling process, without a worker to kill on a timeout, and
+    its stderr is not captured (other threads write there): this video decoded before.
+    """
+    cache = FrameCache(entry.dir.parent.parent)
+    try:
+        lock = _lock_entry(cache, entry.key)
+    except OSError as error:
+        return FrameFailure("CorruptFrames", f"{damage}; cannot lock the entry: {error}")
+    with lock:
+        current = cache.open(entry.key)
+        if current is not None and current.damage() is None:
+            return current  # made again meanwhile
+        try:
+            manifest = (current or entry).manifest()
+        except (OSError, ValueError, CorruptFramesError):
+            manifest = None
+        cache.discard(entry.key)
+        if entry.dir in _REMADE:
+            why = _REMADE[entry.dir] or f"{damage}; damaged again after it was extracted again"
+            return FrameFailure("CorruptFrames", why)
+        try:
+            job, video_fingerprint, settings = _clip_of(manifest, entry.key, cache)
+        except (KeyError, TypeError, ValueError) as error:
+            result: Result | str = f"cannot extract it again: {error}"
+        else:
+            chain = decoder_chain(settings.backend, 1, job.path)
+            result = _decode(job, entry.key, video_fingerprint, cache, settings, chain, False)
+            if isinstance(result, FrameFailure):
+                result = f"extracting it again failed: {result.error_type}: {result.message}"
+        if isinstance(result, str):
+            result = FrameFailure("CorruptFrames", f"{damage}; {result}")
+        _REMADE[entry.dir] = result.message if isinstance(result, FrameFailure) else ""
+    return result
+
+
+def _clip_of(
+    manifest: Mapping | None, key: str, cache: FrameCache
+) -> tuple[VideoJob, str, FrameSettings]:
+    """The clip, video fingerprint and settings an entry was made from, as its manifest
+    records them; ValueError if they no longer give `key` (the video changed)."""
+    if manifest is None:
+        raise ValueError("its manifest cannot be read")
+    clip = manifest.get("clip") or {}
+    job = VideoJob(Path(manifest["source"]), clip.get("start"), clip.get("end"))
+    known = FrameSettings.model_fields  # a field since removed does not stop it
+    settings = FrameSettings(**{k: v for k, v in manifest["settings"].items() if k in known})
+    try:
+        video_fingerprint = cache.video_fingerprint(job.path)
+    except OSError as error:
+        raise ValueError(f"{job.path}: {error.strerror or error}") from None
+    if entry_key(video_fingerprint, job, settings) != key:
+        raise ValueError(f"{job.path} is no longer the video the frames were made from")
+    return job, video_fingerprint, settings
 
 
 def _lock_entry(cache: FrameCache, key: str):
@@ -400,21 +481,30 @@ def _decode(
     cache: FrameCache,
     settings: FrameSettings,
     chain: Sequence[Decoder],
+    capture_stderr: bool = False,
 ) -> Result:
-    reasons: list[tuple[str, FrameError | Exception]] = []
+    """Extract with the first decoder of `chain` that can. `capture_stderr`: what a
+    decoder writes to fd 2 goes into its failure reason (only where nothing else writes
+    to stderr: a decoding worker, see `StderrCapture`)."""
+    reasons: list[tuple[str, FrameError | Exception, str]] = []
     for decoder in chain:
         name = decoder_name(decoder)
+        stderr = StderrCapture() if capture_stderr else None
         try:
-            return _extract_with(decoder, job, key, video_fingerprint, cache, settings)
+            with stderr or nullcontext():
+                return _extract_with(decoder, job, key, video_fingerprint, cache, settings)
         except _CacheWriteError as error:
             return FrameFailure("CacheWriteError", f"{job.path}: {error}")
         except EmptyClipError as error:
             return FrameFailure(error.error_type, str(error))
         except Exception as error:
-            reasons.append((name, error))
-    kinds = {getattr(e, "error_type", "DecodeError") for _, e in reasons}
+            reasons.append((name, error, stderr.tail if stderr else ""))
+    kinds = {getattr(e, "error_type", "DecodeError") for _, e, _ in reasons}
     error_type = kinds.pop() if len(kinds) == 1 else "DecodeError"
-    detail = "; ".join(f"{name}: {_describe(error, job.path)}" for name, error in reasons)
+    detail = "; ".join(
+        f"{name}: {_describe(error, job.path)}" + (f" [{name} printed: {said}]" if said else "")
+        for name, error, said in reasons
+    )
     return FrameFailure(error_type, f"{job.path}: cannot read frames ({detail})")
 
 

@@ -20,6 +20,9 @@ without an end line whose lock is free was left by a process that died (kill -9,
 OOM), and its missing clips become `ExtractionStopped` failures at once, never a wait
 for ever. A new extraction writes a new journal and renames it into place; it never
 rewrites one, so a reader that opened the previous journal reads that one to its end.
+The new journal's temporary name carries the writer's pid and host
+(`{name}.tmp-{pid}@{host}-...`): an extraction starts by removing those whose writer
+is gone (`remove_stale_journals`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalcore.atomic import TMP_MARK, sweep, temp_prefix
 from evalcore.dataset import Sample
-from evalcore.frames.cache import FrameCache, FrameEntry, FrameFailure, VideoJob
+from evalcore.frames.cache import (
+    FrameCache,
+    FrameEntry,
+    FrameFailure,
+    VideoJob,
+)
 from evalcore.frames.extract import extract_videos
 from evalcore.frames.settings import FrameSettings
 
@@ -205,7 +214,7 @@ class FrameIndexWriter:
     def __init__(self, path: Path, videos: dict[str, str], run: str = "") -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + temp_prefix())
         self._file = os.fdopen(fd, "w", encoding="utf-8", buffering=1)  # a line per write
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # before any reader can see it
@@ -271,6 +280,7 @@ def prepare_frames(
     """Extract (or find cached) the frames of every distinct clip, writing the index as
     they finish: the fingerprints of every video first (the head, marked with `run`),
     then one line per clip, then the end line."""
+    remove_stale_journals(Path(index_path).parent)
     videos = video_fingerprints(samples, cache)
     clips: dict[VideoJob, list[str]] = {}  # clip -> the samples that ask about it
     invalid = []
@@ -304,6 +314,12 @@ def prepare_frames(
         failed=report.failed,
         seconds=round(report.seconds, 3),
     )
+
+
+def remove_stale_journals(directory: Path) -> int:
+    """Delete the temporary journals (`*.tmp-*`) in `directory` whose writer is gone
+    (`evalcore.atomic.sweep`); returns how many were removed."""
+    return sweep(directory, f"*{TMP_MARK}*") if directory.is_dir() else 0
 
 
 def read_frame_index(path: Path, cache: FrameCache) -> FrameJournal:

@@ -48,6 +48,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from evalcore.atomic import sweep, temp_prefix
+
 SOCKET_ENV = "EVALCORE_PRELOAD_SOCKET"
 CLIENT_MODULE = __name__
 # Set per launch or per rank (by torchrun, by the launcher per device group) and read
@@ -93,12 +95,17 @@ def supported() -> bool:
 # --- the parent's side: start and keep servers --------------------------------------
 
 
+PRELOAD_DIR = "evalcore-preload"
+
+
 class PreloadServer:
     """A preload server for launches with environment `env`: listening at once, ready
     (accepting) once `modules` are imported. Closed when this process exits."""
 
     def __init__(self, env: Mapping[str, str], modules: Sequence[str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="evalcore-preload-"))  # mode 0700
+        # a killed run's folders (its pid in the name) go when the next server starts
+        sweep(Path(tempfile.gettempdir()), f"{PRELOAD_DIR}*")
+        self.dir = Path(tempfile.mkdtemp(prefix=PRELOAD_DIR + temp_prefix()))  # mode 0700
         self.socket = self.dir / "socket"
         self.key = environment_key(env)
         lifeline, self._lifeline = os.pipe()  # the server reads end of file when we are gone

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from evalcore.benchmarks import Benchmark
 from evalcore.cell import Cell, valid_records
 from evalcore.dataset import Sample
-from evalcore.frames import FrameFailure
+from evalcore.frames import FrameError, FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
 from evalcore.inference.pack import pack_groups, pack_messages, unpack_answers
 from evalcore.models.base import (
@@ -219,8 +219,11 @@ def answer_samples(
                     half = len(batch) // 2
                     queue[:0] = [batch[:half], batch[half:]]
                     continue
-                kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
-                detail = "".join(traceback.format_exception(exc, limit=-3))
+                if isinstance(exc, FrameError):  # its frames could not be read (damaged
+                    kind, detail = exc.error_type, str(exc)  # beyond repair): say so plainly
+                else:
+                    kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
+                    detail = "".join(traceback.format_exception(exc, limit=-3))
                 for s in batch[0]:
                     emit(state.failure(s, kind, detail))
                 continue

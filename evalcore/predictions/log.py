@@ -94,10 +94,11 @@ class PredictionLog:
     second process that asks for the same writer name gets a file of its own
     (`{writer}-2.jsonl`, ...), and a torn tail is repaired only by the holder.
 
-    Each record is one `write` of a full line on a line-buffered file, so a kill leaves
-    at most a torn last line, which the next holder truncates away. fsync is batched
-    (`fsync_every`): a process kill loses nothing flushed; only a power loss can lose
-    the records since the last fsync."""
+    Each record is one `write(2)` of a full line, so a kill leaves at most a torn last
+    line, which the next holder truncates away; a write that fails (a full disk) is cut
+    back at once, so the log ends on a whole line and the error goes up. fsync is
+    batched (`fsync_every`): a process kill loses nothing written; only a power loss can
+    lose the records since the last fsync."""
 
     def __init__(self, log_dir: Path, writer: str, fsync_every: int = 32) -> None:
         from evalcore.predictions.lock import open_exclusive_log
@@ -106,9 +107,19 @@ class PredictionLog:
         self._since_sync = 0
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.path, self._file = open_exclusive_log(Path(log_dir), writer)
+        self._end = os.fstat(self._file.fileno()).st_size  # we alone append (the lock)
 
     def append(self, record: PredictionRecord) -> None:
-        self._file.write(record.to_line() + "\n")
+        data = (record.to_line() + "\n").encode("utf-8")
+        fd = self._file.fileno()
+        try:
+            written = 0
+            while written < len(data):  # the file object's buffer is never used
+                written += os.write(fd, data[written:])
+        except BaseException:
+            os.ftruncate(fd, self._end)  # no half line left behind
+            raise
+        self._end += len(data)
         self._since_sync += 1
         if self._since_sync >= self.fsync_every:
             self.sync()

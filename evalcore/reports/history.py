@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalcore.atomic import atomic_path, atomic_write_text
+from evalcore.atomic import TMP_MARK, atomic_path, atomic_write_text, sweep
 from evalcore.cell import Cell, cells_of, valid_records
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
@@ -473,7 +473,10 @@ def publish_leaderboard(
 ) -> tuple[list[dict], dict[str, Path]]:
     """Rebuild `results.json` (every cell's JSON but its per-sample outcomes) and the
     leaderboard files and charts from the cells, with the change against the last
-    snapshot; `snapshot` freezes a new one."""
+    snapshot; `snapshot` freezes a new one. Starts by removing the temporary files a
+    killed publisher left (`evalcore.atomic.sweep`)."""
+    for folder in (ws.output_dir, ws.output_dir / "history"):
+        sweep(folder, f".*{TMP_MARK}*")
     cells = collect_cells(ws.cell_jsons())
     outcomes = {
         cell_name(c["model"], c["dataset"]): outcomes_from_json(c["samples"])

@@ -5,6 +5,10 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -299,3 +303,35 @@ def test_a_frame_folder_fingerprint_is_memoized_by_its_files_identity(tmp_path, 
     frame.write_bytes((folder / "00001.jpg").read_bytes()[: stat.st_size].ljust(stat.st_size))
     os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert fingerprint(folder, memo=memo) != first
+
+
+KILLED_WRITER = """
+import os, signal, sys, tempfile
+from evalcore.frames.cache import temp_prefix
+folder = tempfile.mkdtemp(prefix=temp_prefix(sys.argv[2]), dir=sys.argv[1])
+with open(os.path.join(folder, "00000.jpg"), "wb") as frame:
+    frame.write(b"half a frame")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_writer_left_is_swept_at_the_next_extraction(videos, tmp_path):
+    cache = FrameCache(tmp_path / "cache")
+    label = "0123456789abcdef"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(cache.root), label])
+    assert killed.returncode == -signal.SIGKILL  # kill -9 while writing an entry
+    (litter,) = [p for p in cache.root.iterdir() if p.name.startswith(".tmp-")]
+    assert (litter / "00000.jpg").is_file()
+    live = Path(tempfile.mkdtemp(prefix=cache_module.temp_prefix(label), dir=cache.root))
+    elsewhere = cache.root / f".tmp-1@00000000-{label}-x"  # a writer on another machine
+    unowned = cache.root / f".tmp-{label}-y"  # a name without its owner: age alone counts
+    unowned_old = cache.root / f".tmp-{label}-z"
+    for folder in (elsewhere, unowned, unowned_old):
+        folder.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(unowned_old, (two_days_ago, two_days_ago))
+
+    job = VideoJob(videos / "clip.mp4")
+    assert isinstance(extract_videos([job], cache, FAST).results[job], FrameEntry)
+    left = {p.name for p in cache.root.iterdir() if p.name.startswith(".tmp-")}
+    assert left == {live.name, elsewhere.name, unowned.name}

@@ -1,6 +1,7 @@
 """extract_videos end to end: right frames from both backends, bad inputs, timeouts, crashes."""
 
 import os
+import random
 import time
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from evalcore.frames import (
     FrameSettings,
     VideoJob,
     extract_videos,
+    fingerprint,
 )
 from evalcore.frames.decoders import DecordSource, FrameError, PyAVSource
+from evalcore.frames.extract import extract_one
 from evalcore.frames.synthetic import read_frame_number, write_video
 from tests.evalcore.benchmarks.mvbench_fixtures import (
     webm_codec,
@@ -396,3 +399,24 @@ def test_folders_without_readable_frames_fail_with_a_reason(media, tmp_path):
     assert "without frame images" in report.results[jobs[1]].message
     assert "00003.jpg" in report.results[jobs[2]].message  # names the bad frame
     assert (report.hits, report.decoded, report.failed) == (0, 0, 4)
+
+
+@pytest.mark.parametrize("name", ["garbage.mp4", "truncated.mp4"])
+def test_what_a_decoder_prints_goes_into_the_failure_not_onto_stderr(videos, tmp_path, capfd, name):
+    """decord prints its C++ errors to fd 2; they belong in the video's failure."""
+    path = videos / name
+    if name == "garbage.mp4":
+        path = tmp_path / name
+        path.write_bytes(random.Random(3).randbytes(20000))
+    job = VideoJob(path)
+    settings = FrameSettings(nframe=4, workers=1, backend="decord")
+    failure = extract_videos([job], FrameCache(tmp_path / "c"), settings).results[job]
+    assert failure.error_type == "DecodeError"
+    assert "decord printed:" in failure.message and "ERROR opening" in failure.message
+
+    # the worker's function itself, in this process, where capfd watches fd 2
+    cache = FrameCache(tmp_path / "here")
+    key = cache.key_for(job, settings)
+    result, _ = extract_one(job, key, fingerprint(path), cache, settings, [DecordSource])
+    assert "ERROR opening" in result.message
+    assert "ERROR opening" not in capfd.readouterr().err

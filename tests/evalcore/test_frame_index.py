@@ -3,10 +3,13 @@ waited on for ever when its writer is gone."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from doubles.frames import HeldClip
@@ -14,11 +17,13 @@ from doubles.frames import HeldClip
 from evalcore.cell import extract_dataset_frames, frame_index_path
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings, VideoJob
+from evalcore.frames.cache import temp_prefix
 from evalcore.frames.index import (
     STOPPED,
     FrameIndexWriter,
     index_frame_keys,
     index_run,
+    prepare_frames,
     read_frame_index,
     read_index_videos,
 )
@@ -124,3 +129,25 @@ def test_an_aborted_or_finished_index_ends_the_wait(tmp_path):
     index = read_frame_index(path, cache)
     assert list(index.arrivals(["b"])) == [["b"]]
     assert index.frames_for("b").error_type == "FramesMissing"  # complete, without b
+
+
+KILLED_INDEX_WRITER = """
+import os, signal, sys, tempfile
+from evalcore.frames.cache import temp_prefix
+tempfile.mkstemp(dir=sys.argv[1], prefix=sys.argv[2] + temp_prefix())
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writers_temporary_journal_is_swept_at_the_next_extraction(tmp_path):
+    index_dir = tmp_path / "frame-index"
+    index_dir.mkdir()
+    path = index_dir / "Tiny-abc.jsonl"
+    killed = subprocess.run([sys.executable, "-c", KILLED_INDEX_WRITER, str(index_dir), path.name])
+    assert killed.returncode == -signal.SIGKILL  # kill -9 before its journal was in place
+    (litter,) = index_dir.glob("*.tmp-*")
+    _, live = tempfile.mkstemp(dir=index_dir, prefix=path.name + temp_prefix())  # this process
+
+    prepare_frames([], FrameSettings(), FrameCache(tmp_path / "frames"), path)
+    assert {p.name for p in index_dir.iterdir()} == {path.name, Path(live).name}
+    assert read_index_videos(path) == {}

@@ -106,3 +106,64 @@ def test_an_api_url_that_refuses_connections_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: the Prefect API at {url} ") and "cannot be reached" in line
+
+
+BILLION_LAUGHS = """\
+# billion laughs: 9**9 = 387,420,489 strings
+datasets: [{tsv: Bad.tsv}]
+models:
+  - name: api
+    kind: openai-compatible
+    params:
+      base_url: http://127.0.0.1:9/v1
+      model: m
+      extra_body:
+        a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+        b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+        c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+        d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+        e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+        f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+        g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+        h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+        i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_an_alias_bomb_is_one_line_and_exit_2_before_any_work(tmp_path):
+    assert len(BILLION_LAUGHS.encode()) == 619
+    (tmp_path / "Bad.tsv").write_text(HEADER + ROW.format(i=0))
+    config = tmp_path / "run.yaml"
+    config.write_text(BILLION_LAUGHS)
+    result = run(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.fullmatch(
+        rf"error: {re.escape(str(config))} line 14: models\.0\.params\.extra_body\.e\.0: "
+        r"YAML aliases expand to more than 10,000 values .*",
+        line,
+    ), line
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_config_over_prefects_parameter_limit_is_one_line_and_exit_2(tmp_path):
+    tsv = tmp_path / "Bad.tsv"
+    tsv.write_text(HEADER + ROW.format(i=0))
+    api = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "extra_body": {"doc": "x" * 600_000}}
+    config = write_config(tmp_path, tsv, model={"kind": "openai-compatible", "params": api})
+    result = run(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.match(r"error: .*run\.yaml line \d+: models\.0\.params\.extra_body\.doc: ", line)
+    assert "over Prefect's limit of 524,288" in line
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_bad_server_start_timeout_is_one_line_and_exit_2(tmp_path):
+    tsv = tmp_path / "Bad.tsv"
+    tsv.write_text(HEADER + ROW.format(i=0))
+    result = run(write_config(tmp_path, tsv), tmp_path, EVALCORE_SERVER_START_TIMEOUT="2m")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "error: EVALCORE_SERVER_START_TIMEOUT='2m': not a number of seconds above 0"
+    assert not (tmp_path / "work").exists()
