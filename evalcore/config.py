@@ -334,7 +334,7 @@ class ApiSettings(BaseModel):
         ge=1,
         description="Requests per Dask task, at least (a task gets twice its slot's share "
         "of max_in_flight if that is more): a task costs ~2.5 ms to schedule, so requests "
-        "go in batches; answers stream back a batch at a time.",
+        "go in batches; each answer streams back as it arrives.",
     )
     cache_path: Path | None = Field(
         default=None,
