@@ -24,7 +24,7 @@ from evalcore.inference.runner import unit_cache_key
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.reports.warm import import_report_modules
 from evalcore.workspace import Workspace
-from flows.hooks import publish_run_summary
+from flows.hooks import end_orphaned_task_runs, publish_run_summary
 from tasks.frames import extract_frames
 from tasks.inference import fixed_key, infer, infer_api, infer_shard_task
 from tasks.reports import publish
@@ -36,6 +36,7 @@ from tasks.secrets import endpoint_tag
     name="eval",
     task_runner=ThreadPoolTaskRunner(max_workers=8),
     log_prints=True,
+    on_running=[end_orphaned_task_runs],  # what crashed runs and earlier attempts left open
     on_completion=[publish_run_summary],  # the run-summary artifact, failed runs included
     on_failure=[publish_run_summary],
     on_crashed=[publish_run_summary],
@@ -135,7 +136,7 @@ def frame_plan_label(frames) -> str:
 
 
 def _run_name(future: PrefectFuture) -> str:
-    """The failed unit's task run name (it names the unit: `infer m x d t0 shard 2/4`)."""
+    """The failed unit's task run name (it names the unit: `infer m x d t0 shard1-of-4`)."""
     from prefect.client.orchestration import get_client
 
     try:
@@ -196,6 +197,9 @@ class ShardQueue:
         )
         self.previous: dict[int, PrefectFuture] = {}
         self.count = 0
+        # this flow call (a run, or a flow-run retry's attempt): a sample that crashed its
+        # rank max_attempts times in an earlier run is asked again in this one
+        self.run = uuid.uuid4().hex
 
     def submit(self, cell: Cell, ws: Workspace, results: Path) -> tuple[list[PrefectFuture], bool]:
         futures, computes = [], False
@@ -209,13 +213,15 @@ class ShardQueue:
             cached = cache_hit(results, key, gaps)  # a cache hit takes no gpu slot
             computes = computes or not cached
             future = infer_shard_task.with_options(
-                task_run_name=f"infer {cell.label} shard {shard.index + 1}/{shard.count}",
+                task_run_name=f"infer {cell.label} {shard.label}",
                 tags=[] if cached else ["gpu"],
                 result_storage=results,
                 retries=self.settings.retries,
                 cache_key_fn=fixed_key(key),
                 refresh_cache=gaps,
-            ).submit(cell, replace(shard, group=group), self.settings, ws, wait_for=wait_for)
+            ).submit(
+                cell, replace(shard, group=group), self.settings, ws, self.run, wait_for=wait_for
+            )
             self.previous[group.index] = future
             futures.append(future)
         return futures, computes

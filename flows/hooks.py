@@ -27,6 +27,19 @@ from evalcore.reports.run_summary import (
 log = logging.getLogger(__name__)
 
 
+def end_orphaned_task_runs(flow, flow_run, state) -> None:
+    """Flow state hook (running): end as Crashed the task runs left open by crashed flow
+    runs and by this run's earlier attempts (`flows.zombies.end_orphaned_task_runs`), so
+    no bar runs on for ever in a timeline. It never raises: the run goes on regardless."""
+    from flows.zombies import end_orphaned_task_runs as end_them
+
+    try:
+        if n := end_them(flow_run.id):
+            log.info("ended %d task run(s) left open by crashed flow runs as Crashed", n)
+    except Exception:  # noqa: BLE001 - tidying the UI must never stop a run
+        log.exception("task runs of crashed flow runs could not be ended")
+
+
 def publish_run_summary(flow, flow_run, state) -> None:
     """Flow state hook (completed, failed, crashed): build the summary and publish it as
     an artifact of `flow_run`. It never raises: a run whose parameters were invalid gets

@@ -21,10 +21,11 @@ from evalcore.config import EvalConfig
 from evalcore.reports.history import cells_to_evaluate
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
+from flows.hooks import end_orphaned_task_runs
 from tasks.reports import publish
 
 
-@task(name="plan-cells", cache_policy=NO_CACHE)
+@task(name="plan-cells", task_run_name="plan cells", cache_policy=NO_CACHE)
 def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
     """Dataset -> {model: why it is evaluated again}."""
     plan = cells_to_evaluate(config, ws)
@@ -35,7 +36,7 @@ def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
     return plan
 
 
-@flow(name="leaderboard", log_prints=True)
+@flow(name="leaderboard", log_prints=True, on_running=[end_orphaned_task_runs])
 def leaderboard_flow(config: EvalConfig) -> dict:
     """Re-evaluate what changed, then publish the leaderboard with a dated snapshot."""
     ws = Workspace(config.work_dir, config.output_dir)

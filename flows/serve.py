@@ -11,6 +11,11 @@ The server is started detached with its output in a log file, not with
 `prefect server start --background`, whose server dies at its first log line (its
 output goes to a pipe nobody reads). Every child gets DO_NOT_TRACK=1 and
 PREFECT_SERVER_ANALYTICS_ENABLED=false, so nothing is looked up off the machine.
+
+The pool does not stream a flow run's output to its worker (`stream_output: false`):
+with a pipe to the worker, a flow run died with the worker (killed, restarted) at its
+next log line (the console handler exits on a broken pipe). A flow run's logs are in
+the UI and `prefect flow-run logs <id>`; it outlives its worker.
 """
 
 from __future__ import annotations
@@ -84,7 +89,13 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
 
 
 def serve(opts: ServeOptions, say=print) -> dict:
-    """Start server, pool, limits, deployments and worker; return the recorded state."""
+    """Start server, pool, limits, deployments and worker; return the recorded state.
+    Says each step as it begins, with the seconds since the start."""
+    begun = time.monotonic()
+
+    def step(text: str) -> None:
+        say(f"[{time.monotonic() - begun:5.1f} s] {text}")
+
     home = opts.prefect_home
     home.mkdir(parents=True, exist_ok=True)
     running = read_state(home)
@@ -118,7 +129,7 @@ def serve(opts: ServeOptions, say=print) -> dict:
         "project_dir": str(project),
     }
     server_log = home / "server.log"
-    say(f"Starting the Prefect server on {opts.host}:{opts.port} (log: {server_log})")
+    step(f"starting the Prefect server on {opts.host}:{opts.port} (log: {server_log})")
     server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
     server = _spawn(
         [*_prefect(), "server", "start", "--host", opts.host, "--port", str(opts.port)],
@@ -129,12 +140,17 @@ def serve(opts: ServeOptions, say=print) -> dict:
     state["server"] = {"pid": server, "log": str(server_log)}
     write_state(home, state)  # recorded at once: `stop` must find it even if a step fails
 
-    tsv = _demo_benchmark(project, opts.videos, opts.seed, say)  # while the server boots
+    step(f"generating the demo benchmark ({opts.videos} videos) under {project / DEMO_DATA}")
+    tsv = _demo_benchmark(project, opts.videos, opts.seed)  # while the server boots
+    step("waiting for the server to answer")
     _wait_healthy(opts.api_url, server, server_log, opts.startup_timeout)
-    say(f"Server up; creating work pool {WORK_POOL!r}, concurrency limits, deployments")
-    _prefect_cli(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env, home)
     slots = opts.gpu_slots or default_gpu_slots()
-    _prefect_cli(["concurrency-limit", "create", "gpu", str(slots)], env, home)
+    step(
+        f"server up; creating work pool {WORK_POOL!r}, the `gpu` limit ({slots}) and the "
+        "zombie automation"
+    )
+    _run_python(f"from flows.serve import configure_server; configure_server({slots})", env, home)
+    step(f"deploying {PREFECT_FILE.relative_to(REPO_ROOT)} (log: {home / 'setup.log'})")
     deploy_env = {**env, "EVALCORE_PROJECT_DIR": str(project)}
     _prefect_cli(
         ["--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_FILE)],
@@ -142,16 +158,12 @@ def serve(opts: ServeOptions, say=print) -> dict:
         home,
         cwd=REPO_ROOT,
     )
-
-    _run_python(
-        "from flows.zombies import create_zombie_automation; create_zombie_automation()",
-        env,
-        home,
-    )
+    step("starting the worker")
     state["worker"] = _start_worker(opts, home, deploy_env, project)
     worker_log = state["worker"]["log"]
     write_state(home, state)
     _write_env_file(home, opts.api_url)
+    step("ready")
     say(
         f"\nPrefect UI: {opts.ui_url}\n"
         f"Demo benchmark: {tsv}\n"
@@ -162,6 +174,25 @@ def serve(opts: ServeOptions, say=print) -> dict:
         f"Stop with `evalcore stop` (or `make stop`)."
     )
     return state
+
+
+def configure_server(gpu_slots: int) -> None:
+    """Run by `serve` in a child with the server's settings (one interpreter for the three):
+    the process work pool, whose flow runs do not stream their output to the worker (so
+    they outlive it), the limit of the `gpu` tag, and the zombie automation."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    from flows.zombies import create_zombie_automation
+
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["stream_output"]["default"] = False
+    with get_client(sync_client=True) as client:
+        pool = WorkPoolCreate(name=WORK_POOL, type="process", base_job_template=template)
+        client.create_work_pool(pool, overwrite=True)
+        client.create_concurrency_limit(tag="gpu", concurrency_limit=gpu_slots)
+    create_zombie_automation()
 
 
 def _run_python(code: str, env: dict[str, str], home: Path) -> None:
@@ -252,11 +283,10 @@ def _prefect_cli(args: list[str], env: dict, home: Path, cwd: Path | None = None
         raise ServeError(f"`prefect {' '.join(args)}` failed; see {log}")
 
 
-def _demo_benchmark(project: Path, videos: int, seed: int, say) -> Path:
+def _demo_benchmark(project: Path, videos: int, seed: int) -> Path:
     """The data the `video` deployment's defaults point to (kept if already generated)."""
     from evalcore.dataset.synthetic import generate_benchmark
 
-    say(f"Generating the demo benchmark ({videos} videos) under {project / DEMO_DATA}")
     return generate_benchmark(project / DEMO_DATA, n_videos=videos, seed=seed)
 
 

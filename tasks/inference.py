@@ -43,8 +43,11 @@ def infer(cell: Cell, ws: Workspace, settings: InferenceSettings) -> dict:
 # concurrency limit on it bounds torchrun jobs across flow runs (docs/operations.md);
 # within a run, shards already take one device group at a time.
 @task(name="infer-shard", persist_result=True, retry_delay_seconds=1)
-def infer_shard_task(cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace) -> dict:
-    return infer_shard(cell, shard, settings, ws).as_dict()
+def infer_shard_task(
+    cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace, run: str = ""
+) -> dict:
+    """`run`: the flow call's mark; its retries share the crash limit of a poison sample."""
+    return infer_shard(cell, shard, settings, ws, run).as_dict()
 
 
 @task(name="infer-api", persist_result=True)

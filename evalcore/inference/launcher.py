@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,7 +167,7 @@ class RankWatch:
 
     A rank gets `startup_s` to write its first phase (torchrun, Python and torch imports
     are slow on a busy machine and say nothing about the model), then `watchdog_s`
-    between any two changes.
+    between any two changes. A change counts from when `stuck` sees it, by `clock`.
     """
 
     def __init__(
@@ -177,13 +177,15 @@ class RankWatch:
         progress_paths: Mapping[int, Sequence[Path]],
         watchdog_s: float,
         startup_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.launch_dir = launch_dir
         self.nproc = nproc
         self.paths = progress_paths
         self.watchdog_s = watchdog_s
         self.startup_s = startup_s
-        now = time.monotonic()
+        self._clock = clock
+        now = clock()
         self._last_change = {r: now for r in range(nproc)}
         self._signature: dict[int, tuple] = {r: self._sign(r) for r in range(nproc)}
         self._status: dict[int, dict] = {}
@@ -200,7 +202,7 @@ class RankWatch:
         return tuple(sig)
 
     def stuck(self) -> list[int]:
-        now = time.monotonic()
+        now = self._clock()
         late = []
         for r in range(self.nproc):
             sig = self._sign(r)

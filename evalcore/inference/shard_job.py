@@ -7,12 +7,14 @@ reads together with the rank's prediction log.
 
 work_dir/shards/{model}/{dataset}/{cell key}/trial-{t}/
   started/shard{S}-rank{R}.txt        in-flight marks (see `attempts`), kept across launches
-  shard{S}-of-{N}/launch-{k}/
-    job.json                          this ShardJob
-    rank{R}.json                      the rank's phase, pid and counts
-    torchrun.log, torchrun.pid        torchrun's own output and pid
-    failure.txt                       the failure message, if the launch failed
-    torchrun/<run>/attempt_0/{R}/     the rank's stdout.log, stderr.log, error.json
+  shard{S}-of-{N}/                    S: 0-based, as in every name of the shard (`shard_label`)
+    run.json                          the latest run's crash counts at its start (`attempts`)
+    launch-{k}/
+      job.json                        this ShardJob
+      rank{R}.json                    the rank's phase, pid and counts
+      torchrun.log, torchrun.pid      torchrun's own output and pid
+      failure.txt                     the failure message, if the launch failed
+      torchrun/<run>/attempt_0/{R}/   the rank's stdout.log, stderr.log, error.json
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evalcore.atomic import atomic_write_text
+from evalcore.inference.shards import shard_label
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,11 @@ class ShardPaths:
         return self.root / "started"
 
     def shard_dir(self, shard: int, count: int) -> Path:
-        return self.root / f"shard{shard}-of-{count}"
+        return self.root / shard_label(shard, count)
+
+    def run_file(self, shard: int, count: int) -> Path:
+        """The latest run's view of the shard's crash counts (`attempts.RunCrashes`)."""
+        return self.shard_dir(shard, count) / "run.json"
 
     def new_launch_dir(self, shard: int, count: int) -> Path:
         base = self.shard_dir(shard, count)

@@ -7,25 +7,30 @@ take the rest, each sample as its frames arrive, and record the failures found l
 
 Called once per attempt (a Prefect retry calls it again): each call reads the logs
 afresh, so an attempt resumes where the last one stopped, whatever the shard count or
-world size of the run that wrote them.
+world size of the run that wrote them. The attempts of one run pass the same `run`
+mark: a sample is given up on (`RankCrashed`) only in a run that asked it and saw its
+rank die again (`attempts.RunCrashes`), so the next run asks it again.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from evalcore.cell import Cell
 from evalcore.config import InferenceSettings
+from evalcore.dataset import Sample
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.attempts import crash_counts, rank_writer
+from evalcore.inference.attempts import RunCrashes, crash_counts, rank_writer
 from evalcore.inference.launcher import ShardFailed, run_torchrun
 from evalcore.inference.runner import UnitState, split
 from evalcore.inference.shard_job import ShardJob, ShardPaths
 from evalcore.inference.shards import Shard
-from evalcore.predictions import PredictionLog
+from evalcore.predictions import PredictionLog, PredictionRecord
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
 
@@ -61,23 +66,36 @@ def shard_paths(cell: Cell, ws: Workspace) -> ShardPaths:
 
 
 def infer_shard(
-    cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace
+    cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace, run: str = ""
 ) -> ShardSummary:
-    """Answer the pending samples of one shard with a torchrun job (one attempt)."""
+    """Answer the pending samples of one shard with a torchrun job (one attempt of the
+    run `run`; every call without one counts as the same run)."""
     started = time.perf_counter()
     samples = [s for s in cell.dataset.samples() if s.sample_id in set(shard.ids)]
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))  # so far
     log_dir = cell.log_dir(ws)
     paths = shard_paths(cell, ws)
-    unit = f"shard{shard.index}of{shard.count}"
-    with UnitLock(log_dir, unit, label=f"{cell.label} {unit}"):
+    unit = f"shard{shard.index}of{shard.count}"  # the lock's file name
+    with UnitLock(log_dir, unit, label=f"{cell.label} {shard.label}"):
         state = UnitState.read(cell, samples, index.videos, ws)
-        pending = set(state.pending(shard.ids))
-        no_frames, ready = split(samples, state, index)
+        keys = {state.answer_keys[i] for i in shard.ids}
         crashes = crash_counts(paths.started_dir, log_dir)
+        this_run = RunCrashes.begin(
+            paths.run_file(shard.index, shard.count),
+            run,
+            {k: n for k, n in crashes.items() if k in keys},
+        )
+        # a RankCrashed record is final for the run that wrote it, asked again by the next
+        pending = {
+            i for i in state.pending(shard.ids) if state.answer_keys[i] not in this_run.gave_up
+        }
+        no_frames, ready = split(samples, state, index)
         todo, gave_up = [], []
         for s in ready:
-            if crashes.get(state.answer_keys[s.sample_id], 0) >= settings.max_attempts:
+            key = state.answer_keys[s.sample_id]
+            if key in this_run.gave_up:
+                continue
+            if this_run.exhausted(key, crashes, settings.max_attempts):
                 gave_up.append(s)
             else:
                 todo.append(s.sample_id)
@@ -87,16 +105,12 @@ def infer_shard(
                 for record in no_frames:
                     log.append(record)
                 for s in gave_up:
-                    n = crashes[state.answer_keys[s.sample_id]]
                     log.append(
-                        state.failure(
-                            s,
-                            RANK_CRASHED,
-                            f"its rank died (crash, kill or watchdog) while answering it in {n} "
-                            f"launches; see {paths.shard_dir(shard.index, shard.count)}",
-                            tries=n,
+                        _rank_crashed(
+                            s, state, crashes, this_run, paths.shard_dir(shard.index, shard.count)
                         )
                     )
+            this_run.give_up(state.answer_keys[s.sample_id] for s in gave_up)
 
         answered = failed_n = calls = 0
         launch_seconds = 0.0
@@ -114,7 +128,7 @@ def infer_shard(
         missing = [i for i in shard.ids if i not in after.records]
     if missing:
         raise ShardFailed(
-            f"shard {shard.index}/{shard.count}: {len(missing)} id(s) have no record after "
+            f"{shard.label}: {len(missing)} id(s) have no record after "
             f"a clean exit, e.g. {missing[:5]}",
             paths.shard_dir(shard.index, shard.count),
         )
@@ -186,8 +200,30 @@ def _launch(
         watchdog_s=settings.watchdog_s,
         startup_s=settings.startup_s,
         grace_s=settings.grace_s,
-        label=f"{cell.label} shard {shard.index} of {shard.count} on {shard.group.label}",
+        label=f"{cell.label} {shard.label} on {shard.group.label}",
         preload_modules=_preload_modules(cell.model.kind) if settings.preload else None,
+    )
+
+
+def _rank_crashed(
+    sample: Sample,
+    state: UnitState,
+    crashes: Mapping[str, int],
+    this_run: RunCrashes,
+    shard_dir: Path,
+) -> PredictionRecord:
+    """The `RankCrashed` record of a sample given up on; its attempts: its crashes under
+    this answer key (at least one more than its last record's, so the cache key moves)."""
+    key = state.answer_keys[sample.sample_id]
+    n, here = crashes[key], this_run.in_run(key, crashes)
+    earlier = f", {n - here} of them in earlier runs" if n > here else ""
+    return state.failure(
+        sample,
+        RANK_CRASHED,
+        f"its rank died (crash, kill or watchdog) while answering it in {n} launches{earlier}; "
+        f"not asked again in this run (the next run or a flow-run retry asks it once more); "
+        f"see {shard_dir}",
+        tries=max(1, n - state.next_attempt(sample.sample_id, 0)),
     )
 
 

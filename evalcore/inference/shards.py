@@ -48,7 +48,8 @@ class DeviceGroup:
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard `index` of `count` over a fixed, ordered list of sample ids."""
+    """Shard `index` (0-based, see `shard_label`) of `count` over a fixed, ordered list of
+    sample ids."""
 
     index: int
     count: int
@@ -60,9 +61,21 @@ class Shard:
         return f"shard{self.index}"
 
     @property
+    def label(self) -> str:
+        """How every name, message and log line spells the shard: its folder's name."""
+        return shard_label(self.index, self.count)
+
+    @property
     def digest(self) -> str:
         """Fingerprint of the id list: part of the shard's cache key."""
         return ids_digest(self.ids)
+
+
+def shard_label(index: int, count: int) -> str:
+    """`shard{index}-of-{count}`, 0-based like the folders, logs and marks on disk
+    (`shard1-of-2` is the second of two): the name of the shard in task runs, errors and
+    logs is the name of its folder, so what a message names can be found as it is."""
+    return f"shard{index}-of-{count}"
 
 
 def ids_digest(ids: Sequence[str]) -> str:

@@ -29,7 +29,8 @@ PERMANENT_FAILURES = frozenset(
         "InvalidClip",
         "DecodeError",
         "UnsupportedClip",
-        "RankCrashed",  # crashed its rank max_attempts times (docs/sharding.md)
+        # not RankCrashed: its cause (the model, the machine) may be fixed without any input
+        # changing, so the next run asks it again (evalcore.inference.attempts)
     }
 )
 

@@ -12,7 +12,7 @@ snapshot (the questions that flipped, with the change's significance).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,13 +89,22 @@ def stage_stats(task_runs: Sequence[TaskRunView], attempt: int) -> list[StageSta
     return stats
 
 
-def sample_counts(config: EvalConfig, since: float) -> dict[str, int]:
-    """Samples of every cell, by what the logs say now (records under each sample's
-    current answer key): answered in this attempt, restored (answered before `since`),
-    failed, missing (never run)."""
+SAMPLE_COLUMNS = {
+    "total": "total",
+    "answered": "answered now",
+    "restored": "restored",
+    "failed": "failed",
+    "missing": "missing",
+}
+
+
+def sample_counts(config: EvalConfig, since: float) -> dict[str, dict[str, int]]:
+    """Per cell (`model x dataset`, its trials together), its samples by what the logs say
+    now (records under each sample's current answer key): answered in this attempt,
+    restored (answered before `since`), failed, missing (never run)."""
     ws = Workspace(config.work_dir, config.output_dir)
     cache = FrameCache(ws.frame_cache_dir)
-    counts = {"total": 0, "answered": 0, "restored": 0, "failed": 0, "missing": 0}
+    by_cell: dict[str, dict[str, int]] = {}
     videos: dict[str, dict[str, str]] = {}
     for cell in cells_of(config):
         samples = cell.dataset.samples()
@@ -104,6 +113,7 @@ def sample_counts(config: EvalConfig, since: float) -> dict[str, int]:
             videos[name] = video_fingerprints(samples, cache)
         keys = cell.answer_keys(samples, videos[name])
         records = valid_records(read_records(cell.log_dir(ws)), keys)
+        counts = by_cell.setdefault(f"{cell.model.name} x {name}", dict.fromkeys(SAMPLE_COLUMNS, 0))
         for sample in samples:
             rec = records.get(sample.sample_id)
             counts["total"] += 1
@@ -115,7 +125,7 @@ def sample_counts(config: EvalConfig, since: float) -> dict[str, int]:
                 counts["answered"] += 1
             else:
                 counts["restored"] += 1
-    return counts
+    return by_cell
 
 
 def cache_counts(outcome: dict | None, api_cells_restored: int) -> dict[str, str]:
@@ -143,7 +153,8 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
     """The cells of `config` whose current report differs on some question from the
     latest leaderboard snapshot (in the nightly: the previous night's): per cell, the
     paired test of the change and the flipped questions (at most `limit` each way; the
-    rest with `evalcore compare`). Empty when there is no snapshot to compare with."""
+    rest with `evalcore compare`), and the cells the snapshot lacks (new: nothing to
+    compare). Empty when there is no snapshot to compare with."""
     from evalcore.reports.compare import flips_table, verdict
     from evalcore.reports.history import changes_since_snapshot
 
@@ -153,14 +164,23 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
     if snapshot is None:
         return ""
     when = snapshot.taken_at.strftime("%Y-%m-%d %H:%M UTC")
-    if not changed:
-        return f"No question changed its outcome since the snapshot of {when}.\n"
-    lines = [f"## Changes since the snapshot of {when} (A: the snapshot, B: now)"]
-    for c in changed:
-        lines += ["", f"### {c.b.model} x {c.b.dataset}", "", verdict(c)]
-        for title, flips in (("wrong → right", c.gains), ("right → wrong", c.losses)):
-            if flips:
-                lines += ["", f"{title} ({len(flips)}):", "", *flips_table(flips, limit)]
+    in_snapshot = {(r.get("model"), r.get("dataset")) for r in snapshot.rows}
+    new = [f"{m} x {d}" for m, d in pairs if (m, d) not in in_snapshot]
+    lines = []
+    if changed:
+        lines.append(f"## Changes since the snapshot of {when} (A: the snapshot, B: now)")
+        for c in changed:
+            lines += ["", f"### {c.b.model} x {c.b.dataset}", "", verdict(c)]
+            for title, flips in (("wrong → right", c.gains), ("right → wrong", c.losses)):
+                if flips:
+                    lines += ["", f"{title} ({len(flips)}):", "", *flips_table(flips, limit)]
+    elif len(new) < len(pairs):
+        lines.append(f"No question changed its outcome since the snapshot of {when}.")
+    if new:
+        lines += [
+            *([""] if lines else []),
+            f"Not in the snapshot of {when}, so nothing to compare: {', '.join(new)} (new).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -169,18 +189,25 @@ def summary_markdown(
     attempt: int,
     final_state: str,
     wall_seconds: float,
-    samples: dict[str, int],
+    samples: Mapping[str, Mapping[str, int]],
     stages: Sequence[StageStats],
     caches: dict[str, str],
     changes: str = "",
 ) -> str:
-    """The summary; `changes`: `changes_markdown`'s section, appended when not empty."""
+    """The summary; `samples`: `sample_counts`'s, one row per cell (and their sum when
+    there are several); `changes`: `changes_markdown`'s section, appended when not empty."""
+    rows = dict(samples)
+    if len(rows) > 1:
+        rows["all cells"] = {k: sum(c.get(k, 0) for c in samples.values()) for k in SAMPLE_COLUMNS}
     lines = [
         f"# Run summary: {run_name} (attempt {attempt}, {final_state})\n",
         f"Wall time {wall_seconds:.1f} s.\n",
-        "| samples | total | answered now | restored | failed | missing |",
-        "|---|---|---|---|---|---|",
-        "| | " + " | ".join(str(samples[k]) for k in samples) + " |",
+        "| samples of | " + " | ".join(SAMPLE_COLUMNS.values()) + " |",
+        "|---" * (len(SAMPLE_COLUMNS) + 1) + "|",
+        *(
+            f"| {cell} | " + " | ".join(str(counts.get(k, 0)) for k in SAMPLE_COLUMNS) + " |"
+            for cell, counts in rows.items()
+        ),
         "",
         "| stage | task runs | cached | ran | failed | retried shards | wall s |",
         "|---|---|---|---|---|---|---|",
@@ -199,7 +226,7 @@ def summary_markdown(
 
 def _stage_label(run: TaskRunView) -> str:
     """The task's name when the run has Prefect's default name (`infer-3f2`), else the
-    task function's name (a run named per unit, `infer m x d t0 shard 1/2`)."""
+    task function's name (a run named per unit, `infer m x d t0 shard1-of-2`)."""
     if _DEFAULT_RUN_NAME.search(run.name):
         return _DEFAULT_RUN_NAME.sub("", run.name)
     return run.task_key.rsplit("-", 1)[0]

@@ -1,9 +1,11 @@
 """End to end on a real Prefect server: `evalcore serve`, `prefect deployment run eval/video`,
-an injected shard failure healed by `prefect flow-run retry`, the nightly leaderboard,
-and `evalcore stop`. Everything goes through the commands a user types.
+an injected shard failure healed by `prefect flow-run retry`, a poison sample asked again
+by the retry once fixed, the nightly leaderboard, a run that outlives its killed worker,
+a crashed run's task runs ended, and `evalcore stop`. Everything goes through the
+commands a user types.
 
-One server for the module (startup and deploy cost ~25 s); the tests run in order and
-build on each other's outputs. Flow-run states are polled through the REST API, never
+One server for the module (its startup and deploy cost the most); the tests run in order
+and build on each other's outputs. Flow-run states are polled through the REST API, never
 with `prefect flow-run watch` (after a retry it can replay the old Failed state).
 """
 
@@ -109,6 +111,14 @@ class Ops:
         log = self.home / "worker.log"
         return log.read_text(errors="replace")[-4000:] if log.exists() else "(no worker log)"
 
+    def run_logs(self, run_id: str) -> str:
+        """A flow run's log lines (its output goes to the API, not to the worker's log)."""
+        logs = self.post("logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+        return "\n".join(line["message"] for line in logs)[-6000:]
+
+    def task_runs(self, run_id: str) -> list[dict]:
+        return self.post("task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+
     def artifacts(self) -> dict[str, dict]:
         """Latest version of every keyed artifact, by key (through `prefect artifact ls`)."""
         out = self.cli("prefect", "artifact", "ls", "-o", "json")
@@ -137,7 +147,9 @@ def ops(tmp_path_factory):
     port = free_port()
     ops = Ops(project, port)
     try:
-        ops.cli("evalcore", "serve", "--port", str(port), "--videos", str(VIDEOS), timeout=300)
+        ops.served = ops.cli(
+            "evalcore", "serve", "--port", str(port), "--videos", str(VIDEOS), timeout=300
+        )
         yield ops
     finally:  # pass or fail: `evalcore stop` (the worker first, then the server) ...
         subprocess.run(
@@ -179,6 +191,12 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
         text=True,
     )
     assert found.stdout.strip() == str(Path(sys.executable).parent / "prefect"), found.stderr
+    # serve said each step as it began
+    steps = ("starting the Prefect server", "server up; creating work pool", "deploying")
+    for step in (*steps, "starting the worker", "ready"):
+        assert re.search(rf"^\[ *\d+\.\d s\] {step}", ops.served, re.M), ops.served
+    pool = ops.get("work_pools/evalcore")  # flow runs do not stream output to the worker
+    assert pool["base_job_template"]["variables"]["properties"]["stream_output"]["default"] is False
     deployments = json.loads(ops.cli("prefect", "deployment", "ls", "-o", "json"))
     by_name = {d["name"]: d for d in deployments}
     assert {"video", "nightly"} <= set(by_name)
@@ -330,6 +348,57 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
     assert shard_row.split("|")[2:7] == [" 2 ", " 1 ", " 1 ", " 0 ", " 1 "], summary
 
 
+def test_retry_asks_a_poison_sample_again_once_its_cause_is_fixed(ops):
+    """A sample that kills its rank in every launch: with the default retries (2) and
+    crash limit (3) its shard fails and so does the run. The cause fixed, the UI's Retry
+    (`prefect flow-run retry`) asks it again, and it is answered: no RankCrashed record
+    left from the first run, the run green with no failure."""
+    from evalcore.config import DatasetSpec
+
+    tsv = "data/synthetic/SyntheticVQA.tsv"
+    culprit = DatasetSpec(tsv=ops.project / tsv).samples()[5].sample_id
+    cause = ops.project / "poison"  # while it holds a count above 0, the culprit kills
+    cause.write_text("1000")
+    config = {
+        "datasets": [{"tsv": tsv}],
+        "models": [
+            {
+                "name": "poisoned",
+                "kind": "tests.evalcore.inference.fakes:ScriptedModel",
+                "params": {
+                    "calls_file": str(ops.project / "poisoned-calls.jsonl"),
+                    "fault": "kill",
+                    "fault_ids": [culprit],
+                    "fault_budget_file": str(cause),
+                },
+                "batch_size": 4,
+            }
+        ],
+        "inference": {"launcher": "torchrun", "shards": 1, "watchdog_s": 60, "grace_s": 2},
+        "output_dir": "outputs-poison",
+        "work_dir": "work-poison",
+    }
+    run_id = ops.run_deployment("eval/video", config)
+    assert ops.wait(run_id) == "FAILED", ops.run_logs(run_id)
+    (shard_run,) = [t for t in ops.task_runs(run_id) if t["name"].startswith("infer ")]
+    assert shard_run["name"] == "infer poisoned x SyntheticVQA t0 shard0-of-1"
+    assert shard_run["run_count"] == 3  # the default retries, each launch killed
+    assert "shard0-of-1 on cpu failed" in ops.run_logs(run_id)  # named as its folder
+
+    cause.unlink()  # the cause is fixed: press Retry
+    ops.cli("prefect", "flow-run", "retry", run_id)
+    assert ops.wait(run_id, attempt=2) == "COMPLETED", ops.run_logs(run_id)
+    (row,) = json.loads((ops.project / "outputs-poison/leaderboard.json").read_text())
+    assert (row["n"], row["failed"]) == (4 * VIDEOS, 0)
+    summary = ops.run_summary(run_id, attempt=2)["data"]
+    cell = next(line for line in summary.splitlines() if line.startswith("| poisoned x "))
+    # | cell | total | answered now | restored | failed | missing |: the culprit (and the
+    # suspects its crashes held back) now, the rest restored from the first attempt
+    total, now, restored, failed, missing = (int(c) for c in cell.split("|")[2:7])
+    assert (total, failed, missing) == (12, 0, 0) and now >= 1 and now + restored == 12, cell
+    assert {t["state_type"] for t in ops.task_runs(run_id)} <= {"COMPLETED", "FAILED"}
+
+
 def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
     out = ops.project / "outputs"
     before = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
@@ -416,12 +485,38 @@ def test_pack_mode_and_judging_through_the_deployment(ops):
     assert row["metric"] == "mean score (0-3)" and row["accuracy"] == 2.0
 
 
-def test_serve_again_after_the_worker_was_killed_starts_a_new_worker(ops):
+def test_a_run_outlives_its_killed_worker_and_serve_again_starts_a_new_one(ops):
+    """kill -9 of the worker mid-run: its flow run goes on (its output is no pipe to the
+    dead worker) and completes; `evalcore serve` again starts a new worker."""
+    calls = ops.project / "orphan-calls.txt"
+    config = {
+        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
+        "models": [
+            {
+                "name": "orphan",
+                "kind": "doubles.models:CountingModel",
+                "params": {"calls_file": str(calls), "delay_s": 0.5},
+                "batch_size": 1,
+            }
+        ],
+        "output_dir": "outputs-orphan",
+        "work_dir": "work-orphan",
+    }
+    run_id = ops.run_deployment("eval/video", config)
+    deadline = time.monotonic() + 120
+    while not (calls.exists() and len(calls.read_text().splitlines()) >= 2):
+        assert time.monotonic() < deadline, ops.worker_log()
+        time.sleep(0.5)
     state = json.loads((ops.home / "serve.json").read_text())
     os.kill(state["worker"]["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{state['worker']['pid']}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert len(calls.read_text().splitlines()) < 4 * VIDEOS  # killed mid-run
+    assert ops.wait(run_id) == "COMPLETED", ops.flow_run(run_id)["state"]
+    (row,) = json.loads((ops.project / "outputs-orphan/leaderboard.json").read_text())
+    assert (row["n"], row["failed"]) == (4 * VIDEOS, 0)
+
     out = ops.cli("evalcore", "serve", "--port", str(ops.port))
     assert "its worker was gone, started a new one" in out
     worker = json.loads((ops.home / "serve.json").read_text())["worker"]
@@ -434,7 +529,8 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     """kill -9 of the worker and its flow-run process mid-run (a lost host): `evalcore
     serve` again starts a new worker; the run's heartbeats have stopped, so `serve`'s
     automation marks it Crashed (not Running for ever); a new deployment run, picked up
-    by the new worker, finishes the work without recomputing what was answered."""
+    by the new worker, finishes the work without recomputing what was answered, and
+    ends the crashed run's task runs that were still Running as Crashed."""
     calls = ops.project / "slow-calls.txt"
     config = {
         "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
@@ -479,6 +575,11 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     assert ops.wait(again) == "COMPLETED", ops.worker_log()
     n = 4 * VIDEOS
     assert answered_before < n and len(calls.read_text().splitlines()) <= n + 1  # resumed
+    # the crashed run's task runs no longer run on for ever: the new run ended them
+    left = {t["name"]: t["state"] for t in ops.task_runs(run_id)}
+    assert left["infer slow x SyntheticVQA t0"]["type"] == "CRASHED", left
+    assert "its flow run crashed" in left["infer slow x SyntheticVQA t0"]["message"]
+    assert {s["type"] for s in left.values()} <= {"COMPLETED", "CRASHED"}, left
 
 
 def _environ(pid: int) -> list[bytes]:

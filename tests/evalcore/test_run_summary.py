@@ -1,10 +1,19 @@
-"""The run summary's arithmetic over task runs (no server: plain records)."""
+"""The run summary's arithmetic over task runs (no server: plain records), its samples
+table and its changes since the latest snapshot."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from evalcore.reports.run_summary import TaskRunView, cache_counts, stage_stats, summary_markdown
+from evalcore.reports.history import publish_leaderboard
+from evalcore.reports.run_summary import (
+    TaskRunView,
+    cache_counts,
+    changes_markdown,
+    stage_stats,
+    summary_markdown,
+)
+from tests.evalcore.test_compare import A_SAYS, two_models  # noqa: F401 - a fixture
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 
@@ -58,6 +67,41 @@ def test_cache_lines_and_markdown():
         "API cache hits": "4 requests over 1 cells",
     }
     assert cache_counts(None, 0)["frame-cache hits"].startswith("n/a")
-    samples = {"total": 8, "answered": 2, "restored": 5, "failed": 1, "missing": 0}
+    samples = {"m x D": {"total": 8, "answered": 2, "restored": 5, "failed": 1, "missing": 0}}
     text = summary_markdown("r", 2, "Completed", 3.2, samples, [], caches)
-    assert "attempt 2, Completed" in text and "| | 8 | 2 | 5 | 1 | 0 |" in text
+    assert "attempt 2, Completed" in text and "| m x D | 8 | 2 | 5 | 1 | 0 |" in text
+    assert "all cells" not in text  # one cell: no sum row
+
+
+def test_samples_table_names_each_cell_and_sums_them():
+    samples = {
+        "a x D": {"total": 4, "answered": 4, "restored": 0, "failed": 0, "missing": 0},
+        "b x D": {"total": 4, "answered": 1, "restored": 2, "failed": 1, "missing": 0},
+    }
+    lines = summary_markdown("r", 1, "Completed", 1.0, samples, [], {}).splitlines()
+    header = "| samples of | total | answered now | restored | failed | missing |"
+    table = lines[lines.index(header) :]
+    assert table[1:5] == [
+        "|---|---|---|---|---|---|",
+        "| a x D | 4 | 4 | 0 | 0 | 0 |",
+        "| b x D | 4 | 1 | 2 | 1 | 0 |",
+        "| all cells | 8 | 5 | 2 | 1 | 0 |",
+    ]
+    assert not any(line.startswith("| |") for line in lines)  # no row without a name
+
+
+def test_changes_name_the_cells_the_snapshot_lacks_instead_of_calling_them_unchanged(
+    two_models,  # noqa: F811 - the fixture imported above
+):
+    config, ws, answer = two_models
+    answer("a", A_SAYS)
+    publish_leaderboard(ws, snapshot=True)  # a snapshot of model a only
+    answer("b", A_SAYS)  # b is new since it
+
+    text = changes_markdown(config)
+    assert text.startswith("No question changed its outcome since the snapshot of")
+    assert "so nothing to compare: b x D (new)." in text and "a x D (new)" not in text
+    only_b = config.model_copy(update={"models": [config.models[1]]})
+    text = changes_markdown(only_b)
+    assert "No question changed" not in text
+    assert text.startswith("Not in the snapshot of") and "b x D (new)" in text
