@@ -8,9 +8,14 @@ processes); `auto` runs twice, as two cells of one run would: cold (it learns th
 and warm (it starts from what it learnt: a fresh server, so a full bucket, on the cold
 run's port, since what is learnt belongs to an endpoint's URL). Printed per setting:
 achieved rate over the limit (goal >= 0.9) and the share of requests refused (goal < 2%).
+The exit status is 1 if an `auto` run fell below `--min-rate` of the limit (default 0.7, a
+floor that holds on a loaded machine; the goal is 0.9). The tests check only what is
+refused: how fast auto goes is this bench's to say.
 
     .venv/bin/python bench/api_auto.py                   # 6,000 rpm, 100 ms, 3,000 requests
     .venv/bin/python bench/api_auto.py --requests 1000   # a quick look
+    .venv/bin/python bench/api_auto.py --requests 800    # test_adaptive.py's bench limit
+    .venv/bin/python bench/api_auto.py --requests 400 --latency 0.05  # its first scenario
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rpm", type=float, default=6000)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--min-rate", type=float, default=0.7, help="of the limit, for auto")
     args = parser.parse_args(argv)
 
     from evalcore.api import ClusterSpec, close_dask_clients, dask_client
@@ -108,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {label} | {r['seconds']:.1f} | {rate / limit:.2f} | {refused:.1f}% "
             f"| {r['in_flight']} |"
         )
-    return 0
+    slow = [label for label, _, rate in rows if "auto" in label and rate < args.min_rate * limit]
+    if slow:
+        print(f"\nbelow {args.min_rate} of the limit: {'; '.join(slow)}")
+    return 1 if slow else 0
 
 
 if __name__ == "__main__":  # LocalCluster starts worker processes: keep this guard

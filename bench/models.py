@@ -534,7 +534,9 @@ def main() -> None:
     try:
         cache = FrameCache(scratch / "frames")
         for i, arch in enumerate(ARCHS):
+            built = time.perf_counter()
             checkpoint = build_tiny_checkpoint(arch, scratch / arch)
+            built = time.perf_counter() - built
             model = build_model("transformers", {"model": str(checkpoint)})
             model.load(Runtime())
             warm_up(model)
@@ -543,7 +545,8 @@ def main() -> None:
             results[arch] = {"ours": ours, "peers": peers}
             model.close()
             print(
-                f"{arch}: ours {ours.total('wall'):.1f} s (decode {ours.wall['decode']:.2f} s), "
+                f"{arch}: tiny checkpoint built in {built:.2f} s; "
+                f"ours {ours.total('wall'):.1f} s (decode {ours.wall['decode']:.2f} s), "
                 f"peers {peers.total('wall'):.1f} s (decode {peers.wall['decode']:.1f} s)",
                 flush=True,
             )

@@ -24,6 +24,7 @@ import asyncio
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -35,16 +36,27 @@ class Lease:
 class LocalGate:
     """At most `limit` leases at once within this event loop, started at most
     `limit / min_hold` a second; `resize` changes both for leases given from then on
-    (a shrink lets the excess drain)."""
+    (a shrink lets the excess drain).
 
-    def __init__(self, limit: int, min_hold: float = 0.0, pause: float = 0.0) -> None:
+    `clock` tells the time for the pace, a Retry-After and a pause; the gate waits on its
+    event loop's timers, so it must be that loop's clock: `time.monotonic` is the standard
+    loops' `loop.time`, and a test on a virtual-time loop passes that loop's `time`."""
+
+    def __init__(
+        self,
+        limit: int,
+        min_hold: float = 0.0,
+        pause: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = max(1, limit)
         self.min_hold = min_hold
         self.pause = pause  # `auto`: the longest wait for the controller after a throttle
         self.epoch = 0  # how many times an `auto` level changed, as far as this gate knows
         self.cut_epoch = 0  # the epoch of the controller's last cut
         self.held = 0
-        self._resume_at = 0.0  # no lease starts before this (monotonic): a Retry-After
+        self._clock = clock
+        self._resume_at = 0.0  # no lease starts before this (on `clock`): a Retry-After
         self._paused_for: int | None = None  # ... nor until a cut after this epoch
         self._paused_until = 0.0  # ... or until this
         self._next_start = 0.0  # the pace: the earliest start of the next lease
@@ -69,7 +81,7 @@ class LocalGate:
 
     def throttled(self, lease: Lease, retry_after: float | None) -> None:
         """The request under `lease` was refused as one too many (429, 503)."""
-        now = time.monotonic()
+        now = self._clock()
         if retry_after:
             self._resume_at = max(self._resume_at, now + retry_after)
         # news to the controller (sent since its last cut): wait for its answer
@@ -98,7 +110,7 @@ class LocalGate:
     async def _turn(self) -> None:
         """Wait for this lease's turn under the pace, a Retry-After and a pause."""
         while True:
-            now = time.monotonic()
+            now = self._clock()
             if self._paused_for is not None and now >= self._paused_until:
                 self._paused_for = None  # the controller did not answer in time
             paused = self._paused_until if self._paused_for is not None else 0.0

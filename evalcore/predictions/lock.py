@@ -34,7 +34,8 @@ class UnitLock:
     `on_wait(holder)` is called once with what the holder wrote into the lock file
     ("pid 1234 on host-a since 2025-01-01T10:00:00+0000: qwen x MVBench"), so the
     caller can say whom it is waiting for. `timeout_s` (default: wait for ever) raises
-    `TimeoutError` naming the holder.
+    `TimeoutError` naming the holder; 0 takes the lock only if it is free. The wait is
+    measured by `clock` and each poll sleeps with `sleep` (a test passes fakes).
 
     Once acquired, the lock file holds this process's pid, host, label and start time.
     """
@@ -48,12 +49,16 @@ class UnitLock:
         on_wait: Callable[[str], None] | None = None,
         poll_s: float = 0.2,
         timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = Path(log_dir) / f".lock-{unit}"
         self.label = label
         self.on_wait = on_wait
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self._clock = clock
+        self._sleep = sleep
         self._fd: int | None = None
 
     @property
@@ -79,7 +84,7 @@ class UnitLock:
         self._fd = fd
 
     def _wait_for(self, fd: int) -> None:
-        started = time.monotonic()
+        started = self._clock()
         told = False
         while True:
             try:
@@ -87,7 +92,7 @@ class UnitLock:
                 return
             except BlockingIOError:
                 pass
-            waited = time.monotonic() - started
+            waited = self._clock() - started
             holder = self.holder()
             if not told and self.on_wait is not None and (holder or waited >= 1.0):
                 # an empty file: the holder is between its flock and its write; give it
@@ -98,7 +103,7 @@ class UnitLock:
                 raise TimeoutError(
                     f"{self.path} is still held after {waited:.1f} s by {holder or _UNKNOWN_HOLDER}"
                 )
-            time.sleep(self.poll_s)
+            self._sleep(self.poll_s)
 
     def holder(self) -> str:
         """What the current (or last) holder wrote into the lock file; "" if nothing."""

@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from doubles.clocks import FakeClock
 
 from evalcore.predictions.lock import UnitLock, open_exclusive_log
 
@@ -27,12 +27,12 @@ sys.stdin.read()  # hold the log until the parent closes our stdin
 """
 
 HOLD_UNIT = """
-import sys, time
+import sys
 from pathlib import Path
 from evalcore.predictions.lock import UnitLock
 with UnitLock(Path(sys.argv[1]), "cell", label="child run"):
     print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.read()  # hold the lock until the parent closes our stdin
 """
 
 
@@ -112,31 +112,42 @@ def test_a_living_writers_torn_tail_is_left_alone_a_dead_ones_is_cut(tmp_path, c
 
 
 def test_unit_lock_waits_for_the_holder_and_says_who_it_is(tmp_path, children):
-    holder = children(HOLD_UNIT, str(tmp_path), "1.5")
+    holder = children(HOLD_UNIT, str(tmp_path))
     assert holder.stdout.readline().strip() == "held"
     told: list[str] = []
-    started = time.monotonic()
-    with UnitLock(tmp_path, "cell", label="parent run", on_wait=told.append) as lock:
-        waited = time.monotonic() - started
+    clock, polls = FakeClock(), []
+
+    def poll(seconds: float) -> None:  # the lock's sleep between tries
+        polls.append(clock.now)
+        clock.sleep(seconds)
+        if len(polls) == 3:
+            _release(holder)  # the holder exits during the third poll
+
+    waiting = UnitLock(
+        tmp_path, "cell", label="parent run", on_wait=told.append, clock=clock, sleep=poll
+    )
+    with waiting as lock:
         assert lock.holder().startswith(f"pid {os.getpid()} ")
         assert lock.holder().endswith(": parent run")
-    assert holder.wait(timeout=10) == 0
-    assert 1.0 < waited < 1.5 + 1.0  # the holder's sleep, plus at most a poll and start-up
+    # waited while the holder lived, and took the lock at the first try after it left
+    assert polls == pytest.approx([0.0, 0.2, 0.4]) and clock.now == pytest.approx(0.6)
     assert len(told) == 1  # said once, not every poll
     assert told[0].startswith(f"pid {holder.pid} on ") and told[0].endswith(": child run")
     assert (tmp_path / ".lock-cell").exists()  # never deleted: no unlink race
 
 
 def test_a_unit_lock_dies_with_its_holder(tmp_path, children):
-    holder = children(HOLD_UNIT, str(tmp_path), "600")
+    holder = children(HOLD_UNIT, str(tmp_path))
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(TimeoutError, match=f"pid {holder.pid} "):
-        UnitLock(tmp_path, "cell", poll_s=0.05, timeout_s=0.3).acquire()
+    clock = FakeClock()
+    waiting = UnitLock(tmp_path, "cell", poll_s=0.25, timeout_s=1.0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(TimeoutError, match=f"still held after 1.0 s by pid {holder.pid} "):
+        waiting.acquire()
+    assert clock.now == 1.0  # four polls, then the timeout
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=10)
-    started = time.monotonic()
-    with UnitLock(tmp_path, "cell", poll_s=0.05, timeout_s=5):
-        assert time.monotonic() - started < 0.5
+    with UnitLock(tmp_path, "cell", timeout_s=0):  # free at once: no wait allowed
+        pass
 
 
 def test_unit_locks_of_one_process_exclude_each_other_and_other_units(tmp_path):

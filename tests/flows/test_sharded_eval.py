@@ -141,7 +141,9 @@ def test_killed_rank_fails_its_shard_fast_and_the_retry_resumes_from_the_log(
     assert "rank 1" in failure and "SIGKILL" in failure
     calls = read_calls(tmp_path / "calls.jsonl")
     kill_time = [c["t"] for c in calls if c["rank"] == 1][2]  # its third call killed it
-    assert (killed / "failure.txt").stat().st_mtime - kill_time < 10  # failed within seconds
+    # failed when torchrun exited, not when the watchdog (60 s) or the deadline fired
+    assert ": torchrun exited with " in failure
+    assert (killed / "failure.txt").stat().st_mtime - kill_time < 60  # slack for a busy machine
 
     assert len(predictions(config)) == 48 and set(ok_counts(config).values()) == {1}
     assert result["leaderboard"][0]["n"] == 48 and result["leaderboard"][0]["failed"] == 0

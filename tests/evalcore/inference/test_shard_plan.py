@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from doubles.clocks import FakeClock
 
 from evalcore.config import DatasetSpec, InferenceSettings
 from evalcore.frames import FrameFailure
@@ -160,18 +160,25 @@ def test_prefetcher_reads_ahead_in_order_and_each_clip_once():
 
 def test_watchdog_gives_start_up_its_own_allowance_then_watches_each_rank(tmp_path):
     log = tmp_path / "shard0-rank0.jsonl"
-    watch = RankWatch(tmp_path, 1, {0: [log]}, watchdog_s=0.2, startup_s=0.6)
-    time.sleep(0.3)
+    clock = FakeClock()
+    watch = RankWatch(tmp_path, 2, {0: [log]}, watchdog_s=2.0, startup_s=6.0, clock=clock)
+    clock.now = 5.0
     assert watch.stuck() == []  # still importing torch: within start-up allowance
     status = RankStatus(tmp_path, 0)
     status.set("started")
-    assert watch.stuck() == []
-    time.sleep(0.3)
-    assert watch.stuck() == [0] and "made no progress for 0.2 s (phase started)" in watch.describe(
-        [0]
+    assert watch.stuck() == []  # rank 0 started at 5.0; rank 1 has until 6.0
+    clock.now = 6.0
+    assert watch.stuck() == []  # the allowances run out only past their end
+    clock.now = 6.5
+    assert watch.stuck() == [1] and "rank 1 did not start within 6 s" in watch.describe([1])
+    clock.now = 7.5
+    assert watch.stuck() == [0, 1] and "made no progress for 2 s (phase started)" in (
+        watch.describe([0])
     )
     log.write_text("a record\n")  # a new record is progress
-    assert watch.stuck() == []
+    assert watch.stuck() == [1]
+    clock.now = 9.5
+    assert watch.stuck() == [1]  # 2 s since the record: not past
     status.set("done")
-    time.sleep(0.3)
-    assert watch.stuck() == []  # a finished rank is not watched
+    clock.now = 100.0
+    assert watch.stuck() == [1]  # a finished rank is not watched

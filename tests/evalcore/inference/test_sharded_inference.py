@@ -91,7 +91,9 @@ def test_rank_error_fails_fast_then_resumes_with_other_shard_count_and_world_siz
     assert "rank 0" in message and "InjectedCrash: injected crash in rank 0" in message
     assert "Traceback" in message and "fakes.py" in message  # the rank's own traceback
     crash_call = [c for c in read_calls(tmp_path / "calls.jsonl") if c["rank"] == 0][-1]
-    assert failed_at - crash_call["t"] < 15  # torchrun noticed and the parent reported
+    # torchrun noticed and the parent reported, not the watchdog (60 s) or the deadline
+    assert ": torchrun exited with " in message
+    assert failed_at - crash_call["t"] < 60  # slack for a busy machine
 
     log_dir = cell_of(model, dataset).log_dir(ws)
     done_before = {i for i, r in read_predictions(ws, model, dataset).items() if r.ok}
@@ -113,11 +115,10 @@ def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_be
     inference = settings(shards=1, ranks_per_shard=2, cpu_groups=1).model_copy(
         update={"watchdog_s": 4.0, "grace_s": 1.0, "deadline_s": 60.0}
     )
-    started = time.monotonic()
+    # stopped by the watchdog (the deadline, 60 s, would say "deadline"), whatever the load
     stuck = r"watchdog: rank 1 made no progress for 4 s \(phase ready\)"
     with pytest.raises(ShardFailed, match=stuck):
         infer(ws, model, dataset, inference)
-    assert time.monotonic() - started < 45
     launch = next(shard_paths(cell_of(model, dataset), ws).root.glob("shard0-*/launch-0"))
     pids = [int((launch / "torchrun.pid").read_text())]
     pids += [json.loads(p.read_text())["pid"] for p in launch.glob("rank*.json")]

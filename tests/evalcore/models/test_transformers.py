@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -126,15 +125,12 @@ def test_tiny_checkpoint_loads_with_auto_classes(arch, checkpoint):
     assert size < 20 * 2**20
 
 
-def test_tiny_build_is_deterministic_and_quick(arch, tmp_path):
-    seconds = []
+def test_tiny_build_is_deterministic(arch, tmp_path):
+    """(How long a build takes depends on the machine's load: bench/models.py prints it.)"""
     for name in ("one", "two"):
-        started = time.perf_counter()
         build_tiny_checkpoint(arch, tmp_path / name)
-        seconds.append(time.perf_counter() - started)
     for file in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes()
-    assert min(seconds) < 2.0
 
 
 def test_unknown_tiny_arch_is_refused(tmp_path):
