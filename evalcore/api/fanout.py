@@ -8,12 +8,13 @@ worker's share of the endpoint's `max_in_flight` (the limit over the cluster's t
 slots, times the worker's slots), and every batch on that worker shares one gate.
 
 Answers stream back one by one, not a batch at a time: each is logged as a Dask event on
-its batch's topic the moment it arrives (coalesced only at hundreds a second, `_Events`),
-and the client, subscribed to that topic, hands it on at once, so the caller can make it
-durable before the next one is counted. A kill of the client loses at most the answers
-still on their way. A worker killed mid-batch loses nothing it was answered either: the
-batch, when Dask runs it again elsewhere, finds its earlier run's answers on the same
-topic and replays them instead of asking the endpoint again.
+the fan-out's answer topic the moment it arrives (a worker's answers of every batch share
+events only above 100 a second, `_Events`), and the client, subscribed to that topic,
+hands them on at once (all that have come, in one go), so the caller makes them durable
+before the next are counted. A kill of the client loses at most the answers still on
+their way. A worker killed mid-batch loses nothing it was answered either: the batch,
+when Dask runs it again elsewhere, finds its earlier run's answers on the answer topic
+(its own start mark says it is a second run) and replays them instead of asking again.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ log = logging.getLogger(__name__)
 AUTO_PAUSE_S = 0.5
 # How long an answer may wait to share its event with the next ones. An answer arriving
 # after a quiet spell of this length goes at once; only at more than 1 / ANSWER_LINGER_S
-# answers a second per batch do several share an event (the scheduler's cost).
-ANSWER_LINGER_S = 0.005
+# answers a second per worker do several share an event (the scheduler's cost).
+ANSWER_LINGER_S = 0.01
 FEED_LINGER_S = 0.05
 
 
@@ -87,17 +88,28 @@ def split_limit(limit: int, slots: dict[str, int]) -> tuple[tuple[str, int], ...
     return tuple(sorted((w, max(1, n)) for w, n in parts.items()))
 
 
+@dataclass(frozen=True)
+class Stream:
+    """Where a batch logs its answers as they arrive (`answers`: the fan-out's topic, each
+    answer tagged with `batch`) and marks that it started (`started`: its own topic), so
+    that a second run of the batch (its worker died) can tell it is one and replay them."""
+
+    answers: str
+    batch: str
+    started: str
+
+
 async def run_batch(
     jobs: Sequence[ChatJob],
     spec: EndpointSpec,
     share: Share,
-    topic: str | None = None,
+    stream: Stream | None = None,
     api_key: SecretStr | None = None,
     key_resolver: str | None = None,
 ) -> list[ChatOutcome]:
     """A Dask task: answer a batch under this worker's share of the endpoint's bound.
-    Each answer is logged on `topic` (the batch's own) as it arrives: the client hands
-    it on from there, and a second run of the batch replays it.
+    Each answer is logged on `stream` as it arrives: the client hands it on from there,
+    and a second run of the batch replays it.
     With `key_resolver` (`module:function` of spec -> SecretStr | None) the worker finds
     the key itself, from its own environment or a Prefect Secret block: the key never
     travels in the task graph."""
@@ -115,27 +127,26 @@ async def run_batch(
 
     worker = get_worker()
     gate = _resize_gate(spec.gate_name, share, worker)
-    replayed = await _replayed(worker, topic) if topic else {}
+    replayed = await _replayed(worker, stream) if stream else {}
     http, rng = shared_session(spec), random.Random()
     feed = _Events(worker, share.feed, lambda items: items, FEED_LINGER_S) if share.feed else None
-    kept = (
-        _Events(worker, topic, lambda items: {"answers": items}, ANSWER_LINGER_S) if topic else None
-    )
+    kept = _answer_events(worker, stream.answers) if stream else None
 
     async def answer(job: ChatJob) -> ChatOutcome:
         if job.job_id in replayed:
             return replayed[job.job_id]
         outcome = await answer_job(job, spec, api_key, http, gate, rng, feed and feed.attempt)
         if kept and outcome.ok:  # before any other request starts: nothing awaits here
-            kept.add(asdict(outcome))
+            kept.add({"batch": stream.batch, **asdict(outcome)})
         return outcome
 
     try:
         return list(await asyncio.gather(*(answer(j) for j in jobs)))
     finally:
-        for events in (feed, kept):
-            if events:
-                events.flush()
+        if feed:
+            feed.flush()
+        if kept:
+            kept.release()
 
 
 def _resize_gate(name: str, share: Share, worker):
@@ -160,6 +171,7 @@ class _Events:
     def __init__(self, worker, topic: str, wrap, linger: float, clock=time.monotonic) -> None:
         self.worker, self.topic, self.wrap, self.linger = worker, topic, wrap, linger
         self.clock = clock
+        self.users = 0  # batches sharing these events (`_answer_events`)
         self.items: list = []
         self.sent, self.urgent = -math.inf, -math.inf
         self._timer: asyncio.TimerHandle | None = None
@@ -188,20 +200,49 @@ class _Events:
             self.worker.log_event(self.topic, self.wrap(self.items))
             self.items, self.sent = [], self.clock()
 
+    def release(self) -> None:
+        """A batch that shared these events is done (`_answer_events`)."""
+        self.flush()
+        self.users -= 1
+        if self.users <= 0:
+            _ANSWER_EVENTS.pop((id(self.worker), self.topic), None)
 
-async def _replayed(worker, topic: str) -> dict[str, ChatOutcome]:
-    """The answers an earlier run of this batch (on a worker that died) logged on its
-    topic; {} on a first run. Marks the topic, so that a later run knows it is one."""
-    earlier = await worker.scheduler.events(topic=topic)
-    worker.log_event(topic, "started")
+
+# The answer events of each fan-out on this worker, shared by its batches here: one event
+# carries the answers of every batch that came within the linger.
+_ANSWER_EVENTS: dict[tuple[int, str], _Events] = {}
+
+
+def _answer_events(worker, topic: str) -> _Events:
+    events = _ANSWER_EVENTS.get((id(worker), topic))
+    if events is None:
+        wrap = lambda items: {"answers": items}  # noqa: E731
+        events = _Events(worker, topic, wrap, ANSWER_LINGER_S)
+        events.users = 0
+        _ANSWER_EVENTS[(id(worker), topic)] = events
+    events.users += 1
+    return events
+
+
+async def _replayed(worker, stream: Stream) -> dict[str, ChatOutcome]:
+    """The answers an earlier run of this batch (on a worker that died) logged; {} on a
+    first run (one scheduler call: its start mark, which this run then sets)."""
+    earlier = await worker.scheduler.events(topic=stream.started)
+    worker.log_event(stream.started, "started")
+    if not earlier:
+        return {}
     found = {}
-    for _, msg in earlier:
+    for _, msg in await worker.scheduler.events(topic=stream.answers):
         if isinstance(msg, dict):
             for fields in msg.get("answers", ()):
-                found[fields["job_id"]] = ChatOutcome(**fields)
-    if earlier:
-        log.info("batch run again: %d answers replayed from its earlier run", len(found))
+                if fields.get("batch") == stream.batch:
+                    found[fields["job_id"]] = _outcome(fields)
+    log.info("batch run again: %d answers replayed from its earlier run", len(found))
     return found
+
+
+def _outcome(fields: dict) -> ChatOutcome:
+    return ChatOutcome(**{k: v for k, v in fields.items() if k != "batch"})
 
 
 _WORKER_KEYS: dict[tuple[str, str], SecretStr | None] = {}
@@ -427,6 +468,9 @@ def fan_out(
     by_key: dict[str, list[ChatJob]] = {}
     heard: queue.SimpleQueue = queue.SimpleQueue()  # ("answers", msg) | ("done", future)
     handed: set[str] = set()  # job ids handed on
+    answers = f"{client.id}/api-answers-{run}"  # the fan-out's answer topic
+    # subscribed before the first submit (both go down one ordered stream): none missed
+    client.subscribe_topic(answers, lambda event: heard.put(("answers", event[1])))
 
     def share_now() -> Share:
         limit, epoch, n = level(), level.epoch, slots()  # slots() refreshes slots.by_worker
@@ -444,16 +488,19 @@ def fan_out(
         batch = [waiting.popleft() for _ in range(min(size, len(waiting)))]
         key = f"api-batch-{run}-{len(by_key)}"
         by_key[key] = batch
-        topic = _batch_topic(client, key)
-        # subscribed before the submit (both go down one ordered stream): no answer missed
-        client.subscribe_topic(topic, lambda event: heard.put(("answers", event[1])))
-        future = client.submit(run_batch, batch, spec, share, topic, key=key, pure=False, **shipped)
+        stream = Stream(answers, key, _mark_topic(client, key))
+        future = client.submit(
+            run_batch, batch, spec, share, stream, key=key, pure=False, **shipped
+        )
         future.add_done_callback(lambda f: heard.put(("done", f)))
         return future
 
     def hand_on(outcomes: list[ChatOutcome]) -> None:
-        fresh = [o for o in outcomes if o.job_id not in handed]
-        handed.update(o.job_id for o in fresh)
+        fresh = []
+        for o in outcomes:  # the first of each job (an answer heard, then its batch's)
+            if o.job_id not in handed:
+                handed.add(o.job_id)
+                fresh.append(o)
         if fresh:
             on_batch(fresh)
 
@@ -463,44 +510,61 @@ def fan_out(
         while waiting and len(live) < 2 * slots():
             live.add(submit())
 
+    def finished(future) -> list[ChatOutcome]:
+        try:
+            outcomes = future.result()
+        except KeyUnavailable:
+            raise
+        except Exception as exc:  # Dask gave up (KilledWorker) or the task crashed
+            outcomes = [
+                ChatOutcome(
+                    j.job_id,
+                    j.cache_key,
+                    error_type="WorkerError",
+                    error=redact(f"{type(exc).__name__}: {str(exc)[:300]}", api_key),
+                )
+                for j in by_key[future.key]
+            ]
+        future.release()
+        return outcomes
+
     top_up()
     try:
         while live:
-            kind, item = heard.get()
-            if kind == "answers":
-                if isinstance(item, dict):  # not a batch's start mark
-                    hand_on([ChatOutcome(**fields) for fields in item.get("answers", ())])
-                continue
-            if item not in live:
-                continue
-            live.discard(item)
-            try:
-                outcomes = item.result()
-            except KeyUnavailable:
-                raise
-            except Exception as exc:  # Dask gave up (KilledWorker) or the task crashed
-                outcomes = [
-                    ChatOutcome(
-                        j.job_id,
-                        j.cache_key,
-                        error_type="WorkerError",
-                        error=redact(f"{type(exc).__name__}: {str(exc)[:300]}", api_key),
-                    )
-                    for j in by_key[item.key]
-                ]
-            item.release()
-            _unsubscribe(client, _batch_topic(client, item.key))
-            top_up()
-            hand_on(outcomes)
+            # everything heard so far, handed on in one go (one cache commit at hundreds
+            # of answers a second), answers before the batches they finish
+            news = [heard.get()]
+            while not heard.empty():
+                news.append(heard.get_nowait())
+            outcomes = [
+                _outcome(fields)
+                for kind, item in news
+                if kind == "answers" and isinstance(item, dict)
+                for fields in item.get("answers", ())
+            ]
+            missing_key = None
+            for kind, item in news:
+                if kind == "done" and item in live:
+                    live.discard(item)
+                    try:
+                        outcomes += finished(item)
+                    except KeyUnavailable as exc:
+                        missing_key = exc
+            if missing_key is None:
+                top_up()
+            hand_on(outcomes)  # (what other batches answered is kept in any case)
+            if missing_key is not None:
+                raise missing_key
     finally:
         level.close()
         if live:  # on_batch raised, or the key is missing: stop the rest
             client.cancel(list(live))
-        _forget_topics(client, [_batch_topic(client, key) for key in by_key])
+        _unsubscribe(client, answers)
+        _forget_topics(client, [answers] + [_mark_topic(client, key) for key in by_key])
     return FanOut(len(by_key), level.describe())
 
 
-def _batch_topic(client, key: str) -> str:
+def _mark_topic(client, key: str) -> str:
     return f"{client.id}/{key}"
 
 
@@ -520,12 +584,9 @@ async def _drop_topics(topics: list[str], dask_scheduler=None) -> None:
 
 
 def _forget_topics(client, topics: list[str]) -> None:
-    """Free the batches' answers on the scheduler once the fan-out is over (a long-lived
+    """Free the fan-out's answers and marks on the scheduler once it is over (a long-lived
     external scheduler would keep them otherwise; a LocalCluster ends with this process).
     Best effort: the scheduler's event broker is not a public API."""
-    for topic in topics:
-        if topic in getattr(client, "_event_handlers", {}):
-            _unsubscribe(client, topic)
     try:
         client.run_on_scheduler(_drop_topics, topics, wait=False)
     except Exception:  # noqa: BLE001
