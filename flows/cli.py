@@ -61,6 +61,7 @@ def _load_checked(paths: list[Path]):
     try:
         for path in paths:
             config = load_config(path)
+            _check_key_variables(config, path)
             for dataset in config.datasets:
                 dataset.samples()
             configs.append(config)
@@ -68,6 +69,36 @@ def _load_checked(paths: list[Path]):
         print(f"error: {exc}", file=sys.stderr)
         return None
     return configs
+
+
+def _check_key_variables(config, path: Path) -> None:
+    """Every `api_key_env` the config names is set here: the flow resolves the key in this
+    process too, so a missing one is the user's to fix before any work (a Secret block
+    is looked up on the Prefect server, once the run starts)."""
+    from evalcore.api.endpoint import parse_endpoint
+    from evalcore.config import ConfigError
+    from evalcore.models.openai_compatible import is_api_kind
+    from evalcore.yaml_lines import yaml_line
+
+    named = [
+        (("models", n, "params", "api_key_env"), parse_endpoint(m.params).api_key_env)
+        for n, m in enumerate(config.models)
+        if is_api_kind(m.kind)
+    ]
+    if config.judge is not None:
+        named.append((("judge", "api_key_env"), config.judge.api_key_env))
+    missing = [(loc, name) for loc, name in named if name and not os.environ.get(name)]
+    if not missing:
+        return
+    text = Path(path).read_text(encoding="utf-8")
+    raise ConfigError(
+        "\n".join(
+            f"{path}{f' line {line}' if (line := yaml_line(text, loc)) else ''}: "
+            f"{'.'.join(map(str, loc))}: the environment variable {name} is not set or "
+            "empty (export the key there; it never goes in the config)"
+            for loc, name in missing
+        )
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -455,9 +486,20 @@ def _command(args: argparse.Namespace) -> int:
         return args.func(args)
     except Exception as exc:
         full = full_disk_error(exc) or _FULL_DISK_CONSOLE.seen
-        if full is None:
+        if full is not None:
+            print(f"error: {describe_full_disk(full, args)}", file=sys.stderr)
+            return 1
+        from flows.eval import UnitsFailed
+
+        if not isinstance(exc, UnitsFailed):
             raise
-        print(f"error: {describe_full_disk(full, args)}", file=sys.stderr)
+        # the run went on without them and published the rest; their tracebacks are in
+        # the log above and in the UI
+        print(
+            f"error: {exc}. Everything else was scored and published; run again (or "
+            "Retry the flow run) to recompute only these.",
+            file=sys.stderr,
+        )
         return 1
 
 

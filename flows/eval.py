@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prefect import allow_failure, flow
 from prefect.futures import PrefectFuture, wait
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
@@ -81,14 +82,16 @@ def eval_flow(config: EvalConfig) -> dict:
         import_report_modules()  # compute and the decoders are done
     wait(unit_futures)
 
-    failed = [f"extract {p}" for p, f in frames.items() if not f.state.is_completed()]
+    failed = [
+        _failure(f"extract {p}", f.state) for p, f in frames.items() if not f.state.is_completed()
+    ]
     by_pair: dict[tuple[str, str], list[Cell]] = {}
     for n, cell in enumerate(cells):
         futures = units.get(n)
         if futures is None:
             continue
         bad = [f for f in futures if not f.state.is_completed()]
-        failed += [f.state.name + ": " + _run_name(f) for f in bad]
+        failed += [_failure(_run_name(f), f.state) for f in bad]
         # with frames missing (its extraction failed), a cell keeps its last full report
         if not bad and frames[cell.frame_index_path(ws)].state.is_completed():
             by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
@@ -107,16 +110,51 @@ def eval_flow(config: EvalConfig) -> dict:
             if state.is_completed():
                 judged = state.result() if judging is judge_extract else None
             else:  # scored all the same: its answers stay unjudged / unreadable
-                failed.append(f"{state.name}: judge {pair}")
+                failed.append(_failure(f"judge {pair}", state))
         score.with_options(task_run_name=f"score {pair}")(trials, ws, judged, config.judge)
     board = publish(ws)
     if failed:
-        raise RuntimeError(f"{len(failed)} unit(s) failed: " + "; ".join(failed))
+        # a Failed state, not a raise: the run's log gets no traceback of its own (each
+        # unit's error was logged when it failed); calling the flow raises `UnitsFailed`
+        error = UnitsFailed(failed)
+        return Failed(message=str(error), data=error)
     return {
         "leaderboard": board,
         "frames": [asdict(f.result()) for f in frames.values()],
         "inference": [f.result() for futures in units.values() for f in futures],
     }
+
+
+class UnitsFailed(RuntimeError):
+    """Some units failed; every other cell was scored and published. Names each failed
+    unit with its state and the first line of its error; chained from their errors (an
+    exception group), so a caller can find a cause (a full disk) among them."""
+
+    def __init__(self, failures: list[tuple[str, str, BaseException | None]]) -> None:
+        self.failures = failures  # (unit, what went wrong, its error)
+        lines = [f"{unit}: {what}" for unit, what, _ in failures]
+        super().__init__(f"{len(failures)} unit(s) failed: " + "; ".join(lines))
+        errors = [e for _, _, e in failures if isinstance(e, Exception)]
+        if errors:
+            self.__cause__ = ExceptionGroup("the failed units' errors", errors)
+
+
+def _failure(unit: str, state) -> tuple[str, str, BaseException | None]:
+    """A failed unit: its state and name, the first line of its error (or of its state's
+    message, for a unit that returned a Failed state), and the error."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception as exc:  # noqa: BLE001 - a result that cannot be read is the error
+        error = exc
+    if not isinstance(error, BaseException):
+        error = None
+    if error is not None and (text := str(error).strip()):
+        what = f"{type(error).__name__}: {text.splitlines()[0][:300]}"
+    elif error is not None:
+        what = type(error).__name__
+    else:
+        what = (state.message or "no error recorded").strip().splitlines()[0][:300]
+    return f"{state.name}: {unit}", what, error
 
 
 def index_begun(path: Path, run: str, extraction: PrefectFuture) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from prefect import get_run_logger, task
+from prefect.states import Failed
 
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings, InferenceSettings
@@ -19,7 +20,7 @@ from evalcore.inference.sharded import infer_shard
 from evalcore.inference.shards import Shard
 from evalcore.models.base import Runtime
 from evalcore.workspace import Workspace
-from tasks.secrets import KEY_RESOLVER, resolve_api_key
+from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, resolve_api_key
 
 
 def fixed_key(key: str):
@@ -56,8 +57,14 @@ def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
     cluster in batches. The key is resolved here, never a parameter or a result."""
     from evalcore.api.cell import infer_api_cell  # here: the HTTP stack, for API cells only
     from evalcore.api.endpoint import parse_endpoint
+    from evalcore.api.fanout import KeyUnavailable
 
-    api_key = resolve_api_key(parse_endpoint(cell.model.params))
-    summary = infer_api_cell(cell, ws, api, api_key, key_resolver=KEY_RESOLVER)
+    try:
+        api_key = resolve_api_key(parse_endpoint(cell.model.params))
+        summary = infer_api_cell(cell, ws, api, api_key, key_resolver=KEY_RESOLVER)
+    except (ApiKeyMissing, KeyUnavailable) as exc:  # the user's to fix: no traceback
+        message = f"{type(exc).__name__}: {exc}"
+        get_run_logger().error("%s: %s", cell.label, message)
+        return Failed(message=message)
     get_run_logger().info("%s: %s", cell.label, summary.describe())
     return asdict(summary)

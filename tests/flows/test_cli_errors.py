@@ -62,6 +62,11 @@ ROW = "{i}\tv{i}\tWhat colour?\tA\t['red', 'blue']\n"
         ("bogus_param", r"run\.yaml line \d+: models\.0\.params\.bogus: Extra inputs"),
         ("missing_checkpoint", r"run\.yaml line \d+: models\.0\.params\.model: no checkpoint"),
         ("bad_yaml", r"run\.yaml line 2: not valid YAML: expected the node content"),
+        (
+            "missing_key_env",
+            r"run\.yaml line \d+: models\.0\.params\.api_key_env: the environment variable "
+            r"EVALCORE_TEST_UNSET_KEY is not set",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case, expected):
@@ -82,11 +87,21 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case, expected):
         "missing_checkpoint": {
             "model": {"kind": "transformers", "params": {"model": str(tmp_path / "ckpt")}}
         },
+        "missing_key_env": {
+            "model": {
+                "kind": "openai-compatible",
+                "params": {
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "model": "m",
+                    "api_key_env": "EVALCORE_TEST_UNSET_KEY",
+                },
+            }
+        },
     }.get(case, {})
     config = write_config(tmp_path, tsv, **changes)
     if case == "bad_yaml":
         config.write_text("datasets: [\n  - tsv: x\nmodels: {")
-    result = run(config, tmp_path)
+    result = run(config, tmp_path, EVALCORE_TEST_UNSET_KEY="")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -167,3 +182,36 @@ def test_a_bad_server_start_timeout_is_one_line_and_exit_2(tmp_path):
     (line,) = result.stderr.strip().splitlines()
     assert line == "error: EVALCORE_SERVER_START_TIMEOUT='2m': not a number of seconds above 0"
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.slow
+def test_a_missing_secret_block_fails_its_cell_once_with_one_line_and_exit_1(tmp_path):
+    """Found only once the run has a Prefect server: the cell fails once, naming the
+    block (no sample is failed for it, no traceback), the other cells are scored, and
+    the command ends with one line and exit 1."""
+    tsv = tmp_path / "Bad.tsv"
+    tsv.write_text(HEADER + ROW.format(i=0) + ROW.format(i=1))
+    for i in range(2):  # the random model needs no video; the API cell fails before any
+        (tmp_path / f"v{i}").write_bytes(b"")
+    config = write_config(tmp_path, tsv)
+    raw = yaml.safe_load(config.read_text())
+    raw["models"].append(
+        {
+            "name": "api",
+            "kind": "openai-compatible",
+            "params": {
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "m",
+                "api_key_secret": "evalcore-no-such-block",
+            },
+        }
+    )
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = run(config, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 unit(s) failed: Failed: infer api x Bad t0: ")
+    assert "ApiKeyMissing: no Prefect Secret block named evalcore-no-such-block" in last
+    assert (tmp_path / "out" / "r" / "r_Bad.xlsx").exists()  # the other cell was scored
+    assert not list((tmp_path / "work").rglob("api/**/*.jsonl"))  # no sample failed for it
