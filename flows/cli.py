@@ -75,15 +75,14 @@ def _check_key_variables(config, path: Path) -> None:
     """Every `api_key_env` the config names is set here: the flow resolves the key in this
     process too, so a missing one is the user's to fix before any work (a Secret block
     is looked up on the Prefect server, once the run starts)."""
-    from evalcore.api.endpoint import parse_endpoint
+    from evalcore.api.endpoint import EndpointSpec  # (no HTTP client: the run path stays light)
     from evalcore.config import ConfigError
-    from evalcore.models.openai_compatible import is_api_kind
     from evalcore.yaml_lines import yaml_line
 
-    named = [
-        (("models", n, "params", "api_key_env"), parse_endpoint(m.params).api_key_env)
+    named = [  # the params were validated with the config: this only reads them
+        (("models", n, "params", "api_key_env"), EndpointSpec(**m.params).api_key_env)
         for n, m in enumerate(config.models)
-        if is_api_kind(m.kind)
+        if m.kind == "openai-compatible"
     ]
     if config.judge is not None:
         named.append((("judge", "api_key_env"), config.judge.api_key_env))

@@ -13,6 +13,7 @@ from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed
 from evalcore.inference.runner import unit_cache_key
 from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
+from evalcore.workspace import Workspace
 from tests.evalcore.inference.fakes import read_calls
 from tests.evalcore.inference.test_sharded_inference import (
     cell_of,
@@ -31,8 +32,11 @@ def run_shard(ws, model, dataset, inference, run: str):
 
 
 def test_given_up_sample_is_final_for_its_run_only_and_answered_once_its_cause_is_gone(
-    ws, small_bench, tmp_path
+    small_bench, tmp_path
 ):
+    # a work dir of its own: extracting 12 of the benchmark's videos into the shared
+    # (symlinked) frame index of the `ws` fixture would cut it short for later tests
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
     dataset = DatasetSpec(tsv=small_bench, limit=12)
     culprit = dataset.samples()[5].sample_id
     cause = tmp_path / "poison"  # while it holds a count above 0, the culprit kills its rank
