@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import io
 import math
 import os
@@ -19,11 +18,6 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 class DatasetError(ValueError):
     """The TSV cannot be evaluated; the message names the file and the row."""
-
-
-def dataset_fingerprint(tsv: Path) -> str:
-    """Content hash of the TSV: part of every cache key that depends on the questions."""
-    return hashlib.sha256(Path(tsv).read_bytes()).hexdigest()[:16]
 
 
 def check_root(root: Path) -> None:
