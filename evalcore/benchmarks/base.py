@@ -64,7 +64,8 @@ class Benchmark:
     def sample_from_row(
         self, name: str, sample_id: str, row: dict, where: str, root: Path
     ) -> Sample:
-        """One row's sample (`where` names file and line for a `DatasetError`)."""
+        """One row's sample (`where` names file and line for a `DatasetError`), built by
+        `evalcore.dataset.tsv.row_sample` as every adapter's is."""
         raise NotImplementedError
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:
