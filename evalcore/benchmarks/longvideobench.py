@@ -57,7 +57,7 @@ from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    from evalcore.benchmarks.source import DatasetSource
 
 DURATION_GROUPS = (15, 60, 600, 3600)
 COLUMNS = (
@@ -89,7 +89,7 @@ class LongVideoBench(Benchmark):
         "beside it."
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
+    def load(self, spec: DatasetSource) -> list[Sample]:
         if spec.root is not None:
             check_root(spec.root)
         root = self.videos_under(spec)

@@ -57,7 +57,7 @@ from evalcore.prompts import chat_messages
 from evalcore.scoring.can_infer import can_infer
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    from evalcore.benchmarks.source import DatasetSource
 
 DURATIONS = ("short", "medium", "long")
 COLUMNS = (
@@ -110,7 +110,7 @@ class VideoMME(Benchmark):
         "video/ and subtitle/ beside it."
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
+    def load(self, spec: DatasetSource) -> list[Sample]:
         if spec.root is not None:
             check_root(spec.root)
         root = self.videos_under(spec)
