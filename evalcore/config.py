@@ -95,38 +95,20 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
         return name
 
+    # Reading is `evalcore.benchmarks`' (this spec is a `DatasetSource`); these two stay
+    # for the callers in every layer.
     def adapter(self) -> Benchmark:
-        from evalcore.benchmarks import get_benchmark
+        """The adapter that reads this dataset: `evalcore.benchmarks.adapter_of`."""
+        from evalcore.benchmarks import adapter_of
 
-        return get_benchmark(self.benchmark)
+        return adapter_of(self)
 
     def samples(self) -> list[Sample]:
-        """The dataset's samples (after `limit`); raises `DatasetError` naming the line.
+        """The samples (after `limit`), read once per version of the TSV in a process:
+        `evalcore.benchmarks.load_samples`; `DatasetError` names the line."""
+        from evalcore.benchmarks import load_samples
 
-        Read once per version of the TSV in a process (a run asks for them in every
-        stage), keyed by this spec and the file's size, mtime and inode; with `subtitles`
-        the adapter reads other files too, so then always read afresh."""
-        key = None if self.subtitles else _file_version(self.tsv, self.model_dump_json())
-        if key is not None and key in _SAMPLES:
-            return list(_SAMPLES[key])
-        samples = self.adapter().load(self)
-        samples = samples[: self.limit] if self.limit else samples
-        if key is not None:
-            while len(_SAMPLES) >= 64:
-                _SAMPLES.pop(next(iter(_SAMPLES)))
-            _SAMPLES[key] = samples
-        return list(samples)
-
-
-_SAMPLES: dict[tuple, list[Sample]] = {}  # DatasetSpec.samples, by spec and file version
-
-
-def _file_version(path: Path, spec: str) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (spec, st.st_size, st.st_mtime_ns, st.st_ino)
+        return load_samples(self)
 
 
 class Price(BaseModel):

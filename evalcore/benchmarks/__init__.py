@@ -1,35 +1,17 @@
 """Benchmark adapters by name (`datasets[].benchmark`): layout -> Samples, prompt,
-answer rule, breakdowns. Imported on first use, so a run pays only for its own."""
-
-from __future__ import annotations
-
-import importlib
+answer rule, breakdowns; and the samples of a dataset, read once per file version."""
 
 from evalcore.benchmarks.base import Benchmark, Extraction
+from evalcore.benchmarks.registry import BENCHMARKS, adapter_of, benchmark_names, get_benchmark
+from evalcore.benchmarks.source import DatasetSource, load_samples
 
-BENCHMARKS: dict[str, str] = {
-    "generic": "evalcore.benchmarks.generic:GenericMCQ",
-    "videomme": "evalcore.benchmarks.videomme:VideoMME",
-    "longvideobench": "evalcore.benchmarks.longvideobench:LongVideoBench",
-    "mvbench": "evalcore.benchmarks.mvbench:MVBench",
-    "mlvu": "evalcore.benchmarks.mlvu:MLVU",
-    "tempcompass": "evalcore.benchmarks.tempcompass:TempCompass",
-    "mmbench_video": "evalcore.benchmarks.mmbench_video:MMBenchVideo",
-    "mlvu_open": "evalcore.benchmarks.mlvu_open:MLVUOpenEnded",
-    "tempcompass_captioning": "evalcore.benchmarks.tempcompass_captioning:TempCompassCaptioning",
-}
-
-
-def benchmark_names() -> list[str]:
-    return sorted(BENCHMARKS)
-
-
-def get_benchmark(name: str) -> Benchmark:
-    """The adapter registered as `name`; KeyError names the known ones."""
-    if name not in BENCHMARKS:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
-    module, _, cls = BENCHMARKS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
-
-
-__all__ = ["BENCHMARKS", "Benchmark", "Extraction", "benchmark_names", "get_benchmark"]
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "DatasetSource",
+    "Extraction",
+    "adapter_of",
+    "benchmark_names",
+    "get_benchmark",
+    "load_samples",
+]

@@ -21,7 +21,7 @@ from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.models.base import ChatMessage
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    from evalcore.benchmarks.source import DatasetSource
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Benchmark:
 
     columns: ClassVar[tuple[str, ...]] = ()  # the TSV columns a row-by-row layout requires
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
+    def load(self, spec: DatasetSource) -> list[Sample]:
         """Every sample of the dataset, or `DatasetError` naming file and line. By
         default row by row: the file, `index` and `columns` checked, then
         `sample_from_row` for each row."""
@@ -64,7 +64,8 @@ class Benchmark:
     def sample_from_row(
         self, name: str, sample_id: str, row: dict, where: str, root: Path
     ) -> Sample:
-        """One row's sample (`where` names file and line for a `DatasetError`)."""
+        """One row's sample (`where` names file and line for a `DatasetError`), built by
+        `evalcore.dataset.tsv.row_sample` as every adapter's is."""
         raise NotImplementedError
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:
@@ -101,6 +102,6 @@ class Benchmark:
         """The sample's value for each breakdown (a missing column is "")."""
         return {b: str(sample.row.get(b, "") or "") for b in self.breakdowns}
 
-    def videos_under(self, spec: DatasetSpec) -> Path:
+    def videos_under(self, spec: DatasetSource) -> Path:
         """Where video paths resolve (the dataset root)."""
         return Path(spec.root) if spec.root is not None else Path(spec.tsv).parent

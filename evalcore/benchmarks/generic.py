@@ -4,16 +4,14 @@ answer as letter or option text, candidates), our lettered prompt, the letter ru
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from evalcore.benchmarks.base import Benchmark, Extraction
-from evalcore.dataset import Sample, load_tsv
+from evalcore.dataset import Sample
+from evalcore.dataset.tsv import REQUIRED_COLUMNS, tsv_row_sample
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import TEMPLATE_VERSION, chat_messages, render_mcq_prompt
 from evalcore.scoring.extract import extract_option_letter
-
-if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
 
 
 class GenericMCQ(Benchmark):
@@ -26,8 +24,12 @@ class GenericMCQ(Benchmark):
         "(a Python list), optional category/task_type, video_path or prefix, start/end"
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
-        return load_tsv(spec.tsv, name=spec.dataset_name, root=spec.root)
+    columns = REQUIRED_COLUMNS
+
+    def sample_from_row(
+        self, name: str, sample_id: str, row: dict, where: str, root: Path
+    ) -> Sample:
+        return tsv_row_sample(name, sample_id, row, where, root)
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:
         return chat_messages(render_mcq_prompt(sample.question, sample.options))

@@ -50,14 +50,14 @@ from evalcore.dataset.tsv import (
     parse_candidates,
     parse_seconds,
     read_rows,
-    resolve_video,
+    row_sample,
     strip_option_letters,
 )
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    from evalcore.benchmarks.source import DatasetSource
 
 DURATION_GROUPS = (15, 60, 600, 3600)
 COLUMNS = (
@@ -89,10 +89,10 @@ class LongVideoBench(Benchmark):
         "beside it."
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
+    def load(self, spec: DatasetSource) -> list[Sample]:
         if spec.root is not None:
             check_root(spec.root)
-        root = Path(spec.root) if spec.root is not None else Path(spec.tsv).parent
+        root = self.videos_under(spec)
         required = COLUMNS + (SUBTITLE_COLUMNS if spec.subtitles else ())
         samples = []
         for where, sample_id, row in read_rows(spec.tsv, required):
@@ -103,22 +103,16 @@ class LongVideoBench(Benchmark):
                     f"not {len(options)}"
                 )
             _duration_group(row["duration_group"], where)
-            video = str(row["video"])
-            video_path, path_error = resolve_video(
-                {**row, "video_path": row.get("video_path") or f"videos/{video}.mp4"}, root
-            )
             samples.append(
-                Sample(
-                    dataset=spec.dataset_name,
-                    sample_id=sample_id,
-                    video=video,
-                    video_path=video_path,
-                    question=str(row["question"]),
+                row_sample(
+                    spec.dataset_name,
+                    sample_id,
+                    row,
+                    root,
+                    row.get("video_path") or f"videos/{row['video']}.mp4",
                     options=options,
                     answer=_choice_letter(row["correct_choice"], len(options), where),
                     category=str(row["question_category"]),
-                    path_error=path_error,
-                    row=row,
                     subtitles=_subtitles_of(row, root, where) if spec.subtitles else (),
                 )
             )

@@ -43,21 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
-from evalcore.dataset.tsv import (
-    DatasetError,
-    parse_candidates,
-    resolve_video,
-)
+from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
 from evalcore.scoring.can_infer import can_infer
-
-if TYPE_CHECKING:
-    pass
 
 SYSTEM_PROMPT = (
     "Carefully watch this video and pay attention to every detail. "
@@ -90,18 +82,15 @@ class MLVU(Benchmark):
             raise DatasetError(f"{where}: answer {row['answer']!r} is not one of the candidates")
         if not row["task_type"].strip():
             raise DatasetError(f"{where}: empty task_type")
-        video_path, path_error = resolve_video(row, root)
-        return Sample(
-            dataset=name,
-            sample_id=sample_id,
-            video=str(row["video"]),
-            video_path=video_path,
-            question=str(row["question"]),
+        return row_sample(
+            name,
+            sample_id,
+            row,
+            root,
+            tsv_video_path(row),
             options=options,
             answer=LETTERS[matches[-1]],
             category=row["task_type"],
-            path_error=path_error,
-            row=row,
         )
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:

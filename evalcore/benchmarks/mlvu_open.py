@@ -43,17 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.mlvu import MLVU
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, resolve_video
+from evalcore.dataset.tsv import DatasetError, row_sample, tsv_video_path
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
-
-if TYPE_CHECKING:
-    pass
 
 SUB_SCENE = "sub_scene"
 SUMMARY = "summary"
@@ -188,18 +184,15 @@ class MLVUOpenEnded(Benchmark):
             raise DatasetError(f"{where}: empty answer")
         if task == SUB_SCENE and not str(row.get("scoring_points") or "").strip():
             raise DatasetError(f"{where}: a sub_scene question without scoring_points")
-        video_path, path_error = resolve_video(row, root)
-        return Sample(
-            dataset=name,
-            sample_id=sample_id,
-            video=str(row["video"]),
-            video_path=video_path,
-            question=str(row["question"]),
+        return row_sample(
+            name,
+            sample_id,
+            row,
+            root,
+            tsv_video_path(row),
             options=(),
             answer=str(row["answer"]),
             category=task,
-            path_error=path_error,
-            row=row,
         )
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:

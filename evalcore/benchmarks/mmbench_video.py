@@ -45,15 +45,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, resolve_video
+from evalcore.dataset.tsv import DatasetError, row_sample, tsv_video_path
 from evalcore.models.base import ChatMessage
-
-if TYPE_CHECKING:
-    pass
 
 # MMBenchVideo.FRAMES_TMPL_NOPACK (VLMEvalKit's text, leading newline included)
 FRAMES_TEMPLATE = (
@@ -139,20 +135,16 @@ class MMBenchVideo(Benchmark):
         for column in ("question", "answer"):
             if not str(row[column]).strip():
                 raise DatasetError(f"{where}: empty {column}")
-        # no video_path: video/<video>.mp4, where VLMEvalKit's save_video_frames reads it
-        located = row if row.get("video_path") else {**row, "prefix": "video"}
-        video_path, path_error = resolve_video(located, root)
-        return Sample(
-            dataset=name,
-            sample_id=sample_id,
-            video=str(row["video"]),
-            video_path=video_path,
-            question=str(row["question"]),
+        return row_sample(
+            name,
+            sample_id,
+            row,
+            root,
+            # no video_path: video/<video>.mp4, where VLMEvalKit's save_video_frames reads it
+            tsv_video_path(row, prefix="video"),
             options=(),
             answer=str(row["answer"]),
             category=dims[0],
-            path_error=path_error,
-            row=row,
         )
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:

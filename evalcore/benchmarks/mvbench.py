@@ -62,23 +62,14 @@ Where we part from VLMEvalKit, on purpose:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
-from evalcore.dataset.tsv import (
-    DatasetError,
-    parse_candidates,
-    parse_seconds,
-)
+from evalcore.dataset.tsv import DatasetError, parse_candidates, parse_seconds, row_sample
 from evalcore.models.base import ChatMessage
 from evalcore.scoring.can_infer import can_infer
-
-if TYPE_CHECKING:
-    pass
 
 SYSTEM_PROMPT = (
     "Carefully watch the video and pay attention to the cause and sequence of events, "
@@ -163,20 +154,17 @@ def _sample(name: str, sample_id: str, row: dict, where: str, root: Path) -> Sam
         end = parse_seconds(row["end"], where, "end")
         if start is None or end is None:
             raise DatasetError(f"{where}: bound is True but start or end is empty")
-    video_path, path_error = _video_path(row, root)
-    return Sample(
-        dataset=name,
-        sample_id=sample_id,
-        video=str(row["video"]),
-        video_path=video_path,
-        question=str(row["question"]),
+    return row_sample(
+        name,
+        sample_id,
+        row,
+        root,
+        Path(row["prefix"]) / row["video"],  # as written: a .gif stays one, a folder too
         options=options,
         answer=_answer_letter(row["answer"], options, where),
         category=row["task_type"],
         start=start,
         end=end,
-        path_error=path_error,
-        row=row,
     )
 
 
@@ -203,14 +191,3 @@ def _answer_letter(answer: str, options: tuple[str, ...], where: str) -> str:
     if loose:
         return LETTERS[loose[0]]
     raise DatasetError(f"{where}: answer {answer!r} is not one of the candidates {list(options)}")
-
-
-def _video_path(row: dict, root: Path) -> tuple[Path | None, str | None]:
-    """root/prefix/video, normalized but not resolved: the Hugging Face cache keeps files
-    as symbolic links into its blob store, outside the dataset folder."""
-    relative = Path(row["prefix"]) / row["video"]
-    base = Path(os.path.normpath(root.absolute()))
-    path = Path(os.path.normpath(base / relative))
-    if not path.is_relative_to(base):
-        return None, f"video path {str(relative)!r} escapes the dataset root {str(base)!r}"
-    return path, None

@@ -53,20 +53,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
-from evalcore.dataset.tsv import (
-    DatasetError,
-    parse_candidates,
-    resolve_video,
-)
+from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
-
-if TYPE_CHECKING:
-    pass
 
 MULTI_CHOICE = "multi-choice"
 CAPTION_MATCHING = "caption_matching"
@@ -118,20 +110,16 @@ class TempCompass(Benchmark):
             candidates = parse_candidates(row.get("candidates", ""), where)
             options, key = _choices(task, candidates, answer, where)
             extra = "\n" + "\n".join(candidates)
-        # `suffix` is the file extension: the clip is prefix/(video + suffix)
-        located = {**row, "video": str(row["video"]) + str(row.get("suffix") or "")}
-        video_path, path_error = resolve_video(located, root)
-        return Sample(
-            dataset=name,
-            sample_id=sample_id,
-            video=str(row["video"]),
-            video_path=video_path,
-            question=str(row["question"]),
+        return row_sample(
+            name,
+            sample_id,
+            row,
+            root,
+            # `suffix` is the file extension: the clip is prefix/(video + suffix)
+            tsv_video_path(row, video=str(row["video"]) + str(row.get("suffix") or "")),
             options=options,
             answer=key,
             category=dim,
-            path_error=path_error,
-            row=row,
             prompt_extra=extra + INSTRUCTIONS[task],
         )
 

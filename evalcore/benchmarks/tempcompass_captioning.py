@@ -42,17 +42,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.tempcompass import INSTRUCTIONS, TempCompass
 from evalcore.dataset.sample import Sample
-from evalcore.dataset.tsv import DatasetError, resolve_video
+from evalcore.dataset.tsv import DatasetError, row_sample, tsv_video_path
 from evalcore.models.base import ChatMessage
 from evalcore.prompts import chat_messages
-
-if TYPE_CHECKING:
-    pass
 
 CAPTIONING = "captioning"
 JUDGE_SYSTEM_PROMPT = "You are an AI assistant for question answering."  # `sys_prompt`
@@ -141,20 +137,16 @@ class TempCompassCaptioning(Benchmark):
         for column in ("question", "mc_question", "mc_answer"):
             if not str(row[column]).strip():
                 raise DatasetError(f"{where}: empty {column}")
-        # `suffix` is the file extension: the clip is prefix/(video + suffix)
-        located = {**row, "video": str(row["video"]) + str(row.get("suffix") or "")}
-        video_path, path_error = resolve_video(located, root)
-        return Sample(
-            dataset=name,
-            sample_id=sample_id,
-            video=str(row["video"]),
-            video_path=video_path,
-            question=str(row["question"]),
+        return row_sample(
+            name,
+            sample_id,
+            row,
+            root,
+            # `suffix` is the file extension: the clip is prefix/(video + suffix)
+            tsv_video_path(row, video=str(row["video"]) + str(row.get("suffix") or "")),
             options=(),
             answer=str(row["answer"]),
             category=dim,
-            path_error=path_error,
-            row=row,
         )
 
     def messages(self, sample: Sample, timestamps: Sequence[float]) -> tuple[ChatMessage, ...]:

@@ -49,7 +49,7 @@ from evalcore.dataset.tsv import (
     check_root,
     parse_candidates,
     read_rows,
-    resolve_video,
+    row_sample,
     strip_option_letters,
 )
 from evalcore.models.base import ChatMessage
@@ -57,7 +57,7 @@ from evalcore.prompts import chat_messages
 from evalcore.scoring.can_infer import can_infer
 
 if TYPE_CHECKING:
-    from evalcore.config import DatasetSpec
+    from evalcore.benchmarks.source import DatasetSource
 
 DURATIONS = ("short", "medium", "long")
 COLUMNS = (
@@ -110,10 +110,10 @@ class VideoMME(Benchmark):
         "video/ and subtitle/ beside it."
     )
 
-    def load(self, spec: DatasetSpec) -> list[Sample]:
+    def load(self, spec: DatasetSource) -> list[Sample]:
         if spec.root is not None:
             check_root(spec.root)
-        root = Path(spec.root) if spec.root is not None else Path(spec.tsv).parent
+        root = self.videos_under(spec)
         srt_cache: dict[Path, tuple[Cue, ...]] = {}
         samples = []
         for where, sample_id, row in read_rows(spec.tsv, COLUMNS):
@@ -132,25 +132,20 @@ class VideoMME(Benchmark):
                     f"{where}: duration {row['duration']!r} is not one of {', '.join(DURATIONS)}"
                 )
             video = str(row["video"])
-            video_path, path_error = resolve_video(
-                {**row, "video_path": row.get("video_path") or f"video/{video}.mp4"}, root
-            )
             subtitles: tuple[Cue, ...] = ()
             if spec.subtitles:
                 srt = row.get("subtitle_path") or f"subtitle/{video}.srt"
                 subtitles = _subtitles_of(srt, root, where, srt_cache)
             samples.append(
-                Sample(
-                    dataset=spec.dataset_name,
-                    sample_id=sample_id,
-                    video=video,
-                    video_path=video_path,
-                    question=str(row["question"]),
+                row_sample(
+                    spec.dataset_name,
+                    sample_id,
+                    row,
+                    root,
+                    row.get("video_path") or f"video/{video}.mp4",
                     options=options,
                     answer=answer_letter(answer, options, where),
                     category=str(row["task_type"]),
-                    path_error=path_error,
-                    row=row,
                     subtitles=subtitles,
                     prompt_extra=WITH_SUBTITLES if spec.subtitles else "",
                 )

@@ -1,6 +1,6 @@
 """Benchmarks: typed samples, the VLMEvalKit TSV loader and the synthetic generator."""
 
 from evalcore.dataset.sample import LETTERS, Sample
-from evalcore.dataset.tsv import DatasetError, dataset_fingerprint, load_tsv
+from evalcore.dataset.tsv import DatasetError, load_tsv
 
-__all__ = ["LETTERS", "DatasetError", "Sample", "dataset_fingerprint", "load_tsv"]
+__all__ = ["LETTERS", "DatasetError", "Sample", "load_tsv"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import io
 import math
 import os
@@ -19,11 +18,6 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 class DatasetError(ValueError):
     """The TSV cannot be evaluated; the message names the file and the row."""
-
-
-def dataset_fingerprint(tsv: Path) -> str:
-    """Content hash of the TSV: part of every cache key that depends on the questions."""
-    return hashlib.sha256(Path(tsv).read_bytes()).hexdigest()[:16]
 
 
 def check_root(root: Path) -> None:
@@ -53,28 +47,26 @@ def load_tsv(tsv: Path, name: str | None = None, root: Path | None = None) -> li
         check_root(root)
     root = Path(root) if root is not None else tsv.parent
     name = name or tsv.stem
-    samples: list[Sample] = []
-    for where, sample_id, row in rows:
-        options = _parse_candidates(row["candidates"], where)
-        answer = _answer_letter(row["answer"], options, where)
-        video_path, path_error = _resolve_video(row, root)
-        samples.append(
-            Sample(
-                dataset=name,
-                sample_id=sample_id,
-                video=str(row["video"]),
-                video_path=video_path,
-                question=str(row["question"]),
-                options=options,
-                answer=answer,
-                category=str(row.get("category") or row.get("task_type") or ""),
-                start=_seconds(row.get("start"), where, "start"),
-                end=_seconds(row.get("end"), where, "end"),
-                path_error=path_error,
-                row=row,
-            )
-        )
-    return samples
+    return [tsv_row_sample(name, sample_id, row, where, root) for where, sample_id, row in rows]
+
+
+def tsv_row_sample(name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:
+    """One row of the layout `load_tsv` reads (the `generic` benchmark's), or
+    `DatasetError` naming `where`."""
+    options = _parse_candidates(row["candidates"], where)
+    answer = _answer_letter(row["answer"], options, where)
+    return row_sample(
+        name,
+        sample_id,
+        row,
+        root,
+        tsv_video_path(row),
+        options=options,
+        answer=answer,
+        category=str(row.get("category") or row.get("task_type") or ""),
+        start=_seconds(row.get("start"), where, "start"),
+        end=_seconds(row.get("end"), where, "end"),
+    )
 
 
 def _read_text(tsv: Path) -> str:
@@ -206,22 +198,6 @@ def _seconds(value: str | None, where: str, column: str) -> float | None:
     return seconds
 
 
-def _resolve_video(row: dict, root: Path) -> tuple[Path | None, str | None]:
-    if row.get("video_path"):
-        relative = Path(row["video_path"])
-    else:
-        relative = Path(row.get("prefix") or "") / str(row["video"])
-        if relative.suffix.lower() not in VIDEO_SUFFIXES:
-            relative = relative.with_name(relative.name + ".mp4")
-    # Lexical, not resolved: a symlink inside the root stays allowed (Hugging Face
-    # snapshots link every file into the cache's blob store); `..` cannot leave it.
-    base = Path(os.path.abspath(root))
-    path = Path(os.path.normpath(base / relative))
-    if not path.is_relative_to(base):
-        return None, f"video path {str(relative)!r} escapes the dataset root {str(base)!r}"
-    return path, None
-
-
 # --- For benchmark adapters that read their own columns (evalcore.benchmarks) ----------
 
 
@@ -253,9 +229,77 @@ def read_rows(tsv: Path, required: tuple[str, ...]) -> list[tuple[str, str, dict
     return rows
 
 
-# `candidates` as options, and a row's video path under a root, exactly as `load_tsv` reads them.
+def row_sample(
+    dataset: str,
+    sample_id: str,
+    row: dict,
+    root: Path,
+    video_at: str | Path,
+    *,
+    options: tuple[str, ...],
+    answer: str,
+    category: str,
+    start: float | None = None,
+    end: float | None = None,
+    subtitles: tuple[tuple[float, float, str], ...] = (),
+    prompt_extra: str = "",
+) -> Sample:
+    """The one place a row becomes a `Sample`, for `load_tsv` and every adapter: `video`
+    and `question` as the row has them, the row kept whole, the video at `video_at`
+    under `root` (see `video_under_root`: a path that leaves the root becomes the
+    sample's `path_error`); the other fields as the layout reads them."""
+    video_path, path_error = video_under_root(root, video_at)
+    return Sample(
+        dataset=dataset,
+        sample_id=sample_id,
+        video=str(row["video"]),
+        video_path=video_path,
+        question=str(row["question"]),
+        options=options,
+        answer=answer,
+        category=category,
+        start=start,
+        end=end,
+        path_error=path_error,
+        row=row,
+        subtitles=subtitles,
+        prompt_extra=prompt_extra,
+    )
+
+
+def video_under_root(root: Path, relative: str | Path) -> tuple[Path | None, str | None]:
+    """Where a video (a file, or a folder of frames) is: (`root/relative`, None), or
+    (None, why) when that leaves the root, which fails the sample alone (InvalidPath,
+    before any decoder) rather than the dataset. An absolute `relative` stands for
+    itself and must lie under the root too. Nothing is added to the name.
+
+    Lexical, not resolved: a symlink inside the root stays allowed (Hugging Face
+    snapshots link every file into the cache's blob store, outside the dataset folder);
+    `..` cannot leave it."""
+    relative = Path(relative)
+    base = Path(os.path.abspath(root))
+    path = Path(os.path.normpath(base / relative))
+    if not path.is_relative_to(base):
+        return None, f"video path {str(relative)!r} escapes the dataset root {str(base)!r}"
+    return path, None
+
+
+def tsv_video_path(row: dict, video: str | None = None, prefix: str | None = None) -> Path:
+    """A row's video relative to the root, in VLMEvalKit's common layout: `video_path`
+    if given, else `prefix/video`, with `.mp4` added when the name has no video suffix.
+    `video` and `prefix` stand in for the row's columns of those names."""
+    if row.get("video_path"):
+        return Path(row["video_path"])
+    if prefix is None:
+        prefix = row.get("prefix") or ""
+    relative = Path(prefix) / (str(row["video"]) if video is None else video)
+    if relative.suffix.lower() not in VIDEO_SUFFIXES:
+        relative = relative.with_name(relative.name + ".mp4")
+    return relative
+
+
+# `candidates` as options, exactly as `load_tsv` reads them.
 parse_candidates = _parse_candidates
-resolve_video = _resolve_video
 
 
 # The `answer` column as an option letter, and a clip bound column as seconds (None when

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from evalcore.dataset import DatasetError, load_tsv
-from evalcore.dataset.tsv import check_root
+from evalcore.dataset.tsv import check_root, tsv_video_path, video_under_root
 
 HEADER = "index\tvideo\tquestion\tanswer\tcandidates\tcategory\n"
 
@@ -190,4 +190,105 @@ def test_the_table_reads_as_pandas_read_it(tmp_path, text):
     assert parse_table(text, tmp_path / "t.tsv") == (
         list(frame.columns),
         frame.to_dict("records"),
+    )
+
+
+# --- The one path resolver (`video_under_root`) and the common layout's path rule -------
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "video/star/clip.mp4",
+        # MVBench's forms: the name as written, nothing added to a GIF, a WebM or a folder
+        "video/ssv2_video/g.gif",
+        "video/ssv2_video/w.webm",
+        "video/tvqa/frames_fps3_hq/s01e01_seg01_clip_00",
+    ],
+)
+def test_a_video_path_resolves_under_the_root_as_written(tmp_path, relative):
+    assert video_under_root(tmp_path, relative) == (tmp_path / relative, None)
+    assert video_under_root(tmp_path, Path(relative)) == (tmp_path / relative, None)
+    normalized = video_under_root(tmp_path, f"./x/../{relative}")
+    assert normalized == (tmp_path / relative, None)
+
+
+def test_an_absolute_video_path_must_lie_under_the_root(tmp_path):
+    inside = tmp_path / "video" / "v.mp4"
+    assert video_under_root(tmp_path, str(inside)) == (inside, None)
+    assert video_under_root(tmp_path / "video", "/etc/passwd") == (
+        None,
+        f"video path '/etc/passwd' escapes the dataset root {str(tmp_path / 'video')!r}",
+    )
+
+
+@pytest.mark.parametrize("relative", ["../v.mp4", "video/../../v.mp4", "../root2/v.mp4"])
+def test_a_video_path_that_leaves_the_root_is_the_samples_error(tmp_path, relative):
+    root = tmp_path / "root"
+    assert video_under_root(root, relative) == (
+        None,
+        f"video path {str(Path(relative))!r} escapes the dataset root {str(root)!r}",
+    )
+
+
+def test_a_relative_root_resolves_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert video_under_root(Path("data"), "v.mp4") == (tmp_path / "data" / "v.mp4", None)
+    assert video_under_root(Path("data/../data"), "v.mp4") == (tmp_path / "data" / "v.mp4", None)
+
+
+def test_a_symlink_inside_the_root_is_followed_wherever_it_points(tmp_path):
+    """Hugging Face snapshots link each file to the cache's blob store, outside the
+    dataset folder: the link is inside the root, so the path is kept as the link."""
+    blob = tmp_path / "hub" / "blobs" / "0a1b2c"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"video bytes")
+    snapshot = tmp_path / "hub" / "snapshots" / "rev"
+    (snapshot / "video").mkdir(parents=True)
+    (snapshot / "video" / "v.mp4").symlink_to(Path("../../../blobs/0a1b2c"))
+    path, error = video_under_root(snapshot, "video/v.mp4")
+    assert (path, error) == (snapshot / "video" / "v.mp4", None)
+    assert path.read_bytes() == b"video bytes"
+    # `..` is read lexically: through the link's folder it still leaves the root
+    assert video_under_root(snapshot, "video/../../x.mp4")[0] is None
+
+
+@pytest.mark.parametrize(
+    ("row", "overrides", "expected"),
+    [
+        ({"video": "v", "video_path": "vids/a.mp4", "prefix": "p"}, {}, "vids/a.mp4"),
+        ({"video": "v", "video_path": "", "prefix": "p"}, {}, "p/v.mp4"),
+        ({"video": "v"}, {}, "v.mp4"),
+        ({"video": "c.MKV", "prefix": "p"}, {}, "p/c.MKV"),  # a video suffix, any case
+        ({"video": "w.webm"}, {}, "w.webm"),
+        ({"video": "g.gif"}, {}, "g.gif.mp4"),  # not a video suffix in this layout
+        ({"video": "v", "prefix": "./videos"}, {"video": "v.avi"}, "videos/v.avi"),
+        ({"video": "v", "prefix": "p"}, {"prefix": "video"}, "video/v.mp4"),
+        ({"video": "v", "video_path": "x/v.mov"}, {"prefix": "video"}, "x/v.mov"),
+    ],
+)
+def test_the_common_layouts_video_path(row, overrides, expected):
+    assert tsv_video_path(row, **overrides) == Path(expected)
+
+
+def test_an_escaping_path_fails_its_sample_alone_as_invalid_path(tmp_path):
+    from evalcore.cell import extract_dataset_frames
+    from evalcore.config import DatasetSpec
+    from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings
+    from evalcore.frames.index import read_frame_index
+    from evalcore.frames.synthetic import write_video
+    from evalcore.workspace import Workspace
+
+    write_video(tmp_path / "data" / "v.mp4", n_frames=8)
+    header = "index\tvideo\tvideo_path\tquestion\tanswer\tcandidates\n"
+    rows = "0\tv\tv.mp4\tQ\tA\t['x', 'y']\n1\tv\t../v.mp4\tQ\tA\t['x', 'y']\n"
+    tsv = tmp_path / "data" / "Bench.tsv"
+    tsv.write_text(header + rows, encoding="utf-8")
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    summary = extract_dataset_frames(DatasetSpec(tsv=tsv), FrameSettings(nframe=2), ws)
+    index = read_frame_index(Path(summary.index_path), FrameCache(ws.frame_cache_dir))
+    assert isinstance(index.frames_for("0"), FrameEntry)
+    root = str(tmp_path / "data")
+    assert index.frames_for("1") == FrameFailure(
+        "InvalidPath", f"video path '../v.mp4' escapes the dataset root {root!r}"
     )
