@@ -1,9 +1,9 @@
 """The Cell: one model x dataset x trial under the settings that change its answers.
 
 Every key and path of a unit of work is derived here and nowhere else: the prediction
-log folder, the frame index, each sample's answer key, the Prefect cache key of an
-inference unit, the settings a cell report records (and the nightly compares), and the
-context of the API response-cache key.
+log folder, the frame index (its frame plan's, `FramePlan.index_path`), each sample's
+answer key, the Prefect cache key of an inference unit, the settings a cell report
+records (and the nightly compares), and the context of the API response-cache key.
 
 Two levels of identity:
 - `Cell.key`: what changes every answer of the cell (the model's identity, generation
@@ -28,7 +28,7 @@ from typing import Any
 
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
-from evalcore.frames import FrameCache, FrameSettings
+from evalcore.frames import FrameCache, FramePlan, FrameSettings
 from evalcore.frames.index import FramesSummary, prepare_frames
 from evalcore.hashing import stable_hash
 from evalcore.models.base import GenerationConfig
@@ -38,12 +38,6 @@ from evalcore.prompts import PACK_VERSION
 from evalcore.workspace import Workspace
 
 PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
-# The frame settings that decide which pixels a model sees (not how fast they are made).
-FRAME_PLAN_FIELDS = ("sampler", "nframe", "fps", "max_frames", "max_side", "jpeg_quality")
-
-
-def frame_plan(frames: FrameSettings) -> dict[str, Any]:
-    return frames.model_dump(mode="json", include=set(FRAME_PLAN_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -60,6 +54,11 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.model.name} x {self.dataset.dataset_name} t{self.trial}"
+
+    @property
+    def plan(self) -> FramePlan:
+        """How this cell's model gets its frames (cells with equal plans share them)."""
+        return self.frames.plan
 
     @cached_property
     def template(self) -> str:
@@ -80,7 +79,7 @@ class Cell:
             "model": model_identity(self.model.kind, self.model.params),
             "generation": self.generation.model_dump(mode="json"),
             "device_class": self.device_class,
-            "frames": frame_plan(self.frames),
+            "frames": self.plan.identity,
             "template": self.template,
         }
 
@@ -112,7 +111,7 @@ class Cell:
         return ws.shards_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
 
     def frame_index_path(self, ws: Workspace) -> Path:
-        return frame_index_path(self.dataset, self.frames, ws)
+        return self.plan.index_path(self.dataset, ws)
 
     # --- keys of derived things -------------------------------------------------------
 
@@ -133,19 +132,13 @@ class Cell:
         """The reproducibility card: every setting that decides this cell's number, in
         the terms a reader compares with another run (or with VLMEvalKit's): benchmark,
         sampler, frames per clip, frame size, prompt template, extraction rule, judge."""
-        frames = self.frames
         return {
             "benchmark": self.dataset.benchmark,
             "subtitles": self.dataset.subtitles,
             "model": self.identity["model"],
             "generation": self.identity["generation"],
             "device_class": self.device_class,
-            "sampler": getattr(frames, "sampler", "midpoint"),
-            "frames_per_clip": frames.nframe
-            if frames.nframe is not None
-            else f"{frames.fps} fps, at most {frames.max_frames}",
-            "frame_size": f"longer side <= {frames.max_side}" if frames.max_side else "native",
-            "jpeg_quality": frames.jpeg_quality,
+            **self.plan.card(),  # sampler, frames per clip, frame size, JPEG quality
             "prompt_template": self.template,
             "extraction_rule": self.dataset.adapter().rule,
             "judge": judge or "none",
@@ -157,18 +150,12 @@ class Cell:
         return {"cell_key": self.key, **self.identity, "trial": self.trial, "seed": self.seed}
 
 
-def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> Path:
-    """The frame index of a dataset under a frame plan: one per (TSV file, plan)."""
-    where = str(Path(dataset.tsv).resolve())
-    return ws.frame_index_path(dataset.dataset_name, stable_hash([where, frame_plan(frames)]))
-
-
 def extract_dataset_frames(
     dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None, run: str = ""
 ) -> FramesSummary:
     """Frames of every clip of a dataset under a frame plan, and its frame index (written
     as clips finish; `run` marks its head, see `frames.index`)."""
-    index = frame_index_path(dataset, frames, ws)
+    index = frames.index_path(dataset, ws)
     cache = FrameCache(ws.frame_cache_dir)
     return prepare_frames(dataset.samples(), frames, cache, index, on_done, run)
 
@@ -206,11 +193,11 @@ def find_cell(
 
 def frame_plans(config: EvalConfig) -> list[tuple[DatasetSpec, FrameSettings]]:
     """Distinct (dataset, frame plan) pairs: models with equal plans share frames."""
-    seen: dict[tuple[str, str], tuple[DatasetSpec, FrameSettings]] = {}
+    seen: dict[tuple[str, FramePlan], tuple[DatasetSpec, FrameSettings]] = {}
     for d in config.datasets:
         for m in config.models:
             frames = config.frames_for(m)
-            seen.setdefault((d.dataset_name, stable_hash(frame_plan(frames))), (d, frames))
+            seen.setdefault((d.dataset_name, frames.plan), (d, frames))
     return list(seen.values())
 
 

@@ -17,7 +17,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
+from evalcore.cell import Cell, cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.head_start import started
 from evalcore.frames.index import index_run
@@ -60,11 +60,11 @@ def eval_flow(config: EvalConfig) -> dict:
     frames: dict[Path, PrefectFuture] = {}  # frame index -> its extraction
     runs: dict[Path, str] = {}  # frame index -> the mark of this run's extraction
     for d, f in frame_plans(config):
-        path = frame_index_path(d, f, ws)
+        path = f.index_path(d, ws)
         begun = started(path)  # by the command line, before the flow: adopted by the task
         runs[path] = begun.run if begun is not None else uuid.uuid4().hex
         frames[path] = extract_frames.with_options(
-            task_run_name=f"extract {d.dataset_name} {frame_plan_label(f)}"
+            task_run_name=f"extract {d.dataset_name} {f.label}"
         ).submit(d, f, ws, runs[path])
     cells = cells_of(config)
     units: dict[int, list[PrefectFuture]] = {}  # cell number -> its units
@@ -166,11 +166,6 @@ def index_begun(path: Path, run: str, extraction: PrefectFuture) -> bool:
             # completed: its index was written, though replaced since by another run's
             return index_run(path) == run or extraction.state.is_completed()
     return True
-
-
-def frame_plan_label(frames) -> str:
-    rate = f"{frames.nframe} frames" if frames.nframe else f"{frames.fps} fps"
-    return f"({rate}, {frames.sampler})" if hasattr(frames, "sampler") else f"({rate})"
 
 
 def _run_name(future: PrefectFuture) -> str:

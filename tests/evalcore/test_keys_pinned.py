@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from evalcore.cell import Cell, frame_index_path
+from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.dataset import Sample
-from evalcore.frames import FrameSettings, VideoJob
-from evalcore.frames.cache import entry_key
+from evalcore.frames import FramePlan, FrameSettings, VideoJob
 from evalcore.hashing import stable_hash
 from evalcore.models.base import GenerationConfig
 from evalcore.workspace import Workspace
@@ -133,9 +132,11 @@ def test_cell_keys_are_pinned():
 
 def test_frame_index_names_are_pinned():
     ws = Workspace(Path("/w"), Path("/o"))
-    names = {k: frame_index_path(dataset(), v, ws).name for k, v in FRAMES.items()}
+    names = {k: v.index_path(dataset(), ws).name for k, v in FRAMES.items()}
     assert names == INDEX_NAMES
-    assert frame_index_path(dataset(), SPEED, ws).name == INDEX_NAMES["default"]
+    assert SPEED.index_path(dataset(), ws).name == INDEX_NAMES["default"]
+    plans = {k: v.plan.index_path(dataset(), ws).name for k, v in FRAMES.items()}
+    assert plans == INDEX_NAMES
 
 
 def test_frame_cache_entry_keys_are_pinned():
@@ -146,14 +147,21 @@ def test_frame_cache_entry_keys_are_pinned():
         "from": VideoJob(Path("/v/a.mp4"), 0.5, None),
     }
     keys = {
-        f"{f}/{j}": entry_key(video, job, settings)
+        f"{f}/{j}": settings.entry_key(video, job)
         for f, settings in FRAMES.items()
         for j, job in jobs.items()
     }
     assert keys == ENTRY_KEYS
-    assert entry_key(video, jobs["whole"], SPEED) == ENTRY_KEYS["default/whole"]
+    assert SPEED.entry_key(video, jobs["whole"]) == ENTRY_KEYS["default/whole"]
     same_clip = VideoJob(Path("/v/a.mp4"), 1.0, 2.5)
-    assert entry_key(video, same_clip, FRAMES["default"]) == ENTRY_KEYS["default/clip"]
+    assert FRAMES["default"].entry_key(video, same_clip) == ENTRY_KEYS["default/clip"]
+    # the plan alone (no decoding settings) gives the same keys as the settings holding it
+    assert {
+        f"{f}/{j}": settings.plan.entry_key(video, job)
+        for f, settings in FRAMES.items()
+        for j, job in jobs.items()
+    } == ENTRY_KEYS
+    assert FramePlan(fps=1.0).entry_key(video, jobs["clip"]) == ENTRY_KEYS["fps1/clip"]
 
 
 def sample(**changes) -> Sample:

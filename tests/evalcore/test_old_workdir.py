@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evalcore.cell import cells_of, extract_dataset_frames, frame_index_path, frame_plans
+from evalcore.cell import cells_of, extract_dataset_frames, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.index import index_frame_keys
 from evalcore.inference import infer_inline
@@ -37,9 +37,9 @@ def old(tmp_path) -> tuple[EvalConfig, Workspace]:
     then = built / "bench" / "Old.tsv"
     names = set()
     for dataset, frames in frame_plans(config):
-        made = frame_index_path(dataset.model_copy(update={"tsv": then}), frames, ws)
+        made = frames.index_path(dataset.model_copy(update={"tsv": then}), ws)
         assert made.is_file(), f"{made.name}: no such index in the old work dir"
-        made.rename(frame_index_path(dataset, frames, ws))
+        made.rename(frames.index_path(dataset, ws))
         names.add(made.name)
     assert names == {p.name for p in (FIXTURE / "work" / "frame-index").iterdir()}
     return config, ws
@@ -65,7 +65,7 @@ def test_every_answer_in_an_old_work_dir_still_counts(old):
 def test_old_frames_are_cache_hits_and_old_reports_stay(old):
     config, ws = old
     for dataset, frames in frame_plans(config):
-        index = frame_index_path(dataset, frames, ws)
+        index = frames.index_path(dataset, ws)
         keys = index_frame_keys(index)
         summary = extract_dataset_frames(dataset, frames, ws)
         assert (summary.hits, summary.decoded, summary.failed) == (summary.videos, 0, 0)
