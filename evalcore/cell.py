@@ -10,7 +10,8 @@ Two levels of identity:
   settings with the trial's seed, the device class, the frame plan, the prompt
   template). It names the log folder.
 - `Cell.answer_key(sample, video)`: `Cell.key` plus the sample's own inputs (question,
-  options, clip bounds, the content fingerprint of its video). A record counts for a
+  options, clip bounds, the content fingerprint of its video, and its subtitles and
+  prompt text when it has them: `Sample.ANSWER_FIELDS`). A record counts for a
   sample only while its answer key is the sample's current one, so replacing one video
   re-asks exactly that video's questions and editing one TSV row re-asks that row.
 
@@ -88,12 +89,10 @@ class Cell:
         return stable_hash([PIPELINE_VERSION, self.identity])
 
     def answer_key(self, sample: Sample, video: str) -> str:
-        """`key` plus the sample's own inputs; `video` is its video's content fingerprint
-        (or the state of a video that cannot be read, see `frames.index`)."""
-        inputs = [sample.question, list(sample.options), sample.start, sample.end, video]
-        if sample.subtitles or sample.prompt_extra:  # only then: older keys stay valid
-            inputs += [[list(c) for c in sample.subtitles], sample.prompt_extra]
-        return stable_hash([self.key, inputs], length=24)
+        """`key` plus the sample's own inputs (`Sample.answer_inputs`); `video` is its
+        video's content fingerprint (or the state of a video that cannot be read, see
+        `frames.index`)."""
+        return stable_hash([self.key, sample.answer_inputs(video)], length=24)
 
     def answer_keys(self, samples: Iterable[Sample], videos: Mapping[str, str]) -> dict[str, str]:
         """Sample id -> answer key, `videos` mapping sample id -> video fingerprint."""

@@ -3,6 +3,7 @@ answer keys follow each sample's own inputs (its row and its video's content).""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from evalcore.cell import Cell, cells_of, frame_plans
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
 from evalcore.models.base import GenerationConfig
@@ -122,3 +124,45 @@ def test_answer_keys_follow_each_samples_own_inputs(bench, tmp_path):
     appended = answer_keys(bench, cache)
     assert set(appended) - set(edited) == {"1000"}
     assert all(appended[i] == edited[i] for i in edited)
+
+
+# The fields of a Sample that an answer does not depend on, and why; every other field
+# must be declared on Sample as an answer field. A new field fails this test until it
+# is put in one place or the other.
+NOT_ANSWER_FIELDS = {
+    "dataset": "the log folder's, not the sample's",
+    "sample_id": "names the record; a renumbered row is asked again all the same",
+    "video": "its content is in the key (the video's fingerprint)",
+    "video_path": "its content is in the key (the video's fingerprint)",
+    "path_error": "a path that cannot be resolved is the video's state in the key",
+    "answer": "the reference: scoring reads it, the model never sees it",
+    "category": "a breakdown: reports read it, the prompt does not",
+    "row": "the TSV row as read, for the reports' sheet and the breakdowns",
+}
+
+
+def test_every_sample_field_is_declared_in_or_out_of_the_answer_key():
+    declared = Sample.ANSWER_FIELDS + Sample.LATER_ANSWER_FIELDS
+    assert len(set(declared)) == len(declared)
+    assert {f.name for f in dataclasses.fields(Sample)} == set(declared) | set(NOT_ANSWER_FIELDS)
+    assert not set(declared) & set(NOT_ANSWER_FIELDS)
+
+
+def test_each_declared_field_changes_the_answer_key_and_no_other(bench):
+    c = cell(bench)
+    base = c.dataset.samples()[0]
+    key = c.answer_key(base, "fp")
+    changed = {
+        "question": base.question + "?",
+        "options": base.options + ("another",),
+        "start": 0.5,
+        "end": 1.5,
+        "subtitles": ((0.0, 1.0, "hello"),),
+        "prompt_extra": "(A) x",
+    }
+    assert set(changed) == set(Sample.ANSWER_FIELDS + Sample.LATER_ANSWER_FIELDS)
+    for name, value in changed.items():
+        assert c.answer_key(dataclasses.replace(base, **{name: value}), "fp") != key, name
+    assert c.answer_key(base, "other video") != key
+    same = dict(dataset="D", sample_id="x", answer="Z", category="c", row={"a": 1})
+    assert c.answer_key(dataclasses.replace(base, **same), "fp") == key
