@@ -17,6 +17,9 @@ Two levels of identity:
 
 Settings that cannot change an answer (decoder, workers, timeouts, batch size, limit,
 launcher, dataset root as such) are in no key.
+
+`CellTrials` is one model x dataset with its trials; its `current_records` is the one
+query of which records still count, for inference, judging, scoring and the reports.
 """
 
 from __future__ import annotations
@@ -25,18 +28,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FramePlan, FrameSettings
-from evalcore.frames.index import FramesSummary, prepare_frames
+from evalcore.frames.index import FramesSummary, prepare_frames, read_index_videos
 from evalcore.hashing import stable_hash
 from evalcore.models.base import GenerationConfig
 from evalcore.models.registry import model_identity
-from evalcore.predictions import PredictionRecord
+from evalcore.predictions import PredictionRecord, merge_records, read_records
 from evalcore.prompts import PACK_VERSION
 from evalcore.workspace import Workspace
+
+if TYPE_CHECKING:
+    from evalcore.benchmarks import Benchmark
 
 PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
 
@@ -200,12 +206,109 @@ def frame_plans(config: EvalConfig) -> list[tuple[DatasetSpec, FrameSettings]]:
     return list(seen.values())
 
 
-def valid_records(
-    records: Iterable[PredictionRecord], answer_keys: Mapping[str, str]
-) -> dict[str, PredictionRecord]:
-    """One record per sample among those made under the sample's current answer key:
-    the first success, else the most-attempted failure. Others are kept on disk, never
-    scored (`evalcore gc` removes them)."""
-    from evalcore.predictions import merge_records
+@dataclass(frozen=True)
+class TrialRecords:
+    """One trial's samples against its logs: each sample's current answer key, and the
+    record that counts for it (a sample without one is pending)."""
 
-    return merge_records(r for r in records if answer_keys.get(r.sample_id) == r.answer_key)
+    cell: Cell
+    answer_keys: dict[str, str]  # sample id -> current answer key
+    records: dict[str, PredictionRecord]  # sample id -> the record that counts
+
+
+@dataclass(frozen=True)
+class CellTrials:
+    """One model x dataset with its trials: what is judged, scored and reported as one,
+    and the one place that says which records still count (`current_records`).
+
+    Light to hand on (to a Prefect task): its samples and benchmark are read on first
+    use. `CellTrials.group(cells)` groups a config's cells; `CellTrials.of(cells)` takes
+    the trials of one pair (an inference unit: the one trial it answers, and the
+    samples it has read already).
+    """
+
+    trials: tuple[Cell, ...]
+
+    def __post_init__(self) -> None:
+        trials = tuple(self.trials)
+        object.__setattr__(self, "trials", trials)
+        if not trials:
+            raise ValueError("CellTrials needs at least one trial")
+        pairs = {(c.model.name, c.dataset.dataset_name) for c in trials}
+        if len(pairs) > 1:
+            raise ValueError(f"trials of more than one model x dataset: {sorted(pairs)}")
+
+    @classmethod
+    def of(cls, cells: Iterable[Cell], samples: Sequence[Sample] | None = None) -> CellTrials:
+        """The trials `cells` of one model x dataset; `samples`: those to consider, when
+        the caller has read them (default: the dataset's, read on first use)."""
+        trials = cls(tuple(cells))
+        if samples is not None:
+            trials.__dict__["samples"] = list(samples)  # what `samples` would otherwise read
+        return trials
+
+    @classmethod
+    def group(cls, cells: Iterable[Cell]) -> list[CellTrials]:
+        """`cells` by model x dataset, in the order each pair first appears."""
+        pairs: dict[tuple[str, str], list[Cell]] = {}
+        for cell in cells:
+            pairs.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
+        return [cls(tuple(trials)) for trials in pairs.values()]
+
+    # What the trials share (the first stands for them: they differ in trial and seed).
+
+    @property
+    def model(self) -> ModelSpec:
+        return self.trials[0].model
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        return self.trials[0].dataset
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name} x {self.dataset.dataset_name}"
+
+    @cached_property
+    def samples(self) -> list[Sample]:
+        return self.dataset.samples()
+
+    @cached_property
+    def benchmark(self) -> Benchmark:
+        return self.dataset.adapter()
+
+    def frame_index_path(self, ws: Workspace) -> Path:
+        return self.trials[0].frame_index_path(ws)
+
+    def card(self, judge: str | None = None) -> dict[str, Any]:
+        """The reproducibility card (`Cell.card`), with the first trial's seed."""
+        return self.trials[0].card(judge)
+
+    def settings(self) -> dict[str, Any]:
+        """What the cell report records (`Cell.settings`), with the first trial's key."""
+        return self.trials[0].settings()
+
+    # --- what counts ------------------------------------------------------------------
+
+    def videos(self, ws: Workspace) -> dict[str, str]:
+        """Sample id -> video fingerprint, from the head of the frame index (written as
+        soon as extraction begins; FileNotFoundError before)."""
+        return read_index_videos(self.frame_index_path(ws))
+
+    def current_records(
+        self, ws: Workspace, videos: Mapping[str, str] | None = None
+    ) -> dict[int, TrialRecords]:
+        """Per trial (in order), the records that count: one per sample among those
+        made under the sample's current answer key, the first success, else the
+        most-attempted failure. Others are kept on disk, never counted (`evalcore gc`
+        removes them). `videos`: sample id -> video fingerprint (default: `videos(ws)`;
+        a caller that runs before extraction passes `frames.index.video_fingerprints`)."""
+        videos = self.videos(ws) if videos is None else videos
+        current = {}
+        for cell in self.trials:
+            keys = cell.answer_keys(self.samples, videos)
+            counted = merge_records(
+                r for r in read_records(cell.log_dir(ws)) if keys.get(r.sample_id) == r.answer_key
+            )
+            current[cell.trial] = TrialRecords(cell, keys, counted)
+        return current

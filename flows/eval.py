@@ -17,7 +17,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from evalcore.cell import Cell, cells_of, frame_plans
+from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.head_start import started
 from evalcore.frames.index import index_run
@@ -85,7 +85,7 @@ def eval_flow(config: EvalConfig) -> dict:
     failed = [
         _failure(f"extract {p}", f.state) for p, f in frames.items() if not f.state.is_completed()
     ]
-    by_pair: dict[tuple[str, str], list[Cell]] = {}
+    done: list[Cell] = []  # cells whose units all finished
     for n, cell in enumerate(cells):
         futures = units.get(n)
         if futures is None:
@@ -94,15 +94,15 @@ def eval_flow(config: EvalConfig) -> dict:
         failed += [_failure(_run_name(f), f.state) for f in bad]
         # with frames missing (its extraction failed), a cell keeps its last full report
         if not bad and frames[cell.frame_index_path(ws)].state.is_completed():
-            by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
-    for trials in by_pair.values():
-        if len(trials) < config.trials:
+            done.append(cell)
+    for trials in CellTrials.group(done):
+        if len(trials.trials) < config.trials:
             continue  # a trial failed: the cell keeps its last complete report
-        pair = f"{trials[0].model.name} x {trials[0].dataset.dataset_name}"
+        pair = trials.label
         judged = None
         if config.judge is not None:  # verdicts of open-ended answers, or readings of
             judging = (  # the answers a multiple-choice rule cannot read
-                judge_answers_task if trials[0].dataset.adapter().judged else judge_extract
+                judge_answers_task if trials.benchmark.judged else judge_extract
             )
             state = judging.with_options(task_run_name=f"judge {pair}")(
                 trials, ws, config.judge, config.api, return_state=True

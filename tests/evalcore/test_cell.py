@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalcore.cell import Cell, cells_of, frame_plans
+from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
 from evalcore.models.base import GenerationConfig
+from evalcore.predictions import PredictionLog, PredictionRecord, failed
 from evalcore.workspace import Workspace
 
 
@@ -166,3 +167,42 @@ def test_each_declared_field_changes_the_answer_key_and_no_other(bench):
     assert c.answer_key(base, "other video") != key
     same = dict(dataset="D", sample_id="x", answer="Z", category="c", row={"a": 1})
     assert c.answer_key(dataclasses.replace(base, **same), "fp") == key
+
+
+def test_cell_trials_group_a_configs_cells_by_model_and_dataset(bench):
+    config = EvalConfig(
+        datasets=[DatasetSpec(tsv=bench), DatasetSpec(tsv=bench, name="Again")],
+        models=[ModelSpec(name="a", kind="random"), ModelSpec(name="b", kind="random")],
+        trials=2,
+    )
+    groups = CellTrials.group(cells_of(config))
+    assert [g.label for g in groups] == ["a x Tiny", "b x Tiny", "a x Again", "b x Again"]
+    assert all([c.trial for c in g.trials] == [0, 1] for g in groups)
+    with pytest.raises(ValueError, match="more than one model x dataset"):
+        CellTrials(groups[0].trials + groups[1].trials)
+    with pytest.raises(ValueError, match="at least one trial"):
+        CellTrials(())
+
+
+def test_what_counts_is_per_trial_and_follows_the_current_answer_keys(bench, tmp_path):
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    trials = CellTrials([cell(bench), cell(bench, trial=1)])
+    samples = trials.samples
+    videos = {s.sample_id: "fp" for s in samples}
+    keys = {c.trial: c.answer_keys(samples, videos) for c in trials.trials}
+    first, second = samples[0].sample_id, samples[1].sample_id
+    with PredictionLog(trials.trials[0].log_dir(ws), "main") as log:
+        log.append(failed(first, "Timeout", "slow", attempts=2, answer_key=keys[0][first]))
+        log.append(PredictionRecord(first, "ok", "A", answer_key=keys[0][first]))
+        log.append(failed(first, "Timeout", "slow", attempts=3, answer_key=keys[0][first]))
+        log.append(PredictionRecord(second, "ok", "B", answer_key="made under other settings"))
+    with PredictionLog(trials.trials[1].log_dir(ws), "main") as log:
+        log.append(PredictionRecord(second, "ok", "C", answer_key=keys[1][second]))
+    current = trials.current_records(ws, videos)
+    assert list(current) == [0, 1]
+    assert current[0].answer_keys == keys[0] and current[1].answer_keys == keys[1]
+    assert {i: r.prediction for i, r in current[0].records.items()} == {first: "A"}
+    assert {i: r.prediction for i, r in current[1].records.items()} == {second: "C"}
+    # another video under the same id: nothing made before counts
+    moved = trials.current_records(ws, {**videos, first: "new", second: "new"})
+    assert not moved[0].records and not moved[1].records

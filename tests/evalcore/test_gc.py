@@ -14,9 +14,9 @@ from evalcore.config import parse_config
 from evalcore.frames.index import FrameIndexWriter
 from evalcore.gc import collect_garbage
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 
 def evaluate(config) -> None:

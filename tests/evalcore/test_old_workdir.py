@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from evalcore.cell import cells_of, extract_dataset_frames, frame_plans
+from evalcore.cell import CellTrials, cells_of, extract_dataset_frames, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.index import index_frame_keys
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import read_records
 from evalcore.reports import report_cell
 from evalcore.reports.history import cells_to_evaluate
 from evalcore.reports.run_summary import sample_counts
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 FIXTURE = Path(__file__).parent / "data" / "workdir_v1"
 
@@ -74,7 +74,7 @@ def test_old_frames_are_cache_hits_and_old_reports_stay(old):
     for model in config.models:
         report = ws.cell_json(model.name, config.datasets[0].dataset_name)
         before = json.loads(report.read_text(encoding="utf-8"))
-        result = report_cell([c for c in cells if c.model == model], ws)
+        result = report_cell(CellTrials([c for c in cells if c.model == model]), ws)
         after = json.loads(report.read_text(encoding="utf-8"))
         assert after == before  # not rewritten: `evaluated_at` and the digest kept
         assert result["accuracy"] == before["accuracy"] and result["n"] == before["n"]

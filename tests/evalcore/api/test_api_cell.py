@@ -32,12 +32,12 @@ from evalcore.config import (
 )
 from evalcore.frames import FrameCache, FrameSettings, VideoJob
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import read_records
 from evalcore.prompts import render_mcq_prompt
 from evalcore.reports import cell_usage
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 
 def cell_of(bench, model: ModelSpec) -> Cell:

@@ -1,6 +1,8 @@
 """Build `workdir_v1/`: a work dir and cell reports made by the code of its commit, which
 `tests/evalcore/test_old_workdir.py` opens with today's code (every answer must still
-count, every frame must still be a cache hit).
+count, every frame must still be a cache hit). The data in the repository was made at
+commit af023ad (before `CellTrials` and `FramePlan`); keep it: data made by today's code
+proves nothing about yesterday's. A new on-disk format gets a new folder (`workdir_v2`).
 
 Run from the repository root: `python tests/evalcore/data/make_workdir_v1.py`. It
 builds in a fixed place (the frame index's name hashes the TSV's absolute path; the
@@ -20,7 +22,7 @@ OUT = Path(__file__).resolve().parent / "workdir_v1"
 
 
 def main() -> None:
-    from evalcore.cell import cells_of, extract_dataset_frames, frame_plans
+    from evalcore.cell import CellTrials, cells_of, extract_dataset_frames, frame_plans
     from evalcore.config import EvalConfig
     from evalcore.dataset.synthetic import generate_benchmark
     from evalcore.inference import infer_inline
@@ -63,10 +65,8 @@ def main() -> None:
     cells = cells_of(config)
     for cell in cells:
         assert infer_inline(cell, ws).failed == 0
-    for model in config.models:
-        for dataset in config.datasets:
-            trials = [c for c in cells if c.model == model and c.dataset == dataset]
-            report_cell(trials, ws)
+    for trials in CellTrials.group(cells):
+        report_cell(trials, ws)
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
