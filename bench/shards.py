@@ -33,12 +33,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evalcore.cell import Cell, extract_dataset_frames
+from evalcore.cell import Cell, CellTrials, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset.synthetic import generate_benchmark
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import infer_shard, shard_paths
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
@@ -66,7 +65,8 @@ def plan_cell_shards(dataset: DatasetSpec, inference: InferenceSettings):
 
 
 def read_predictions(ws: Workspace, model: ModelSpec, dataset: DatasetSpec) -> dict:
-    return cell_records(cell_of(model, dataset), ws)
+    cell = cell_of(model, dataset)
+    return CellTrials.of([cell]).current_records(ws)[cell.trial].records
 
 
 def run_cell(ws: Workspace, model: ModelSpec, dataset: DatasetSpec, inference: InferenceSettings):

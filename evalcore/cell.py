@@ -1,21 +1,25 @@
 """The Cell: one model x dataset x trial under the settings that change its answers.
 
 Every key and path of a unit of work is derived here and nowhere else: the prediction
-log folder, the frame index, each sample's answer key, the Prefect cache key of an
-inference unit, the settings a cell report records (and the nightly compares), and the
-context of the API response-cache key.
+log folder, the frame index (its frame plan's, `FramePlan.index_path`), each sample's
+answer key, the Prefect cache key of an inference unit, the settings a cell report
+records (and the nightly compares), and the context of the API response-cache key.
 
 Two levels of identity:
 - `Cell.key`: what changes every answer of the cell (the model's identity, generation
   settings with the trial's seed, the device class, the frame plan, the prompt
   template). It names the log folder.
 - `Cell.answer_key(sample, video)`: `Cell.key` plus the sample's own inputs (question,
-  options, clip bounds, the content fingerprint of its video). A record counts for a
+  options, clip bounds, the content fingerprint of its video, and its subtitles and
+  prompt text when it has them: `Sample.ANSWER_FIELDS`). A record counts for a
   sample only while its answer key is the sample's current one, so replacing one video
   re-asks exactly that video's questions and editing one TSV row re-asks that row.
 
 Settings that cannot change an answer (decoder, workers, timeouts, batch size, limit,
 launcher, dataset root as such) are in no key.
+
+`CellTrials` is one model x dataset with its trials; its `current_records` is the one
+query of which records still count, for inference, judging, scoring and the reports.
 """
 
 from __future__ import annotations
@@ -24,26 +28,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
-from evalcore.frames import FrameCache, FrameSettings
-from evalcore.frames.index import FramesSummary, prepare_frames
+from evalcore.frames import FrameCache, FramePlan, FrameSettings
+from evalcore.frames.index import FramesSummary, prepare_frames, read_index_videos
 from evalcore.hashing import stable_hash
 from evalcore.models.base import GenerationConfig
 from evalcore.models.registry import model_identity
-from evalcore.predictions import PredictionRecord
+from evalcore.predictions import PredictionRecord, merge_records, read_records
 from evalcore.prompts import PACK_VERSION
 from evalcore.workspace import Workspace
 
+if TYPE_CHECKING:
+    from evalcore.benchmarks import Benchmark
+
 PIPELINE_VERSION = "2"  # bump when a change must invalidate persisted Prefect results
-# The frame settings that decide which pixels a model sees (not how fast they are made).
-FRAME_PLAN_FIELDS = ("sampler", "nframe", "fps", "max_frames", "max_side", "jpeg_quality")
-
-
-def frame_plan(frames: FrameSettings) -> dict[str, Any]:
-    return frames.model_dump(mode="json", include=set(FRAME_PLAN_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.model.name} x {self.dataset.dataset_name} t{self.trial}"
+
+    @property
+    def plan(self) -> FramePlan:
+        """How this cell's model gets its frames (cells with equal plans share them)."""
+        return self.frames.plan
 
     @cached_property
     def template(self) -> str:
@@ -80,7 +86,7 @@ class Cell:
             "model": model_identity(self.model.kind, self.model.params),
             "generation": self.generation.model_dump(mode="json"),
             "device_class": self.device_class,
-            "frames": frame_plan(self.frames),
+            "frames": self.plan.identity,
             "template": self.template,
         }
 
@@ -89,12 +95,10 @@ class Cell:
         return stable_hash([PIPELINE_VERSION, self.identity])
 
     def answer_key(self, sample: Sample, video: str) -> str:
-        """`key` plus the sample's own inputs; `video` is its video's content fingerprint
-        (or the state of a video that cannot be read, see `frames.index`)."""
-        inputs = [sample.question, list(sample.options), sample.start, sample.end, video]
-        if sample.subtitles or sample.prompt_extra:  # only then: older keys stay valid
-            inputs += [[list(c) for c in sample.subtitles], sample.prompt_extra]
-        return stable_hash([self.key, inputs], length=24)
+        """`key` plus the sample's own inputs (`Sample.answer_inputs`); `video` is its
+        video's content fingerprint (or the state of a video that cannot be read, see
+        `frames.index`)."""
+        return stable_hash([self.key, sample.answer_inputs(video)], length=24)
 
     def answer_keys(self, samples: Iterable[Sample], videos: Mapping[str, str]) -> dict[str, str]:
         """Sample id -> answer key, `videos` mapping sample id -> video fingerprint."""
@@ -112,7 +116,7 @@ class Cell:
         return ws.shards_dir(self.model.name, self.dataset.dataset_name, self.key, self.trial)
 
     def frame_index_path(self, ws: Workspace) -> Path:
-        return frame_index_path(self.dataset, self.frames, ws)
+        return self.plan.index_path(self.dataset, ws)
 
     # --- keys of derived things -------------------------------------------------------
 
@@ -133,19 +137,13 @@ class Cell:
         """The reproducibility card: every setting that decides this cell's number, in
         the terms a reader compares with another run (or with VLMEvalKit's): benchmark,
         sampler, frames per clip, frame size, prompt template, extraction rule, judge."""
-        frames = self.frames
         return {
             "benchmark": self.dataset.benchmark,
             "subtitles": self.dataset.subtitles,
             "model": self.identity["model"],
             "generation": self.identity["generation"],
             "device_class": self.device_class,
-            "sampler": getattr(frames, "sampler", "midpoint"),
-            "frames_per_clip": frames.nframe
-            if frames.nframe is not None
-            else f"{frames.fps} fps, at most {frames.max_frames}",
-            "frame_size": f"longer side <= {frames.max_side}" if frames.max_side else "native",
-            "jpeg_quality": frames.jpeg_quality,
+            **self.plan.card(),  # sampler, frames per clip, frame size, JPEG quality
             "prompt_template": self.template,
             "extraction_rule": self.dataset.adapter().rule,
             "judge": judge or "none",
@@ -157,18 +155,12 @@ class Cell:
         return {"cell_key": self.key, **self.identity, "trial": self.trial, "seed": self.seed}
 
 
-def frame_index_path(dataset: DatasetSpec, frames: FrameSettings, ws: Workspace) -> Path:
-    """The frame index of a dataset under a frame plan: one per (TSV file, plan)."""
-    where = str(Path(dataset.tsv).resolve())
-    return ws.frame_index_path(dataset.dataset_name, stable_hash([where, frame_plan(frames)]))
-
-
 def extract_dataset_frames(
     dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, on_done=None, run: str = ""
 ) -> FramesSummary:
     """Frames of every clip of a dataset under a frame plan, and its frame index (written
     as clips finish; `run` marks its head, see `frames.index`)."""
-    index = frame_index_path(dataset, frames, ws)
+    index = frames.index_path(dataset, ws)
     cache = FrameCache(ws.frame_cache_dir)
     return prepare_frames(dataset.samples(), frames, cache, index, on_done, run)
 
@@ -206,20 +198,117 @@ def find_cell(
 
 def frame_plans(config: EvalConfig) -> list[tuple[DatasetSpec, FrameSettings]]:
     """Distinct (dataset, frame plan) pairs: models with equal plans share frames."""
-    seen: dict[tuple[str, str], tuple[DatasetSpec, FrameSettings]] = {}
+    seen: dict[tuple[str, FramePlan], tuple[DatasetSpec, FrameSettings]] = {}
     for d in config.datasets:
         for m in config.models:
             frames = config.frames_for(m)
-            seen.setdefault((d.dataset_name, stable_hash(frame_plan(frames))), (d, frames))
+            seen.setdefault((d.dataset_name, frames.plan), (d, frames))
     return list(seen.values())
 
 
-def valid_records(
-    records: Iterable[PredictionRecord], answer_keys: Mapping[str, str]
-) -> dict[str, PredictionRecord]:
-    """One record per sample among those made under the sample's current answer key:
-    the first success, else the most-attempted failure. Others are kept on disk, never
-    scored (`evalcore gc` removes them)."""
-    from evalcore.predictions import merge_records
+@dataclass(frozen=True)
+class TrialRecords:
+    """One trial's samples against its logs: each sample's current answer key, and the
+    record that counts for it (a sample without one is pending)."""
 
-    return merge_records(r for r in records if answer_keys.get(r.sample_id) == r.answer_key)
+    cell: Cell
+    answer_keys: dict[str, str]  # sample id -> current answer key
+    records: dict[str, PredictionRecord]  # sample id -> the record that counts
+
+
+@dataclass(frozen=True)
+class CellTrials:
+    """One model x dataset with its trials: what is judged, scored and reported as one,
+    and the one place that says which records still count (`current_records`).
+
+    Light to hand on (to a Prefect task): its samples and benchmark are read on first
+    use. `CellTrials.group(cells)` groups a config's cells; `CellTrials.of(cells)` takes
+    the trials of one pair (an inference unit: the one trial it answers, and the
+    samples it has read already).
+    """
+
+    trials: tuple[Cell, ...]
+
+    def __post_init__(self) -> None:
+        trials = tuple(self.trials)
+        object.__setattr__(self, "trials", trials)
+        if not trials:
+            raise ValueError("CellTrials needs at least one trial")
+        pairs = {(c.model.name, c.dataset.dataset_name) for c in trials}
+        if len(pairs) > 1:
+            raise ValueError(f"trials of more than one model x dataset: {sorted(pairs)}")
+
+    @classmethod
+    def of(cls, cells: Iterable[Cell], samples: Sequence[Sample] | None = None) -> CellTrials:
+        """The trials `cells` of one model x dataset; `samples`: those to consider, when
+        the caller has read them (default: the dataset's, read on first use)."""
+        trials = cls(tuple(cells))
+        if samples is not None:
+            trials.__dict__["samples"] = list(samples)  # what `samples` would otherwise read
+        return trials
+
+    @classmethod
+    def group(cls, cells: Iterable[Cell]) -> list[CellTrials]:
+        """`cells` by model x dataset, in the order each pair first appears."""
+        pairs: dict[tuple[str, str], list[Cell]] = {}
+        for cell in cells:
+            pairs.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
+        return [cls(tuple(trials)) for trials in pairs.values()]
+
+    # What the trials share (the first stands for them: they differ in trial and seed).
+
+    @property
+    def model(self) -> ModelSpec:
+        return self.trials[0].model
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        return self.trials[0].dataset
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name} x {self.dataset.dataset_name}"
+
+    @cached_property
+    def samples(self) -> list[Sample]:
+        return self.dataset.samples()
+
+    @cached_property
+    def benchmark(self) -> Benchmark:
+        return self.dataset.adapter()
+
+    def frame_index_path(self, ws: Workspace) -> Path:
+        return self.trials[0].frame_index_path(ws)
+
+    def card(self, judge: str | None = None) -> dict[str, Any]:
+        """The reproducibility card (`Cell.card`), with the first trial's seed."""
+        return self.trials[0].card(judge)
+
+    def settings(self) -> dict[str, Any]:
+        """What the cell report records (`Cell.settings`), with the first trial's key."""
+        return self.trials[0].settings()
+
+    # --- what counts ------------------------------------------------------------------
+
+    def videos(self, ws: Workspace) -> dict[str, str]:
+        """Sample id -> video fingerprint, from the head of the frame index (written as
+        soon as extraction begins; FileNotFoundError before)."""
+        return read_index_videos(self.frame_index_path(ws))
+
+    def current_records(
+        self, ws: Workspace, videos: Mapping[str, str] | None = None
+    ) -> dict[int, TrialRecords]:
+        """Per trial (in order), the records that count: one per sample among those
+        made under the sample's current answer key, the first success, else the
+        most-attempted failure. Others are kept on disk, never counted (`evalcore gc`
+        removes them). `videos`: sample id -> video fingerprint (default: `videos(ws)`;
+        a caller that runs before extraction passes `frames.index.video_fingerprints`)."""
+        videos = self.videos(ws) if videos is None else videos
+        current = {}
+        for cell in self.trials:
+            keys = cell.answer_keys(self.samples, videos)
+            counted = merge_records(
+                r for r in read_records(cell.log_dir(ws)) if keys.get(r.sample_id) == r.answer_key
+            )
+            current[cell.trial] = TrialRecords(cell, keys, counted)
+        return current

@@ -16,11 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.frames.plan import FramePlan
 from evalcore.frames.settings import FrameSettings
 from evalcore.models.base import GenerationConfig
-
-# What a model may override in `models[].frames`: the sampling and the pixels it gets.
-FRAME_PLAN_OVERRIDES = ("sampler", "nframe", "fps", "max_frames", "max_side", "jpeg_quality")
 
 if TYPE_CHECKING:
     from evalcore.benchmarks import Benchmark
@@ -179,12 +177,12 @@ class ModelSpec(BaseModel):
         from evalcore.models.registry import parse_params
 
         parse_params(self.kind, self.params)  # ModelParamsError names params.<field>
-        if self.frames is not None:
-            unknown = sorted(set(self.frames) - set(FRAME_PLAN_OVERRIDES))
+        if self.frames is not None:  # a model may override its frame plan, nothing else
+            unknown = sorted(set(self.frames) - set(FramePlan.model_fields))
             if unknown:
                 raise ValueError(
                     f"frames.{unknown[0]}: not a per-model frame setting "
-                    f"(allowed: {', '.join(FRAME_PLAN_OVERRIDES)})"
+                    f"(allowed: {', '.join(FramePlan.model_fields)})"
                 )
         if self.kind == "openai-compatible" and self.generation != GenerationConfig():
             raise ValueError(

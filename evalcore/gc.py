@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalcore.atomic import atomic_write_text
-from evalcore.cell import cells_of, frame_index_path, frame_plans
+from evalcore.cell import cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import index_frame_keys, video_fingerprints
@@ -70,7 +70,7 @@ def collect_garbage(configs: Sequence[EvalConfig], dry_run: bool = False) -> GcR
             keys.update(cell.answer_keys(samples, videos[name]))
             keep_shards.add(cell.shard_dir(ws).resolve())
         for dataset, frames in frame_plans(config):
-            keep_indexes.add(frame_index_path(dataset, frames, ws).resolve())
+            keep_indexes.add(frames.index_path(dataset, ws).resolve())
 
     for log_dir in _leaf_dirs(ws.predictions_root):
         if log_dir.resolve() in keep_dirs:

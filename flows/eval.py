@@ -17,7 +17,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from evalcore.cell import Cell, cells_of, frame_index_path, frame_plans
+from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.head_start import started
 from evalcore.frames.index import index_run
@@ -60,11 +60,11 @@ def eval_flow(config: EvalConfig) -> dict:
     frames: dict[Path, PrefectFuture] = {}  # frame index -> its extraction
     runs: dict[Path, str] = {}  # frame index -> the mark of this run's extraction
     for d, f in frame_plans(config):
-        path = frame_index_path(d, f, ws)
+        path = f.index_path(d, ws)
         begun = started(path)  # by the command line, before the flow: adopted by the task
         runs[path] = begun.run if begun is not None else uuid.uuid4().hex
         frames[path] = extract_frames.with_options(
-            task_run_name=f"extract {d.dataset_name} {frame_plan_label(f)}"
+            task_run_name=f"extract {d.dataset_name} {f.label}"
         ).submit(d, f, ws, runs[path])
     cells = cells_of(config)
     units: dict[int, list[PrefectFuture]] = {}  # cell number -> its units
@@ -85,7 +85,7 @@ def eval_flow(config: EvalConfig) -> dict:
     failed = [
         _failure(f"extract {p}", f.state) for p, f in frames.items() if not f.state.is_completed()
     ]
-    by_pair: dict[tuple[str, str], list[Cell]] = {}
+    done: list[Cell] = []  # cells whose units all finished
     for n, cell in enumerate(cells):
         futures = units.get(n)
         if futures is None:
@@ -94,15 +94,15 @@ def eval_flow(config: EvalConfig) -> dict:
         failed += [_failure(_run_name(f), f.state) for f in bad]
         # with frames missing (its extraction failed), a cell keeps its last full report
         if not bad and frames[cell.frame_index_path(ws)].state.is_completed():
-            by_pair.setdefault((cell.model.name, cell.dataset.dataset_name), []).append(cell)
-    for trials in by_pair.values():
-        if len(trials) < config.trials:
+            done.append(cell)
+    for trials in CellTrials.group(done):
+        if len(trials.trials) < config.trials:
             continue  # a trial failed: the cell keeps its last complete report
-        pair = f"{trials[0].model.name} x {trials[0].dataset.dataset_name}"
+        pair = trials.label
         judged = None
         if config.judge is not None:  # verdicts of open-ended answers, or readings of
             judging = (  # the answers a multiple-choice rule cannot read
-                judge_answers_task if trials[0].dataset.adapter().judged else judge_extract
+                judge_answers_task if trials.benchmark.judged else judge_extract
             )
             state = judging.with_options(task_run_name=f"judge {pair}")(
                 trials, ws, config.judge, config.api, return_state=True
@@ -166,11 +166,6 @@ def index_begun(path: Path, run: str, extraction: PrefectFuture) -> bool:
             # completed: its index was written, though replaced since by another run's
             return index_run(path) == run or extraction.state.is_completed()
     return True
-
-
-def frame_plan_label(frames) -> str:
-    rate = f"{frames.nframe} frames" if frames.nframe else f"{frames.fps} fps"
-    return f"({rate}, {frames.sampler})" if hasattr(frames, "sampler") else f"({rate})"
 
 
 def _run_name(future: PrefectFuture) -> str:

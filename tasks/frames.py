@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.cell import extract_dataset_frames, frame_index_path
+from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
 from evalcore.frames.head_start import adopt
@@ -29,7 +29,7 @@ def extract_frames(
     """`run` marks the index's head, so the flow sees when this extraction has begun; an
     extraction the command line began before the flow with that mark is waited on."""
     clips = len({(s.video_path, s.start, s.end) for s in dataset.samples() if s.video_path})
-    head = adopt(frame_index_path(dataset, frames, ws), run)
+    head = adopt(frames.index_path(dataset, ws), run)
     with progress_bar(clips, f"frames {dataset.dataset_name}", "video") as bar:
         if head is not None:
             bar.update(head.follow(lambda: bar.update()))

@@ -2,12 +2,12 @@
 
 Layout: ``root/<key[:2]>/<key>/{00000.jpg, 00001.jpg, ..., manifest.json}``. The key is
 a hash of the video's content (a file's bytes; for a frame folder, its frame files'
-names and bytes), the clip bounds and every setting that changes the pixels (sampling
-rule and amount, size, JPEG quality, format version); not of the decoder, timeout or
-worker count, which change how fast frames are made, not which. An entry is written in
-a temporary directory under the root and renamed into place in one step, so readers see
-a whole entry or none, and two processes racing on one video both end with the same
-entry. An entry exists only if its manifest.json does.
+names and bytes), the clip bounds and the frame plan that decides the pixels (sampling
+rule and amount, size, JPEG quality, format version: `FramePlan.entry_spec`); not of the
+decoder, timeout or worker count, which change how fast frames are made, not which. An
+entry is written in a temporary directory under the root and renamed into place in one
+step, so readers see a whole entry or none, and two processes racing on one video both
+end with the same entry. An entry exists only if its manifest.json does.
 
 The manifest keeps each frame's SHA-256, so damage done after the write (a truncated or
 overwritten JPEG) is found: reading an entry checks it, and a damaged entry is replaced
@@ -41,13 +41,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from evalcore.atomic import LITTER_MAX_AGE_S, TMP_MARK, sweep, temp_prefix
 from evalcore.frames.decoders import FrameError, frame_files
-from evalcore.frames.settings import FrameSettings
+from evalcore.frames.plan import FORMAT_VERSION, FramePlan
 
 if TYPE_CHECKING:  # imported where frames are read or written: a run whose frames are
     import numpy as np  # all cached only stats manifests
     from PIL import Image
 
-FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a key means
 MANIFEST = "manifest.json"
 _MEMO_FILE = "fingerprints.sqlite"
 _TMP_PREFIX = TMP_MARK
@@ -211,11 +210,11 @@ class FrameCache:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def key_for(self, job: VideoJob, settings: FrameSettings) -> str:
-        """The entry key of `job` under `settings`. Reads the video only if its size,
-        mtime or inode changed since it was last fingerprinted. Raises OSError if the
-        video cannot be read."""
-        return entry_key(self.video_fingerprint(job.path), job, settings)
+    def key_for(self, job: VideoJob, plan: FramePlan) -> str:
+        """The entry key of `job` under `plan` (`FramePlan.entry_key`). Reads the video
+        only if its size, mtime or inode changed since it was last fingerprinted. Raises
+        OSError if the video cannot be read."""
+        return plan.entry_key(self.video_fingerprint(job.path), job)
 
     def video_fingerprint(self, path: Path) -> str:
         """`fingerprint(path)`, memoized in a SQLite file under the cache root."""
@@ -239,10 +238,10 @@ class FrameCache:
             pass
         return known
 
-    def get(self, job: VideoJob, settings: FrameSettings) -> FrameEntry | None:
+    def get(self, job: VideoJob, plan: FramePlan) -> FrameEntry | None:
         """The cached frames of `job`, or None. Opens no decoder. Raises OSError if the
         video cannot be read."""
-        return self.open(self.key_for(job, settings))
+        return self.open(self.key_for(job, plan))
 
     def open(self, key: str) -> FrameEntry | None:
         """The entry stored under `key`, or None if there is no complete one."""
@@ -357,26 +356,6 @@ class FrameCache:
         """Delete what killed writers left under the root (`evalcore.atomic.sweep`);
         returns how many were removed. Every extraction starts with it."""
         return sweep(self.root, f"{_TMP_PREFIX}*", max_age_s)
-
-
-def entry_key(video_fingerprint: str, job: VideoJob, settings: FrameSettings) -> str:
-    """Hash of everything that decides an entry's pixels (see the module docstring)."""
-    if settings.fps is not None:
-        sampling: dict[str, Any] = {"fps": settings.fps, "max_frames": settings.max_frames}
-    else:
-        sampling = {"nframe": settings.nframe}
-    if settings.sampler != "midpoint":  # only then: keys made before samplers stay valid
-        sampling["sampler"] = settings.sampler
-    spec = {
-        "format": FORMAT_VERSION,
-        "video": video_fingerprint,
-        "clip": [None if t is None else float(t) for t in (job.start, job.end)],  # 1 == 1.0
-        "sampling": sampling,
-        "max_side": settings.max_side,
-        "jpeg_quality": settings.jpeg_quality,
-    }
-    blob = json.dumps(spec, sort_keys=True).encode()
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 def fingerprint(path: Path, memo: Path | None = None) -> str:

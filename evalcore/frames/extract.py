@@ -51,7 +51,6 @@ from evalcore.frames.cache import (
     FrameFailure,
     VideoJob,
     encode_jpeg,
-    entry_key,
 )
 from evalcore.frames.decoders import (
     FRAME_SUFFIXES,
@@ -147,7 +146,7 @@ def extract_videos(
 
     def is_new_miss(job: VideoJob, video_fingerprint: str) -> str | None:
         """The key to decode if `job` is neither a hit nor sharing a scheduled decode."""
-        key = entry_key(video_fingerprint, job, settings)
+        key = settings.entry_key(video_fingerprint, job)
         if key in scheduled:
             scheduled[key].append(job)
             return None
@@ -455,7 +454,7 @@ def _clip_of(
         video_fingerprint = cache.video_fingerprint(job.path)
     except OSError as error:
         raise ValueError(f"{job.path}: {error.strerror or error}") from None
-    if entry_key(video_fingerprint, job, settings) != key:
+    if settings.entry_key(video_fingerprint, job) != key:
         raise ValueError(f"{job.path} is no longer the video the frames were made from")
     return job, video_fingerprint, settings
 

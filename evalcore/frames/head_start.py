@@ -23,7 +23,7 @@ import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
-from evalcore.cell import extract_dataset_frames, frame_index_path, frame_plans
+from evalcore.cell import extract_dataset_frames, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.index import FramesSummary
 from evalcore.workspace import Workspace
@@ -63,7 +63,7 @@ def begin(config: EvalConfig) -> list[HeadStart]:
     ws = Workspace(config.work_dir, config.output_dir)
     begun = []
     for dataset, frames in frame_plans(config):
-        path = frame_index_path(dataset, frames, ws)
+        path = frames.index_path(dataset, ws)
         head = HeadStart(uuid.uuid4().hex)
         with _LOCK:
             if path in _STARTED:

@@ -1,7 +1,7 @@
 """The one path from pending samples to durable records, shared by every launcher.
 
 `UnitState` says, for the samples of a unit (a cell, or a shard of one), which records
-still count (made under the sample's current answer key) and what is pending; `split`
+still count (`CellTrials.current_records`) and what is pending; `split`
 turns the pending samples whose frames failed into failure records at once; the inline
 launcher and each torchrun rank answer the rest with `run_unit` as their frames arrive
 (the frame index is written while extraction goes on), and the API launcher sends them
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from evalcore.benchmarks import Benchmark
-from evalcore.cell import Cell, valid_records
+from evalcore.cell import Cell, CellTrials
 from evalcore.dataset import Sample
 from evalcore.frames import FrameError, FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
@@ -35,7 +35,6 @@ from evalcore.predictions import (
     failed,
     has_gaps,
     pending_ids,
-    read_records,
     transient_digest,
 )
 from evalcore.workspace import Workspace
@@ -71,9 +70,10 @@ class UnitState:
     def read(
         cls, cell: Cell, samples: Sequence[Sample], videos: Mapping[str, str], ws: Workspace
     ) -> UnitState:
-        """`videos`: sample id -> video fingerprint (`FrameIndex.videos`)."""
-        keys = cell.answer_keys(samples, videos)
-        return cls(keys, valid_records(read_records(cell.log_dir(ws)), keys))
+        """`samples`: the unit's; `videos`: sample id -> video fingerprint
+        (`FrameIndex.videos`). The query is `CellTrials.current_records`."""
+        current = CellTrials.of([cell], samples).current_records(ws, videos)[cell.trial]
+        return cls(current.answer_keys, current.records)
 
     def pending(self, ids: Iterable[str]) -> list[str]:
         return pending_ids(self.records, ids)
@@ -356,9 +356,3 @@ def unit_cache_key(cell: Cell, ws: Workspace, stage: str, ids: Sequence[str] | N
     ids = list(ids) if ids is not None else [s.sample_id for s in samples]
     key = cell.unit_key(stage, [state.answer_keys[i] for i in ids], state.transient_digest(ids))
     return key, state.has_gaps(ids)
-
-
-def cell_records(cell: Cell, ws: Workspace) -> dict[str, PredictionRecord]:
-    """The records that count for a cell now, by sample id (needs its frame index)."""
-    videos = read_index_videos(cell.frame_index_path(ws))
-    return UnitState.read(cell, cell.dataset.samples(), videos, ws).records

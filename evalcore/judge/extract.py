@@ -10,7 +10,6 @@ retried on the next scoring, never cached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
@@ -19,11 +18,9 @@ from evalcore.api.answers import AnswerStats
 from evalcore.api.cache import ResponseCache
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.judge import JudgeItem, judge
-from evalcore.cell import Cell, valid_records
+from evalcore.cell import CellTrials
 from evalcore.config import ApiSettings
 from evalcore.dataset.sample import LETTERS
-from evalcore.frames.index import read_index_videos
-from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
 
 
@@ -40,7 +37,7 @@ class JudgeSummary:
 
 
 def judge_unreadable(
-    trials: Sequence[Cell],
+    trials: CellTrials,
     ws: Workspace,
     spec: EndpointSpec,
     api: ApiSettings,
@@ -49,18 +46,13 @@ def judge_unreadable(
     key_resolver: str | None = None,
 ) -> JudgeSummary:
     """Ask the judge about every answer the benchmark's rule reads nothing in."""
-    first = trials[0]
-    benchmark = first.dataset.adapter()
-    samples = first.dataset.samples()
-    by_id = {s.sample_id: s for s in samples}
-    videos = read_index_videos(first.frame_index_path(ws))
+    benchmark = trials.benchmark
+    by_id = {s.sample_id: s for s in trials.samples}
     items: dict[int, list[JudgeItem]] = {}
-    for cell in trials:
-        keys = cell.answer_keys(samples, videos)
-        records = valid_records(read_records(cell.log_dir(ws)), keys)
-        items[cell.trial] = [
+    for trial, current in trials.current_records(ws).items():
+        items[trial] = [
             JudgeItem(sid, by_id[sid].question, benchmark.judge_choices(by_id[sid]), rec.prediction)
-            for sid, rec in records.items()
+            for sid, rec in current.records.items()
             if rec.ok
             and benchmark.judge_choices(by_id[sid])
             and benchmark.extract(by_id[sid], rec.prediction or "").answer is None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
@@ -24,11 +23,10 @@ from evalcore.api.answers import answer_jobs
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.cell import Cell, valid_records
+from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings
-from evalcore.frames.index import read_index_videos
 from evalcore.hashing import stable_hash
-from evalcore.predictions import PredictionLog, iter_records, read_records
+from evalcore.predictions import PredictionLog, iter_records
 from evalcore.workspace import Workspace
 
 
@@ -89,7 +87,7 @@ class JudgeStageSummary:
 
 
 def judge_answers(
-    trials: Sequence[Cell],
+    trials: CellTrials,
     ws: Workspace,
     spec: EndpointSpec,
     api: ApiSettings,
@@ -98,21 +96,15 @@ def judge_answers(
     key_resolver: str | None = None,
 ) -> JudgeStageSummary:
     """Judge every answer of a judged benchmark's cell that has no current judgement."""
-    benchmark = trials[0].dataset.adapter()
-    samples = trials[0].dataset.samples()
-    by_id = {s.sample_id: s for s in samples}
-    videos = read_index_videos(trials[0].frame_index_path(ws))
+    benchmark = trials.benchmark
+    by_id = {s.sample_id: s for s in trials.samples}
     identity = spec.identity
     context = stable_hash([identity, benchmark.judge_version])
     summary = JudgeStageSummary()
     with ResponseCache(api.cache_path or ws.response_cache_path) as cache:
-        for cell in trials:
-            keys = cell.answer_keys(samples, videos)
-            answers = {
-                sid: rec
-                for sid, rec in valid_records(read_records(cell.log_dir(ws)), keys).items()
-                if rec.ok
-            }
+        for current in trials.current_records(ws).values():
+            cell = current.cell
+            answers = {sid: rec for sid, rec in current.records.items() if rec.ok}
             done = read_judgements(cell, ws, identity)
             jobs, wanted = [], {}
             for sid, rec in answers.items():
@@ -175,20 +167,22 @@ def judge_answers(
     return summary
 
 
-def current_scores(cell: Cell, ws: Workspace, spec: EndpointSpec) -> dict[str, float | None]:
-    """Sample id -> the judge's score of its current answer (None: not judged yet, or the
-    judge failed on it)."""
-    benchmark = cell.dataset.adapter()
-    samples = cell.dataset.samples()
-    keys = cell.answer_keys(samples, read_index_videos(cell.frame_index_path(ws)))
-    records = valid_records(read_records(cell.log_dir(ws)), keys)
+def current_scores(
+    trials: CellTrials, ws: Workspace, spec: EndpointSpec
+) -> dict[int, dict[str, float | None]]:
+    """Per trial, sample id -> the judge's score of its current answer (None: not judged
+    yet, or the judge failed on it)."""
+    version = trials.benchmark.judge_version
     identity = spec.identity
-    done = read_judgements(cell, ws, identity)
-    out: dict[str, float | None] = {}
-    for sid, rec in records.items():
-        if not rec.ok:
-            continue
-        key = judgement_key(identity, benchmark.judge_version, rec.answer_key, rec.prediction or "")
-        judged = done.get(sid)
-        out[sid] = judged.score if judged is not None and judged.ok and judged.key == key else None
+    out: dict[int, dict[str, float | None]] = {}
+    for trial, current in trials.current_records(ws).items():
+        done = read_judgements(current.cell, ws, identity)
+        scores: dict[str, float | None] = out.setdefault(trial, {})
+        for sid, rec in current.records.items():
+            if not rec.ok:
+                continue
+            key = judgement_key(identity, version, rec.answer_key, rec.prediction or "")
+            judged = done.get(sid)
+            ok = judged is not None and judged.ok and judged.key == key
+            scores[sid] = judged.score if ok else None
     return out

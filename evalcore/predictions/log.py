@@ -179,7 +179,7 @@ def merge_records(records: Iterable[PredictionRecord]) -> dict[str, PredictionRe
 
 def read_records(log_dir: Path) -> list[PredictionRecord]:
     """Every record of every `*.jsonl` log under `log_dir` (all writers, all answer keys);
-    `evalcore.cell.valid_records` keeps those that count."""
+    `evalcore.cell.CellTrials.current_records` keeps those that count."""
     log_dir = Path(log_dir)
     if not log_dir.is_dir():
         return []

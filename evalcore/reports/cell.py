@@ -13,10 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from evalcore.atomic import atomic_path, atomic_write_text
-from evalcore.cell import Cell, valid_records
-from evalcore.frames.index import read_index_videos
+from evalcore.cell import CellTrials
 from evalcore.hashing import stable_hash
-from evalcore.predictions import read_records
 from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
 from evalcore.reports.usage import CellUsage, cell_usage
 from evalcore.scoring import (
@@ -36,7 +34,7 @@ REPORT_FORMAT = 2
 
 
 def report_cell(
-    trials: Sequence[Cell],
+    trials: CellTrials,
     ws: Workspace,
     judged: dict[int, dict[str, str | None]] | None = None,
     card: dict | None = None,
@@ -52,31 +50,25 @@ def report_cell(
     The JSON records a digest of everything both files hold (`report_digest`); when it
     matches and the xlsx exists, neither file is written again and the cell keeps its
     `evaluated_at`: it says when these results were made, not when they were re-read."""
-    first = trials[0]
-    benchmark = first.dataset.adapter()
-    samples = first.dataset.samples()
-    videos = read_index_videos(first.frame_index_path(ws))
+    benchmark, samples = trials.benchmark, trials.samples
+    name, dataset = trials.model.name, trials.dataset.dataset_name
     trial_scores, scored_trials, counted = [], [], []
-    for cell in trials:
-        keys = cell.answer_keys(samples, videos)
-        records = valid_records(read_records(cell.log_dir(ws)), keys)
+    for trial, current in trials.current_records(ws).items():
+        records = current.records
         counted += records.values()
         scored = score_samples(
             samples,
             records,
             benchmark,
-            (judged or {}).get(cell.trial),
-            (scores or {}).get(cell.trial),
+            (judged or {}).get(trial),
+            (scores or {}).get(trial),
         )
         scored_trials.append(scored)
-        trial_scores.append(
-            summarize(cell.model.name, cell.dataset.dataset_name, cell.trial, scored, benchmark)
-        )
+        trial_scores.append(summarize(name, dataset, trial, scored, benchmark))
     summary = aggregate_trials(trial_scores)
     outcomes = sample_outcomes(scored_trials, benchmark)
-    usage = cell_usage(counted, first.model.price)
-    name, dataset = first.model.name, first.dataset.dataset_name
-    settings = {**first.settings(), "card": card or first.card()}
+    usage = cell_usage(counted, trials.model.price)
+    settings = {**trials.settings(), "card": card or trials.card()}
     samples_json = outcomes_json(outcomes)
     last = scored_trials[-1]
     xlsx, path = ws.cell_xlsx(name, dataset), ws.cell_json(name, dataset)

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalcore.atomic import TMP_MARK, atomic_path, atomic_write_text, sweep
-from evalcore.cell import Cell, cells_of, valid_records
+from evalcore.cell import CellTrials, cells_of
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
 from evalcore.hashing import stable_hash
-from evalcore.predictions import read_records
 from evalcore.reports.compare import (
     CompareError,
     Comparison,
@@ -426,18 +425,17 @@ SAMPLES_CHANGED = "samples new or changed"
 HAS_FAILURES = "has retryable failures"
 
 
-def why_stale(cells: Sequence[Cell], ws: Workspace, samples, videos: dict[str, str]) -> str | None:
+def why_stale(trials: CellTrials, ws: Workspace, videos: dict[str, str]) -> str | None:
     """Why the trials of one model x dataset must be evaluated again, or None when every
     sample has a record that counts (its current answer key) and none is a retryable
     failure. Permanent failures (a missing video) keep a cell current until the input
-    changes."""
-    report = ws.cell_json(cells[0].model.name, cells[0].dataset.dataset_name)
+    changes. `videos`: sample id -> video fingerprint (`video_fingerprints`)."""
+    report = ws.cell_json(trials.model.name, trials.dataset.dataset_name)
     if not report.exists():
         return NO_RESULT
-    ids = [s.sample_id for s in samples]
-    for cell in cells:
-        keys = cell.answer_keys(samples, videos)
-        records = valid_records(read_records(cell.log_dir(ws)), keys)
+    ids = [s.sample_id for s in trials.samples]
+    for current in trials.current_records(ws, videos).values():
+        records = current.records
         pending = [i for i in ids if i not in records]
         if len(pending) == len(ids):
             return SETTINGS_CHANGED
@@ -454,17 +452,15 @@ def cells_to_evaluate(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, 
     """Dataset name -> {model name: why} for every cell that must be (re-)evaluated.
     Reads no video it has fingerprinted before (the frame cache's memo)."""
     cache = FrameCache(ws.frame_cache_dir)
-    by_pair: dict[tuple[str, str], list[Cell]] = {}
-    for cell in cells_of(config):
-        by_pair.setdefault((cell.dataset.dataset_name, cell.model.name), []).append(cell)
     plan: dict[str, dict[str, str]] = {d.dataset_name: {} for d in config.datasets}
-    for dataset in config.datasets:
-        samples = dataset.samples()
-        videos = video_fingerprints(samples, cache)
-        for model in config.models:
-            reason = why_stale(by_pair[(dataset.dataset_name, model.name)], ws, samples, videos)
-            if reason:
-                plan[dataset.dataset_name][model.name] = reason
+    videos: dict[str, dict[str, str]] = {}  # dataset name -> its videos' fingerprints
+    for trials in CellTrials.group(cells_of(config)):
+        name = trials.dataset.dataset_name
+        if name not in videos:
+            videos[name] = video_fingerprints(trials.samples, cache)
+        reason = why_stale(trials, ws, videos[name])
+        if reason:
+            plan[name][trials.model.name] = reason
     return plan
 
 

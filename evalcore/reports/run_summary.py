@@ -16,11 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from evalcore.cell import cells_of, valid_records
+from evalcore.cell import CellTrials, cells_of
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
-from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
 
 SUMMARY_KEY = "eval-run-summary"
@@ -105,26 +104,24 @@ def sample_counts(config: EvalConfig, since: float) -> dict[str, dict[str, int]]
     ws = Workspace(config.work_dir, config.output_dir)
     cache = FrameCache(ws.frame_cache_dir)
     by_cell: dict[str, dict[str, int]] = {}
-    videos: dict[str, dict[str, str]] = {}
-    for cell in cells_of(config):
-        samples = cell.dataset.samples()
-        name = cell.dataset.dataset_name
+    videos: dict[str, dict[str, str]] = {}  # dataset name -> its videos' fingerprints
+    for trials in CellTrials.group(cells_of(config)):
+        name = trials.dataset.dataset_name
         if name not in videos:
-            videos[name] = video_fingerprints(samples, cache)
-        keys = cell.answer_keys(samples, videos[name])
-        records = valid_records(read_records(cell.log_dir(ws)), keys)
-        counts = by_cell.setdefault(f"{cell.model.name} x {name}", dict.fromkeys(SAMPLE_COLUMNS, 0))
-        for sample in samples:
-            rec = records.get(sample.sample_id)
-            counts["total"] += 1
-            if rec is None:
-                counts["missing"] += 1
-            elif not rec.ok:
-                counts["failed"] += 1
-            elif rec.finished_at >= since:
-                counts["answered"] += 1
-            else:
-                counts["restored"] += 1
+            videos[name] = video_fingerprints(trials.samples, cache)
+        counts = by_cell.setdefault(trials.label, dict.fromkeys(SAMPLE_COLUMNS, 0))
+        for current in trials.current_records(ws, videos[name]).values():
+            for sample in trials.samples:
+                rec = current.records.get(sample.sample_id)
+                counts["total"] += 1
+                if rec is None:
+                    counts["missing"] += 1
+                elif not rec.ok:
+                    counts["failed"] += 1
+                elif rec.finished_at >= since:
+                    counts["answered"] += 1
+                else:
+                    counts["restored"] += 1
     return by_cell
 
 

@@ -3,17 +3,20 @@ answer keys follow each sample's own inputs (its row and its video's content).""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from evalcore.cell import Cell, cells_of, frame_plans
+from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
 from evalcore.models.base import GenerationConfig
+from evalcore.predictions import PredictionLog, PredictionRecord, failed
 from evalcore.workspace import Workspace
 
 
@@ -122,3 +125,84 @@ def test_answer_keys_follow_each_samples_own_inputs(bench, tmp_path):
     appended = answer_keys(bench, cache)
     assert set(appended) - set(edited) == {"1000"}
     assert all(appended[i] == edited[i] for i in edited)
+
+
+# The fields of a Sample that an answer does not depend on, and why; every other field
+# must be declared on Sample as an answer field. A new field fails this test until it
+# is put in one place or the other.
+NOT_ANSWER_FIELDS = {
+    "dataset": "the log folder's, not the sample's",
+    "sample_id": "names the record; a renumbered row is asked again all the same",
+    "video": "its content is in the key (the video's fingerprint)",
+    "video_path": "its content is in the key (the video's fingerprint)",
+    "path_error": "a path that cannot be resolved is the video's state in the key",
+    "answer": "the reference: scoring reads it, the model never sees it",
+    "category": "a breakdown: reports read it, the prompt does not",
+    "row": "the TSV row as read, for the reports' sheet and the breakdowns",
+}
+
+
+def test_every_sample_field_is_declared_in_or_out_of_the_answer_key():
+    declared = Sample.ANSWER_FIELDS + Sample.LATER_ANSWER_FIELDS
+    assert len(set(declared)) == len(declared)
+    assert {f.name for f in dataclasses.fields(Sample)} == set(declared) | set(NOT_ANSWER_FIELDS)
+    assert not set(declared) & set(NOT_ANSWER_FIELDS)
+
+
+def test_each_declared_field_changes_the_answer_key_and_no_other(bench):
+    c = cell(bench)
+    base = c.dataset.samples()[0]
+    key = c.answer_key(base, "fp")
+    changed = {
+        "question": base.question + "?",
+        "options": base.options + ("another",),
+        "start": 0.5,
+        "end": 1.5,
+        "subtitles": ((0.0, 1.0, "hello"),),
+        "prompt_extra": "(A) x",
+    }
+    assert set(changed) == set(Sample.ANSWER_FIELDS + Sample.LATER_ANSWER_FIELDS)
+    for name, value in changed.items():
+        assert c.answer_key(dataclasses.replace(base, **{name: value}), "fp") != key, name
+    assert c.answer_key(base, "other video") != key
+    same = dict(dataset="D", sample_id="x", answer="Z", category="c", row={"a": 1})
+    assert c.answer_key(dataclasses.replace(base, **same), "fp") == key
+
+
+def test_cell_trials_group_a_configs_cells_by_model_and_dataset(bench):
+    config = EvalConfig(
+        datasets=[DatasetSpec(tsv=bench), DatasetSpec(tsv=bench, name="Again")],
+        models=[ModelSpec(name="a", kind="random"), ModelSpec(name="b", kind="random")],
+        trials=2,
+    )
+    groups = CellTrials.group(cells_of(config))
+    assert [g.label for g in groups] == ["a x Tiny", "b x Tiny", "a x Again", "b x Again"]
+    assert all([c.trial for c in g.trials] == [0, 1] for g in groups)
+    with pytest.raises(ValueError, match="more than one model x dataset"):
+        CellTrials(groups[0].trials + groups[1].trials)
+    with pytest.raises(ValueError, match="at least one trial"):
+        CellTrials(())
+
+
+def test_what_counts_is_per_trial_and_follows_the_current_answer_keys(bench, tmp_path):
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    trials = CellTrials([cell(bench), cell(bench, trial=1)])
+    samples = trials.samples
+    videos = {s.sample_id: "fp" for s in samples}
+    keys = {c.trial: c.answer_keys(samples, videos) for c in trials.trials}
+    first, second = samples[0].sample_id, samples[1].sample_id
+    with PredictionLog(trials.trials[0].log_dir(ws), "main") as log:
+        log.append(failed(first, "Timeout", "slow", attempts=2, answer_key=keys[0][first]))
+        log.append(PredictionRecord(first, "ok", "A", answer_key=keys[0][first]))
+        log.append(failed(first, "Timeout", "slow", attempts=3, answer_key=keys[0][first]))
+        log.append(PredictionRecord(second, "ok", "B", answer_key="made under other settings"))
+    with PredictionLog(trials.trials[1].log_dir(ws), "main") as log:
+        log.append(PredictionRecord(second, "ok", "C", answer_key=keys[1][second]))
+    current = trials.current_records(ws, videos)
+    assert list(current) == [0, 1]
+    assert current[0].answer_keys == keys[0] and current[1].answer_keys == keys[1]
+    assert {i: r.prediction for i, r in current[0].records.items()} == {first: "A"}
+    assert {i: r.prediction for i, r in current[1].records.items()} == {second: "C"}
+    # another video under the same id: nothing made before counts
+    moved = trials.current_records(ws, {**videos, first: "new", second: "new"})
+    assert not moved[0].records and not moved[1].records

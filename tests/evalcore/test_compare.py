@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalcore.cell import cells_of, extract_dataset_frames
+from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, Price
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
@@ -94,7 +94,7 @@ def two_models(tmp_path):
                         from_cache=from_cache,
                     )
                 )
-        return report_cell([cell], ws)
+        return report_cell(CellTrials([cell]), ws)
 
     return config, ws, answer
 

@@ -28,9 +28,9 @@ from evalcore.frames import (
 from evalcore.frames import decoders as decoders_module
 from evalcore.frames.synthetic import write_video
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import PredictionRecord, read_records
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 FAST = FrameSettings(nframe=4, workers=1)
 REFERENCE = ModelSpec(name="reference", kind="reference", batch_size=4)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from doubles.frames import HeldClip
 
-from evalcore.cell import extract_dataset_frames, frame_index_path
+from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings, VideoJob
 from evalcore.frames.cache import temp_prefix
@@ -50,7 +50,7 @@ def test_samples_arrive_as_their_clips_finish_and_a_slow_clip_holds_back_only_it
         target=extract_dataset_frames, args=(dataset, settings, ws), kwargs={"run": "run-1"}
     )
     extraction.start()
-    path = frame_index_path(dataset, settings, ws)
+    path = settings.index_path(dataset, ws)
     wait_until(lambda: index_run(path) == "run-1")
 
     index = read_frame_index(path, FrameCache(ws.frame_cache_dir))

@@ -9,14 +9,14 @@ import sys
 import pandas as pd
 import yaml
 
-from evalcore.cell import extract_dataset_frames, find_cell, frame_index_path, frame_plans
+from evalcore.cell import extract_dataset_frames, find_cell, frame_plans
 from evalcore.config import parse_config
 from evalcore.frames.index import FrameIndexWriter
 from evalcore.gc import collect_garbage
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 
 def evaluate(config) -> None:
@@ -71,7 +71,7 @@ def test_gc_keeps_current_records_and_frames_and_frees_the_rest(small_bench, tmp
     assert (again.records, again.log_dirs, again.frame_entries, again.bytes) == (0, 0, 0, 0)
 
     # A run begins extracting again: until its index lists every clip, every frame stays.
-    (index,) = [frame_index_path(d, f, ws) for d, f in frame_plans(current)]
+    (index,) = [f.index_path(d, ws) for d, f in frame_plans(current)]
     with FrameIndexWriter(index, videos={}):
         busy = collect_garbage([current], dry_run=True)
         assert (busy.frame_entries, busy.extracting) == (0, [str(index)])

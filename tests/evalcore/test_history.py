@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from evalcore.cell import cells_of, extract_dataset_frames
+from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
@@ -147,7 +147,7 @@ def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
         for s in samples:
             log.append(PredictionRecord(s.sample_id, "ok", "A", answer_key=keys[s.sample_id]))
     extract_dataset_frames(cell.dataset, cell.frames, ws)  # writes the index scoring reads
-    report_cell([cell], ws)
+    report_cell(CellTrials([cell]), ws)
     assert cells_to_evaluate(config, ws) == {"D": {}}  # current: kept
 
     # another seed or model setting changes every answer key

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from evalcore.cell import cells_of, extract_dataset_frames
+from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
@@ -38,19 +38,19 @@ def test_a_report_that_would_not_change_is_not_written_again(tmp_path):
     extract_dataset_frames(cell.dataset, cell.frames, ws)
     xlsx, report = ws.cell_xlsx("m", "D"), ws.cell_json("m", "D")
 
-    first = report_cell([cell], ws)
+    first = report_cell(CellTrials([cell]), ws)
     files = (xlsx.stat().st_ino, report.stat().st_ino)  # every write is a new file
     stamped = json.loads(report.read_text())["evaluated_at"]
-    assert report_cell([cell], ws) == first
+    assert report_cell(CellTrials([cell]), ws) == first
     assert (xlsx.stat().st_ino, report.stat().st_ino) == files
     assert json.loads(report.read_text())["evaluated_at"] == stamped
 
     with PredictionLog(cell.log_dir(ws), "main") as log:  # sample 1 answered now
         log.append(PredictionRecord("1", "ok", "A", answer_key=keys["1"]))
-    assert report_cell([cell], ws)["accuracy"] == 1.0 != first["accuracy"]
+    assert report_cell(CellTrials([cell]), ws)["accuracy"] == 1.0 != first["accuracy"]
     assert xlsx.stat().st_ino != files[0] and report.stat().st_ino != files[1]
     assert pd.read_excel(xlsx)["prediction"].tolist() == ["A", "A", "A"]
 
     xlsx.unlink()  # a missing file is written again
-    report_cell([cell], ws)
+    report_cell(CellTrials([cell]), ws)
     assert xlsx.exists()

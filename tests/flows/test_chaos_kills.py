@@ -21,9 +21,9 @@ from test_kill_resume import answered, leftovers, run_cli
 
 from evalcore.cell import find_cell
 from evalcore.config import parse_config
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 N_SAMPLES = 500
 

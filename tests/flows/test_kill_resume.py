@@ -20,9 +20,9 @@ from evalcore.cell import Cell, extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, ModelSpec, parse_config
 from evalcore.frames import FrameSettings
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import iter_records, merge_records, read_records
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 # The repo root first: tests/evalcore (no __init__) must not shadow the evalcore package.

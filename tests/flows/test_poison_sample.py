@@ -8,10 +8,10 @@ import pytest
 
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
-from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import RANK_CRASHED
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
+from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
 pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import fakes

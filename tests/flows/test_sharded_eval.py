@@ -16,12 +16,12 @@ from evalcore.cell import extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 from evalcore.frames import VideoJob
 from evalcore.inference import infer_inline
-from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import shard_paths
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.predictions import iter_records, read_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
+from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
 PACKING = "tests.doubles.models:PackingModel"  # ranks import it by this name

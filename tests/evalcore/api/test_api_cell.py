@@ -21,7 +21,7 @@ from evalcore.api.cell import infer_api_cell
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks.generic import GenericMCQ
-from evalcore.cell import Cell, extract_dataset_frames, frame_index_path
+from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import (
     ApiSettings,
     ConfigError,
@@ -32,12 +32,12 @@ from evalcore.config import (
 )
 from evalcore.frames import FrameCache, FrameSettings, VideoJob
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.runner import cell_records
 from evalcore.predictions import read_records
 from evalcore.prompts import render_mcq_prompt
 from evalcore.reports import cell_usage
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 
 
 def cell_of(bench, model: ModelSpec) -> Cell:
@@ -61,7 +61,7 @@ def digests(bench) -> dict[str, str]:
     same question text recurs across videos, so the prompt alone names no sample."""
     spec = EndpointSpec(base_url="http://127.0.0.1:9/v1", model="test-model")
     ws = Workspace(bench.work_dir, bench.work_dir / "out")
-    path = frame_index_path(bench.dataset, bench.frames, ws)
+    path = bench.frames.index_path(bench.dataset, ws)
     lookup = read_frame_index(path, FrameCache(ws.frame_cache_dir)).lookup
     out = {}
     for s in load_samples(bench.dataset):

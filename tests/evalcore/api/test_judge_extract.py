@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.cell import Cell
+from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings, ModelSpec
 from evalcore.frames.index import read_index_videos
 from evalcore.judge import judge_unreadable
@@ -41,17 +41,17 @@ def test_unreadable_answers_go_to_the_judge_once(server, bench_frames, dask_clus
     spec = EndpointSpec(base_url=server.url, model="judge-model", timeout=2)
     api = ApiSettings(cache_path=tmp_path / "cache.sqlite3", progress=False, processes=False)
 
-    first = judge_unreadable([cell], ws, spec, api, None, client=dask_cluster)
+    first = judge_unreadable(CellTrials([cell]), ws, spec, api, None, client=dask_cluster)
     assert first.asked == 8 and len(server.seen) == 8
     assert all("maybe" in seen.prompt and "Z" in seen.prompt for seen in server.seen)
     read = {sid: a for sid, a in first.answers[0].items() if a is not None}
     assert read == {sid: s.answer for sid, s in rambling.items() if int(sid) % 8 < 5}
 
-    again = judge_unreadable([cell], ws, spec, api, None, client=dask_cluster)
+    again = judge_unreadable(CellTrials([cell]), ws, spec, api, None, client=dask_cluster)
     assert len(server.seen) == 8 and again.requests == 0 and again.cache_hits == 8
     assert again.answers == first.answers
 
-    summary = report_cell([cell], ws, first.answers, cell.card("judge-model"))
+    summary = report_cell(CellTrials([cell]), ws, first.answers, cell.card("judge-model"))
     assert summary["accuracy"] == 45 / 48 and summary["judged"] == 5
     assert summary["unreadable"] == 3  # counted, never silently a wrong option
     sheet = pd.read_excel(ws.cell_xlsx("m", cell.dataset.dataset_name))
@@ -72,8 +72,8 @@ def test_a_failing_judge_leaves_answers_unreadable(server, bench_frames, dask_cl
     server.behaviour.scripted = {"no idea": ["400"]}
     spec = EndpointSpec(base_url=server.url, model="judge-model", timeout=2, max_attempts=1)
     api = ApiSettings(cache_path=tmp_path / "cache.sqlite3", progress=False, processes=False)
-    result = judge_unreadable([cell], ws, spec, api, None, client=dask_cluster)
+    result = judge_unreadable(CellTrials([cell]), ws, spec, api, None, client=dask_cluster)
     assert result.asked == 4 and result.read == 0 and result.failures == {"BadRequest": 4}
     server.behaviour.scripted = {}
-    retried = judge_unreadable([cell], ws, spec, api, None, client=dask_cluster)
+    retried = judge_unreadable(CellTrials([cell]), ws, spec, api, None, client=dask_cluster)
     assert retried.requests == 4  # failures were never cached: asked again

@@ -21,10 +21,10 @@ from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import alive
 from evalcore.inference.preload import SOCKET_ENV, PreloadServer
-from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import infer_shard, shard_paths
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
+from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND
 
 PROBE = """

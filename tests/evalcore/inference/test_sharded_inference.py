@@ -19,10 +19,10 @@ from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.inference.runner import cell_records
 from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
 from evalcore.predictions.log import iter_records
+from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
 
