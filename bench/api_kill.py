@@ -70,8 +70,8 @@ def main() -> int:
         f"load {load:.1f} on {os.cpu_count()} cores"
     )
     print(
-        "| kill after | answered at the kill | in the logs after it | sent again by the "
-        "next run | of them answered before the kill |"
+        "| kill after (answers in all) | in the logs after the kill | sent again: unanswered "
+        "at the kill | sent again: answered in its last 0.25 s | sent again: answered earlier |"
     )
     print("|---|---|---|---|---|")
     with OpenAIServer(Behaviour(latency=args.latency)) as server:
@@ -95,10 +95,10 @@ def main() -> int:
         }
         config = root / "run.yaml"
         config.write_text(yaml.safe_dump(raw))
-        kills = []
+        kills = []  # (threshold, when, answers in the logs after it)
         for threshold in args.kill_after:
             proc = evalcore_run(config, root)
-            while len(server.answered_digests) < threshold:
+            while len(server.answered_requests) < threshold:
                 if proc.poll() is not None:
                     print((root / "run.log").read_text()[-2000:])
                     return 1
@@ -106,25 +106,25 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             proc.wait()
-            given = {
-                d
-                for d, (_, t) in zip(server.answered_digests, server.answered, strict=True)
-                if t < killed_at
-            }
             time.sleep(1.0)  # the workers' parent-death signal
-            kills.append((threshold, len(server.seen), given, logged_answers(root / "work")))
+            kills.append((threshold, killed_at, logged_answers(root / "work")))
         started = time.monotonic()
         proc = evalcore_run(config, root)
         code = proc.wait()
         final_s = time.monotonic() - started
-    seen = [s.digest for s in server.seen]
-    for k, (threshold, asked, given, logged) in enumerate(kills):
-        until = kills[k + 1][1] if k + 1 < len(kills) else len(seen)
-        again = set(seen[:asked]) & set(seen[asked:until])
-        print(f"| {threshold} | {len(given)} | {logged} | {len(again)} | {len(again & given)} |")
+    answered = {(d, arrived): at for d, arrived, at in server.answered_requests}
+    for k, (threshold, killed, logged) in enumerate(kills):
+        since = kills[k - 1][1] if k else float("-inf")
+        mine = [s for s in server.seen if since < s.at < killed]  # the killed run's requests
+        later = {s.digest for s in server.seen if s.at > killed}
+        again = [answered.get((s.digest, s.at), killed) for s in mine if s.digest in later]
+        unanswered = sum(1 for at in again if at >= killed)
+        transit = sum(1 for at in again if killed - 0.25 <= at < killed)
+        earlier = len(again) - unanswered - transit
+        print(f"| {threshold} | {logged} | {unanswered} | {transit} | {earlier} |")
     print(
-        f"final run: exit {code}, {final_s:.1f} s; requests in all: {len(seen)} for 48 "
-        f"questions ({len(seen) - 48} more than once)"
+        f"final run: exit {code}, {final_s:.1f} s; requests in all: {len(server.seen)} for 48 "
+        f"questions ({len(server.seen) - 48} more than once)"
     )
     return code
 

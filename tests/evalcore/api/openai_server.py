@@ -99,7 +99,8 @@ class OpenAIServer:
         self.record = record  # keep every request in `seen` (the bench turns it off)
         self.seen: list[Seen] = []
         self.answered: list[tuple[str, float]] = []  # (prompt, monotonic time) per 200 answer
-        self.answered_digests: list[str] = []  # content_digest of each 200 answer, in order
+        # (content_digest, arrived, answered) of each 200 answer, monotonic times, in order
+        self.answered_requests: list[tuple[str, float, float]] = []
         self.connections = 0
         self.in_flight = 0  # requests read and not yet answered
         self.max_in_flight = 0
@@ -173,7 +174,7 @@ class OpenAIServer:
         with self._lock:
             self.seen.clear()
             self.answered.clear()
-            self.answered_digests.clear()
+            self.answered_requests.clear()
             self._per_prompt.clear()
             self.max_in_flight = 0
 
@@ -245,6 +246,7 @@ class OpenAIServer:
             return True
         digest = content_digest(request["messages"][-1]["content"]) if self.record else ""
         outcome = self._decide(prompt, digest)
+        arrived = time.monotonic()
         presented = headers.get("authorization", "").removeprefix("Bearer ").strip()
         if b.api_key is not None and presented != b.api_key:
             outcome = "401"
@@ -259,7 +261,7 @@ class OpenAIServer:
                         videos,
                         str(request.get("model")),
                         request,
-                        time.monotonic(),
+                        arrived,
                     )
                 )
         if outcome == "reset":
@@ -281,8 +283,9 @@ class OpenAIServer:
             await self._send(writer, 200, json.dumps(reply).encode())
             if self.record:
                 with self._lock:
-                    self.answered.append((prompt, time.monotonic()))
-                    self.answered_digests.append(digest)
+                    now = time.monotonic()
+                    self.answered.append((prompt, now))
+                    self.answered_requests.append((digest, arrived, now))
         elif outcome in ("huge", "huge-stream"):
             reply = json.dumps(_completion(request, "A" * b.huge_bytes)).encode()
             await self._send(writer, 200, reply, length=outcome == "huge")
