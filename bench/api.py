@@ -3,7 +3,7 @@
 Side by side in one run, at the same concurrency:
   ideal      concurrency / latency requests a second (640 req/s at 64 x 100 ms)
   ours       the Dask fan-out (LocalCluster, batched tasks, cluster-wide gate) with the
-             response cache and a PredictionLog append per answer, as `evalcore run` does
+             response cache and a Journal append per answer, as `evalcore run` does
   bare       one process, one aiohttp session and a semaphore, nothing else: what the
              machine allows at that moment (the others share its CPU)
   vlmevalkit VLMEvalKit's pattern: a ThreadPoolExecutor of `requests` calls, the whole
@@ -50,7 +50,7 @@ def prompts(n: int, tag: str) -> list[str]:
 def run_ours(client, url: str, texts: list[str], concurrency: int, work: Path) -> dict:
     from evalcore.api import ChatJob, EndpointSpec, ResponseCache, answer_jobs, dask_runner
     from evalcore.api.cache import response_key
-    from evalcore.predictions import PredictionLog, PredictionRecord
+    from evalcore.predictions import Journal, PredictionRecord
 
     spec = EndpointSpec(base_url=url, model="bench-model", max_in_flight=concurrency, timeout=30)
     context = f"bench:{url}:{spec.model}"  # one endpoint, one model, default generation
@@ -58,7 +58,7 @@ def run_ours(client, url: str, texts: list[str], concurrency: int, work: Path) -
     result = {}
     with ResponseCache(work / "cache.sqlite3") as cache:
         for label in ("ours", "ours, cached"):
-            with PredictionLog(work, label.replace(", ", "-")) as log:
+            with Journal(work, label.replace(", ", "-")) as log:
 
                 def record(o) -> None:
                     log.append(PredictionRecord(o.job_id, "ok" if o.ok else "failed", o.text))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evalcore.predictions import PredictionLog, PredictionRecord, merge_records, read_records
+from evalcore.predictions import Journal, PredictionRecord, merge_records, read_records
 
 
 def records(n: int) -> list[PredictionRecord]:
@@ -25,7 +25,7 @@ def records(n: int) -> list[PredictionRecord]:
 
 def ours(path: Path, recs: list[PredictionRecord]) -> float:
     started = time.perf_counter()
-    with PredictionLog(path.parent, path.stem) as log:
+    with Journal(path.parent, path.stem) as log:
         for r in recs:
             log.append(r)
     return time.perf_counter() - started

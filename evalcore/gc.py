@@ -10,19 +10,17 @@ are the frames while an extraction of a kept index is going on.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalcore.atomic import atomic_write_text
 from evalcore.cell import cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
 from evalcore.frames.index import index_frame_keys, video_fingerprints
 from evalcore.predictions import iter_records
+from evalcore.predictions.journal import rewrite
 from evalcore.workspace import Workspace
 
 
@@ -114,26 +112,19 @@ def _leaf_dirs(root: Path, depth: int = 4) -> list[Path]:
 def _drop_stale_records(
     log_dir: Path, keys: dict[str, str], report: GcReport, dry_run: bool
 ) -> None:
+    def edit(path: Path) -> str | None:
+        records = list(iter_records(path))
+        kept = [r for r in records if keys.get(r.sample_id) == r.answer_key]
+        if len(kept) == len(records):
+            return None
+        report.records += len(records) - len(kept)
+        text = "".join(r.to_line() + "\n" for r in kept)
+        report.bytes += path.stat().st_size - len(text.encode("utf-8"))
+        return None if dry_run else text
+
     for path in sorted(log_dir.glob("*.jsonl")):
-        with open(path, "a+", encoding="utf-8") as handle:
-            try:  # the writer's own lock: a running writer keeps its file
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                report.busy.append(str(path))
-                continue
-            records = list(iter_records(path))
-            kept = [r for r in records if keys.get(r.sample_id) == r.answer_key]
-            if len(kept) == len(records):
-                continue
-            report.records += len(records) - len(kept)
-            before = path.stat().st_size
-            text = "".join(r.to_line() + "\n" for r in kept)
-            report.bytes += before - len(text.encode("utf-8"))
-            if not dry_run:
-                if kept:
-                    atomic_write_text(path, text)
-                else:
-                    os.unlink(path)
+        if not rewrite(path, edit):  # a running writer keeps its file
+            report.busy.append(str(path))
 
 
 def _remove(path: Path, report: GcReport, dry_run: bool) -> None:

@@ -2,7 +2,7 @@
 
 The same path as the inline launcher (`evalcore.inference.runner`): samples without a
 final record under their current answer key are pending, each outcome is appended to
-this writer's `PredictionLog` as it arrives, and a failure is a typed record (error
+this writer's `Journal` as it arrives, and a failure is a typed record (error
 class, attempts, last message), never an answer. Here the answers come from the
 response cache or from an OpenAI-compatible endpoint through the Dask fan-out.
 """
@@ -27,7 +27,7 @@ from evalcore.frames.index import read_frame_index
 from evalcore.inference.pack import pack_messages
 from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
 from evalcore.models.base import Answer, ModelError
-from evalcore.predictions import PredictionLog
+from evalcore.predictions import Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
 
@@ -124,7 +124,7 @@ def infer_api_cell(
         stats = AnswerStats()
         media_failures: dict[str, int] = {}
         with (
-            PredictionLog(log_dir, writer) as plog,
+            Journal(log_dir, writer) as plog,
             ResponseCache(api.cache_path or ws.response_cache_path) as cache,
         ):
             items: dict[str, list[Sample]] = {}  # job id -> the samples it answers

@@ -32,7 +32,6 @@ synchronously, with the same functions and the same lock (`remake_entry`).
 
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
 import os
 import time
@@ -64,6 +63,7 @@ from evalcore.frames.decoders import (
 )
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
+from evalcore.predictions.lock import lock_file
 
 if TYPE_CHECKING:
     from pebble import ProcessPool
@@ -464,13 +464,7 @@ def _lock_entry(cache: FrameCache, key: str):
     closing it releases the lock, and so does the death of this process."""
     directory = cache.root / _LOCKS_DIR
     directory.mkdir(exist_ok=True)
-    lock = open(directory / f"{key}.lock", "a")  # noqa: SIM115 -- the caller closes it
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-    except BaseException:
-        lock.close()
-        raise
-    return lock
+    return lock_file(directory / f"{key}.lock")
 
 
 def _decode(

@@ -15,22 +15,20 @@ Then one line per clip as it finishes, in completion order. A reader (`FrameInde
 waits per sample (`arrivals`): a slow or broken video holds back only its own samples.
 
 The writer holds an exclusive `flock` on the journal from before it appears until the
-end line is written, so a reader tells a live extraction from a dead one: a journal
-without an end line whose lock is free was left by a process that died (kill -9,
-OOM), and its missing clips become `ExtractionStopped` failures at once, never a wait
-for ever. A new extraction writes a new journal and renames it into place; it never
-rewrites one, so a reader that opened the previous journal reads that one to its end.
-The new journal's temporary name carries the writer's pid and host
-(`{name}.tmp-{pid}@{host}-...`): an extraction starts by removing those whose writer
-is gone (`remove_stale_journals`).
+end line is written (`evalcore.predictions.journal.start`), so a reader tells a live
+extraction from a dead one: a journal without an end line whose lock is free was left by
+a process that died (kill -9, OOM), and its missing clips become `ExtractionStopped`
+failures at once, never a wait for ever. A new extraction writes a new journal and
+renames it into place; it never rewrites one, so a reader that opened the previous
+journal reads that one to its end. The new journal's temporary name carries the
+writer's pid and host (`{name}.tmp-{pid}@{host}-...`): an extraction starts by removing
+those whose writer is gone (`remove_stale_journals`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalcore.atomic import TMP_MARK, sweep, temp_prefix
+from evalcore.atomic import TMP_MARK, sweep
 from evalcore.dataset import Sample
 from evalcore.frames.cache import (
     FrameCache,
@@ -48,6 +46,8 @@ from evalcore.frames.cache import (
 )
 from evalcore.frames.extract import extract_videos
 from evalcore.frames.settings import FrameSettings
+from evalcore.predictions import journal
+from evalcore.predictions.lock import is_locked
 
 FrameLookup = dict[str, FrameEntry | FrameFailure]
 STOPPED = "ExtractionStopped"  # the extraction ended before a clip (retryable)
@@ -183,7 +183,7 @@ class FrameJournal(FrameIndex):
 
     def _writer_alive(self) -> bool:
         """Whether the writer still holds its lock on this journal (see the module)."""
-        return _locked(self._file.fileno())
+        return is_locked(self._file.fileno())
 
     def _lines(self) -> list[dict[str, Any]]:
         """Whole lines appended since the last read (a torn last line waits)."""
@@ -212,19 +212,8 @@ class FrameIndexWriter:
     manager: a clean exit writes `{"end": "complete"}`, an exception the abort line."""
 
     def __init__(self, path: Path, videos: dict[str, str], run: str = "") -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + temp_prefix())
-        self._file = os.fdopen(fd, "w", encoding="utf-8", buffering=1)  # a line per write
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # before any reader can see it
-            os.fchmod(fd, 0o644)
-            self._write({"run": run, "pid": os.getpid(), "started": time.time(), "videos": videos})
-            os.replace(tmp, path)
-        except BaseException:
-            self._file.close()
-            os.unlink(tmp)
-            raise
+        head = {"run": run, "pid": os.getpid(), "started": time.time(), "videos": videos}
+        self._file = journal.start(Path(path), json.dumps(head, sort_keys=True))
 
     def add(self, sample_ids: Sequence[str], outcome: FrameEntry | FrameFailure) -> None:
         """The outcome of one clip, for the samples that ask about it."""
@@ -347,33 +336,21 @@ def index_frame_keys(path: Path) -> set[str] | None:
     while an extraction is still writing it (its clips are not all listed yet)."""
     keys: set[str] = set()
     ended = False
-    with open(path, "rb") as journal:
-        for line in journal:
-            if not line.endswith(b"\n"):
-                break
+    with open(path, "rb") as file:
+        # asked first: a writer gone by now has written all it will into this file
+        writing = is_locked(file.fileno())
+        for line in journal.whole_lines(file):
             item = json.loads(line)
             ended = ended or "end" in item
             if "key" in item and "samples" in item:
                 keys.add(item["key"])
-        if not ended and _locked(journal.fileno()):
-            return None
-    return keys
-
-
-def _locked(fd: int) -> bool:
-    """Whether a writer holds its lock on the journal open as `fd`."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
+    return None if writing and not ended else keys
 
 
 def _head(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as journal:
-            line = journal.readline()
+        with open(path, encoding="utf-8") as file:
+            line = file.readline()
     except FileNotFoundError:
         return None
     return json.loads(line) if line.endswith("\n") else None

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalcore.atomic import atomic_write_text
-from evalcore.predictions.log import iter_records, repair_torn_tail
+from evalcore.predictions.journal import open_exclusive
+from evalcore.predictions.log import iter_records
 
 RANK_LOG = re.compile(r"^shard\d+-rank\d+(-\d+)?\.jsonl$")
 
@@ -36,13 +37,12 @@ def rank_writer(shard: int, rank: int) -> str:
 
 
 class StartLog:
-    """One rank's marks file (one writer, append-only, one `write` per line)."""
+    """One rank's marks file: a journal (one writer, append-only, one `write` per line;
+    if a living writer holds `path`, the next free `{stem}-2{suffix}`, ...)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_torn_tail(self.path)
-        self._file = open(self.path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        path = Path(path)
+        self.path, self._file = open_exclusive(path.parent, path.stem, path.suffix)
         self._marked: set[str] = set()
         self.in_flight: set[str] = set()
 

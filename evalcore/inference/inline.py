@@ -27,7 +27,7 @@ from evalcore.inference.prefetch import read_ahead
 from evalcore.inference.replica import Replica
 from evalcore.inference.runner import InferenceSummary, UnitState, run_unit
 from evalcore.models.base import Runtime
-from evalcore.predictions import PredictionLog
+from evalcore.predictions import Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.progress import progress_bar
 from evalcore.workspace import Workspace
@@ -70,7 +70,7 @@ def infer_inline(
         with (
             replica,
             prefetcher,
-            PredictionLog(log_dir, writer) as plog,
+            Journal(log_dir, writer) as plog,
             progress_bar(len(pending), cell.label, "sample") as bar,
         ):
             return run_unit(

@@ -30,7 +30,7 @@ from evalcore.models.base import (
     VideoRequest,
 )
 from evalcore.predictions import (
-    PredictionLog,
+    Journal,
     PredictionRecord,
     failed,
     has_gaps,
@@ -309,7 +309,7 @@ def run_unit(
     index: FrameIndex,
     model: Callable[[], VideoModel],
     generation: GenerationConfig,
-    log: PredictionLog,
+    log: Journal,
     benchmark: Benchmark,
     batch_size: int = 8,
     on_record: Callable[[PredictionRecord], None] | None = None,

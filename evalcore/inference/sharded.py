@@ -30,7 +30,7 @@ from evalcore.inference.launcher import ShardFailed, run_torchrun
 from evalcore.inference.runner import UnitState, split
 from evalcore.inference.shard_job import ShardJob, ShardPaths
 from evalcore.inference.shards import Shard
-from evalcore.predictions import PredictionLog, PredictionRecord
+from evalcore.predictions import Journal, PredictionRecord
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
 
@@ -101,7 +101,7 @@ def infer_shard(
                 todo.append(s.sample_id)
         if no_frames or gave_up:
             # Recorded here, without a launch: torchrun is only for samples a model can answer.
-            with PredictionLog(log_dir, f"shard{shard.index}-parent") as log:
+            with Journal(log_dir, f"shard{shard.index}-parent") as log:
                 for record in no_frames:
                     log.append(record)
                 for s in gave_up:

@@ -83,7 +83,7 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     from evalcore.inference.replica import Replica
     from evalcore.inference.runner import UnitState, run_unit
     from evalcore.models.base import GenerationConfig
-    from evalcore.predictions import PredictionLog
+    from evalcore.predictions import Journal
 
     todo = set(job.todo)
     suspects = set(job.suspects)
@@ -132,7 +132,7 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
             last_beat = time.monotonic()
 
     log_dir = Path(job.log_dir)
-    with replica, prefetcher, PredictionLog(log_dir, rank_writer(job.shard, rank)) as log:
+    with replica, prefetcher, Journal(log_dir, rank_writer(job.shard, rank)) as log:
         args = (state, index, model, generation, log, benchmark)
         summary = run_unit(
             first, *args, job.batch_size, finished, pack=dataset.pack, on_wait=waiting

@@ -26,7 +26,7 @@ from evalcore.api.endpoint import EndpointSpec
 from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings
 from evalcore.hashing import stable_hash
-from evalcore.predictions import PredictionLog, iter_records
+from evalcore.predictions import Journal, iter_records
 from evalcore.workspace import Workspace
 
 
@@ -132,7 +132,7 @@ def judge_answers(
             runner = api.runner(spec, api_key, key_resolver, client)
 
             cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
-            with PredictionLog(cell.judgements_dir(ws), f"judge-{identity}") as log:
+            with Journal(cell.judgements_dir(ws), f"judge-{identity}") as log:
 
                 def record(o: ChatOutcome, wanted=wanted) -> None:
                     key, tries = wanted[o.job_id]

@@ -1,8 +1,8 @@
 """Durable prediction logs: what survives a kill -9 and what a resume reads."""
 
+from evalcore.predictions.journal import Journal, iter_lines, open_exclusive
 from evalcore.predictions.log import (
     PERMANENT_FAILURES,
-    PredictionLog,
     PredictionRecord,
     failed,
     has_gaps,
@@ -10,20 +10,20 @@ from evalcore.predictions.log import (
     merge_records,
     pending_ids,
     read_records,
-    repair_torn_tail,
     transient_digest,
 )
 
 __all__ = [
     "PERMANENT_FAILURES",
-    "PredictionLog",
+    "Journal",
     "PredictionRecord",
     "failed",
     "has_gaps",
+    "iter_lines",
     "iter_records",
     "merge_records",
+    "open_exclusive",
     "pending_ids",
     "read_records",
-    "repair_torn_tail",
     "transient_digest",
 ]

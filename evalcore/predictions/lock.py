@@ -1,9 +1,12 @@
-"""Who may write where: one process per unit of work, one writer per log file.
+"""Who may write where: the one module that takes `flock` locks.
 
-Both are `flock` locks, so the kernel drops them when their holder dies, even by
-kill -9: there is no stale lock to clean up and no pid to check for liveness. Lock
-files are never deleted (deleting one while another process waits on it would let two
-processes hold "the" lock on two different files).
+Every lock of the work dir is one of these: a unit of work (`UnitLock`: one process per
+cell or shard), a journal's writer (`evalcore.predictions.journal`: one per prediction
+log, judgement log, rank's marks file, frame index), a frame cache entry being decoded
+(`lock_file`). They are `flock` locks, so the kernel drops them when their holder dies,
+even by kill -9: there is no stale lock to clean up and no pid to check for liveness.
+Lock files are never deleted (deleting one while another process waits on it would let
+two processes hold "the" lock on two different files).
 
 flock locks an open file description: two opens of one file in the same process
 exclude each other just as two processes do. On NFS, flock works only where the
@@ -17,11 +20,50 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from itertools import count
 from pathlib import Path
 from typing import TextIO
 
-from evalcore.predictions.log import repair_torn_tail
+
+def try_lock(fd: int) -> bool:
+    """Take the exclusive lock on the file open as `fd` if it is free (no wait)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock(fd: int) -> None:
+    """Take the exclusive lock on the file open as `fd`, waiting until it is free."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def is_locked(fd: int) -> bool:
+    """Whether another open file holds the exclusive lock on the file open as `fd` (a
+    reader asking whether the writer is still there; it takes nothing)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def lock_file(path: Path) -> TextIO:
+    """`path` (created if missing) open and exclusively locked, waiting until it is free;
+    closing the file releases the lock, and so does the death of this process."""
+    file = open(path, "a")  # noqa: SIM115 -- the caller closes it
+    try:
+        lock(file.fileno())
+    except BaseException:
+        file.close()
+        raise
+    return file
+
 
 _UNKNOWN_HOLDER = "an unknown process (it wrote nothing into the lock file)"
 
@@ -87,11 +129,8 @@ class UnitLock:
         started = self._clock()
         told = False
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if try_lock(fd):
                 return
-            except BlockingIOError:
-                pass
             waited = self._clock() - started
             holder = self.holder()
             if not told and self.on_wait is not None and (holder or waited >= 1.0):
@@ -115,7 +154,7 @@ class UnitLock:
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            unlock(fd)
             os.close(fd)
 
     def __enter__(self) -> UnitLock:
@@ -124,35 +163,3 @@ class UnitLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def open_exclusive_log(log_dir: Path, writer: str) -> tuple[Path, TextIO]:
-    """Open `{log_dir}/{writer}.jsonl` for appending, locked for as long as it is open.
-
-    If another process (or another open file in this one) holds that file, the next
-    free one of `{writer}-2.jsonl`, `{writer}-3.jsonl`, ... is taken instead, so two
-    writers never interleave lines in one file. A torn last line (its writer was killed
-    mid-write) is cut only once the lock is held: a living writer's file is never
-    touched. Returns the path and the open file (line-buffered, UTF-8); closing the file
-    releases the lock.
-    """
-    log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for n in count(1):
-        path = log_dir / (f"{writer}.jsonl" if n == 1 else f"{writer}-{n}.jsonl")
-        file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 -- returned open
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.close()
-            continue
-        except BaseException:
-            file.close()
-            raise
-        try:
-            repair_torn_tail(path)  # appends (O_APPEND) go to the new end
-        except BaseException:
-            file.close()
-            raise
-        return path, file
-    raise AssertionError("unreachable")

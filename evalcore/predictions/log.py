@@ -1,19 +1,21 @@
-"""Append-only, kill-9-safe prediction logs: one JSON line per finished sample.
+"""Prediction records: one JSON line per finished sample, in append-only logs.
 
-A log has exactly one writer (a process or a rank); readers merge every log of an
-evaluation, so resuming with another shard count or world size needs no migration.
+A log is a journal (`evalcore.predictions.journal`) with exactly one writer (a process
+or a rank); readers merge every log of an evaluation, so resuming with another shard
+count or world size needs no migration.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from evalcore.predictions.journal import iter_lines
 
 Status = Literal["ok", "failed"]
 
@@ -90,81 +92,15 @@ def failed(
     )
 
 
-class PredictionLog:
-    """One writer's log, held with an exclusive `flock` for as long as it is open: a
-    second process that asks for the same writer name gets a file of its own
-    (`{writer}-2.jsonl`, ...), and a torn tail is repaired only by the holder.
-
-    Each record is one `write(2)` of a full line, so a kill leaves at most a torn last
-    line, which the next holder truncates away; a write that fails (a full disk) is cut
-    back at once, so the log ends on a whole line and the error goes up. fsync is
-    batched (`fsync_every`): a process kill loses nothing written; only a power loss can
-    lose the records since the last fsync."""
-
-    def __init__(self, log_dir: Path, writer: str, fsync_every: int = 32) -> None:
-        from evalcore.predictions.lock import open_exclusive_log
-
-        self.fsync_every = fsync_every
-        self._since_sync = 0
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        self.path, self._file = open_exclusive_log(Path(log_dir), writer)
-        self._end = os.fstat(self._file.fileno()).st_size  # we alone append (the lock)
-
-    def append(self, record: PredictionRecord) -> None:
-        data = (record.to_line() + "\n").encode("utf-8")
-        fd = self._file.fileno()
-        try:
-            written = 0
-            while written < len(data):  # the file object's buffer is never used
-                written += os.write(fd, data[written:])
-        except BaseException:
-            os.ftruncate(fd, self._end)  # no half line left behind
-            raise
-        self._end += len(data)
-        self._since_sync += 1
-        if self._since_sync >= self.fsync_every:
-            self.sync()
-
-    def sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._since_sync = 0
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self.sync()
-            self._file.close()
-
-    def __enter__(self) -> PredictionLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def repair_torn_tail(path: Path) -> None:
-    """Cut a partial last line left by a kill mid-write, so the next append starts clean."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data.endswith(b"\n"):
-            return
-        f.truncate(data.rfind(b"\n") + 1)
-
-
 def iter_records(path: Path, kind: type = PredictionRecord) -> Iterator:
     """Records of one log (`kind`: the record dataclass, e.g. a judgement); a torn last
     line (a writer killed mid-line) is skipped."""
     parse = getattr(kind, "from_line", None) or (lambda line: kind(**json.loads(line)))
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
-            try:
-                yield parse(line)
-            except (json.JSONDecodeError, TypeError):
-                continue
+    for line in iter_lines(path):
+        try:
+            yield parse(line)
+        except (json.JSONDecodeError, TypeError):
+            continue
 
 
 def merge_records(records: Iterable[PredictionRecord]) -> dict[str, PredictionRecord]:

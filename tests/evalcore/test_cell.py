@@ -16,7 +16,7 @@ from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
 from evalcore.models.base import GenerationConfig
-from evalcore.predictions import PredictionLog, PredictionRecord, failed
+from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.workspace import Workspace
 
 
@@ -191,12 +191,12 @@ def test_what_counts_is_per_trial_and_follows_the_current_answer_keys(bench, tmp
     videos = {s.sample_id: "fp" for s in samples}
     keys = {c.trial: c.answer_keys(samples, videos) for c in trials.trials}
     first, second = samples[0].sample_id, samples[1].sample_id
-    with PredictionLog(trials.trials[0].log_dir(ws), "main") as log:
+    with Journal(trials.trials[0].log_dir(ws), "main") as log:
         log.append(failed(first, "Timeout", "slow", attempts=2, answer_key=keys[0][first]))
         log.append(PredictionRecord(first, "ok", "A", answer_key=keys[0][first]))
         log.append(failed(first, "Timeout", "slow", attempts=3, answer_key=keys[0][first]))
         log.append(PredictionRecord(second, "ok", "B", answer_key="made under other settings"))
-    with PredictionLog(trials.trials[1].log_dir(ws), "main") as log:
+    with Journal(trials.trials[1].log_dir(ws), "main") as log:
         log.append(PredictionRecord(second, "ok", "C", answer_key=keys[1][second]))
     current = trials.current_records(ws, videos)
     assert list(current) == [0, 1]

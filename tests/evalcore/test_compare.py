@@ -16,7 +16,7 @@ from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, Price
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
-from evalcore.predictions import PredictionLog, PredictionRecord
+from evalcore.predictions import Journal, PredictionRecord
 from evalcore.reports import (
     CompareError,
     compare_sides,
@@ -79,7 +79,7 @@ def two_models(tmp_path):
         for log in cell.log_dir(ws).glob("*.jsonl"):
             log.unlink()
         keys = cell.answer_keys(samples, videos)
-        with PredictionLog(cell.log_dir(ws), "main") as log:
+        with Journal(cell.log_dir(ws), "main") as log:
             for i, (s, text) in enumerate(zip(samples, says, strict=True)):
                 from_cache = i >= len(samples) - cached
                 log.append(

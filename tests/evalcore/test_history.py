@@ -14,7 +14,7 @@ from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
-from evalcore.predictions import PredictionLog, PredictionRecord, failed
+from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.reports import leaderboard_markdown, report_cell
 from evalcore.reports.history import (
     HAS_FAILURES,
@@ -143,7 +143,7 @@ def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     videos = video_fingerprints(samples, FrameCache(ws.frame_cache_dir))
     keys = cell.answer_keys(samples, videos)
     assert cells_to_evaluate(config, ws) == {"D": {"m": NO_RESULT}}
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:
             log.append(PredictionRecord(s.sample_id, "ok", "A", answer_key=keys[s.sample_id]))
     extract_dataset_frames(cell.dataset, cell.frames, ws)  # writes the index scoring reads
@@ -162,17 +162,17 @@ def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     assert cells_to_evaluate(config, ws) == {"D": {"m": f"1 of 4 {SAMPLES_CHANGED}"}}
     tsv.write_text(text.replace("How many circles?", "How many shapes?"))
     # a retryable failure makes the cell stale; a permanent one (no video) does not
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         log.append(failed("0", "Timeout", "slow", attempts=2, answer_key=keys["0"]))
     assert cells_to_evaluate(config, ws) == {"D": {}}  # the success made earlier still wins
     for path in cell.log_dir(ws).glob("*.jsonl"):
         path.unlink()
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         for s in samples[1:]:
             log.append(PredictionRecord(s.sample_id, "ok", "A", answer_key=keys[s.sample_id]))
         log.append(failed("0", "Timeout", "slow", attempts=1, answer_key=keys["0"]))
     assert cells_to_evaluate(config, ws) == {"D": {"m": HAS_FAILURES}}
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         log.append(failed("0", "VideoNotFound", "gone", attempts=2, answer_key=keys["0"]))
     assert cells_to_evaluate(config, ws) == {"D": {}}
 

@@ -1,4 +1,4 @@
-"""Unit locks and exclusive prediction logs, held by real processes (and killed -9)."""
+"""Unit locks and exclusive journals, held by real processes (and killed -9)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 from doubles.clocks import FakeClock
 
-from evalcore.predictions.lock import UnitLock, open_exclusive_log
+from evalcore.predictions.journal import open_exclusive
+from evalcore.predictions.lock import UnitLock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 HOLD_LOG = """
 import sys
 from pathlib import Path
-from evalcore.predictions.lock import open_exclusive_log
-path, file = open_exclusive_log(Path(sys.argv[1]), sys.argv[2])
+from evalcore.predictions.journal import open_exclusive
+path, file = open_exclusive(Path(sys.argv[1]), sys.argv[2])
 file.write(sys.argv[3])
 file.flush()
 print(path, flush=True)
@@ -77,13 +78,13 @@ def test_two_processes_on_one_writer_name_get_two_files(tmp_path, children):
     assert {p.name for p in paths} == {"main.jsonl", "main-2.jsonl"}
     # a third writer in this process gets the next free file, and a second open file in
     # the same process is excluded too
-    path3, file3 = open_exclusive_log(tmp_path, "main")
-    path4, file4 = open_exclusive_log(tmp_path, "main")
+    path3, file3 = open_exclusive(tmp_path, "main")
+    path4, file4 = open_exclusive(tmp_path, "main")
     assert (path3.name, path4.name) == ("main-3.jsonl", "main-4.jsonl")
     file4.close()
     _release(first)
     _release(second)
-    again, file = open_exclusive_log(tmp_path, "main")  # the first file is free again
+    again, file = open_exclusive(tmp_path, "main")  # the first file is free again
     assert again.name == "main.jsonl"
     file.close()
     file3.close()
@@ -96,14 +97,14 @@ def test_a_living_writers_torn_tail_is_left_alone_a_dead_ones_is_cut(tmp_path, c
     before = held.read_bytes()
     assert before.endswith(b'"b')  # mid-line: the holder may finish that line any moment
 
-    path, file = open_exclusive_log(tmp_path, "rank0")
+    path, file = open_exclusive(tmp_path, "rank0")
     assert path.name == "rank0-2.jsonl"
     assert held.read_bytes() == before  # not cut under a living writer
     file.close()
 
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=10)
-    path, file = open_exclusive_log(tmp_path, "rank0")  # the kernel released the dead lock
+    path, file = open_exclusive(tmp_path, "rank0")  # the kernel released the dead lock
     assert path.name == "rank0.jsonl"
     assert held.read_bytes() == b'{"sample_id":"a"}\n'
     file.write('{"sample_id":"c"}\n')

@@ -10,7 +10,7 @@ from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache
 from evalcore.frames.index import video_fingerprints
-from evalcore.predictions import PredictionLog, PredictionRecord
+from evalcore.predictions import Journal, PredictionRecord
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 
@@ -32,7 +32,7 @@ def test_a_report_that_would_not_change_is_not_written_again(tmp_path):
     (cell,) = cells_of(config)
     samples = cell.dataset.samples()
     keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         for i in ("0", "2"):  # sample 1 not answered yet
             log.append(PredictionRecord(i, "ok", "A", answer_key=keys[i]))
     extract_dataset_frames(cell.dataset, cell.frames, ws)
@@ -45,7 +45,7 @@ def test_a_report_that_would_not_change_is_not_written_again(tmp_path):
     assert (xlsx.stat().st_ino, report.stat().st_ino) == files
     assert json.loads(report.read_text())["evaluated_at"] == stamped
 
-    with PredictionLog(cell.log_dir(ws), "main") as log:  # sample 1 answered now
+    with Journal(cell.log_dir(ws), "main") as log:  # sample 1 answered now
         log.append(PredictionRecord("1", "ok", "A", answer_key=keys["1"]))
     assert report_cell(CellTrials([cell]), ws)["accuracy"] == 1.0 != first["accuracy"]
     assert xlsx.stat().st_ino != files[0] and report.stat().st_ino != files[1]

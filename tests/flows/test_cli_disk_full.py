@@ -131,9 +131,9 @@ def torn(logs: list[Path]) -> list[Path]:
 
 APPEND_FILLS_THE_DISK = """
 import errno, os, runpy, sys
-from evalcore.predictions.log import PredictionLog
+from evalcore.predictions.journal import Journal
 
-append, written = PredictionLog.append, []
+append, written = Journal.append, []
 
 def append_until_full(self, record):
     if len(written) == 5:
@@ -141,7 +141,7 @@ def append_until_full(self, record):
     append(self, record)
     written.append(record)
 
-PredictionLog.append = append_until_full
+Journal.append = append_until_full
 sys.argv = ["evalcore", "run", sys.argv[1]]
 runpy.run_module("flows.cli", run_name="__main__")
 """

@@ -10,7 +10,7 @@ from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings, ModelSpec
 from evalcore.frames.index import read_index_videos
 from evalcore.judge import judge_unreadable
-from evalcore.predictions import PredictionLog, PredictionRecord
+from evalcore.predictions import Journal, PredictionRecord
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 
@@ -26,7 +26,7 @@ def test_unreadable_answers_go_to_the_judge_once(server, bench_frames, dask_clus
     # 40 readable letters; 8 answers no regex reads: 5 name the correct option in words
     # the judge maps back, 3 the judge cannot map (it replies Z)
     rambling = {s.sample_id: s for s in samples[40:]}
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:
             text = s.answer if s.sample_id not in rambling else f"hmm, maybe {s.sample_id}?"
             log.append(PredictionRecord(s.sample_id, "ok", text, answer_key=keys[s.sample_id]))
@@ -66,7 +66,7 @@ def test_a_failing_judge_leaves_answers_unreadable(server, bench_frames, dask_cl
     cell = Cell(ModelSpec(name="m", kind="random"), bench_frames.dataset, 0, 0, bench_frames.frames)
     samples = cell.dataset.samples()[:4]
     keys = cell.answer_keys(samples, read_index_videos(cell.frame_index_path(ws)))
-    with PredictionLog(cell.log_dir(ws), "main") as log:
+    with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:
             log.append(PredictionRecord(s.sample_id, "ok", "no idea", answer_key=keys[s.sample_id]))
     server.behaviour.scripted = {"no idea": ["400"]}

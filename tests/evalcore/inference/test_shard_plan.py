@@ -27,7 +27,7 @@ from evalcore.inference.shards import (
     rank_of,
     video_key,
 )
-from evalcore.predictions import PredictionLog, PredictionRecord, failed
+from evalcore.predictions import Journal, PredictionRecord, failed
 
 
 def questions(videos: int, per_video: int = 4, first: int = 0) -> dict[str, str]:
@@ -119,9 +119,9 @@ def test_crash_count_is_starts_without_a_record_or_an_interrupt(tmp_path):
     second.finished("b")
     second.interrupted()  # SIGTERM with a in flight: not a's fault
     second.close()
-    with PredictionLog(logs, "shard1-rank0") as log:
+    with Journal(logs, "shard1-rank0") as log:
         log.append(PredictionRecord("x", "ok", prediction="A", answer_key="b"))
-    with PredictionLog(logs, "main") as log:  # inline writers have no marks
+    with Journal(logs, "main") as log:  # inline writers have no marks
         log.append(failed("y", "X", "y", answer_key="c"))
     assert crash_counts(started, logs) == {"a": 1, "b": 1, "c": 1}
 
