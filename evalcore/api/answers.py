@@ -21,6 +21,7 @@ from evalcore.api.cache import ResponseCache
 from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.fanout import FanOut, fan_out
+from evalcore.predictions.failures import FailureKind
 
 
 @dataclass
@@ -174,7 +175,9 @@ def answer_jobs(
         if usable is None or not o.ok or usable(by_id[o.job_id], o.text or ""):
             return o
         shown = (o.text or "")[:200]
-        return replace(o, text=None, error_type="UnusableReply", error=f"unusable reply: {shown!r}")
+        return replace(
+            o, text=None, error_type=FailureKind.UnusableReply, error=f"unusable reply: {shown!r}"
+        )
 
     def on_batch(outcomes: list[ChatOutcome]) -> None:
         outcomes = [checked(o) for o in outcomes]
@@ -187,7 +190,7 @@ def answer_jobs(
                 stats.answered += 1
             else:
                 stats.failed += 1
-                failures[o.error_type or "Unknown"] += 1
+                failures[o.error_type or FailureKind.Unknown] += 1
             emit(o)
 
     done = runner(misses, on_batch, progress.level if progress is not None else None)

@@ -27,7 +27,7 @@ from evalcore.frames.index import read_frame_index
 from evalcore.inference.pack import pack_messages
 from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
 from evalcore.models.base import Answer, ModelError
-from evalcore.predictions import Journal
+from evalcore.predictions import FailureKind, Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
 
@@ -133,7 +133,7 @@ def infer_api_cell(
             def record(outcome: ChatOutcome) -> None:
                 # attempts accumulate over runs: the HTTP attempts of each (a cache hit: 1)
                 item, tries = items[outcome.job_id], max(outcome.attempts, 1)
-                answer = ModelError(outcome.error or "", outcome.error_type or "Unknown")
+                answer = ModelError(outcome.error or "", outcome.error_type or FailureKind.Unknown)
                 if outcome.ok:
                     tokens = (outcome.prompt_tokens, outcome.completion_tokens)
                     if outcome.cached:
@@ -161,7 +161,7 @@ def infer_api_cell(
                 for s in ready:
                     if spec.media == "video_file" and (s.start is not None or s.end is not None):
                         message = "media=video_file sends the whole video; this sample is a clip"
-                        fail(state.failure(s, "UnsupportedClip", message))
+                        fail(state.failure(s, FailureKind.UnsupportedClip, message))
                     else:
                         sendable.append(s)
                 asked, jobs = {s.sample_id for s in sendable}, []

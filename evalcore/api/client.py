@@ -26,6 +26,7 @@ from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.gate import LocalGate
 from evalcore.api.redaction import redact
 from evalcore.api.retry import ApiError, Backoff, parse_retry_after, status_error
+from evalcore.predictions.failures import FailureKind
 
 VIDEO_TYPES = {
     ".mp4": "video/mp4",
@@ -98,7 +99,9 @@ def media_parts(spec: EndpointSpec, job: ChatJob) -> list[dict]:
     if spec.media == "video_file":
         if not job.video_path:
             raise ApiError(
-                "MediaError", "media=video_file but the sample has no video", retryable=False
+                FailureKind.MediaError,
+                "media=video_file but the sample has no video",
+                retryable=False,
             )
         path = Path(job.video_path)
         kind = VIDEO_TYPES.get(path.suffix.lower(), "video/mp4")
@@ -149,7 +152,9 @@ def _encode(spec: EndpointSpec, job: ChatJob) -> bytes:
     except ApiError:
         raise
     except Exception as exc:  # unreadable frame file, bad JPEG, missing video
-        raise ApiError("MediaError", f"{type(exc).__name__}: {exc}", retryable=False) from exc
+        raise ApiError(
+            FailureKind.MediaError, f"{type(exc).__name__}: {exc}", retryable=False
+        ) from exc
 
 
 # -- one HTTP attempt --------------------------------------------------------------------
@@ -171,7 +176,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int, answer: bool) -
 def _too_large(size: int | None, limit: int) -> ApiError:
     said = f"{size:,} bytes" if size is not None else "more"
     return ApiError(
-        "ResponseTooLarge",
+        FailureKind.ResponseTooLarge,
         f"the response is {said}, over max_response_bytes ({limit:,})",
         retryable=False,
     )
@@ -206,7 +211,7 @@ def parse_completion(data: Any) -> str:
         message = choice["message"]
     except (KeyError, IndexError, TypeError):
         raise ApiError(
-            "MalformedResponse", "response has no choices[0].message", retryable=True
+            FailureKind.MalformedResponse, "response has no choices[0].message", retryable=True
         ) from None
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # some servers return content parts
@@ -216,7 +221,9 @@ def parse_completion(data: Any) -> str:
         # servers return it under load (a content filter says so in finish_reason).
         reason = choice.get("finish_reason")
         shown = "null" if content is None else repr(content)
-        raise ApiError("EmptyResponse", f"content {shown} (finish_reason={reason})", retryable=True)
+        raise ApiError(
+            FailureKind.EmptyResponse, f"content {shown} (finish_reason={reason})", retryable=True
+        )
     return str(content)
 
 
@@ -244,13 +251,15 @@ async def post_chat(
                 raw = await _read_capped(resp, spec.max_response_bytes, status < 300)
     except TimeoutError:  # asyncio's deadline, and aiohttp's own timeouts
         raise ApiError(
-            "Timeout", f"no response within {spec.timeout:g} s", retryable=True
+            FailureKind.Timeout, f"no response within {spec.timeout:g} s", retryable=True
         ) from None
     except aiohttp.ClientError as exc:  # refused, reset, disconnected, truncated body
-        raise ApiError("ConnectionError", f"{type(exc).__name__}: {exc}", retryable=True) from None
+        raise ApiError(
+            FailureKind.ConnectionError, f"{type(exc).__name__}: {exc}", retryable=True
+        ) from None
     if 300 <= status < 400:
         raise ApiError(
-            "Redirected",
+            FailureKind.Redirected,
             f"HTTP {status} to {location or '(no Location)'}: redirects are not followed "
             "(a POST would be re-sent as a GET); set base_url to the final address",
             retryable=False,
@@ -261,7 +270,7 @@ async def post_chat(
         data = json.loads(raw)
     except ValueError:
         raise ApiError(
-            "MalformedResponse", f"unparsable body ({len(raw)} bytes)", retryable=True
+            FailureKind.MalformedResponse, f"unparsable body ({len(raw)} bytes)", retryable=True
         ) from None
     return parse_completion(data), parse_usage(data)
 

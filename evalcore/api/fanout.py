@@ -40,6 +40,7 @@ from evalcore.api.client import ChatJob, ChatOutcome, answer_job, shared_session
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.gate import loop_gate
 from evalcore.api.redaction import redact, remember
+from evalcore.predictions.failures import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -520,7 +521,7 @@ def fan_out(
                 ChatOutcome(
                     j.job_id,
                     j.cache_key,
-                    error_type="WorkerError",
+                    error_type=FailureKind.WorkerError,
                     error=redact(f"{type(exc).__name__}: {str(exc)[:300]}", api_key),
                 )
                 for j in by_key[future.key]

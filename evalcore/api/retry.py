@@ -13,17 +13,19 @@ import random
 import time
 from dataclasses import dataclass
 
+from evalcore.predictions.failures import FailureKind
+
 # HTTP status -> error type recorded on the failure (typed, never a magic answer string)
 STATUS_TYPES = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    408: "RequestTimeout",
-    409: "Conflict",
-    413: "PayloadTooLarge",
-    422: "Unprocessable",
-    429: "RateLimited",
+    400: FailureKind.BadRequest,
+    401: FailureKind.Unauthorized,
+    403: FailureKind.Forbidden,
+    404: FailureKind.NotFound,
+    408: FailureKind.RequestTimeout,
+    409: FailureKind.Conflict,
+    413: FailureKind.PayloadTooLarge,
+    422: FailureKind.Unprocessable,
+    429: FailureKind.RateLimited,
 }
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
@@ -32,7 +34,12 @@ class ApiError(Exception):
     """One failed attempt. `error_type` names the class of failure in records and reports."""
 
     def __init__(
-        self, error_type: str, message: str, *, retryable: bool, retry_after: float | None = None
+        self,
+        error_type: FailureKind,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -47,11 +54,14 @@ def status_error(status: int, message: str, retry_after: float | None = None) ->
     (a 503 with `Retry-After: 1` means: come back in a second)."""
     if status >= 500:
         error = ApiError(
-            "ServerError", f"HTTP {status}: {message}", retryable=True, retry_after=retry_after
+            FailureKind.ServerError,
+            f"HTTP {status}: {message}",
+            retryable=True,
+            retry_after=retry_after,
         )
     else:
         error = ApiError(
-            STATUS_TYPES.get(status, "ClientError"),
+            STATUS_TYPES.get(status, FailureKind.ClientError),
             f"HTTP {status}: {message}",
             retryable=status in RETRYABLE_STATUS,
             retry_after=retry_after,

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from evalcore.atomic import LITTER_MAX_AGE_S, TMP_MARK, sweep, temp_prefix
 from evalcore.frames.decoders import FrameError, frame_files
 from evalcore.frames.plan import FORMAT_VERSION, FramePlan
+from evalcore.predictions.failures import FailureKind
 
 if TYPE_CHECKING:  # imported where frames are read or written: a run whose frames are
     import numpy as np  # all cached only stats manifests
@@ -75,11 +76,10 @@ class VideoJob:
 class FrameFailure:
     """Why one video gave no frames; a record, never raised past `extract_videos`.
 
-    error_type: VideoNotFound, VideoUnreadable, EmptyVideo, InvalidClip, EmptyClip,
-    DecodeError, DecodeTimeout, WorkerCrashed, CacheWriteError.
+    error_type: a `FailureKind` (read back from a frame index: its name).
     """
 
-    error_type: str
+    error_type: FailureKind | str
     message: str  # human readable, names the file
 
 
@@ -87,7 +87,7 @@ class CorruptFramesError(FrameError):
     """A cache entry's frames are damaged (a JPEG missing, truncated or changed since it
     was written) and extracting the clip again did not give sound ones."""
 
-    error_type = "CorruptFrames"  # retried by the next run, which extracts the clip anew
+    error_type = FailureKind.CorruptFrames  # retried by the next run, which extracts the clip anew
 
 
 @dataclass(frozen=True)

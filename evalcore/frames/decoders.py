@@ -38,6 +38,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from evalcore.predictions.failures import FailureKind
+
 if TYPE_CHECKING:  # imported by the code that decodes (a decoding worker preloads them)
     import av
     from PIL import Image
@@ -55,15 +57,15 @@ FRAME_FOLDER_FPS = 3.0
 class FrameError(Exception):
     """A video could not give the frames asked for; `error_type` names the failure kind."""
 
-    error_type: ClassVar[str] = "DecodeError"
+    error_type: ClassVar[FailureKind] = FailureKind.DecodeError
 
 
 class EmptyVideoError(FrameError):
-    error_type = "EmptyVideo"
+    error_type = FailureKind.EmptyVideo
 
 
 class EmptyClipError(FrameError):
-    error_type = "EmptyClip"
+    error_type = FailureKind.EmptyClip
 
 
 class StderrCapture:

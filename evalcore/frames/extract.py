@@ -63,6 +63,7 @@ from evalcore.frames.decoders import (
 )
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
+from evalcore.predictions.failures import FailureKind
 from evalcore.predictions.lock import lock_file
 
 if TYPE_CHECKING:
@@ -206,7 +207,9 @@ def _hash_unknown(
             try:
                 outcome: str | FrameFailure = future.result()
             except OSError as error:
-                outcome = FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
+                outcome = FrameFailure(
+                    FailureKind.VideoUnreadable, f"{path}: {error.strerror or error}"
+                )
             for job in by_path[path]:
                 yield job, outcome
 
@@ -231,31 +234,38 @@ def _check_job(job: VideoJob) -> FrameFailure | None:
     images, impossible bounds."""
     path = Path(job.path)
     if not path.exists():
-        return FrameFailure("VideoNotFound", f"{path}: no such file or folder")
+        return FrameFailure(FailureKind.VideoNotFound, f"{path}: no such file or folder")
     if path.is_dir():
         try:
             if not frame_files(path):
                 return FrameFailure(
-                    "EmptyVideo",
+                    FailureKind.EmptyVideo,
                     f"{path}: a folder without frame images ({', '.join(FRAME_SUFFIXES)} files)",
                 )
         except OSError as error:
             return FrameFailure(
-                "VideoUnreadable", f"{path}: cannot list the folder: {error.strerror or error}"
+                FailureKind.VideoUnreadable,
+                f"{path}: cannot list the folder: {error.strerror or error}",
             )
     elif not path.is_file():
-        return FrameFailure("VideoNotFound", f"{path}: not a regular file or a folder of frames")
+        return FrameFailure(
+            FailureKind.VideoNotFound, f"{path}: not a regular file or a folder of frames"
+        )
     else:
         try:
             if path.stat().st_size == 0:
-                return FrameFailure("EmptyVideo", f"{path}: the file is empty (0 bytes)")
+                return FrameFailure(FailureKind.EmptyVideo, f"{path}: the file is empty (0 bytes)")
         except OSError as error:
-            return FrameFailure("VideoUnreadable", f"{path}: {error.strerror or error}")
+            return FrameFailure(FailureKind.VideoUnreadable, f"{path}: {error.strerror or error}")
     start, end = job.start, job.end
     if (start is not None and start < 0) or (end is not None and end <= 0):
-        return FrameFailure("InvalidClip", f"{path}: clip bounds {start}-{end} s are negative")
+        return FrameFailure(
+            FailureKind.InvalidClip, f"{path}: clip bounds {start}-{end} s are negative"
+        )
     if start is not None and end is not None and start >= end:
-        return FrameFailure("InvalidClip", f"{path}: clip start {start} s is not before {end} s")
+        return FrameFailure(
+            FailureKind.InvalidClip, f"{path}: clip start {start} s is not before {end} s"
+        )
     return None
 
 
@@ -327,7 +337,7 @@ def _failure(error: Exception, job: VideoJob, settings: FrameSettings) -> FrameF
     """The failure a worker's end stands for: timed out, crashed, or could not run."""
     if isinstance(error, TimeoutError):
         return FrameFailure(
-            "DecodeTimeout",
+            FailureKind.DecodeTimeout,
             f"{job.path}: decoding took longer than {settings.timeout_s:g} s; "
             "the worker process was killed",
         )
@@ -335,10 +345,11 @@ def _failure(error: Exception, job: VideoJob, settings: FrameSettings) -> FrameF
 
     if isinstance(error, ProcessExpired):
         return FrameFailure(
-            "WorkerCrashed", f"{job.path}: the decoding process died (exit code {error.exitcode})"
+            FailureKind.WorkerCrashed,
+            f"{job.path}: the decoding process died (exit code {error.exitcode})",
         )
     # e.g. a decoder that cannot be pickled
-    return FrameFailure("DecodeError", f"{job.path}: {type(error).__name__}: {error}")
+    return FrameFailure(FailureKind.DecodeError, f"{job.path}: {type(error).__name__}: {error}")
 
 
 def _yield_the_cpu() -> None:
@@ -383,7 +394,8 @@ def extract_one(
     try:
         lock = _lock_entry(cache, key)
     except OSError as error:
-        return FrameFailure("CacheWriteError", f"{job.path}: cannot lock {key}: {error}"), False
+        why = f"{job.path}: cannot lock {key}: {error}"
+        return FrameFailure(FailureKind.CacheWriteError, why), False
     with lock:
         entry = cache.open(key)
         if entry is not None:
@@ -411,7 +423,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
     try:
         lock = _lock_entry(cache, entry.key)
     except OSError as error:
-        return FrameFailure("CorruptFrames", f"{damage}; cannot lock the entry: {error}")
+        return FrameFailure(FailureKind.CorruptFrames, f"{damage}; cannot lock the entry: {error}")
     with lock:
         current = cache.open(entry.key)
         if current is not None and current.damage() is None:
@@ -423,7 +435,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
         cache.discard(entry.key)
         if entry.dir in _REMADE:
             why = _REMADE[entry.dir] or f"{damage}; damaged again after it was extracted again"
-            return FrameFailure("CorruptFrames", why)
+            return FrameFailure(FailureKind.CorruptFrames, why)
         try:
             job, video_fingerprint, settings = _clip_of(manifest, entry.key, cache)
         except (KeyError, TypeError, ValueError) as error:
@@ -434,7 +446,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
             if isinstance(result, FrameFailure):
                 result = f"extracting it again failed: {result.error_type}: {result.message}"
         if isinstance(result, str):
-            result = FrameFailure("CorruptFrames", f"{damage}; {result}")
+            result = FrameFailure(FailureKind.CorruptFrames, f"{damage}; {result}")
         _REMADE[entry.dir] = result.message if isinstance(result, FrameFailure) else ""
     return result
 
@@ -487,13 +499,13 @@ def _decode(
             with stderr or nullcontext():
                 return _extract_with(decoder, job, key, video_fingerprint, cache, settings)
         except _CacheWriteError as error:
-            return FrameFailure("CacheWriteError", f"{job.path}: {error}")
+            return FrameFailure(FailureKind.CacheWriteError, f"{job.path}: {error}")
         except EmptyClipError as error:
             return FrameFailure(error.error_type, str(error))
         except Exception as error:
             reasons.append((name, error, stderr.tail if stderr else ""))
-    kinds = {getattr(e, "error_type", "DecodeError") for _, e, _ in reasons}
-    error_type = kinds.pop() if len(kinds) == 1 else "DecodeError"
+    kinds = {getattr(e, "error_type", FailureKind.DecodeError) for _, e, _ in reasons}
+    error_type = kinds.pop() if len(kinds) == 1 else FailureKind.DecodeError
     detail = "; ".join(
         f"{name}: {_describe(error, job.path)}" + (f" [{name} printed: {said}]" if said else "")
         for name, error, said in reasons

@@ -47,10 +47,10 @@ from evalcore.frames.cache import (
 from evalcore.frames.extract import extract_videos
 from evalcore.frames.settings import FrameSettings
 from evalcore.predictions import journal
+from evalcore.predictions.failures import FailureKind
 from evalcore.predictions.lock import is_locked
 
 FrameLookup = dict[str, FrameEntry | FrameFailure]
-STOPPED = "ExtractionStopped"  # the extraction ended before a clip (retryable)
 _HASH_THREADS = 2
 _NO_FINGERPRINT = ("invalid-path", "missing", "unreadable:")
 
@@ -102,13 +102,15 @@ class FrameIndex:
         """A sample's frames or the failure standing for them; None while its clip is
         still being extracted (only an index being written has such samples)."""
         return self.lookup.get(sample_id) or FrameFailure(
-            "FramesMissing", "no frames were extracted"
+            FailureKind.FramesMissing, "no frames were extracted"
         )
 
     def frames_for(self, sample_id: str) -> FrameEntry | FrameFailure:
         """A sample's cached frames, or the failure that stands for them (missing: never
         extracted). Every launcher turns a failure into a record without a model."""
-        return self.outcome(sample_id) or FrameFailure("FramesMissing", "not extracted yet")
+        return self.outcome(sample_id) or FrameFailure(
+            FailureKind.FramesMissing, "not extracted yet"
+        )
 
     def arrivals(
         self, sample_ids: Iterable[str], on_wait: Callable[[], None] | None = None
@@ -141,7 +143,7 @@ class FrameJournal(FrameIndex):
         found = self.lookup.get(sample_id)
         if found is not None or self.ended is None:
             return found
-        return FrameFailure("FramesMissing", "no frames were extracted")
+        return FrameFailure(FailureKind.FramesMissing, "no frames were extracted")
 
     def refresh(self) -> None:
         """Read the lines written since the last look."""
@@ -178,8 +180,10 @@ class FrameJournal(FrameIndex):
         elif self.ended.get("end") == "aborted":
             why = self.ended.get("reason") or "it was aborted"
         else:
-            return FrameFailure("FramesMissing", "no frames were extracted")
-        return FrameFailure(STOPPED, f"frame extraction stopped before this clip: {why}")
+            return FrameFailure(FailureKind.FramesMissing, "no frames were extracted")
+        return FrameFailure(
+            FailureKind.ExtractionStopped, f"frame extraction stopped before this clip: {why}"
+        )
 
     def _writer_alive(self) -> bool:
         """Whether the writer still holds its lock on this journal (see the module)."""
@@ -199,7 +203,8 @@ class FrameJournal(FrameIndex):
             if "key" in line:
                 entry = self.cache.open(line["key"])
                 outcome: FrameEntry | FrameFailure = entry or FrameFailure(
-                    "FramesMissing", f"frame cache entry {line['key']} is gone; re-run extraction"
+                    FailureKind.FramesMissing,
+                    f"frame cache entry {line['key']} is gone; re-run extraction",
                 )
             else:
                 outcome = FrameFailure(line["error_type"], line["error"])
@@ -286,7 +291,7 @@ def prepare_frames(
     }
     with FrameIndexWriter(index_path, videos, run) as index:
         for s in invalid:
-            index.add([s.sample_id], FrameFailure("InvalidPath", s.path_error or ""))
+            index.add([s.sample_id], FrameFailure(FailureKind.InvalidPath, s.path_error or ""))
 
         def done(job: VideoJob, result: FrameEntry | FrameFailure) -> None:
             index.add(clips[job], result)

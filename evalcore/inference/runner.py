@@ -30,6 +30,7 @@ from evalcore.models.base import (
     VideoRequest,
 )
 from evalcore.predictions import (
+    FailureKind,
     Journal,
     PredictionRecord,
     failed,
@@ -38,8 +39,6 @@ from evalcore.predictions import (
     transient_digest,
 )
 from evalcore.workspace import Workspace
-
-UNANSWERED = "PackUnanswered"  # a packed reply held no answer for this question
 
 
 @dataclass
@@ -92,7 +91,7 @@ class UnitState:
         return (prev.attempts if prev else self.prior_attempts.get(sample_id, 0)) + tries
 
     def failure(
-        self, sample: Sample, error_type: str, message: str, tries: int = 1
+        self, sample: Sample, error_type: FailureKind | str, message: str, tries: int = 1
     ) -> PredictionRecord:
         sid = sample.sample_id
         attempts = self.next_attempt(sid, tries)
@@ -222,7 +221,7 @@ def answer_samples(
                 if isinstance(exc, FrameError):  # its frames could not be read (damaged
                     kind, detail = exc.error_type, str(exc)  # beyond repair): say so plainly
                 else:
-                    kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__
+                    kind = FailureKind.OutOfMemory if is_out_of_memory(exc) else type(exc).__name__
                     detail = "".join(traceback.format_exception(exc, limit=-3))
                 for s in batch[0]:
                     emit(state.failure(s, kind, detail))
@@ -240,7 +239,8 @@ def packs(samples: Sequence[Sample], state: UnitState) -> list[list[Sample]]:
     alone = [
         [s]
         for s in samples
-        if (rec := state.records.get(s.sample_id)) is not None and rec.error_type == UNANSWERED
+        if (rec := state.records.get(s.sample_id)) is not None
+        and rec.error_type == FailureKind.PackUnanswered
     ]
     lone = {group[0].sample_id for group in alone}
     return [g for g in pack_groups([s for s in samples if s.sample_id not in lone])] + alone
@@ -279,7 +279,7 @@ def records_for(
         answer = str(answer)
     if not isinstance(answer, str):  # "" is an answer (scored wrong), not an error
         bad = f"the model returned {answer!r}"
-        return [state.failure(s, "BadAnswer", bad, tries) for s in item]
+        return [state.failure(s, FailureKind.BadAnswer, bad, tries) for s in item]
     shares = share_tokens(usage, len(item))
     if len(item) == 1:
         return [state.answer(item[0], answer, per_sample, tries, shares[0], cached)]
@@ -288,7 +288,10 @@ def records_for(
         state.answer(s, text, per_sample, tries, shares[n - 1], cached)
         if text is not None
         else state.failure(
-            s, UNANSWERED, f"no answer {n} in the packed reply: {answer[:300]!r}", tries
+            s,
+            FailureKind.PackUnanswered,
+            f"no answer {n} in the packed reply: {answer[:300]!r}",
+            tries,
         )
         for n, (s, text) in enumerate(zip(item, found, strict=True), start=1)
     ]

@@ -30,11 +30,9 @@ from evalcore.inference.launcher import ShardFailed, run_torchrun
 from evalcore.inference.runner import UnitState, split
 from evalcore.inference.shard_job import ShardJob, ShardPaths
 from evalcore.inference.shards import Shard
-from evalcore.predictions import Journal, PredictionRecord
+from evalcore.predictions import FailureKind, Journal, PredictionRecord
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
-
-RANK_CRASHED = "RankCrashed"
 
 
 @dataclass(frozen=True)
@@ -219,7 +217,7 @@ def _rank_crashed(
     earlier = f", {n - here} of them in earlier runs" if n > here else ""
     return state.failure(
         sample,
-        RANK_CRASHED,
+        FailureKind.RankCrashed,
         f"its rank died (crash, kill or watchdog) while answering it in {n} launches{earlier}; "
         f"not asked again in this run (the next run or a flow-run retry asks it once more); "
         f"see {shard_dir}",

@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evalcore.predictions.failures import FailureKind
+
 
 @runtime_checkable
 class Frames(Protocol):
@@ -88,10 +90,12 @@ class Answer(str):
 class ModelError(Exception):
     """A model could not answer one request; becomes a failure record, never an answer.
 
-    `error_type` names the failure class in the record (e.g. `OutOfMemory`).
+    `error_type` names the failure class in the record: a `FailureKind` (e.g.
+    `FailureKind.InvalidFrames`), or a kind of the model's own, by name (retried by the
+    next run, as every name that is no `FailureKind` is). Default: the class's name.
     """
 
-    def __init__(self, message: str, error_type: str | None = None) -> None:
+    def __init__(self, message: str, error_type: FailureKind | str | None = None) -> None:
         super().__init__(message)
         self.error_type = error_type or type(self).__name__
 

@@ -1,8 +1,9 @@
-"""Durable prediction logs: what survives a kill -9 and what a resume reads."""
+"""Durable prediction logs: what survives a kill -9 and what a resume reads; the
+journals they are, and the failure kinds their records carry."""
 
+from evalcore.predictions.failures import FailureKind, is_permanent
 from evalcore.predictions.journal import Journal, iter_lines, open_exclusive
 from evalcore.predictions.log import (
-    PERMANENT_FAILURES,
     PredictionRecord,
     failed,
     has_gaps,
@@ -14,11 +15,12 @@ from evalcore.predictions.log import (
 )
 
 __all__ = [
-    "PERMANENT_FAILURES",
+    "FailureKind",
     "Journal",
     "PredictionRecord",
     "failed",
     "has_gaps",
+    "is_permanent",
     "iter_lines",
     "iter_records",
     "merge_records",

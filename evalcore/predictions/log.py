@@ -15,26 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from evalcore.predictions.failures import FailureKind, is_permanent
 from evalcore.predictions.journal import iter_lines
 
 Status = Literal["ok", "failed"]
-
-# Failures that repeat as long as the input is unchanged: a re-run does not try them again
-# (their answer key covers the input, so a changed video or row is asked anew).
-PERMANENT_FAILURES = frozenset(
-    {
-        "VideoNotFound",
-        "VideoUnreadable",
-        "InvalidPath",
-        "EmptyVideo",
-        "EmptyClip",
-        "InvalidClip",
-        "DecodeError",
-        "UnsupportedClip",
-        # not RankCrashed: its cause (the model, the machine) may be fixed without any input
-        # changing, so the next run asks it again (evalcore.inference.attempts)
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -44,7 +28,7 @@ class PredictionRecord:
     sample_id: str
     status: Status
     prediction: str | None = None
-    error_type: str | None = None
+    error_type: str | None = None  # a `FailureKind` (on disk its name), or an exception's
     error: str | None = None
     attempts: int = 1
     seconds: float = 0.0
@@ -65,7 +49,7 @@ class PredictionRecord:
     @property
     def final(self) -> bool:
         """An answer, or a failure that would repeat on the same input: not retried."""
-        return self.ok or self.error_type in PERMANENT_FAILURES
+        return self.ok or is_permanent(self.error_type)
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -80,7 +64,11 @@ _RECORD_FIELDS = frozenset(PredictionRecord.__dataclass_fields__)
 
 
 def failed(
-    sample_id: str, error_type: str, error: str, attempts: int = 1, answer_key: str = ""
+    sample_id: str,
+    error_type: FailureKind | str,
+    error: str,
+    attempts: int = 1,
+    answer_key: str = "",
 ) -> PredictionRecord:
     return PredictionRecord(
         sample_id=sample_id,

@@ -19,7 +19,6 @@ from evalcore.config import DatasetSpec
 from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings, VideoJob
 from evalcore.frames.cache import temp_prefix
 from evalcore.frames.index import (
-    STOPPED,
     FrameIndexWriter,
     index_frame_keys,
     index_run,
@@ -27,6 +26,7 @@ from evalcore.frames.index import (
     read_frame_index,
     read_index_videos,
 )
+from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
 
 
@@ -107,7 +107,8 @@ def test_a_dead_writer_stops_the_wait_with_a_retryable_failure(tmp_path):
         writer.kill()
         writer.wait()
     failure = index.frames_for("b")
-    assert failure.error_type == STOPPED and "process ended" in failure.message
+    assert failure.error_type == FailureKind.ExtractionStopped
+    assert "process ended" in failure.message
     assert index_frame_keys(path) == set()  # a dead writer's index: what it listed
 
 
@@ -119,7 +120,7 @@ def test_an_aborted_or_finished_index_ends_the_wait(tmp_path):
         raise OSError("disk full")
     index = read_frame_index(path, cache)
     assert [i for group in index.arrivals(["a", "b"]) for i in group] == ["a", "b"]
-    assert index.frames_for("b").error_type == STOPPED
+    assert index.frames_for("b").error_type == FailureKind.ExtractionStopped
     assert "OSError: disk full" in index.frames_for("b").message
 
     with FrameIndexWriter(path, {"a": "x", "b": "y"}) as writer:  # replaces the journal

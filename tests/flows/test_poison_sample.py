@@ -8,7 +8,7 @@ import pytest
 
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
-from evalcore.inference.sharded import RANK_CRASHED
+from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 from tests.evalcore.counted import cell_records
@@ -58,7 +58,7 @@ def test_a_sample_given_up_in_one_run_is_answered_by_the_next_once_its_cause_is_
     assert first.is_completed()
     (row,) = first.result()["leaderboard"]
     assert (row["n"], row["failed"]) == (12, 1)
-    assert cell_records(find_cell(config), ws)[culprit].error_type == RANK_CRASHED
+    assert cell_records(find_cell(config), ws)[culprit].error_type == FailureKind.RankCrashed
     names = task_run_names(first.state_details.flow_run_id)
     assert "infer fake x Tiny t0 shard0-of-1" in names  # as its folder shard0-of-1/ is named
 

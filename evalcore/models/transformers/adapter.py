@@ -38,6 +38,7 @@ from evalcore.models.base import (
     VideoRequest,
 )
 from evalcore.models.transformers.families import Clip, Family, family_for
+from evalcore.predictions.failures import FailureKind
 
 # Files whose change changes what a local checkpoint answers (weights, configs,
 # tokenizer, chat template, remote code); READMEs and images are left out.
@@ -330,15 +331,15 @@ class TransformersModel(BaseVideoModel):
         except Exception as exc:
             if _must_propagate(exc):
                 raise
-            return ModelError(f"frames could not be loaded: {exc!r}", "FramesUnreadable")
+            return ModelError(f"frames could not be loaded: {exc!r}", FailureKind.FramesUnreadable)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
             return ModelError(
                 f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}",
-                "InvalidFrames",
+                FailureKind.InvalidFrames,
             )
         if len(timestamps) != len(frames):
             return ModelError(
-                f"{len(frames)} frames but {len(timestamps)} timestamps", "InvalidFrames"
+                f"{len(frames)} frames but {len(timestamps)} timestamps", FailureKind.InvalidFrames
             )
         try:
             chat, prefill = self.family.conversation(request.messages, request.prompt)
@@ -349,7 +350,7 @@ class TransformersModel(BaseVideoModel):
                 continue_final_message=prefill,
             )
         except Exception as exc:
-            return ModelError(f"chat template failed: {exc!r}", "PreprocessingError")
+            return ModelError(f"chat template failed: {exc!r}", FailureKind.PreprocessingError)
         return _Prepared(index, Clip(frames, timestamps, request.source_fps), text)
 
     def _encode(
@@ -442,7 +443,7 @@ def _must_propagate(exc: BaseException) -> bool:
 
 
 def _preprocessing_error(exc: Exception) -> ModelError:
-    return ModelError(f"preprocessing failed: {exc!r}", "PreprocessingError")
+    return ModelError(f"preprocessing failed: {exc!r}", FailureKind.PreprocessingError)
 
 
 def _torch_dtype(dtype: str, runtime: Runtime) -> Any:

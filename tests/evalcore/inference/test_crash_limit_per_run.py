@@ -12,7 +12,8 @@ from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
+from evalcore.inference.sharded import infer_shard, shard_paths
+from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
 from tests.evalcore.inference.fakes import read_calls
 from tests.evalcore.inference.test_sharded_inference import (
@@ -56,7 +57,7 @@ def test_given_up_sample_is_final_for_its_run_only_and_answered_once_its_cause_i
     summary = run_shard(ws, model, dataset, inference, run="run-1")
     assert (summary.gave_up, summary.launched, summary.answered) == (1, 2, 2)
     record = read_predictions(ws, model, dataset)[culprit]
-    assert record.error_type == RANK_CRASHED and record.attempts == 2
+    assert record.error_type == FailureKind.RankCrashed and record.attempts == 2
     # ... so the next run's unit is no cache hit: its key moved with the record
     assert unit_cache_key(cell, ws, "infer-shard", shard.ids)[0] != key_before
 
@@ -73,7 +74,7 @@ def test_given_up_sample_is_final_for_its_run_only_and_answered_once_its_cause_i
     summary = run_shard(ws, model, dataset, inference, run="run-2")
     assert (summary.gave_up, summary.launched) == (1, 0)
     record = read_predictions(ws, model, dataset)[culprit]
-    assert record.error_type == RANK_CRASHED and record.attempts == 3
+    assert record.error_type == FailureKind.RankCrashed and record.attempts == 3
     assert "in 3 launches, 2 of them in earlier runs" in record.error
 
     # The cause removed: run 3 asks it again and it is answered.

@@ -19,8 +19,9 @@ from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
 from evalcore.frames import FrameSettings
 from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.inference.sharded import RANK_CRASHED, infer_shard, shard_paths
+from evalcore.inference.sharded import infer_shard, shard_paths
 from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.predictions import FailureKind
 from evalcore.predictions.log import iter_records
 from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
@@ -142,7 +143,7 @@ def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_b
     (summary,) = infer(ws, model, dataset, inference)
     assert (summary.gave_up, summary.launched, summary.answered) == (1, 2, 2)
     records = read_predictions(ws, model, dataset)
-    assert records[culprit].error_type == RANK_CRASHED and records[culprit].attempts == 2
+    assert records[culprit].error_type == FailureKind.RankCrashed and records[culprit].attempts == 2
     assert all(r.ok for i, r in records.items() if i != culprit) and len(records) == 12
     calls = read_calls(tmp_path / "calls.jsonl")
     assert sum(culprit in c["ids"] for c in calls) == 2
