@@ -26,7 +26,7 @@ from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.pack import pack_messages
 from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
-from evalcore.models.base import Answer, ModelError
+from evalcore.models.base import ModelError, ModelOutput, Usage
 from evalcore.predictions import FailureKind, Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
@@ -140,7 +140,7 @@ def infer_api_cell(
                         tokens = known_usage.get(outcome.cache_key, (0, 0))
                     elif any(tokens):  # later cache hits can say what they saved
                         cache.put_usage([(outcome.cache_key, *tokens)])
-                    answer = Answer(outcome.text or "", *tokens, cached=outcome.cached)
+                    answer = ModelOutput(outcome.text or "", Usage(*tokens), outcome.cached)
                 per_sample = outcome.seconds / len(item)
                 for rec in records_for(item, answer, state, per_sample, tries):
                     summary.answered += rec.ok

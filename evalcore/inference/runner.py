@@ -23,9 +23,9 @@ from evalcore.frames import FrameError, FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
 from evalcore.inference.pack import pack_groups, pack_messages, unpack_answers
 from evalcore.models.base import (
-    Answer,
     GenerationConfig,
     ModelError,
+    ModelOutput,
     VideoModel,
     VideoRequest,
 )
@@ -269,17 +269,16 @@ def records_for(
     item: Sequence[Sample], answer, state: UnitState, per_sample: float, tries: int = 1
 ) -> list[PredictionRecord]:
     """The records of one request's answer: per sample of a pack, a found answer or a
-    typed failure of that question alone. An `Answer`'s tokens are shared out over the
-    samples of a pack (their sum is the request's)."""
+    typed failure of that question alone. A `ModelOutput`'s tokens are shared out over
+    the samples of a pack (their sum is the request's); a plain `str` is an answer of
+    unknown cost."""
     if isinstance(answer, ModelError):
         return [state.failure(s, answer.error_type, str(answer), tries) for s in item]
-    cached, usage = False, (0, 0)
-    if isinstance(answer, Answer):
-        cached, usage = answer.cached, (answer.prompt_tokens, answer.completion_tokens)
-        answer = str(answer)
-    if not isinstance(answer, str):  # "" is an answer (scored wrong), not an error
-        bad = f"the model returned {answer!r}"
+    output = ModelOutput(answer) if isinstance(answer, str) else answer
+    if not isinstance(output, ModelOutput) or not isinstance(output.text, str):
+        bad = f"the model returned {answer!r}"  # "" is an answer (scored wrong), not this
         return [state.failure(s, FailureKind.BadAnswer, bad, tries) for s in item]
+    answer, usage, cached = output.text, output.usage, output.cached
     shares = share_tokens(usage, len(item))
     if len(item) == 1:
         return [state.answer(item[0], answer, per_sample, tries, shares[0], cached)]

@@ -5,9 +5,10 @@ built once per process from those params, then `load(runtime)` on its device,
 `generate(requests, generation)` over batches, `close()` at the end. Device placement
 is the runner's: a kind never picks its own device.
 
-`generate` returns one item per request: the answer text (a `str`, or an `Answer`: the
-text with the tokens it took), or a `ModelError` for a request that failed alone (a bad
-sample never forces the batch to be re-run one by one). An exception raised by
+`generate` returns one item per request: a `ModelOutput` (the answer text with the
+tokens it took; a kind of your own may return the plain text instead: cost unknown), or
+a `ModelError` for a request that failed alone (a bad sample never forces the batch to
+be re-run one by one). An exception raised by
 `generate` fails the whole batch; the runner then isolates the culprit.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,27 +65,23 @@ class VideoRequest:
         return tuple(self.frames.timestamps)
 
 
-class Answer(str):
-    """An answer text with what it cost. A model that counts its tokens returns these
-    instead of a plain `str` (an answer of unknown cost); being a `str`, it is used as
-    the text everywhere, and compares as its text. `cached`: the text came from the API
-    response cache (its tokens were spent by the request that made it)."""
+class Usage(NamedTuple):
+    """The tokens one request took (0: not known): the prompt's as the model saw it,
+    and the ones it generated."""
 
-    prompt_tokens: int
-    completion_tokens: int
-    cached: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
-    def __new__(
-        cls, text: str, prompt_tokens: int = 0, completion_tokens: int = 0, cached: bool = False
-    ) -> Answer:
-        answer = super().__new__(cls, text)
-        answer.prompt_tokens = prompt_tokens
-        answer.completion_tokens = completion_tokens
-        answer.cached = cached
-        return answer
 
-    def __reduce__(self):  # pickles (torchrun, Dask) with its counts
-        return (Answer, (str(self), self.prompt_tokens, self.completion_tokens, self.cached))
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a model answered one request with: the text, the tokens it took, and
+    whether it came from the API response cache (`cached`: its tokens were spent by the
+    request that made it, so they are saved, not spent, here)."""
+
+    text: str
+    usage: Usage = Usage()
+    cached: bool = False
 
 
 class ModelError(Exception):
@@ -158,7 +155,7 @@ class VideoModel(Protocol):
 
     def generate(
         self, requests: Sequence[VideoRequest], generation: GenerationConfig
-    ) -> list[str | ModelError]: ...
+    ) -> list[ModelOutput | str | ModelError]: ...
 
     def close(self) -> None: ...
 
@@ -192,7 +189,7 @@ class BaseVideoModel:
 
     def generate(
         self, requests: Sequence[VideoRequest], generation: GenerationConfig
-    ) -> list[str | ModelError]:
+    ) -> list[ModelOutput | str | ModelError]:
         raise NotImplementedError
 
     def close(self) -> None:

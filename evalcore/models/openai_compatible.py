@@ -15,10 +15,11 @@ from pydantic import SecretStr
 from evalcore.api.client import ChatJob, answer_locally
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.models.base import (
-    Answer,
     BaseVideoModel,
     GenerationConfig,
     ModelError,
+    ModelOutput,
+    Usage,
     VideoRequest,
 )
 
@@ -55,14 +56,14 @@ class OpenAICompatibleModel(BaseVideoModel):
 
     def generate(
         self, requests: Sequence[VideoRequest], generation: GenerationConfig
-    ) -> list[str | ModelError]:
+    ) -> list[ModelOutput | ModelError]:
         jobs = [
             ChatJob(job_id=r.sample_id, prompt=r.prompt, cache_key="", frames=r.frames)
             for r in requests
         ]
         outcomes = answer_locally(jobs, self.spec, self.api_key)
         return [
-            Answer(o.text, o.prompt_tokens, o.completion_tokens)
+            ModelOutput(o.text, Usage(o.prompt_tokens, o.completion_tokens))
             if o.ok and o.text is not None
             else ModelError(str(o.error), o.error_type)
             for o in outcomes

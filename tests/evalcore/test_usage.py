@@ -12,7 +12,7 @@ from evalcore.config import DatasetSpec, ModelSpec, Price
 from evalcore.dataset import Sample
 from evalcore.frames import FrameSettings
 from evalcore.inference.runner import UnitState, records_for, share_tokens
-from evalcore.models.base import Answer, ModelError
+from evalcore.models.base import ModelError, ModelOutput, Usage
 from evalcore.predictions import PredictionRecord
 from evalcore.reports import cell_usage
 
@@ -32,7 +32,7 @@ def test_tokens_of_one_request_are_shared_over_its_samples():
     assert share_tokens((7, 2), 1) == [(7, 2)]
     samples = [Sample("D", str(i), f"v{i}", None, "q", ("x", "y"), "A") for i in range(3)]
     state = UnitState({s.sample_id: f"key{s.sample_id}" for s in samples}, {})
-    packed = Answer('["A", "B", "A"]', prompt_tokens=10, completion_tokens=3, cached=True)
+    packed = ModelOutput('["A", "B", "A"]', Usage(prompt_tokens=10, completion_tokens=3), True)
     records = records_for(samples, packed, state, per_sample=0.25)
     assert [r.prediction for r in records] == ["A", "B", "A"]
     assert [(r.prompt_tokens, r.completion_tokens) for r in records] == [(4, 1), (3, 1), (3, 1)]
@@ -43,13 +43,20 @@ def test_tokens_of_one_request_are_shared_over_its_samples():
     assert not bad.ok and bad.prompt_tokens == 0
 
 
-def test_an_answer_is_its_text():
-    answer = Answer("B", 12, 1)
-    assert answer == "B" and isinstance(answer, str) and answer.strip() == "B"
+def test_a_model_output_carries_its_text_and_cost_across_processes():
+    answer = ModelOutput("B", Usage(12, 1))
+    assert answer.text == "B" and answer.usage == (12, 1) and not answer.cached
     import pickle
 
-    back = pickle.loads(pickle.dumps(answer))
-    assert (back, back.prompt_tokens, back.completion_tokens, back.cached) == ("B", 12, 1, False)
+    back = pickle.loads(pickle.dumps(answer))  # torchrun ranks and Dask workers pickle it
+    assert (back.text, *back.usage, back.cached) == ("B", 12, 1, False) and back == answer
+    # what the runner records from it (a plain `str` from a kind of one's own: cost unknown)
+    state = UnitState({"1": "key1"}, {})
+    sample = Sample("D", "1", "v1", None, "q", ("x", "y"), "A")
+    (record,) = records_for([sample], answer, state, per_sample=1.0)
+    assert (record.prediction, record.prompt_tokens, record.completion_tokens) == ("B", 12, 1)
+    (bad,) = records_for([sample], ModelOutput(None), state, 1.0)  # type: ignore[arg-type]
+    assert not bad.ok and bad.error_type == "BadAnswer"
 
 
 def test_price_is_in_no_key(small_bench):

@@ -29,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from evalcore.models.base import (
-    Answer,
     BaseVideoModel,
     GenerationConfig,
     ModelError,
+    ModelOutput,
     ModelParams,
     Runtime,
+    Usage,
     VideoRequest,
 )
 from evalcore.models.transformers.families import Clip, Family, family_for
@@ -296,10 +297,10 @@ class TransformersModel(BaseVideoModel):
 
     def generate(
         self, requests: Sequence[VideoRequest], generation: GenerationConfig
-    ) -> list[str | ModelError]:
+    ) -> list[ModelOutput | ModelError]:
         if self.model is None:
             raise RuntimeError("TransformersModel.generate before load()")
-        results: list[str | ModelError | None] = [None] * len(requests)
+        results: list[ModelOutput | ModelError | None] = [None] * len(requests)
         groups: dict[Any, list[_Prepared]] = {}
         for index, request in enumerate(requests):
             prepared = self._prepare(index, request)
@@ -354,7 +355,7 @@ class TransformersModel(BaseVideoModel):
         return _Prepared(index, Clip(frames, timestamps, request.source_fps), text)
 
     def _encode(
-        self, group: list[_Prepared], results: list[str | ModelError | None]
+        self, group: list[_Prepared], results: list[ModelOutput | ModelError | None]
     ) -> tuple[Any, list[_Prepared]]:
         """One processor call for the group. If it raises, each request is processed
         alone to find the ones that fail; those get a ModelError, the rest go on."""
@@ -390,7 +391,7 @@ class TransformersModel(BaseVideoModel):
         )
         return self.family.finish(inputs, clips, self.processor)
 
-    def _run(self, inputs: Any, generation: GenerationConfig) -> list[Answer]:
+    def _run(self, inputs: Any, generation: GenerationConfig) -> list[ModelOutput]:
         """model.generate on one processed batch; the new tokens decoded, cut at stops.
         Each answer carries its token counts: the prompt's tokens as the model saw them
         (the chat template with the video's tokens, padding left out) and the tokens
@@ -425,7 +426,7 @@ class TransformersModel(BaseVideoModel):
         prompt = mask.sum(dim=1) if mask is not None else [width] * len(texts)
         generated = (new_tokens != kwargs["pad_token_id"]).sum(dim=1)
         return [
-            Answer(_cut_at_stop(text, generation.stop).strip(), int(p), int(c))
+            ModelOutput(_cut_at_stop(text, generation.stop).strip(), Usage(int(p), int(c)))
             for text, p, c in zip(texts, prompt, generated, strict=True)
         ]
 

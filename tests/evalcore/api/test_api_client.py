@@ -10,7 +10,7 @@ from chat_jobs import text_jobs
 from pydantic import SecretStr
 
 from evalcore.api import ChatJob, EndpointSpec, answer_locally
-from evalcore.models.base import GenerationConfig, ModelError, VideoRequest
+from evalcore.models.base import GenerationConfig, ModelError, ModelOutput, VideoRequest
 from evalcore.models.registry import build_model
 
 
@@ -142,7 +142,8 @@ def test_video_model_adapter_answers_and_fails_a_request_alone(server, jpeg_fram
     params = {"base_url": server.url, "model": "test-model", "timeout": 0.5}
     model = build_model("openai-compatible", params)
     request = VideoRequest("s1", "prompt q0", "q", ("a", "b"), jpeg_frames)
-    assert model.generate([request], GenerationConfig()) == ["A"]
+    (answer,) = model.generate([request], GenerationConfig())
+    assert isinstance(answer, ModelOutput) and answer.text == "A"
     server.behaviour.scripted = {"prompt q0": ["400"]}
     (failure,) = model.generate([request], GenerationConfig())  # failed alone, as a value
     assert isinstance(failure, ModelError) and failure.error_type == "BadRequest"

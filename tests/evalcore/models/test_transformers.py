@@ -17,10 +17,10 @@ import torch
 from pydantic import ValidationError
 
 from evalcore.models.base import (
-    Answer,
     ChatMessage,
     GenerationConfig,
     ModelError,
+    ModelOutput,
     Runtime,
     VideoRequest,
 )
@@ -32,6 +32,12 @@ from evalcore.models.transformers import (
 )
 
 GREEDY = GenerationConfig(max_new_tokens=8)
+
+
+def texts(answers) -> list[str]:
+    """The answers' texts; each answer must be a `ModelOutput` with a text."""
+    assert all(isinstance(a, ModelOutput) and isinstance(a.text, str) for a in answers)
+    return [a.text for a in answers]
 
 
 class FakeFrames:
@@ -145,7 +151,7 @@ def test_unknown_tiny_arch_is_refused(tmp_path):
 def test_frames_and_timestamps_reach_the_processor(arch, loaded, spy, source_fps):
     request = make_request(0, n_frames=8, start=1.0, interval=0.4, source_fps=source_fps)
     answer = loaded.generate([request], GREEDY)[0]
-    assert isinstance(answer, str)
+    assert isinstance(answer, ModelOutput) and isinstance(answer.text, str)
 
     (videos,) = spy["videos"]
     assert len(videos) == 1 and np.array_equal(videos[0], request.frames.array)  # (8,64,64,3)
@@ -189,7 +195,7 @@ def test_qwen_pixel_bounds_reach_the_processor(arch, checkpoint, max_pixels):
     seen = []
     generate = model.model.generate
     model.model.generate = lambda **kw: seen.append(kw) or generate(**kw)
-    assert isinstance(model.generate([make_request(0)], GREEDY)[0], str)
+    assert texts(model.generate([make_request(0)], GREEDY))
     assert seen[0]["video_grid_thw"].tolist() == [[4, 2, 2]]
 
 
@@ -203,18 +209,16 @@ def test_greedy_batch_is_deterministic_and_equals_single_calls(arch, loaded):
         make_request(2, n_frames=8, question="What colour is the square?"),
         make_request(3, n_frames=4, size=(48, 80), question="Count the shapes."),
     ]
-    batch = loaded.generate(requests, GREEDY)
-    assert all(isinstance(answer, str) for answer in batch)
-    assert loaded.generate(requests, GREEDY) == batch
-    assert [loaded.generate([r], GREEDY)[0] for r in requests] == batch
+    batch = texts(loaded.generate(requests, GREEDY))
+    assert texts(loaded.generate(requests, GREEDY)) == batch
+    assert [texts(loaded.generate([r], GREEDY))[0] for r in requests] == batch
     assert len(set(batch)) > 1  # answers depend on the input, so the comparison means something
 
 
 @pytest.mark.parametrize("max_new_tokens", [1, 5])
 def test_max_new_tokens_is_honoured(loaded, spy, max_new_tokens):
     generation = GenerationConfig(max_new_tokens=max_new_tokens)
-    answers = loaded.generate([make_request(0), make_request(1)], generation)
-    assert all(isinstance(a, str) for a in answers)
+    texts(loaded.generate([make_request(0), make_request(1)], generation))
     (inputs, output), *_ = spy["generate"]
     new_tokens = output.shape[1] - inputs["input_ids"].shape[1]
     assert 1 <= new_tokens <= max_new_tokens
@@ -223,9 +227,11 @@ def test_max_new_tokens_is_honoured(loaded, spy, max_new_tokens):
 def test_sampling_is_seeded(loaded):
     requests = [make_request(0), make_request(1)]
     sampled = GenerationConfig(max_new_tokens=6, temperature=1.0, top_p=0.9, seed=5)
-    first = loaded.generate(requests, sampled)
-    assert loaded.generate(requests, sampled) == first
-    others = [loaded.generate(requests, sampled.model_copy(update={"seed": s})) for s in (6, 7)]
+    first = texts(loaded.generate(requests, sampled))
+    assert texts(loaded.generate(requests, sampled)) == first
+    others = [
+        texts(loaded.generate(requests, sampled.model_copy(update={"seed": s}))) for s in (6, 7)
+    ]
     assert any(answers != first for answers in others)
 
 
@@ -235,24 +241,25 @@ def test_answers_carry_token_counts_from_the_tokenizer(loaded, spy):
     alone = loaded.generate([short], GREEDY)[0]
     ((kwargs, output),) = spy["generate"]
     width = kwargs["input_ids"].shape[1]  # one request: no padding, every token is prompt
-    assert isinstance(alone, Answer) and alone.prompt_tokens == width
+    assert isinstance(alone, ModelOutput) and alone.usage.prompt_tokens == width
     pad = loaded.processor.tokenizer.pad_token_id
     pad = pad if pad is not None else loaded.processor.tokenizer.eos_token_id
-    assert alone.completion_tokens == int((output[0, width:] != pad).sum())
-    assert 1 <= alone.completion_tokens <= GREEDY.max_new_tokens
+    assert alone.usage.completion_tokens == int((output[0, width:] != pad).sum())
+    assert 1 <= alone.usage.completion_tokens <= GREEDY.max_new_tokens
 
-    both = loaded.generate([short, long], GREEDY)
-    assert both[0].prompt_tokens == alone.prompt_tokens  # its left padding is not counted
-    assert both[1].prompt_tokens > alone.prompt_tokens
+    both = [answer.usage for answer in loaded.generate([short, long], GREEDY)]
+    assert both[0].prompt_tokens == alone.usage.prompt_tokens  # its left padding: not counted
+    assert both[1].prompt_tokens > alone.usage.prompt_tokens
     assert both[1].prompt_tokens == spy["generate"][1][0]["input_ids"].shape[1]
 
 
 def test_answers_are_cut_at_stop_strings(loaded):
-    full = loaded.generate([make_request(4)], GenerationConfig(max_new_tokens=12))[0]
+    full = loaded.generate([make_request(4)], GenerationConfig(max_new_tokens=12))[0].text
     stop = next((c for c in full[1:] if c.isascii() and c.isalnum()), None)
     if stop is None:
         pytest.skip(f"no ASCII character to stop at in {full!r}")
-    cut = loaded.generate([make_request(4)], GenerationConfig(max_new_tokens=12, stop=(stop,)))[0]
+    cut = loaded.generate([make_request(4)], GenerationConfig(max_new_tokens=12, stop=(stop,)))
+    cut = cut[0].text
     assert cut == full[: full.find(stop)].strip()
 
 
@@ -276,7 +283,8 @@ def test_unreadable_frames_fail_alone(arch, loaded):
     assert isinstance(answers[1], ModelError) and answers[1].error_type == "FramesUnreadable"
     assert "frame cache entry gone" in str(answers[1])
     assert isinstance(answers[2], ModelError) and answers[2].error_type == "InvalidFrames"
-    assert [answers[0], answers[3]] == [loaded.generate([r], GREEDY)[0] for r in good]
+    singles = [texts(loaded.generate([r], GREEDY))[0] for r in good]
+    assert texts([answers[0], answers[3]]) == singles
 
 
 def test_preprocessing_failure_fails_alone(arch, loaded, monkeypatch):
@@ -293,8 +301,8 @@ def test_preprocessing_failure_fails_alone(arch, loaded, monkeypatch):
     answers = loaded.generate(requests, GREEDY)
     assert isinstance(answers[1], ModelError) and answers[1].error_type == "PreprocessingError"
     assert "40 px" in str(answers[1])
-    singles = [loaded.generate([r], GREEDY)[0] for r in (requests[0], requests[2])]
-    assert [answers[0], answers[2]] == singles
+    singles = [texts(loaded.generate([r], GREEDY))[0] for r in (requests[0], requests[2])]
+    assert texts([answers[0], answers[2]]) == singles
 
 
 # --- identity ------------------------------------------------------------------------
@@ -345,7 +353,7 @@ def test_hub_id_resolves_from_the_local_cache(tmp_path, monkeypatch):
     assert TransformersModel.identity(params)["checkpoint"] == commit
     model = TransformersModel(params)
     model.load(Runtime())
-    assert isinstance(model.generate([make_request(0)], GREEDY)[0], str)
+    assert texts(model.generate([make_request(0)], GREEDY))
 
     with pytest.raises(ValidationError) as raised:
         TransformersParams.model_validate({"model": "acme/absent-vl"})
@@ -415,6 +423,6 @@ def test_generic_path_answers_like_the_family(arch, loaded, monkeypatch):
     from evalcore.models.transformers.families import GENERIC
 
     requests = [make_request(0), make_request(1, n_frames=6), make_request(2)]
-    by_family = loaded.generate(requests, GREEDY)
+    by_family = texts(loaded.generate(requests, GREEDY))
     monkeypatch.setattr(loaded, "family", GENERIC)
-    assert loaded.generate(requests, GREEDY) == by_family
+    assert texts(loaded.generate(requests, GREEDY)) == by_family
