@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalcore.atomic import atomic_write_text
-from evalcore.predictions.journal import open_exclusive
+from evalcore.predictions.journal import iter_lines, open_exclusive
 from evalcore.predictions.log import iter_records
 
 RANK_LOG = re.compile(r"^shard\d+-rank\d+(-\d+)?\.jsonl$")
@@ -75,11 +75,11 @@ def crash_counts(started_dir: Path, log_dir: Path) -> dict[str, int]:
     died."""
     net: Counter[str] = Counter()
     for path in sorted(Path(started_dir).glob("*.txt")) if Path(started_dir).is_dir() else []:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in iter_lines(path):  # a torn last line: a mark its rank never finished
             if line[:1] == "+":
-                net[line[1:]] += 1
+                net[line[1:-1]] += 1
             elif line[:1] == "-":
-                net[line[1:]] -= 1
+                net[line[1:-1]] -= 1
     if Path(log_dir).is_dir():
         for path in Path(log_dir).glob("*.jsonl"):
             if RANK_LOG.match(path.name):

@@ -34,7 +34,9 @@ from evalcore.predictions.lock import lock, try_lock
 _TAIL_CHUNK = 1 << 16  # bytes read at a time, from the end, to find the last newline
 
 
-class Line(Protocol):
+class LineRecord(Protocol):
+    """A record that a journal holds as one line (a prediction record, a judgement)."""
+
     def to_line(self) -> str: ...
 
 
@@ -135,7 +137,7 @@ class Journal:
         self.path, self._file = open_exclusive(Path(directory), writer)
         self._end = os.fstat(self._file.fileno()).st_size  # we alone append (the lock)
 
-    def append(self, record: Line) -> None:
+    def append(self, record: LineRecord) -> None:
         data = (record.to_line() + "\n").encode("utf-8")
         fd = self._file.fileno()
         try:

@@ -101,6 +101,7 @@ def test_a_rank_marks_file_is_a_journal(tmp_path):
     marks = tmp_path / "started" / "shard0-rank0.txt"
     marks.parent.mkdir()
     marks.write_text("+a\n+b")  # its rank was killed mid-write
+    assert crash_counts(marks.parent, tmp_path / "logs") == {"a": 1}  # a torn mark: none
     first = StartLog(marks)
     assert marks.read_text() == "+a\n"  # cut by the new holder
     second = StartLog(marks)  # the first is alive: a file of its own, nothing cut
