@@ -132,13 +132,15 @@ def test_faults_end_as_answers_or_typed_failures_never_cached_or_scored(
 
 def test_second_run_over_the_same_data_sends_nothing(server, bench_frames, dask_cluster, tmp_path):
     server.behaviour.answer = oracle(bench_frames)
-    first, _ = run_cell(bench_frames, api_model(server, "clean"), tmp_path, dask_cluster)
+    # (a timeout in no key: the 0.5 s of FAST retries requests on a loaded machine)
+    patient = {"timeout": 30}
+    first, _ = run_cell(bench_frames, api_model(server, "clean", **patient), tmp_path, dask_cluster)
     assert (first.answered, first.failed, first.model_calls) == (48, 0, 48)
     assert all(seen.images == 8 for seen in server.seen)  # the cached JPEG frames
 
     server.reset_log()
     # a fresh prediction log (another name), same endpoint and data: all from the cache
-    second, records = run_cell(bench_frames, api_model(server, "clean-rerun"), tmp_path)
+    second, records = run_cell(bench_frames, api_model(server, "clean-rerun", **patient), tmp_path)
     assert server.seen == [] and second.model_calls == 0 and second.dask_tasks == 0
     assert second.cache_hits == 48 and all(r.ok for r in records.values())
     # any change to what determines the answer misses the cache
