@@ -219,7 +219,6 @@ def _answer_events(worker, topic: str) -> _Events:
     if events is None:
         wrap = lambda items: {"answers": items}  # noqa: E731
         events = _Events(worker, topic, wrap, ANSWER_LINGER_S)
-        events.users = 0
         _ANSWER_EVENTS[(id(worker), topic)] = events
     events.users += 1
     return events
