@@ -325,24 +325,6 @@ class ApiSettings(BaseModel):
         default=True, description="Show a progress bar (done, rate, cache hits, failures)."
     )
 
-    @property
-    def cluster(self):
-        """Where request batches run (`evalcore.api.fanout.ClusterSpec`)."""
-        from evalcore.api.fanout import ClusterSpec
-
-        return ClusterSpec(self.scheduler_address, self.workers, self.task_slots, self.processes)
-
-    def runner(self, spec, api_key=None, key_resolver: str | None = None, client=None):
-        """Answer misses on this cluster (`client`, else one started on first use: a run
-        answered from the cache starts none); see `evalcore.api.answers.dask_runner`."""
-        from evalcore.api.answers import dask_runner
-        from evalcore.api.fanout import dask_client
-
-        def connect():
-            return client if client is not None else dask_client(self.cluster)
-
-        return dask_runner(connect, spec, api_key, self.requests_per_task, key_resolver)
-
 
 class EvalConfig(BaseModel):
     """Everything one evaluation run needs."""

@@ -14,14 +14,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from evalcore.api.cache import ResponseCache
 from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.fanout import FanOut, fan_out
+from evalcore.api.fanout import ClusterSpec, FanOut, dask_client, fan_out
 from evalcore.predictions.failures import FailureKind
+
+if TYPE_CHECKING:
+    from evalcore.config import ApiSettings
 
 
 @dataclass
@@ -122,6 +126,25 @@ def dask_runner(
         )
 
     return run
+
+
+def cluster_runner(
+    settings: ApiSettings,
+    spec: EndpointSpec,
+    api_key: SecretStr | None = None,
+    key_resolver: str | None = None,
+    client=None,
+) -> Runner:
+    """`dask_runner` on the cluster `settings` describe: `client` if given, else one
+    started on first use (a run answered from the cache starts none)."""
+    cluster = ClusterSpec(
+        settings.scheduler_address, settings.workers, settings.task_slots, settings.processes
+    )
+
+    def connect():
+        return client if client is not None else dask_client(cluster)
+
+    return dask_runner(connect, spec, api_key, settings.requests_per_task, key_resolver)
 
 
 def local_runner(spec: EndpointSpec, api_key: SecretStr | None) -> Runner:

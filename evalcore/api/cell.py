@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats, Progress, answer_jobs
+from evalcore.api.answers import AnswerStats, Progress, answer_jobs, cluster_runner
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
@@ -175,7 +175,7 @@ def infer_api_cell(
                     jobs.append(job)
                 return jobs
 
-            runner = api.runner(spec, api_key, key_resolver, client)
+            runner = cluster_runner(api, spec, api_key, key_resolver, client)
             progress = Progress(len(planned), cell.label, api.progress)
             try:
                 for arrived in index.arrivals(pending):

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,7 +98,9 @@ class FrameEntry:
     them too, and so does `jpeg_bytes` for an entry written before checksums. A damaged
     entry is extracted again, in this process, from what its manifest records, then read
     once more (`_healing`); only if that fails too does the read raise
-    `CorruptFramesError`.
+    `CorruptFramesError`. Extracting again is extraction's work: the entries that
+    extraction and the frame index hand out carry it as `remake`
+    (`extract.healable`); an entry opened straight from the cache only raises.
     """
 
     key: str
@@ -106,6 +108,10 @@ class FrameEntry:
     paths: tuple[Path, ...]  # one JPEG per sampled frame, in time order
     indices: tuple[int, ...]  # frame numbers in the video
     timestamps: tuple[float, ...]  # seconds from the first frame
+    # (entry, what is damaged) -> the entry made again, or why not; pickles by name
+    remake: Callable[[FrameEntry, str], FrameEntry | FrameFailure] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def load(self) -> np.ndarray:
         """All frames as one (T, H, W, 3) uint8 RGB array."""
@@ -177,10 +183,10 @@ class FrameEntry:
         try:
             return read(self)
         except CorruptFramesError as error:
+            if self.remake is None:
+                raise
             damage = str(error)
-        from evalcore.frames.extract import remake_entry  # extraction imports this module
-
-        fresh = remake_entry(self, damage)
+        fresh = self.remake(self, damage)
         if isinstance(fresh, FrameFailure):
             raise CorruptFramesError(fresh.message)
         log.warning("frame cache entry %s was damaged (%s); extracted it again", self.key, damage)

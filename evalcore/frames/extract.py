@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,6 +126,7 @@ def extract_videos(
     counts = {"hits": 0, "decoded": 0}
 
     def finish(job: VideoJob, result: Result) -> None:
+        result = healable(result)
         results[job] = result
         if on_done is not None:
             on_done(job, result)
@@ -403,6 +404,13 @@ def extract_one(
         return _decode(job, key, video_fingerprint, cache, settings, chain, True), True
 
 
+def healable(result: Result | None) -> Result | None:
+    """`result`, which if an entry extracts itself again when read damaged."""
+    if isinstance(result, FrameEntry):
+        return replace(result, remake=remake_entry)
+    return result
+
+
 def remake_entry(entry: FrameEntry, damage: str) -> Result:
     """Replace the damaged cache entry `entry` by extracting its clip again, here and
     now: the clip its manifest names, from the same video (its fingerprint must still
@@ -427,7 +435,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
     with lock:
         current = cache.open(entry.key)
         if current is not None and current.damage() is None:
-            return current  # made again meanwhile
+            return healable(current)  # made again meanwhile
         try:
             manifest = (current or entry).manifest()
         except (OSError, ValueError, CorruptFramesError):
@@ -448,7 +456,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
         if isinstance(result, str):
             result = FrameFailure(FailureKind.CorruptFrames, f"{damage}; {result}")
         _REMADE[entry.dir] = result.message if isinstance(result, FrameFailure) else ""
-    return result
+    return healable(result)
 
 
 def _clip_of(

@@ -44,7 +44,7 @@ from evalcore.frames.cache import (
     FrameFailure,
     VideoJob,
 )
-from evalcore.frames.extract import extract_videos
+from evalcore.frames.extract import extract_videos, healable
 from evalcore.frames.settings import FrameSettings
 from evalcore.predictions import journal
 from evalcore.predictions.failures import FailureKind
@@ -201,7 +201,7 @@ class FrameJournal(FrameIndex):
                 self.ended = line
                 continue
             if "key" in line:
-                entry = self.cache.open(line["key"])
+                entry = healable(self.cache.open(line["key"]))
                 outcome: FrameEntry | FrameFailure = entry or FrameFailure(
                     FailureKind.FramesMissing,
                     f"frame cache entry {line['key']} is gone; re-run extraction",

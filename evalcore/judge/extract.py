@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import AnswerStats
+from evalcore.api.answers import AnswerStats, cluster_runner
 from evalcore.api.cache import ResponseCache
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.api.judge import JudgeItem, judge
@@ -60,7 +60,7 @@ def judge_unreadable(
     summary = JudgeSummary()
     with ResponseCache(api.cache_path or ws.response_cache_path) as cache:
         for trial, trial_items in items.items():
-            runner = api.runner(spec, api_key, key_resolver, client)
+            runner = cluster_runner(api, spec, api_key, key_resolver, client)
 
             verdicts, stats = judge(trial_items, spec, cache, runner)
             answers: dict[str, str | None] = {}

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
 
-from evalcore.api.answers import answer_jobs
+from evalcore.api.answers import answer_jobs, cluster_runner
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec
@@ -129,7 +129,7 @@ def judge_answers(
             def usable(job: ChatJob, text: str) -> bool:
                 return benchmark.parse_judgement(by_id[job.job_id], text) is not None
 
-            runner = api.runner(spec, api_key, key_resolver, client)
+            runner = cluster_runner(api, spec, api_key, key_resolver, client)
 
             cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
             with Journal(cell.judgements_dir(ws), f"judge-{identity}") as log:
