@@ -33,7 +33,7 @@ def evalcore_run(config: Path, root: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(root / "prefect")}
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(config)],
+        [sys.executable, "-m", "flows.cli.main", "run", str(config)],
         cwd=root,
         env=env,
         start_new_session=True,

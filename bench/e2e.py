@@ -131,7 +131,7 @@ class Server:
         if self.project is not None:
             self.project.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                [sys.executable, "-m", "flows.cli", "serve", "--port", str(free_port()),
+                [sys.executable, "-m", "flows.cli.main", "serve", "--port", str(free_port()),
                  "--videos", "3"],
                 cwd=self.project, env=env_for(self.project / ".prefect"), check=True,
                 capture_output=True, timeout=300,
@@ -141,7 +141,7 @@ class Server:
     def stop(self) -> None:
         if self.project is not None:
             subprocess.run(
-                [sys.executable, "-m", "flows.cli", "stop"],
+                [sys.executable, "-m", "flows.cli.main", "stop"],
                 cwd=self.project, env=env_for(self.project / ".prefect"),
                 capture_output=True, timeout=120,
             )  # fmt: skip

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evalcore.models.base import BaseVideoModel, GenerationConfig, ModelParams, VideoRequest
+from evalcore.models import BaseVideoModel, GenerationConfig, ModelParams, VideoRequest
 
 
 class SleepParams(ModelParams):

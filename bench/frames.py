@@ -48,7 +48,7 @@ from evalcore.frames import (
     sample_uniform,
 )
 from evalcore.frames.decoders import DecordSource, PyAVSource
-from evalcore.frames.synthetic import read_frame_number, write_video
+from tests.doubles.videos import read_frame_number, write_video
 
 DATA = Path(__file__).resolve().parent / "data"
 DURATIONS = (10, 60, 300)

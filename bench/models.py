@@ -69,7 +69,7 @@ from typing import Any
 from frames import HEIGHT, WIDTH, ensure_video  # bench/frames.py: the same videos' recipe
 
 from evalcore.frames import FrameCache, FrameEntry, FrameSettings, VideoJob, extract_videos
-from evalcore.frames.synthetic import read_frame_number
+from tests.doubles.videos import read_frame_number
 
 # Heavy imports (torch, transformers, decord) stay inside functions: the extraction
 # workers re-import this module, and must not pay for them.
@@ -221,7 +221,7 @@ def timed_method(method: Any, tally: Tally, phase: str) -> Any:
 def run_ours(model: Any, samples: Sequence[Any], cache: FrameCache, verify: bool) -> Tally:
     """Extraction (decodes, or finds the cache filled), then the adapter per sample."""
     from evalcore.inference.runner import build_request
-    from evalcore.models.base import GenerationConfig
+    from evalcore.models import GenerationConfig
 
     tally = Tally()
     jobs = [VideoJob(p) for p in dict.fromkeys(s.video_path for s in samples)]
@@ -295,7 +295,7 @@ def run_peers(model: Any, samples: Sequence[Any], verify: bool) -> Tally:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as tvf
 
-    from evalcore.models.base import GenerationConfig
+    from evalcore.models import GenerationConfig
     from evalcore.prompts import chat_messages, render_mcq_prompt
 
     tally = Tally()
@@ -358,7 +358,7 @@ def warm_up(model: Any) -> None:
     import numpy as np
     import torch
 
-    from evalcore.models.base import GenerationConfig, VideoRequest
+    from evalcore.models import GenerationConfig, VideoRequest
     from evalcore.prompts import chat_messages, render_mcq_prompt
 
     frames = np.random.default_rng(0).integers(0, 256, (4, HEIGHT, WIDTH, 3), dtype=np.uint8)
@@ -510,8 +510,7 @@ def main() -> None:
     import transformers
     from transformers.utils import logging as hf_logging
 
-    from evalcore.models.base import Runtime
-    from evalcore.models.registry import build_model
+    from evalcore.models import Runtime, build_model
     from evalcore.models.transformers import build_tiny_checkpoint
 
     hf_logging.set_verbosity_error()

@@ -1,6 +1,6 @@
 """Fixed costs: an `evalcore run` whose every unit is cached, and a shard launch.
 
-- fixed cost: wall time of `python -m flows.cli run demo.yaml` (the demo's config: 60
+- fixed cost: wall time of `python -m flows.cli.main run demo.yaml` (the demo's config: 60
   videos, 240 questions, `reference` and `random`) after a first run filled every cache,
   so the run decodes nothing and calls no model; once with a temporary Prefect server
   (none running), once against a server `evalcore serve` runs in the project (skipped,
@@ -64,7 +64,7 @@ def env_for(code: Path, home: Path) -> dict[str, str]:
 def timed_run(code: Path, project: Path, config: Path, home: Path) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(config)],
+        [sys.executable, "-m", "flows.cli.main", "run", str(config)],
         cwd=project,
         env=env_for(code, home),
         capture_output=True,
@@ -102,7 +102,7 @@ def fixed_costs(
     port = free_port()
     serve_env = env_for(code, served / ".prefect")
     start = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve", "--port", str(port), "--videos", "60"],
+        [sys.executable, "-m", "flows.cli.main", "serve", "--port", str(port), "--videos", "60"],
         cwd=served,
         env=serve_env,
         capture_output=True,
@@ -122,7 +122,7 @@ def fixed_costs(
         out["served"] = summary(times)
     finally:
         subprocess.run(
-            [sys.executable, "-m", "flows.cli", "stop"],
+            [sys.executable, "-m", "flows.cli.main", "stop"],
             cwd=served,
             env=serve_env,
             capture_output=True,
@@ -153,8 +153,8 @@ from pathlib import Path
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
-from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.shard import infer_shard, shard_paths
+from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
 from evalcore.workspace import Workspace
 
 tsv, root = Path(sys.argv[1]), Path(sys.argv[2])

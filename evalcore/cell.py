@@ -35,8 +35,7 @@ from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FramePlan, FrameSettings
 from evalcore.frames.index import FramesSummary, prepare_frames, read_index_videos
 from evalcore.hashing import stable_hash
-from evalcore.models.base import GenerationConfig
-from evalcore.models.registry import model_identity
+from evalcore.models import GenerationConfig, model_identity
 from evalcore.predictions import PredictionRecord, merge_records, read_records
 from evalcore.prompts import PACK_VERSION
 from evalcore.workspace import Workspace

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.frames.plan import FramePlan
 from evalcore.frames.settings import FrameSettings
-from evalcore.models.base import GenerationConfig
+from evalcore.models import GenerationConfig
 
 if TYPE_CHECKING:
     from evalcore.benchmarks import Benchmark
@@ -162,7 +162,7 @@ class ModelSpec(BaseModel):
     @field_validator("kind")
     @classmethod
     def _kind_known(cls, kind: str) -> str:
-        from evalcore.models.registry import resolve_kind
+        from evalcore.models import resolve_kind
 
         try:
             resolve_kind(kind)
@@ -174,7 +174,7 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _params_valid(self) -> ModelSpec:
-        from evalcore.models.registry import parse_params
+        from evalcore.models import parse_params
 
         parse_params(self.kind, self.params)  # ModelParamsError names params.<field>
         if self.frames is not None:  # a model may override its frame plan, nothing else
@@ -267,7 +267,7 @@ class InferenceSettings(BaseModel):
     preload: bool = Field(
         default=True,
         description="Fork torchrun and its ranks from a process that has imported torch "
-        "and the model's modules once (evalcore.inference.preload), instead of importing "
+        "and the model's modules once (evalcore.inference.torchrun.preload), instead of importing "
         "them in each fresh process; false: plain interpreters.",
     )
     process_group: bool = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evalcore.dataset.sample import LETTERS
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 
 TEMPLATE_VERSION = "mcq-v1"
 PACK_VERSION = "pack-v1"  # the packed prompt (evalcore.inference.pack): in every answer key

@@ -19,12 +19,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import EvalConfig
-from evalcore.frames.head_start import started
 from evalcore.frames.index import index_run
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
 from evalcore.reports.warm import import_report_modules
 from evalcore.workspace import Workspace
+from flows.cli.head_start import started
 from flows.hooks import end_orphaned_task_runs, publish_run_summary
 from tasks.frames import extract_frames
 from tasks.inference import fixed_key, infer, infer_api, infer_shard_task

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 def end_orphaned_task_runs(flow, flow_run, state) -> None:
     """Flow state hook (running): end as Crashed the task runs left open by crashed flow
-    runs and by this run's earlier attempts (`flows.zombies.end_orphaned_task_runs`), so
+    runs and by this run's earlier attempts (`flows.cli.zombies.end_orphaned_task_runs`), so
     no bar runs on for ever in a timeline. It never raises: the run goes on regardless."""
-    from flows.zombies import end_orphaned_task_runs as end_them
+    from flows.cli.zombies import end_orphaned_task_runs as end_them
 
     try:
         if n := end_them(flow_run.id):

@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
-from evalcore.frames.head_start import adopt
 from evalcore.frames.index import FramesSummary
 from evalcore.progress import progress_bar
 from evalcore.workspace import Workspace
+from flows.cli.head_start import adopt
 
 
 # Not Prefect-cached on purpose: the frame cache is content-addressed, so a repeat only

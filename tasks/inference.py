@@ -16,9 +16,9 @@ from prefect.states import Failed
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings, InferenceSettings
 from evalcore.inference import infer_inline
-from evalcore.inference.sharded import infer_shard
-from evalcore.inference.shards import Shard
-from evalcore.models.base import Runtime
+from evalcore.inference.torchrun.plan import Shard
+from evalcore.inference.torchrun.shard import infer_shard
+from evalcore.models import Runtime
 from evalcore.workspace import Workspace
 from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, resolve_api_key
 
@@ -55,9 +55,9 @@ def infer_shard_task(
 def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
     """One Prefect task per API cell (never per request): the requests go to a Dask
     cluster in batches. The key is resolved here, never a parameter or a result."""
-    from evalcore.api.cell import infer_api_cell  # here: the HTTP stack, for API cells only
     from evalcore.api.endpoint import parse_endpoint
     from evalcore.api.fanout import KeyUnavailable
+    from evalcore.inference.api import infer_api_cell  # here: the HTTP stack, for API cells only
 
     try:
         api_key = resolve_api_key(parse_endpoint(cell.model.params))

@@ -2,8 +2,8 @@
 
 `EndpointSpec` is a model's params; `ResponseCache` keeps successful answers on disk;
 `answer_jobs` answers `ChatJob`s from the cache or through a runner (`dask_runner`,
-`local_runner`); `judge` uses the same path for an LLM judge. The per-cell entry point
-is `evalcore.api.cell.infer_api_cell` (imported on its own: it pulls in the pipeline).
+`local_runner`; the judge, `evalcore.judge`, uses the same path). The per-cell entry point
+is `evalcore.inference.api.infer_api_cell` (imported on its own: it pulls in the pipeline).
 
 Importing this package imports none of them: each name is imported from its module on
 first use (the HTTP client, aiohttp, is paid for only by a run that calls an endpoint).
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from evalcore.api.client import ChatJob, ChatOutcome, answer_locally
     from evalcore.api.endpoint import EndpointSpec, parse_endpoint
     from evalcore.api.fanout import ClusterSpec, close_dask_clients, dask_client, fan_out
-    from evalcore.api.judge import JudgeItem, Verdict, judge
     from evalcore.api.retry import ApiError, Backoff, parse_retry_after
 
 _EXPORTS = {
@@ -33,16 +32,13 @@ _EXPORTS = {
     "ChatOutcome": "evalcore.api.client",
     "ClusterSpec": "evalcore.api.fanout",
     "EndpointSpec": "evalcore.api.endpoint",
-    "JudgeItem": "evalcore.api.judge",
     "ResponseCache": "evalcore.api.cache",
-    "Verdict": "evalcore.api.judge",
     "answer_jobs": "evalcore.api.answers",
     "answer_locally": "evalcore.api.client",
     "close_dask_clients": "evalcore.api.fanout",
     "dask_client": "evalcore.api.fanout",
     "dask_runner": "evalcore.api.answers",
     "fan_out": "evalcore.api.fanout",
-    "judge": "evalcore.api.judge",
     "local_runner": "evalcore.api.answers",
     "parse_endpoint": "evalcore.api.endpoint",
     "parse_retry_after": "evalcore.api.retry",
@@ -58,16 +54,13 @@ __all__ = [
     "ChatOutcome",
     "ClusterSpec",
     "EndpointSpec",
-    "JudgeItem",
     "ResponseCache",
-    "Verdict",
     "answer_jobs",
     "answer_locally",
     "close_dask_clients",
     "dask_client",
     "dask_runner",
     "fan_out",
-    "judge",
     "local_runner",
     "parse_endpoint",
     "parse_retry_after",

@@ -195,6 +195,6 @@ class EndpointSpec(BaseModel):
 def parse_endpoint(params: dict[str, Any]) -> EndpointSpec:
     """Validate model params as every model kind's are (`registry.parse_params`): errors
     name each field as `params.<field>`, never its value."""
-    from evalcore.models.registry import parse_params
+    from evalcore.models import parse_params
 
     return parse_params("openai-compatible", params)

@@ -13,6 +13,6 @@ class DieWithParent(WorkerPlugin):
     nanny restarts gets it too."""
 
     def setup(self, worker) -> None:
-        from evalcore.inference.pdeathsig import die_with_parent_now
+        from evalcore.processes import die_with_parent_now
 
         die_with_parent_now()

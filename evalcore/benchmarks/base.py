@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from evalcore.dataset.sample import LETTERS, Sample
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 
 if TYPE_CHECKING:
     from evalcore.benchmarks.source import DatasetSource

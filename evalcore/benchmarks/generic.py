@@ -9,9 +9,9 @@ from pathlib import Path
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset import Sample
 from evalcore.dataset.tsv import REQUIRED_COLUMNS, tsv_row_sample
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.prompts import TEMPLATE_VERSION, chat_messages, render_mcq_prompt
-from evalcore.scoring.extract import extract_option_letter
+from evalcore.scoring.letters import extract_option_letter
 
 
 class GenericMCQ(Benchmark):

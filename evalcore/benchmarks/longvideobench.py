@@ -53,7 +53,7 @@ from evalcore.dataset.tsv import (
     row_sample,
     strip_option_letters,
 )
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
 
 if TYPE_CHECKING:

@@ -49,7 +49,7 @@ from pathlib import Path
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import Sample
 from evalcore.dataset.tsv import DatasetError, row_sample, tsv_video_path
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 
 # MMBenchVideo.FRAMES_TMPL_NOPACK (VLMEvalKit's text, leading newline included)
 FRAMES_TEMPLATE = (

@@ -68,7 +68,7 @@ from pathlib import Path
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, parse_seconds, row_sample
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.scoring.can_infer import can_infer
 
 SYSTEM_PROMPT = (

@@ -57,7 +57,7 @@ from pathlib import Path
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
 
 MULTI_CHOICE = "multi-choice"

@@ -47,7 +47,7 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.tempcompass import INSTRUCTIONS, TempCompass
 from evalcore.dataset.sample import Sample
 from evalcore.dataset.tsv import DatasetError, row_sample, tsv_video_path
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
 
 CAPTIONING = "captioning"

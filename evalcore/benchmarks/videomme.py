@@ -52,7 +52,7 @@ from evalcore.dataset.tsv import (
     row_sample,
     strip_option_letters,
 )
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
 from evalcore.scoring.can_infer import can_infer
 

@@ -1,5 +1,5 @@
 """Inference: the one runner (pending samples -> records) and its launchers (inline,
-torchrun shards). The API launcher lives in `evalcore.api.cell`.
+torchrun shards). The API launcher lives in `evalcore.inference.api`.
 
 Importing this package imports none of them: each name is imported from its module on
 first use, so a small module of it (the preload client a torchrun rank starts with, the

@@ -26,7 +26,7 @@ from evalcore.frames.index import read_frame_index
 from evalcore.inference.prefetch import read_ahead
 from evalcore.inference.replica import Replica
 from evalcore.inference.runner import InferenceSummary, UnitState, run_unit
-from evalcore.models.base import Runtime
+from evalcore.models import Runtime
 from evalcore.predictions import Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.progress import progress_bar

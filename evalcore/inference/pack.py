@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 
 from evalcore.dataset import Sample
-from evalcore.models.base import ChatMessage
+from evalcore.models import ChatMessage
 
 _NUMBERED = re.compile(r"^\s*(?:Q(?:uestion)?\s*)?(\d+)\s*[.):\]-]\s*(.*\S)\s*$", re.IGNORECASE)
 

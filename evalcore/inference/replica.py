@@ -11,8 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from evalcore.models.base import Runtime, VideoModel
-from evalcore.models.registry import build_model
+from evalcore.models import Runtime, VideoModel, build_model
 
 
 class Replica:

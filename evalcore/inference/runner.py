@@ -22,7 +22,7 @@ from evalcore.dataset import Sample
 from evalcore.frames import FrameError, FrameFailure
 from evalcore.frames.index import FrameIndex, read_index_videos
 from evalcore.inference.pack import pack_groups, pack_messages, unpack_answers
-from evalcore.models.base import (
+from evalcore.models import (
     GenerationConfig,
     ModelError,
     ModelOutput,

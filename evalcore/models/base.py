@@ -170,7 +170,7 @@ class BaseVideoModel:
 
     Params: ClassVar[type[ModelParams]] = ModelParams
     # Modules `load` imports (torch, a framework): a torchrun launch imports them once
-    # in its preload server, before any rank starts (evalcore.inference.preload).
+    # in its preload server, before any rank starts (evalcore.inference.torchrun.preload).
     preload_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: ModelParams) -> None:

@@ -1,6 +1,6 @@
 """`openai-compatible`: the model kind for endpoints speaking OpenAI's chat completions.
 
-The `eval` flow sends these models' cells to the Dask fan-out (`evalcore.api.cell`), not
+The `eval` flow sends these models' cells to the Dask fan-out (`evalcore.inference.api`), not
 through `generate`. `generate` here answers a batch from this process alone, for
 scripts and small checks; each failed request is a `ModelError` for that request.
 """

@@ -59,7 +59,7 @@ class FailureKind(StrEnum):
     PackUnanswered = "PackUnanswered", RETRYABLE  # a packed reply held no answer for it
     # Its cause (the model, the machine) may be fixed without any input changing: final
     # only in the run that gave up on it; the next run asks it again
-    # (evalcore.inference.attempts).
+    # (evalcore.inference.torchrun.attempts).
     RankCrashed = "RankCrashed", RETRYABLE
     # -- an API model: the sample cannot be sent as the endpoint is configured
     UnsupportedClip = "UnsupportedClip", PERMANENT  # media=video_file and a clip

@@ -1,6 +1,6 @@
 """Reports: per-cell xlsx/JSON, the leaderboard files, paired comparisons of cells."""
 
-from evalcore.reports.cell import report_cell, write_cell_json, write_cell_xlsx
+from evalcore.reports.cell_report import report_cell, write_cell_json, write_cell_xlsx
 from evalcore.reports.compare import (
     CompareError,
     Comparison,

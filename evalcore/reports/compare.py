@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalcore.atomic import atomic_path
-from evalcore.reports.cell import cell_text
+from evalcore.reports.cell_report import cell_text
 from evalcore.reports.samples import SampleOutcome, interval_of, outcomes_from_json
 from evalcore.stats import PairedDifference, paired_difference
 

@@ -8,7 +8,7 @@ from evalcore.scoring.accuracy import (
     score_samples,
     summarize,
 )
-from evalcore.scoring.extract import extract_option_letter
+from evalcore.scoring.letters import extract_option_letter
 
 __all__ = [
     "CellScore",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from evalcore.models.base import ModelParams
+from evalcore.models import ModelParams
 from evalcore.models.random_choice import RandomChoiceModel
 
 

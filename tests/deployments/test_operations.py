@@ -33,7 +33,9 @@ REPO_ROOT = TESTS.parent
 BIN = Path(sys.executable).parent
 VIDEOS = 3  # 12 questions: enough to rank two models, small enough for 2 shared cores
 RUN_TIMEOUT = 180.0
-API_TIMEOUT = 30.0  # one request to the server; CI's loaded SQLite server stalled one read past 10 s
+API_TIMEOUT = (
+    30.0  # one request to the server; CI's loaded SQLite server stalled one read past 10 s
+)
 
 
 def free_port() -> int:
@@ -210,7 +212,7 @@ def test_video_deployment_evaluates_the_demo_benchmark(ops):
     assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"]
     assert schedule["active"]
     gpu = ops.get("concurrency_limits/tag/gpu")  # torchrun shards carry the `gpu` tag
-    from flows.serve import default_gpu_slots
+    from flows.cli.serve import default_gpu_slots
 
     assert gpu["concurrency_limit"] == default_gpu_slots() >= 1  # one per device group
 
@@ -307,7 +309,7 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
     (no Prefect retries here) and the flow run; the retry relaunches only shard 1."""
     from evalcore.config import DatasetSpec
     from evalcore.dataset.synthetic import generate_benchmark
-    from evalcore.inference.shards import DeviceGroup, dataset_videos, plan_shards
+    from evalcore.inference.torchrun.plan import DeviceGroup, dataset_videos, plan_shards
 
     inference = {"launcher": "torchrun", "shards": 2, "cpu_groups": 2, "retries": 0}
     inference.update(watchdog_s=60, grace_s=2)

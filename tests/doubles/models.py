@@ -10,8 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from evalcore.models.base import BaseVideoModel, GenerationConfig, ModelParams, VideoRequest
-from evalcore.models.registry import build_model
+from evalcore.models import BaseVideoModel, GenerationConfig, ModelParams, VideoRequest, build_model
 
 COUNTING = "doubles.models:CountingModel"
 

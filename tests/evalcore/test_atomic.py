@@ -66,7 +66,7 @@ def test_publishing_sweeps_a_killed_publishers_litter(tmp_path):
 def test_a_killed_runs_preload_folder_goes_when_the_next_server_starts(tmp_path, monkeypatch):
     import tempfile
 
-    from evalcore.inference import preload
+    from evalcore.inference.torchrun import preload
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     code = (

@@ -15,7 +15,7 @@ from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
-from evalcore.models.base import GenerationConfig
+from evalcore.models import GenerationConfig
 from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.workspace import Workspace
 

@@ -166,7 +166,7 @@ def test_compare_two_models_lists_the_known_flips(two_models, tmp_path):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "flows.cli.main",
             "compare",
             str(ws.cell_json("a", "D")),
             str(ws.cell_json("b", "D")),
@@ -198,7 +198,7 @@ def test_compare_refuses_what_it_cannot_pair(two_models, tmp_path):
     with pytest.raises(CompareError, match="needs the same questions"):
         compare_sides(load_side(ws.cell_json("a", "D")), load_side(tmp_path / "e.json"))
     out = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "compare", str(tmp_path / "old.json"), "x.json"],
+        [sys.executable, "-m", "flows.cli.main", "compare", str(tmp_path / "old.json"), "x.json"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -276,8 +276,8 @@ def test_an_escaping_path_fails_its_sample_alone_as_invalid_path(tmp_path):
     from evalcore.config import DatasetSpec
     from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings
     from evalcore.frames.index import read_frame_index
-    from evalcore.frames.synthetic import write_video
     from evalcore.workspace import Workspace
+    from tests.doubles.videos import write_video
 
     write_video(tmp_path / "data" / "v.mp4", n_frames=8)
     header = "index\tvideo\tvideo_path\tquestion\tanswer\tcandidates\n"

@@ -39,7 +39,7 @@ def test_card_names_every_setting_that_decides_the_number(small_bench, tmp_path)
     assert "| frame_size | longer side <= 448 | native |" in text
 
     out = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "explain", str(tmp_path / "a.json")],
+        [sys.executable, "-m", "flows.cli.main", "explain", str(tmp_path / "a.json")],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -50,7 +50,7 @@ def test_card_names_every_setting_that_decides_the_number(small_bench, tmp_path)
 
 def test_benchmarks_command_lists_every_adapter():
     out = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "benchmarks"],
+        [sys.executable, "-m", "flows.cli.main", "benchmarks"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -17,7 +17,7 @@ from evalcore.predictions import FailureKind, PredictionRecord, failed, is_perma
 EVALCORE = Path(__file__).resolve().parents[2] / "evalcore"
 
 # Before the enum: the error types a re-run did not ask again (RankCrashed left out on
-# purpose: the next run asks a poison sample again, see evalcore.inference.attempts).
+# purpose: the next run asks a poison sample again, see evalcore.inference.torchrun.attempts).
 PERMANENT_BEFORE = {
     "VideoNotFound",
     "VideoUnreadable",

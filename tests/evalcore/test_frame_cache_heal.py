@@ -26,10 +26,10 @@ from evalcore.frames import (
     verify_frame_cache,
 )
 from evalcore.frames import decoders as decoders_module
-from evalcore.frames.synthetic import write_video
 from evalcore.inference import infer_inline
 from evalcore.predictions import PredictionRecord, read_records
 from evalcore.workspace import Workspace
+from tests.doubles.videos import write_video
 from tests.evalcore.counted import cell_records
 
 FAST = FrameSettings(nframe=4, workers=1)
@@ -199,7 +199,7 @@ def test_an_entry_from_before_checksums_stays_valid_and_is_checked_by_decoding(v
 
 
 def verify(ws: Workspace, *options: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "flows.cli", "cache", "verify", *options]
+    command = [sys.executable, "-m", "flows.cli.main", "cache", "verify", *options]
     return subprocess.run(
         [*command, "--work-dir", str(ws.work_dir)], capture_output=True, text=True, timeout=300
     )

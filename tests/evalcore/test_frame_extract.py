@@ -18,7 +18,7 @@ from evalcore.frames import (
 )
 from evalcore.frames.decoders import DecordSource, FrameError, PyAVSource
 from evalcore.frames.extract import extract_one
-from evalcore.frames.synthetic import read_frame_number, write_video
+from tests.doubles.videos import read_frame_number, write_video
 from tests.evalcore.benchmarks.mvbench_fixtures import (
     webm_codec,
     write_frame_folder,

@@ -57,7 +57,7 @@ def test_gc_keeps_current_records_and_frames_and_frees_the_rest(small_bench, tmp
     config_file = tmp_path / "eval.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     out = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "gc", str(config_file)],
+        [sys.executable, "-m", "flows.cli.main", "gc", str(config_file)],
         capture_output=True,
         text=True,
         check=True,

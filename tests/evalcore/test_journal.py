@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from evalcore.atomic import atomic_write_text
-from evalcore.inference.attempts import StartLog, crash_counts
+from evalcore.inference.torchrun.attempts import StartLog, crash_counts
 from evalcore.predictions import journal
 from evalcore.predictions.journal import Journal, iter_lines, open_exclusive, rewrite
 

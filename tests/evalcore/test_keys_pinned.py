@@ -16,7 +16,7 @@ from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FramePlan, FrameSettings, VideoJob
 from evalcore.hashing import stable_hash
-from evalcore.models.base import GenerationConfig
+from evalcore.models import GenerationConfig
 from evalcore.workspace import Workspace
 
 TSV = Path("/data/bench/Tiny.tsv")  # never read: only its name and place are hashed

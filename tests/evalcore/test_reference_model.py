@@ -16,9 +16,16 @@ from evalcore.dataset import load_tsv
 from evalcore.dataset.synthetic import CATEGORIES, generate_benchmark
 from evalcore.frames import FrameCache, FrameSettings, VideoJob, extract_videos
 from evalcore.inference.runner import build_request
-from evalcore.models.base import GenerationConfig, Runtime, VideoModel, VideoRequest
+from evalcore.models import (
+    GenerationConfig,
+    ModelParamsError,
+    Runtime,
+    VideoModel,
+    VideoRequest,
+    build_model,
+    parse_params,
+)
 from evalcore.models.reference_net import connected_components
-from evalcore.models.registry import ModelParamsError, build_model, parse_params
 
 GREEDY = GenerationConfig()
 

@@ -12,7 +12,7 @@ from evalcore.config import DatasetSpec, ModelSpec, Price
 from evalcore.dataset import Sample
 from evalcore.frames import FrameSettings
 from evalcore.inference.runner import UnitState, records_for, share_tokens
-from evalcore.models.base import ModelError, ModelOutput, Usage
+from evalcore.models import ModelError, ModelOutput, Usage
 from evalcore.predictions import PredictionRecord
 from evalcore.reports import cell_usage
 

@@ -17,7 +17,7 @@ from openai_server import Behaviour, OpenAIServer  # noqa: E402
 from evalcore.api.endpoint import EndpointSpec  # noqa: E402
 from evalcore.config import ApiSettings, DatasetSpec, EvalConfig, ModelSpec  # noqa: E402
 from evalcore.prompts import render_mcq_prompt  # noqa: E402
-from flows.cli import main as cli  # noqa: E402
+from flows.cli.main import main as cli  # noqa: E402
 from flows.eval import eval_flow  # noqa: E402
 from tasks.secrets import ApiKeyMissing, resolve_api_key  # noqa: E402
 
@@ -135,7 +135,7 @@ def test_a_secret_block_key_works_on_worker_processes(prefect_harness, small_ben
 
     key = f"sk-block-{uuid.uuid4().hex}"
     Secret(value=key).save("evalcore-worker-key", overwrite=True)
-    # what `evalcore run` does for the processes it starts (flows/prefect_api.py)
+    # what `evalcore run` does for the processes it starts (flows/cli/prefect_api.py)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_API_URL", get_current_settings().api.url)
         with OpenAIServer(Behaviour(api_key=key, echo_key_in_answer=True)) as server:

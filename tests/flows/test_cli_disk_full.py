@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import describe_full_disk, full_disk_error
+from flows.cli.main import describe_full_disk, full_disk_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def append_until_full(self, record):
 
 Journal.append = append_until_full
 sys.argv = ["evalcore", "run", sys.argv[1]]
-runpy.run_module("flows.cli", run_name="__main__")
+runpy.run_module("flows.cli.main", run_name="__main__")
 """
 
 
@@ -175,7 +175,7 @@ def full_run(small_bench, tmp_path_factory):
         pytest.skip(f"cannot mount a tmpfs: {made.stderr.decode().strip()}")
     try:
         config = run_config(tmp_path, small_bench, mount)
-        yield run_cli(tmp_path, "-m", "flows.cli", "run", str(config)), mount
+        yield run_cli(tmp_path, "-m", "flows.cli.main", "run", str(config)), mount
     finally:
         if subprocess.run(["umount", str(mount)]).returncode:
             subprocess.run(["umount", "-l", str(mount)])

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def run(config: Path, cwd: Path, **environ: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "home"), **environ}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(config)],
+        [sys.executable, "-m", "flows.cli.main", "run", str(config)],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.prefect_api import choose_api, served_api
-from flows.serve import write_state
+from flows.cli.prefect_api import choose_api, served_api
+from flows.cli.serve import write_state
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "pandas", "openpyxl", "matplotlib", "transformers", "aiohttp", "av", "numpy")
@@ -26,7 +26,7 @@ HEAVY += ("PIL", "pebble")  # a run whose frames are all cached decodes nothing
 RUN_PATH = """
 import json, sys
 from pathlib import Path
-import flows.cli as cli
+import flows.cli.main as cli
 cli.build_parser()
 (config,) = cli._load_checked([Path(sys.argv[1])])
 from flows.eval import eval_flow
@@ -73,7 +73,7 @@ import atexit, json, runpy, sys
 config, listing = sys.argv[1:]
 atexit.register(lambda: open(listing, "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = ["evalcore", "run", config]
-runpy.run_module("flows.cli", run_name="__main__")
+runpy.run_module("flows.cli.main", run_name="__main__")
 """
 
 

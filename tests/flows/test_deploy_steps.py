@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from flows.deploy_steps import ProjectDirMissing, enter_project_dir
+from flows.cli.deploy_steps import ProjectDirMissing, enter_project_dir
 
 
 def test_project_dir_then_deploying_dir_then_a_clear_error(tmp_path, monkeypatch):

@@ -15,10 +15,10 @@ from doubles.models import COUNTING, read_calls
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import VideoJob
-from evalcore.frames.head_start import begin, started
 from evalcore.frames.index import index_run
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
+from flows.cli.head_start import begin, started
 from flows.eval import eval_flow
 
 

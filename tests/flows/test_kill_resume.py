@@ -37,7 +37,7 @@ def run_cli(config: Path, cwd: Path, home: str = "prefect-home") -> subprocess.P
     }
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(config)],
+        [sys.executable, "-m", "flows.cli.main", "run", str(config)],
         cwd=cwd,
         env=env,
         start_new_session=True,  # its own process group: kill -9 takes everything it started

@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Crashed, Pending, Running
 
-from flows.zombies import end_orphaned_task_runs
+from flows.cli.zombies import end_orphaned_task_runs
 
 
 @task

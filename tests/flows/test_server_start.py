@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.prefect_api import ServerStartFailed, TemporaryServer, start_timeout_s
+from flows.cli.prefect_api import ServerStartFailed, TemporaryServer, start_timeout_s
 
 REPO = Path(__file__).resolve().parents[2]
 NEVER_ANSWERS = "import time; time.sleep(600)"
@@ -143,10 +143,10 @@ def test_a_bad_start_timeout_setting_is_a_user_error(monkeypatch, value):
 
 RUN_WITH_A_SERVER_THAT_NEVER_ANSWERS = f"""
 import runpy, sys
-import flows.prefect_api
-flows.prefect_api.server_command = lambda port: [sys.executable, "-c", {NEVER_ANSWERS!r}]
+import flows.cli.prefect_api
+flows.cli.prefect_api.server_command = lambda port: [sys.executable, "-c", {NEVER_ANSWERS!r}]
 sys.argv = ["evalcore", "run", sys.argv[1]]
-runpy.run_module("flows.cli", run_name="__main__")
+runpy.run_module("flows.cli.main", run_name="__main__")
 """
 
 
@@ -185,8 +185,8 @@ def test_a_run_whose_server_never_answers_is_one_line_and_stops_its_decoding(sma
 
 def test_stopping_a_head_start_ends_it_at_its_next_clip(small_bench, tmp_path):
     from evalcore.config import parse_config
-    from evalcore.frames.head_start import begin
-    from flows.cli import _stop_head_starts
+    from flows.cli.head_start import begin
+    from flows.cli.main import _stop_head_starts
 
     config = parse_config(
         {

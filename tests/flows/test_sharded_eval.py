@@ -16,8 +16,8 @@ from evalcore.cell import extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 from evalcore.frames import VideoJob
 from evalcore.inference import infer_inline
-from evalcore.inference.sharded import shard_paths
-from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.shard import shard_paths
 from evalcore.predictions import iter_records, read_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow

@@ -145,7 +145,6 @@ def _sentences() -> list[str]:
 def _tokenizer(spec: _TokenizerSpec) -> Any:
     """A byte-level BPE like the real families', trained here in milliseconds."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE(unk_token=spec.unk))

@@ -17,7 +17,6 @@ from doubles.frames import HeldClip
 from openai_server import RANDOM_FAULTS, content_digest
 
 from evalcore.api.cache import ResponseCache
-from evalcore.api.cell import infer_api_cell
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks.generic import GenericMCQ
@@ -32,6 +31,7 @@ from evalcore.config import (
 )
 from evalcore.frames import FrameCache, FrameSettings, VideoJob
 from evalcore.frames.index import read_frame_index
+from evalcore.inference.api import infer_api_cell
 from evalcore.predictions import read_records
 from evalcore.prompts import render_mcq_prompt
 from evalcore.reports import cell_usage
@@ -214,7 +214,7 @@ def test_scheduler_address_uses_a_scheduler_started_here(server, bench_frames, t
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from evalcore.api.cell import infer_api_cell
+from evalcore.inference.api import infer_api_cell
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings, DatasetSpec, ModelSpec
 from evalcore.frames import FrameSettings

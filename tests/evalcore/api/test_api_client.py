@@ -10,8 +10,7 @@ from chat_jobs import text_jobs
 from pydantic import SecretStr
 
 from evalcore.api import ChatJob, EndpointSpec, answer_locally
-from evalcore.models.base import GenerationConfig, ModelError, ModelOutput, VideoRequest
-from evalcore.models.registry import build_model
+from evalcore.models import GenerationConfig, ModelError, ModelOutput, VideoRequest, build_model
 
 
 def spec_for(server, **overrides) -> EndpointSpec:
@@ -174,7 +173,7 @@ def test_blank_completion_is_a_typed_retryable_failure_never_an_answer(server):
 
 
 def test_credentials_in_base_url_are_rejected_without_echoing_them():
-    from evalcore.models.registry import ModelParamsError, parse_params
+    from evalcore.models import ModelParamsError, parse_params
 
     params = {"base_url": "https://user:sk-Secret123@api.example.com/v1", "model": "m"}
     with pytest.raises(ModelParamsError) as info:

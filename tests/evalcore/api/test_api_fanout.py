@@ -8,8 +8,8 @@ import time
 from chat_jobs import text_jobs
 from test_api_client import spec_for
 
-from evalcore.api import ResponseCache, answer_jobs, dask_runner, fan_out, judge, local_runner
-from evalcore.api.judge import JudgeItem
+from evalcore.api import ResponseCache, answer_jobs, dask_runner, fan_out, local_runner
+from evalcore.judge.prompt import JudgeItem, judge
 
 
 def collect(client, jobs, spec, per_task=4):

@@ -1,7 +1,7 @@
 """Videos in the forms MVBench ships (MP4, GIF, WebM, folders of JPEG frames) whose
 pixels say which frame they are, and a small dataset in MVBench's layout.
 
-Every frame shows its number as `evalcore.frames.synthetic.frame_pattern` draws it, so
+Every frame shows its number as `tests.doubles.videos.frame_pattern` draws it, so
 a test can check that a decoder returned the right frames, whatever the container.
 """
 
@@ -13,7 +13,7 @@ import av
 import pandas as pd
 from PIL import Image
 
-from evalcore.frames.synthetic import frame_pattern, write_video
+from tests.doubles.videos import frame_pattern, write_video
 
 WIDTH, HEIGHT = 160, 120
 

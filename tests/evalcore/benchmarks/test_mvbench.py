@@ -15,10 +15,10 @@ from evalcore.config import DatasetSpec
 from evalcore.dataset import DatasetError
 from evalcore.frames import FrameCache, FrameEntry, FrameSettings, VideoJob
 from evalcore.frames.index import read_frame_index, video_job
-from evalcore.frames.synthetic import read_frame_number
 from evalcore.predictions import PredictionRecord
 from evalcore.scoring import score_samples, summarize
 from evalcore.workspace import Workspace
+from tests.doubles.videos import read_frame_number
 from tests.evalcore.benchmarks.mvbench_fixtures import COLUMNS, ROWS, build_mvbench, webm_codec
 
 

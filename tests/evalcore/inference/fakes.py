@@ -16,7 +16,7 @@ import signal
 import time
 from pathlib import Path
 
-from evalcore.models.base import BaseVideoModel, ModelParams
+from evalcore.models import BaseVideoModel, ModelParams
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FAKE_KIND = "tests.evalcore.inference.fakes:ScriptedModel"

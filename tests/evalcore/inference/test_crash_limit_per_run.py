@@ -10,9 +10,9 @@ import pytest
 from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
-from evalcore.inference.launcher import ShardFailed
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.sharded import infer_shard, shard_paths
+from evalcore.inference.torchrun.launch import ShardFailed
+from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
 from tests.evalcore.inference.fakes import read_calls

@@ -15,7 +15,7 @@ from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.frames import FrameEntry, FrameSettings, VideoJob
 from evalcore.inference import infer_inline
-from evalcore.models.base import BaseVideoModel
+from evalcore.models import BaseVideoModel
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from evalcore.frames import FrameCache, FrameFailure
 from evalcore.frames.cache import encode_jpeg
-from evalcore.frames.synthetic import frame_pattern, read_frame_number
 from evalcore.inference.prefetch import FramePrefetcher
+from tests.doubles.videos import frame_pattern, read_frame_number
 
 SHAPE = (8, 480, 640, 3)  # one clip: 8 frames of 640x480 RGB
 CLIP_BYTES = int(np.prod(SHAPE))  # 7.4 MB

@@ -19,10 +19,10 @@ import pytest
 from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
-from evalcore.inference.launcher import alive
-from evalcore.inference.preload import SOCKET_ENV, PreloadServer
-from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.launch import alive
+from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.preload import SOCKET_ENV, PreloadServer
+from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.workspace import Workspace
 from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND
@@ -54,7 +54,7 @@ def probe(tmp_path, monkeypatch):
 
 def client(env, *args, **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "evalcore.inference.preload", "probe", *args],
+        [sys.executable, "-m", "evalcore.inference.torchrun.preload", "probe", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -123,9 +123,10 @@ def test_without_a_server_or_with_another_environment_it_runs_a_fresh_interprete
 
 STARTER = """
 import os, subprocess, sys, time
-from evalcore.inference.preload import SOCKET_ENV, PreloadServer
+from evalcore.inference.torchrun.preload import SOCKET_ENV, PreloadServer
 server = PreloadServer(dict(os.environ), ["probe_marker"])
-child = subprocess.Popen([sys.executable, "-m", "evalcore.inference.preload", "probe", "sleep"],
+module = "evalcore.inference.torchrun.preload"
+child = subprocess.Popen([sys.executable, "-m", module, "probe", "sleep"],
                          env={**os.environ, SOCKET_ENV: str(server.socket)},
                          stdout=subprocess.PIPE, text=True)
 print(server.proc.pid, child.stdout.readline(), flush=True)

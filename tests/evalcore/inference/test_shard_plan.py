@@ -14,11 +14,11 @@ from doubles.clocks import FakeClock
 
 from evalcore.config import DatasetSpec, InferenceSettings
 from evalcore.frames import FrameFailure
-from evalcore.inference.attempts import StartLog, crash_counts
-from evalcore.inference.launcher import RankWatch, torchrun_command
 from evalcore.inference.prefetch import FramePrefetcher
-from evalcore.inference.shard_job import RankStatus
-from evalcore.inference.shards import (
+from evalcore.inference.torchrun.attempts import StartLog, crash_counts
+from evalcore.inference.torchrun.job import RankStatus
+from evalcore.inference.torchrun.launch import RankWatch, torchrun_command
+from evalcore.inference.torchrun.plan import (
     DeviceGroup,
     bucket,
     dataset_videos,
@@ -77,7 +77,7 @@ def test_shards_and_ranks_hash_videos_stably_and_independently():
         assert set(ranks.values()) == {0, 1}  # each shard's videos spread over both ranks
         for i in shard.ids:  # and each video's questions on one rank
             assert {ranks[j] for j in shard.ids if videos[j] == videos[i]} == {ranks[i]}
-    code = "from evalcore.inference.shards import bucket; print(bucket('v7', 3, 'shard'))"
+    code = "from evalcore.inference.torchrun.plan import bucket; print(bucket('v7', 3, 'shard'))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(other.stdout) == bucket("v7", 3, "shard")  # not Python's per-process salted hash
 

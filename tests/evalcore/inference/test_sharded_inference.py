@@ -18,9 +18,9 @@ from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
 from evalcore.frames import FrameSettings
-from evalcore.inference.launcher import ShardFailed, alive
-from evalcore.inference.sharded import infer_shard, shard_paths
-from evalcore.inference.shards import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.launch import ShardFailed, alive
+from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.predictions import FailureKind
 from evalcore.predictions.log import iter_records
 from tests.evalcore.counted import cell_records
@@ -167,8 +167,8 @@ from pathlib import Path
 from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
-from evalcore.inference.sharded import infer_shard
-from evalcore.inference.shards import DeviceGroup, dataset_videos, plan_shards
+from evalcore.inference.torchrun.shard import infer_shard
+from evalcore.inference.torchrun.plan import DeviceGroup, dataset_videos, plan_shards
 from evalcore.workspace import Workspace
 
 tsv, calls, kind = sys.argv[1], sys.argv[3], sys.argv[4]

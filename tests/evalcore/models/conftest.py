@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from evalcore.models.base import Runtime  # noqa: E402
+from evalcore.models import Runtime  # noqa: E402
 from evalcore.models.transformers import (  # noqa: E402
     TINY_ARCHS,
     TransformersModel,

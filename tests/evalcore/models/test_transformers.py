@@ -16,7 +16,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from evalcore.models.base import (
+from evalcore.models import (
     ChatMessage,
     GenerationConfig,
     ModelError,
@@ -398,7 +398,7 @@ def test_directory_without_config_fails_at_validation(tmp_path):
 
 
 def test_registry_builds_the_kind_and_names_bad_fields(llava_checkpoint):
-    from evalcore.models.registry import ModelParamsError, build_model, model_identity
+    from evalcore.models import ModelParamsError, build_model, model_identity
 
     model = build_model("transformers", {"model": str(llava_checkpoint)})
     assert isinstance(model, TransformersModel)

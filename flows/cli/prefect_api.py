@@ -39,8 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flows.reaper import MARK
-from flows.serve import read_state
+from flows.cli.reaper import MARK
+from flows.cli.serve import read_state
 
 HEALTH_TIMEOUT_S = 1.0
 UVICORN_PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it)
@@ -118,10 +118,10 @@ class TemporaryServer:
         self._launch()
 
     def _launch(self) -> None:
-        from evalcore.inference.pdeathsig import die_with_parent
+        from evalcore.processes import die_with_parent
 
         self.port = _free_port()
-        # Without the run's mark: not for the watcher (flows.reaper) to SIGKILL; it gets
+        # Without the run's mark: not for the watcher (flows.cli.reaper) to SIGKILL; it gets
         # SIGTERM when the CLI ends, however it ends, and shuts down cleanly.
         env = {k: v for k, v in os.environ.items() if k != MARK}
         self.proc = subprocess.Popen(

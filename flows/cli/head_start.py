@@ -13,7 +13,7 @@ If the flow never adopts it (Prefect's server fails to start, Ctrl-C), the proce
 does not wait for it: the thread is a daemon, and its end is that of a killed run (the
 clips done are cached, the journal's lock goes with the process, so the next run
 records the missing clips as `ExtractionStopped` and decodes them again; the decoder
-processes go with the command, flows.reaper).
+processes go with the command, flows.cli.reaper).
 """
 
 from __future__ import annotations

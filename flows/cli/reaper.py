@@ -30,7 +30,7 @@ def install() -> None:
         os.close(write_end)  # does not match it
         os.setsid()  # not in the CLI's process group: a group kill leaves it to clean up
         os.set_inheritable(read_end, True)
-        code = f"from flows.reaper import watch; watch({read_end}, {run_id!r})"
+        code = f"from flows.cli.reaper import watch; watch({read_end}, {run_id!r})"
         os.execv(sys.executable, [sys.executable, "-c", code])
     os.close(read_end)
     os.set_inheritable(write_end, False)  # children must not keep the watcher waiting

@@ -8,7 +8,7 @@ launch keeps torchrun as the launcher: the command is still `torch.distributed.r
 the same arguments, its rendezvous, its per-rank error files (`@record`) and its signal
 handling; only the interpreters torchrun and the ranks run in come from the fork.
 
-`python -m evalcore.inference.preload MODULE ARGS...` is the client. It stands where
+`python -m evalcore.inference.torchrun.preload MODULE ARGS...` is the client. It stands where
 `python -m MODULE ARGS...` would (what the launcher and torchrun start, wait on and
 signal): it asks the server named by `EVALCORE_PRELOAD_SOCKET` to fork a child that runs
 MODULE as `__main__` with the client's arguments, environment, working directory and
@@ -275,7 +275,7 @@ def serve(path: str, lifeline: int, modules: Sequence[str]) -> dict | None:
     """Import `modules`, then fork one child per request until the lifeline closes.
     Returns None in the server when it stops; returns the request in a forked child,
     already set up as the client's process (streams, environment, directory)."""
-    import evalcore.inference.pdeathsig  # noqa: F401 - every child arms it
+    import evalcore.processes  # noqa: F401 - every child arms it
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -413,7 +413,7 @@ def _refusal(request: dict, environment: dict[str, str], n_fds: int) -> str | No
 
 def _become(request: dict, fds: list[int]) -> None:
     """In the fresh child: the client's session, streams, directory and environment."""
-    from evalcore.inference.pdeathsig import die_with_parent_now
+    from evalcore.processes import die_with_parent_now
 
     os.setsid()  # its own process group, as a launch's processes have
     die_with_parent_now()

@@ -1,4 +1,4 @@
-"""One torchrun rank of a shard: `python -m evalcore.inference.torchrun_worker JOB.json`.
+"""One torchrun rank of a shard: `python -m evalcore.inference.torchrun.rank JOB.json`.
 
 The rank answers the ids of the job's to-do list whose video's stable hash falls on
 it (`shards.rank_of`), with the shared inference loop (`run_unit`), as their frames
@@ -22,21 +22,21 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from evalcore.inference.attempts import StartLog, rank_writer
-from evalcore.inference.pdeathsig import die_with_parent_now
-from evalcore.inference.shard_job import RankStatus, ShardJob
-from evalcore.inference.shards import dataset_videos, rank_of
+from evalcore.inference.torchrun.attempts import StartLog, rank_writer
+from evalcore.inference.torchrun.job import RankStatus, ShardJob
+from evalcore.inference.torchrun.plan import dataset_videos, rank_of
+from evalcore.processes import die_with_parent_now
 
 HEARTBEAT_S = 5.0  # how often a rank waiting for frames says it is alive
 
 # What a rank imports before it can answer, for a preload server to import once
-# (evalcore.inference.preload): torch, torchrun's module, this module and the modules
+# (evalcore.inference.torchrun.preload): torch, torchrun's module, this module and the modules
 # its functions import when they run.
 PRELOAD_MODULES = (
     "torch",
     "torch.distributed.run",
     "torch.distributed.elastic.multiprocessing.errors",
-    "evalcore.inference.torchrun_worker",
+    "evalcore.inference.torchrun.rank",
     "evalcore.config",
     "evalcore.frames",
     "evalcore.frames.index",
@@ -66,7 +66,7 @@ class MarkedModel:
 def rank_runtime(job: ShardJob, rank: int, world_size: int):
     """The devices this rank sees: torchrun's --virtual-local-rank (one GPU) or
     `_pin_devices` (several) leave them numbered from 0."""
-    from evalcore.models.base import Runtime
+    from evalcore.models import Runtime
 
     if job.device == "cpu":
         return Runtime(device="cpu", rank=rank, world_size=world_size)
@@ -82,7 +82,7 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     from evalcore.inference.prefetch import read_ahead
     from evalcore.inference.replica import Replica
     from evalcore.inference.runner import UnitState, run_unit
-    from evalcore.models.base import GenerationConfig
+    from evalcore.models import GenerationConfig
     from evalcore.predictions import Journal
 
     todo = set(job.todo)

@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from evalcore.api.answers import AnswerStats, cluster_runner
 from evalcore.api.cache import ResponseCache
 from evalcore.api.endpoint import EndpointSpec
-from evalcore.api.judge import JudgeItem, judge
 from evalcore.cell import CellTrials
 from evalcore.config import ApiSettings
 from evalcore.dataset.sample import LETTERS
+from evalcore.judge.prompt import JudgeItem, judge
 from evalcore.workspace import Workspace
 
 

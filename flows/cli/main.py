@@ -18,7 +18,7 @@ def _quiet_prefect_defaults() -> None:
 
 
 def _run_flow(args: argparse.Namespace, flow_call):
-    """Run a flow on the API `main` chose (flows.prefect_api), without the ~1 s
+    """Run a flow on the API `main` chose (flows.cli.prefect_api), without the ~1 s
     heartbeat-thread wait at exit (FIELD-NOTES)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -106,11 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     config = configs[0]
     args.write_dirs = (config.work_dir, config.output_dir)  # named if the disk fills
-    from evalcore.frames.head_start import begin
+    from flows.cli.head_start import begin
 
     heads = begin(config)  # decoding needs no Prefect: it starts while the server boots
+    from flows.cli.prefect_api import ServerStartFailed
     from flows.eval import eval_flow
-    from flows.prefect_api import ServerStartFailed
 
     try:
         outcome = _run_flow(args, lambda: eval_flow(config))
@@ -227,7 +227,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flows.serve import ServeError, ServeOptions, serve
+    from flows.cli.serve import ServeError, ServeOptions, serve
 
     opts = ServeOptions(
         project_dir=args.project_dir,
@@ -247,7 +247,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from flows.serve import stop
+    from flows.cli.serve import stop
 
     stop(args.home or args.project_dir / ".prefect")
     return 0
@@ -455,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in ("run", "demo", "smoke"):
         return _command(args)
-    from flows import reaper
-    from flows.prefect_api import ApiUnreachable, ServerStartFailed, choose_api
+    from flows.cli import reaper
+    from flows.cli.prefect_api import ApiUnreachable, ServerStartFailed, choose_api
 
     reaper.install()  # first: a kill -9 leaves no server behind
     args.api = None

@@ -25,11 +25,11 @@ from evalcore.config import InferenceSettings
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
-from evalcore.inference.attempts import RunCrashes, crash_counts, rank_writer
-from evalcore.inference.launcher import ShardFailed, run_torchrun
 from evalcore.inference.runner import UnitState, split
-from evalcore.inference.shard_job import ShardJob, ShardPaths
-from evalcore.inference.shards import Shard
+from evalcore.inference.torchrun.attempts import RunCrashes, crash_counts, rank_writer
+from evalcore.inference.torchrun.job import ShardJob, ShardPaths
+from evalcore.inference.torchrun.launch import ShardFailed, run_torchrun
+from evalcore.inference.torchrun.plan import Shard
 from evalcore.predictions import FailureKind, Journal, PredictionRecord
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace
@@ -228,8 +228,8 @@ def _rank_crashed(
 def _preload_modules(kind: str) -> list[str]:
     """What a rank imports: the worker's modules, then the model kind's (if it imports
     here; else the rank imports it itself, and says why it failed)."""
-    from evalcore.inference.torchrun_worker import PRELOAD_MODULES
-    from evalcore.models.registry import kind_modules
+    from evalcore.inference.torchrun.rank import PRELOAD_MODULES
+    from evalcore.models import kind_modules
 
     try:
         return [*PRELOAD_MODULES, *kind_modules(kind)]

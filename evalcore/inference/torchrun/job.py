@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evalcore.atomic import atomic_write_text
-from evalcore.inference.shards import shard_label
+from evalcore.inference.torchrun.plan import shard_label
 
 
 @dataclass(frozen=True)

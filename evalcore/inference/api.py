@@ -26,7 +26,7 @@ from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
 from evalcore.inference.pack import pack_messages
 from evalcore.inference.runner import UnitState, packs, prompt_text, records_for, split
-from evalcore.models.base import ModelError, ModelOutput, Usage
+from evalcore.models import ModelError, ModelOutput, Usage
 from evalcore.predictions import FailureKind, Journal
 from evalcore.predictions.lock import UnitLock
 from evalcore.workspace import Workspace

@@ -25,12 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalcore.inference import preload
-from evalcore.inference.pdeathsig import die_with_parent
-from evalcore.inference.shard_job import process_start, read_rank_status
-from evalcore.inference.shards import DeviceGroup
+from evalcore.inference.torchrun import preload
+from evalcore.inference.torchrun.job import process_start, read_rank_status
+from evalcore.inference.torchrun.plan import DeviceGroup
+from evalcore.processes import die_with_parent
 
-WORKER_MODULE = "evalcore.inference.torchrun_worker"
+WORKER_MODULE = "evalcore.inference.torchrun.rank"
 
 
 class ShardFailed(RuntimeError):
@@ -57,7 +57,7 @@ def torchrun_command(
     preloaded: bool = False,
 ) -> list[str]:
     """torchrun's command line. `preloaded`: torchrun and each rank start through the
-    preload client (`python -m evalcore.inference.preload MODULE ...`), same arguments."""
+    preload client (`python -m evalcore.inference.torchrun.preload MODULE ...`), same arguments."""
     client = ["-m", preload.CLIENT_MODULE] if preloaded else []
     cmd = [
         sys.executable,

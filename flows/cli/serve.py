@@ -33,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.zombies import HEARTBEAT_S
+from flows.cli.zombies import HEARTBEAT_S
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
@@ -149,7 +149,9 @@ def serve(opts: ServeOptions, say=print) -> dict:
         f"server up; creating work pool {WORK_POOL!r}, the `gpu` limit ({slots}) and the "
         "zombie automation"
     )
-    _run_python(f"from flows.serve import configure_server; configure_server({slots})", env, home)
+    _run_python(
+        f"from flows.cli.serve import configure_server; configure_server({slots})", env, home
+    )
     step(f"deploying {PREFECT_FILE.relative_to(REPO_ROOT)} (log: {home / 'setup.log'})")
     deploy_env = {**env, "EVALCORE_PROJECT_DIR": str(project)}
     _prefect_cli(
@@ -184,7 +186,7 @@ def configure_server(gpu_slots: int) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.workers.process import ProcessWorker
 
-    from flows.zombies import create_zombie_automation
+    from flows.cli.zombies import create_zombie_automation
 
     template = ProcessWorker.get_default_base_job_template()
     template["variables"]["properties"]["stream_output"]["default"] = False
@@ -375,6 +377,6 @@ def _terminate(pid: int, grace_seconds: float) -> bool:
 def default_gpu_slots() -> int:
     """torchrun shards that may run at once across flow runs: one per device group (on
     a CPU-only machine, one per usable core), not 1, which would serialise CPU shards."""
-    from evalcore.inference.shards import device_groups
+    from evalcore.inference.torchrun.plan import device_groups
 
     return len(device_groups([], ranks_per_shard=1))
