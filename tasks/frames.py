@@ -1,18 +1,39 @@
 """Frame extraction of one dataset under one frame plan, parallel across its videos; its
-frame index is written as clips finish, and inference reads it meanwhile."""
+frame index is written as clips finish, and inference reads it meanwhile.
+
+`submit_extractions` submits one extraction task per (dataset, frame plan) of a config;
+`Extraction.begun` is where a dataset's inference waits for its frames to start.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, wait
 
-from evalcore.cell import extract_dataset_frames
-from evalcore.config import DatasetSpec
+from evalcore.cell import extract_dataset_frames, frame_plans
+from evalcore.config import DatasetSpec, EvalConfig
 from evalcore.frames import FrameSettings
-from evalcore.frames.index import FramesSummary
+from evalcore.frames.index import FramesSummary, index_run
 from evalcore.progress import progress_bar
 from evalcore.workspace import Workspace
-from flows.cli.head_start import adopt
+
+
+class BegunExtraction(Protocol):
+    """An extraction begun before the flow (`flows.cli.head_start.HeadStart`)."""
+
+    run: str  # the mark of its frame index's head
+    result: Future[FramesSummary]
+
+    def follow(self, on_clip: Callable[[], object]) -> int:
+        """Call `on_clip()` for each clip done from now on; returns those done before."""
 
 
 # Not Prefect-cached on purpose: the frame cache is content-addressed, so a repeat only
@@ -24,14 +45,58 @@ from flows.cli.head_start import adopt
 # (`ExtractionStopped`, retried by the next run).
 @task(name="extract-frames", cache_policy=NO_CACHE)
 def extract_frames(
-    dataset: DatasetSpec, frames: FrameSettings, ws: Workspace, run: str = ""
+    dataset: DatasetSpec,
+    frames: FrameSettings,
+    ws: Workspace,
+    run: str = "",
+    head: BegunExtraction | None = None,
 ) -> FramesSummary:
-    """`run` marks the index's head, so the flow sees when this extraction has begun; an
-    extraction the command line began before the flow with that mark is waited on."""
+    """`run` marks the index's head, so the flow sees when this extraction has begun;
+    `head`: the same extraction, begun by the command line before the flow (with that
+    mark), which this task waits on instead of decoding again."""
     clips = len({(s.video_path, s.start, s.end) for s in dataset.samples() if s.video_path})
-    head = adopt(frames.index_path(dataset, ws), run)
     with progress_bar(clips, f"frames {dataset.dataset_name}", "video") as bar:
         if head is not None:
             bar.update(head.follow(lambda: bar.update()))
             return head.result.result()
         return extract_dataset_frames(dataset, frames, ws, lambda *_: bar.update(), run)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One submitted extraction: its frame index, the mark of its run, its task."""
+
+    index: Path
+    run: str
+    future: PrefectFuture
+
+    def begun(self) -> bool:
+        """Wait until the extraction has written the head of its frame index (every
+        answer key is known then, so the units of its cells can start); False if it
+        failed first."""
+        while index_run(self.index) != self.run:
+            if wait([self.future], timeout=0.05).done:
+                self.future.wait()  # its final state (`state` might read one not yet recorded)
+                # completed: its index was written, though replaced since by another run's
+                return index_run(self.index) == self.run or self.completed()
+        return True
+
+    def completed(self) -> bool:
+        return self.future.state.is_completed()
+
+
+def submit_extractions(
+    config: EvalConfig, ws: Workspace, head_start: Callable[[Path], BegunExtraction | None]
+) -> dict[Path, Extraction]:
+    """One extraction task per (dataset, frame plan) of `config`, by frame index;
+    `head_start(index)`: an extraction of that index begun before the flow, or None."""
+    extractions = {}
+    for dataset, frames in frame_plans(config):
+        path = frames.index_path(dataset, ws)
+        head = head_start(path)
+        run = head.run if head is not None else uuid.uuid4().hex
+        future = extract_frames.with_options(
+            task_run_name=f"extract {dataset.dataset_name} {frames.label}"
+        ).submit(dataset, frames, ws, run, head)
+        extractions[path] = Extraction(path, run, future)
+    return extractions

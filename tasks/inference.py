@@ -1,35 +1,32 @@
-"""Inference units: a cell inline, a shard of a cell under torchrun, an API cell.
+"""Inference units: a cell inline, a shard of a cell under torchrun, an API cell, and
+their submission (`submit_units`).
 
-Each is cached under its `Cell.unit_key` (what it computes plus its retryable
-failures), which the flow computes once the frame index's head is written and hands over with
-`with_options(cache_key_fn=fixed_key(key))`: a clean finished unit is a cache hit, a
-unit with retryable failures runs again, and one whose logs miss a sample is refreshed.
+Each unit is cached under its `Cell.unit_key` (what it computes plus its retryable
+failures), computed once the frame index's head is written (`unit_cache_key`): a clean
+finished unit is a cache hit, a unit with retryable failures runs again, and one whose
+logs miss a sample is refreshed (deleted logs are never shadowed by a persisted result).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import allow_failure, get_run_logger, task
+from prefect.futures import PrefectFuture
 from prefect.states import Failed
 
 from evalcore.cell import Cell
-from evalcore.config import ApiSettings, InferenceSettings
+from evalcore.config import ApiSettings, EvalConfig, InferenceSettings
 from evalcore.inference import infer_inline
-from evalcore.inference.torchrun.plan import Shard
+from evalcore.inference.runner import unit_cache_key
+from evalcore.inference.torchrun.plan import Shard, dataset_videos, device_groups, plan_shards
 from evalcore.inference.torchrun.shard import infer_shard
 from evalcore.models import Runtime
 from evalcore.workspace import Workspace
-from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, resolve_api_key
-
-
-def fixed_key(key: str):
-    """A cache_key_fn that returns a key computed by the flow."""
-
-    def cache_key(context, parameters) -> str:
-        return key
-
-    return cache_key
+from tasks.frames import Extraction
+from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, endpoint_tag, resolve_api_key
 
 
 @task(name="infer", persist_result=True)
@@ -68,3 +65,117 @@ def infer_api(cell: Cell, ws: Workspace, api: ApiSettings) -> dict:
         return Failed(message=message)
     get_run_logger().info("%s: %s", cell.label, summary.describe())
     return asdict(summary)
+
+
+@dataclass
+class Units:
+    """The inference units of a run, by cell number (a cell whose extraction failed before
+    its index began has none), and whether any of them computes (is not a cache hit)."""
+
+    by_cell: dict[int, list[PrefectFuture]] = field(default_factory=dict)
+    computing: bool = False
+
+    def futures(self) -> list[PrefectFuture]:
+        return [f for futures in self.by_cell.values() for f in futures]
+
+
+def submit_units(
+    config: EvalConfig, ws: Workspace, cells: list[Cell], extractions: dict[Path, Extraction]
+) -> Units:
+    """Every cell's units, in dataset order: a dataset's cells go once its frame index has
+    begun (`Extraction.begun`), while its frames are decoded; each unit then takes
+    frames as they arrive."""
+    units = Units()
+    persisted = _Persisted(ws.prefect_results_dir.resolve())
+    shards = _ShardQueue(config.inference, persisted)
+    for n, cell in enumerate(cells):
+        if not extractions[cell.frame_index_path(ws)].begun():
+            continue  # its extraction failed first: its cells are not scored
+        units.by_cell[n], computes = _submit_cell(cell, config, ws, persisted, shards)
+        units.computing = units.computing or computes
+    return units
+
+
+@dataclass(frozen=True)
+class _Persisted:
+    """Where unit results persist (a Path: a str would name a Prefect block), and the
+    options that key one unit's result there."""
+
+    results: Path
+
+    def options(self, cell: Cell, ws: Workspace, kind: str, ids=None) -> tuple[dict, bool]:
+        """A unit's cache options, and whether its persisted result stands (a cache hit:
+        Prefect will not run it)."""
+        key, gaps = unit_cache_key(cell, ws, kind, ids)
+        options = dict(result_storage=self.results, cache_key_fn=_fixed(key), refresh_cache=gaps)
+        return options, (self.results / key).exists() and not gaps
+
+
+def _fixed(key: str):
+    """A cache_key_fn that returns a key computed before submission."""
+
+    def cache_key(context, parameters) -> str:
+        return key
+
+    return cache_key
+
+
+def _submit_cell(
+    cell: Cell, config: EvalConfig, ws: Workspace, persisted: _Persisted, shards: _ShardQueue
+) -> tuple[list[PrefectFuture], bool]:
+    """The units of one cell: one task inline or per API cell, one per shard under torchrun."""
+    if cell.device_class == "api":
+        options, cached = persisted.options(cell, ws, "infer-api")
+        future = infer_api.with_options(
+            tags=[endpoint_tag(cell.model)], task_run_name=f"infer {cell.label}", **options
+        ).submit(cell, ws, config.api)
+        return [future], not cached
+    if config.inference.launcher == "inline":
+        options, cached = persisted.options(cell, ws, "infer")
+        future = infer.with_options(task_run_name=f"infer {cell.label}", **options).submit(
+            cell, ws, config.inference
+        )
+        return [future], not cached
+    return shards.submit(cell, ws)
+
+
+class _ShardQueue:
+    """Shards take the device groups in turn; a shard waits for the previous shard on its
+    group (finished or failed: one bad shard stops nothing else), so at most one shard
+    runs per group and all groups work side by side."""
+
+    def __init__(self, settings: InferenceSettings, persisted: _Persisted) -> None:
+        self.settings = settings
+        self.persisted = persisted
+        self.groups = device_groups(
+            settings.gpus, settings.ranks_per_shard, settings.gpus_per_rank, settings.cpu_groups
+        )
+        self.previous: dict[int, PrefectFuture] = {}
+        self.count = 0
+        # this flow call (a run, or a flow-run retry's attempt): a sample that crashed its
+        # rank max_attempts times in an earlier run is asked again in this one
+        self.run = uuid.uuid4().hex
+
+    def submit(self, cell: Cell, ws: Workspace) -> tuple[list[PrefectFuture], bool]:
+        futures, computes = [], False
+        for shard in plan_shards(dataset_videos(cell.dataset), self.groups, self.settings.shards):
+            group = self.groups[self.count % len(self.groups)]
+            self.count += 1
+            wait_for = []
+            if group.index in self.previous:
+                wait_for.append(allow_failure(self.previous[group.index]))
+            options, cached = self.persisted.options(
+                cell, ws, f"infer-shard-{shard.digest}", shard.ids
+            )
+            computes = computes or not cached
+            future = infer_shard_task.with_options(
+                task_run_name=f"infer {cell.label} {shard.label}",
+                tags=[] if cached else ["gpu"],  # a cache hit takes no gpu slot
+                retries=self.settings.retries,
+                **options,
+            ).submit(
+                cell, replace(shard, group=group), self.settings, ws, self.run, wait_for=wait_for
+            )
+            self.previous[group.index] = future
+            futures.append(future)
+        return futures, computes

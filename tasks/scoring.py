@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.cell import CellTrials
-from evalcore.config import ApiSettings
+from evalcore.config import ApiSettings, EvalConfig
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 from tasks.secrets import KEY_RESOLVER, resolve_api_key
@@ -67,3 +67,22 @@ def score(
             current_scores(trials, ws, judge) if judge else {c.trial: {} for c in trials.trials}
         )
     return report_cell(trials, ws, judged, trials.card(judge.model if judge else None), scores)
+
+
+def judge_and_score(trials: CellTrials, ws: Workspace, config: EvalConfig) -> list:
+    """Judge one model x dataset if a judge is configured (open-ended answers get
+    verdicts; otherwise the judge reads the answers a multiple-choice rule cannot), then
+    score it. Returns the judge's (unit name, state) if it failed (empty otherwise): the
+    cell is scored all the same, its answers unjudged or unreadable."""
+    judged, failed = None, []
+    if config.judge is not None:
+        judging = judge_answers_task if trials.benchmark.judged else judge_extract
+        state = judging.with_options(task_run_name=f"judge {trials.label}")(
+            trials, ws, config.judge, config.api, return_state=True
+        )
+        if not state.is_completed():
+            failed.append((f"judge {trials.label}", state))
+        elif judging is judge_extract:
+            judged = state.result()
+    score.with_options(task_run_name=f"score {trials.label}")(trials, ws, judged, config.judge)
+    return failed

@@ -4,8 +4,8 @@
 for it (the server's imports); against a running server the flow still begins ~1 s
 after the config is read. Decoding does not need Prefect, so the command line begins
 every extraction of the checked config at once (`begin`), in this process, each marked
-with its own run mark; the flow then takes that mark as its extraction's (`started`),
-and its extraction task waits on it (`adopt`) instead of decoding again. Nothing
+with its own run mark; the flow takes it (`take`) and hands it to its extraction
+task, which waits on it instead of decoding again (`tasks.frames.extract_frames`). Nothing
 changes for a flow that runs elsewhere (a deployment's flow run, a retry): no head
 start is registered in its process, and its task extracts as before.
 
@@ -90,11 +90,8 @@ def started(index_path: Path) -> HeadStart | None:
         return _STARTED.get(Path(index_path))
 
 
-def adopt(index_path: Path, run: str) -> HeadStart | None:
-    """Take over the head start of this frame index if `run` is its mark (once)."""
+def take(index_path: Path) -> HeadStart | None:
+    """The extraction begun in this process for this frame index, handed to one flow
+    (once: a later flow call in this process extracts for itself)."""
     with _LOCK:
-        head = _STARTED.get(Path(index_path))
-        if head is None or head.run != run:
-            return None
-        del _STARTED[Path(index_path)]
-        return head
+        return _STARTED.pop(Path(index_path), None)
