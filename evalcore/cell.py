@@ -30,6 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
 from evalcore.frames import FrameCache, FramePlan, FrameSettings
@@ -69,7 +70,7 @@ class Cell:
     @cached_property
     def template(self) -> str:
         """The prompt's version: the benchmark's, marked when questions are packed."""
-        base = self.dataset.adapter().template
+        base = adapter_of(self.dataset).template
         return base + (f"+{PACK_VERSION}" if self.dataset.pack else "")
 
     @property
@@ -144,7 +145,7 @@ class Cell:
             "device_class": self.device_class,
             **self.plan.card(),  # sampler, frames per clip, frame size, JPEG quality
             "prompt_template": self.template,
-            "extraction_rule": self.dataset.adapter().rule,
+            "extraction_rule": adapter_of(self.dataset).rule,
             "judge": judge or "none",
         }
 
@@ -161,7 +162,7 @@ def extract_dataset_frames(
     as clips finish; `run` marks its head, see `frames.index`)."""
     index = frames.index_path(dataset, ws)
     cache = FrameCache(ws.frame_cache_dir)
-    return prepare_frames(dataset.samples(), frames, cache, index, on_done, run)
+    return prepare_frames(load_samples(dataset), frames, cache, index, on_done, run)
 
 
 def cells_of(config: EvalConfig) -> list[Cell]:
@@ -270,11 +271,11 @@ class CellTrials:
 
     @cached_property
     def samples(self) -> list[Sample]:
-        return self.dataset.samples()
+        return load_samples(self.dataset)
 
     @cached_property
     def benchmark(self) -> Benchmark:
-        return self.dataset.adapter()
+        return adapter_of(self.dataset)
 
     def frame_index_path(self, ws: Workspace) -> Path:
         return self.trials[0].frame_index_path(ws)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,10 +19,6 @@ from evalcore.api.endpoint import EndpointSpec
 from evalcore.frames.plan import FramePlan
 from evalcore.frames.settings import FrameSettings
 from evalcore.models import GenerationConfig
-
-if TYPE_CHECKING:
-    from evalcore.benchmarks import Benchmark
-    from evalcore.dataset import Sample
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
 
@@ -92,21 +88,6 @@ class DatasetSpec(BaseModel):
         if name not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
         return name
-
-    # Reading is `evalcore.benchmarks`' (this spec is a `DatasetSource`); these two stay
-    # for the callers in every layer.
-    def adapter(self) -> Benchmark:
-        """The adapter that reads this dataset: `evalcore.benchmarks.adapter_of`."""
-        from evalcore.benchmarks import adapter_of
-
-        return adapter_of(self)
-
-    def samples(self) -> list[Sample]:
-        """The samples (after `limit`), read once per version of the TSV in a process:
-        `evalcore.benchmarks.load_samples`; `DatasetError` names the line."""
-        from evalcore.benchmarks import load_samples
-
-        return load_samples(self)
 
 
 class Price(BaseModel):

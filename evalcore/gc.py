@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import cells_of, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames import FrameCache
@@ -61,7 +62,7 @@ def collect_garbage(configs: Sequence[EvalConfig], dry_run: bool = False) -> GcR
     for config in configs:
         videos: dict[str, dict[str, str]] = {}
         for cell in cells_of(config):
-            samples = cell.dataset.samples()
+            samples = load_samples(cell.dataset)
             name = cell.dataset.dataset_name
             videos.setdefault(name, video_fingerprints(samples, cache))
             keys = keep_dirs.setdefault(cell.log_dir(ws).resolve(), {})

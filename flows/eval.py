@@ -17,6 +17,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, CellTrials, cells_of
 from evalcore.config import EvalConfig
 from evalcore.reports.warm import import_report_modules
@@ -50,7 +51,7 @@ def eval_flow(config: EvalConfig) -> dict:
     """
     ws = Workspace(config.work_dir, config.output_dir)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
-        dataset.samples()
+        load_samples(dataset)
     frames = submit_extractions(config, ws, head_start=take)
     cells = cells_of(config)
     units = submit_units(config, ws, cells, frames)

@@ -2,7 +2,7 @@
 frame index is written as clips finish, and inference reads it meanwhile.
 
 `submit_extractions` submits one extraction task per (dataset, frame plan) of a config;
-`Extraction.begun` is where a dataset's inference waits for its frames to start.
+`FrameExtraction.begun` is where a dataset's inference waits for its frames to start.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import extract_dataset_frames, frame_plans
 from evalcore.config import DatasetSpec, EvalConfig
 from evalcore.frames import FrameSettings
@@ -54,7 +55,7 @@ def extract_frames(
     """`run` marks the index's head, so the flow sees when this extraction has begun;
     `head`: the same extraction, begun by the command line before the flow (with that
     mark), which this task waits on instead of decoding again."""
-    clips = len({(s.video_path, s.start, s.end) for s in dataset.samples() if s.video_path})
+    clips = len({(s.video_path, s.start, s.end) for s in load_samples(dataset) if s.video_path})
     with progress_bar(clips, f"frames {dataset.dataset_name}", "video") as bar:
         if head is not None:
             bar.update(head.follow(lambda: bar.update()))
@@ -63,7 +64,7 @@ def extract_frames(
 
 
 @dataclass(frozen=True)
-class Extraction:
+class FrameExtraction:
     """One submitted extraction: its frame index, the mark of its run, its task."""
 
     index: Path
@@ -87,7 +88,7 @@ class Extraction:
 
 def submit_extractions(
     config: EvalConfig, ws: Workspace, head_start: Callable[[Path], BegunExtraction | None]
-) -> dict[Path, Extraction]:
+) -> dict[Path, FrameExtraction]:
     """One extraction task per (dataset, frame plan) of `config`, by frame index;
     `head_start(index)`: an extraction of that index begun before the flow, or None."""
     extractions = {}
@@ -98,5 +99,5 @@ def submit_extractions(
         future = extract_frames.with_options(
             task_run_name=f"extract {dataset.dataset_name} {frames.label}"
         ).submit(dataset, frames, ws, run, head)
-        extractions[path] = Extraction(path, run, future)
+        extractions[path] = FrameExtraction(path, run, future)
     return extractions

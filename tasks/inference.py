@@ -25,7 +25,7 @@ from evalcore.inference.torchrun.plan import Shard, dataset_videos, device_group
 from evalcore.inference.torchrun.shard import infer_shard
 from evalcore.models import Runtime
 from evalcore.workspace import Workspace
-from tasks.frames import Extraction
+from tasks.frames import FrameExtraction
 from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, endpoint_tag, resolve_api_key
 
 
@@ -80,10 +80,10 @@ class Units:
 
 
 def submit_units(
-    config: EvalConfig, ws: Workspace, cells: list[Cell], extractions: dict[Path, Extraction]
+    config: EvalConfig, ws: Workspace, cells: list[Cell], extractions: dict[Path, FrameExtraction]
 ) -> Units:
     """Every cell's units, in dataset order: a dataset's cells go once its frame index has
-    begun (`Extraction.begun`), while its frames are decoded; each unit then takes
+    begun (`FrameExtraction.begun`), while its frames are decoded; each unit then takes
     frames as they arrive."""
     units = Units()
     persisted = _Persisted(ws.prefect_results_dir.resolve())

@@ -18,7 +18,7 @@ from evalcore.api.answers import AnswerStats, Progress, answer_jobs, cluster_run
 from evalcore.api.cache import ResponseCache, response_key
 from evalcore.api.client import ChatJob, ChatOutcome
 from evalcore.api.endpoint import EndpointSpec, parse_endpoint
-from evalcore.benchmarks import Benchmark
+from evalcore.benchmarks import Benchmark, adapter_of, load_samples
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings
 from evalcore.dataset import Sample
@@ -109,7 +109,7 @@ def infer_api_cell(
     samples. `client`: a `distributed.Client` to use; default: the one `api` describes
     (a LocalCluster shared by this process's cells)."""
     spec = endpoint_of(cell)
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     by_id = {s.sample_id: s for s in samples}
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
     log_dir = cell.log_dir(ws)
@@ -117,7 +117,7 @@ def infer_api_cell(
         state = UnitState.read(cell, samples, index.videos, ws)
         pending = state.pending(s.sample_id for s in samples)
         summary = ApiCellSummary(skipped=len(samples) - len(pending))
-        benchmark = cell.dataset.adapter()
+        benchmark = adapter_of(cell.dataset)
         todo = [by_id[i] for i in pending]
         planned = packs(todo, state) if cell.dataset.pack else [[s] for s in todo]
         item_of = {s.sample_id: item for item in planned for s in item}  # a pack: one clip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.cell import Cell
 from evalcore.frames import FrameCache
 from evalcore.frames.index import read_frame_index
@@ -53,7 +54,7 @@ def infer_inline(
     """Answer the pending samples of one cell in this process (default: on the CPU),
     reading the frames of the next `prefetch` clips ahead of the model."""
     runtime = runtime or Runtime(device="cpu")
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
     log_dir = cell.log_dir(ws)
     with UnitLock(log_dir, "cell", label=cell.label, on_wait=_waiting(cell)):
@@ -80,7 +81,7 @@ def infer_inline(
                 replica,
                 cell.generation,
                 plog,
-                cell.dataset.adapter(),
+                adapter_of(cell.dataset),
                 batch_size=cell.model.batch_size,
                 on_record=recorded,
                 pack=cell.dataset.pack,

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
-from evalcore.benchmarks import Benchmark
+from evalcore.benchmarks import Benchmark, load_samples
 from evalcore.cell import Cell, CellTrials
 from evalcore.dataset import Sample
 from evalcore.frames import FrameError, FrameFailure
@@ -353,7 +353,7 @@ def run_unit(
 def unit_cache_key(cell: Cell, ws: Workspace, stage: str, ids: Sequence[str] | None = None):
     """(Prefect cache key, has gaps) of an inference unit: `ids` (default: the cell's).
     Needs the head of the frame index (every video's fingerprint), not its frames."""
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     state = UnitState.read(cell, samples, read_index_videos(cell.frame_index_path(ws)), ws)
     ids = list(ids) if ids is not None else [s.sample_id for s in samples]
     key = cell.unit_key(stage, [state.answer_keys[i] for i in ids], state.transient_digest(ids))

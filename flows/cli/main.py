@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from evalcore.benchmarks import load_samples
+
 
 def _quiet_prefect_defaults() -> None:
     # Offline machines: no telemetry lookups. Set before prefect is imported.
@@ -63,7 +65,7 @@ def _load_checked(paths: list[Path]):
             config = load_config(path)
             _check_key_variables(config, path)
             for dataset in config.datasets:
-                dataset.samples()
+                load_samples(dataset)
             configs.append(config)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)

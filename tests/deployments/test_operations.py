@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from shard_faults import executions
 
+from evalcore.benchmarks import load_samples
+
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
@@ -364,7 +366,7 @@ def test_retry_asks_a_poison_sample_again_once_its_cause_is_fixed(ops):
     from evalcore.config import DatasetSpec
 
     tsv = "data/synthetic/SyntheticVQA.tsv"
-    culprit = DatasetSpec(tsv=ops.project / tsv).samples()[5].sample_id
+    culprit = load_samples(DatasetSpec(tsv=ops.project / tsv))[5].sample_id
     cause = ops.project / "poison"  # while it holds a count above 0, the culprit kills
     cause.write_text("1000")
     config = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, CellTrials, cells_of, frame_plans
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.dataset import Sample
@@ -95,7 +96,7 @@ def test_per_model_frames_override_the_run_and_equal_plans_share_extraction(benc
 
 def answer_keys(tsv: Path, cache: FrameCache) -> dict[str, str]:
     c = cell(tsv)
-    samples = c.dataset.samples()
+    samples = load_samples(c.dataset)
     return c.answer_keys(samples, video_fingerprints(samples, cache))
 
 
@@ -151,7 +152,7 @@ def test_every_sample_field_is_declared_in_or_out_of_the_answer_key():
 
 def test_each_declared_field_changes_the_answer_key_and_no_other(bench):
     c = cell(bench)
-    base = c.dataset.samples()[0]
+    base = load_samples(c.dataset)[0]
     key = c.answer_key(base, "fp")
     changed = {
         "question": base.question + "?",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec, Price
 from evalcore.frames import FrameCache
@@ -71,7 +72,7 @@ def two_models(tmp_path):
     ws = Workspace(config.work_dir, config.output_dir)
     cells = {c.model.name: c for c in cells_of(config)}
     extract_dataset_frames(cells["a"].dataset, cells["a"].frames, ws)
-    samples = cells["a"].dataset.samples()
+    samples = load_samples(cells["a"].dataset)
     videos = video_fingerprints(samples, FrameCache(ws.frame_cache_dir))
 
     def answer(model: str, says: list[str], cached: int = 0) -> dict:

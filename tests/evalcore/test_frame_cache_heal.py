@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.frames import (
@@ -96,7 +97,7 @@ def run(cell: Cell, ws: Workspace) -> dict[str, PredictionRecord]:
 
 
 def accuracy(records: dict[str, PredictionRecord], dataset: DatasetSpec) -> float:
-    answers = {s.sample_id: s.answer for s in dataset.samples()}
+    answers = {s.sample_id: s.answer for s in load_samples(dataset)}
     return sum(r.ok and r.prediction == answers[i] for i, r in records.items()) / len(answers)
 
 
@@ -129,7 +130,7 @@ def test_a_clip_that_cannot_be_extracted_again_is_a_typed_failure_retried_next_r
     cell = reference_cell(dataset)
     (key,) = truncate_first_frames(ws, 1)
     source = FrameCache(ws.frame_cache_dir).open(key).manifest()["source"]
-    affected = {s.sample_id for s in dataset.samples() if str(s.video_path) == source}
+    affected = {s.sample_id for s in load_samples(dataset) if str(s.video_path) == source}
     assert affected
 
     extract_dataset_frames(dataset, cell.frames, ws)  # all hits: the damaged entry is listed

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from doubles.frames import HeldClip
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameCache, FrameEntry, FrameFailure, FrameSettings, VideoJob
@@ -42,7 +43,7 @@ def test_samples_arrive_as_their_clips_finish_and_a_slow_clip_holds_back_only_it
 ):
     dataset, settings = DatasetSpec(tsv=small_bench), FrameSettings()
     ws = Workspace(tmp_path / "work", tmp_path / "out")
-    samples = dataset.samples()
+    samples = load_samples(dataset)
     slow_video = samples[-1].video_path
     slow = {s.sample_id for s in samples if s.video_path == slow_video}
     held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), settings).release_after(60)

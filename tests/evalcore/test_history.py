@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache, FrameSettings
@@ -139,7 +140,7 @@ def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     )
     ws = Workspace(config.work_dir, config.output_dir)
     (cell,) = cells_of(config)
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     videos = video_fingerprints(samples, FrameCache(ws.frame_cache_dir))
     keys = cell.answer_keys(samples, videos)
     assert cells_to_evaluate(config, ws) == {"D": {"m": NO_RESULT}}

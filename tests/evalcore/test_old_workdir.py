@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import CellTrials, cells_of, extract_dataset_frames, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.index import index_frame_keys
@@ -48,7 +49,7 @@ def old(tmp_path) -> tuple[EvalConfig, Workspace]:
 def test_every_answer_in_an_old_work_dir_still_counts(old):
     config, ws = old
     cells = cells_of(config)
-    samples = {s.sample_id for s in config.datasets[0].samples()}
+    samples = {s.sample_id for s in load_samples(config.datasets[0])}
     logs = {p.parent for p in ws.predictions_root.glob("*/*/*/*/*.jsonl")}
     assert logs == {cell.log_dir(ws) for cell in cells}  # every cell key is the same
     for cell in cells:

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import FrameCache
@@ -30,7 +31,7 @@ def test_a_report_that_would_not_change_is_not_written_again(tmp_path):
     )
     ws = Workspace(config.work_dir, config.output_dir)
     (cell,) = cells_of(config)
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
     with Journal(cell.log_dir(ws), "main") as log:
         for i in ("0", "2"):  # sample 1 not answered yet

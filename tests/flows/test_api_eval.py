@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from evalcore.benchmarks import load_samples
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
 from openai_server import Behaviour, OpenAIServer  # noqa: E402
 
@@ -51,7 +53,7 @@ def test_api_model_in_the_eval_flow_keeps_its_key_secret(
     behaviour = Behaviour(api_key=key, echo_key_on_401=True, echo_key_in_answer=True)
     with OpenAIServer(behaviour) as server:
         dataset = DatasetSpec(tsv=small_bench, limit=12)
-        prompts = [render_mcq_prompt(s.question, s.options) for s in dataset.samples()]
+        prompts = [render_mcq_prompt(s.question, s.options) for s in load_samples(dataset)]
         doomed = next(p for p in prompts if prompts.count(p) == 1)  # names one sample
         server.behaviour.scripted = {doomed: ["400"]}
         endpoint = {"base_url": server.url, "model": "test-model", **FAST}

@@ -12,6 +12,7 @@ import pytest
 from doubles.frames import HeldClip
 from doubles.models import COUNTING, read_calls
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from evalcore.frames import VideoJob
@@ -192,7 +193,7 @@ def test_inference_starts_before_the_last_video_is_decoded(prefect_harness, smal
     model = ModelSpec(name="ref", kind=COUNTING, params={"calls_file": str(calls)}, batch_size=2)
     config = config_for(small_bench, tmp_path, [model])
     ws = Workspace(config.work_dir, config.output_dir)
-    samples = config.datasets[0].samples()
+    samples = load_samples(config.datasets[0])
     slow_video = samples[0].video_path  # the first rows: no help from the manifest order
     slow = {s.sample_id for s in samples if s.video_path == slow_video}
     held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), config.frames).release_after(120)

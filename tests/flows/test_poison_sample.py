@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 from evalcore.predictions import FailureKind
@@ -32,7 +33,7 @@ def test_a_sample_given_up_in_one_run_is_answered_by_the_next_once_its_cause_is_
     prefect_harness, small_bench, tmp_path
 ):
     dataset = DatasetSpec(tsv=small_bench, limit=12)
-    culprit = dataset.samples()[5].sample_id
+    culprit = load_samples(dataset)[5].sample_id
     cause = tmp_path / "poison"  # while it holds a count above 0, the culprit kills its rank
     cause.write_text("1000")
     params = {"calls_file": str(tmp_path / "calls.jsonl"), "fault": "kill"}

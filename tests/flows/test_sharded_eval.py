@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from doubles.frames import HeldClip
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import extract_dataset_frames, find_cell
 from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 from evalcore.frames import VideoJob
@@ -109,7 +110,7 @@ def test_two_shards_of_two_ranks_equal_the_inline_path(prefect_harness, small_be
         for r in iter_records(p)
     }
     writers_of_video: dict[str, set[str]] = {}
-    for sample in sharded_config.datasets[0].samples():
+    for sample in load_samples(sharded_config.datasets[0]):
         writers_of_video.setdefault(sample.video, set()).add(writer[sample.sample_id])
     assert all(len(w) == 1 for w in writers_of_video.values()) and len(writers_of_video) == 12
     # One CPU device group: the second shard started after the first one's ranks ended.
@@ -182,7 +183,7 @@ def test_rerun_after_a_failed_shard_recomputes_only_that_shard(
     }
     assert new_ids and new_ids <= shard_ids[1]  # shard 0 was a cache hit: no model call
     assert len(launches(config, "shard0")) == 1 and len(launches(config, "shard1")) == 3
-    assert set(predictions(config)) == {s.sample_id for s in dataset.samples()}
+    assert set(predictions(config)) == {s.sample_id for s in load_samples(dataset)}
     assert set(ok_counts(config).values()) == {1}
 
 
@@ -205,7 +206,7 @@ def test_shards_answer_while_a_video_is_decoded_and_pack_each_video_whole(
         work_dir=tmp_path / "work",
     )
     ws = Workspace(config.work_dir, config.output_dir)
-    samples = config.datasets[0].samples()
+    samples = load_samples(config.datasets[0])
     slow_video = samples[0].video_path
     slow = {s.sample_id for s in samples if s.video_path == slow_video}
     held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), config.frames).release_after(180)

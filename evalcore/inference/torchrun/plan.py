@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.config import DatasetSpec
 from evalcore.dataset import Sample
 
@@ -122,8 +123,8 @@ def video_key(sample: Sample, root: Path) -> str:
 
 def dataset_videos(dataset: DatasetSpec, samples: Sequence[Sample] | None = None) -> dict[str, str]:
     """Sample id -> `video_key`, in manifest order (`samples`: the dataset's, if read)."""
-    root = dataset.adapter().videos_under(dataset)
-    samples = dataset.samples() if samples is None else samples
+    root = adapter_of(dataset).videos_under(dataset)
+    samples = load_samples(dataset) if samples is None else samples
     return {s.sample_id: video_key(s, root) for s in samples}
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.inference.torchrun.attempts import StartLog, rank_writer
 from evalcore.inference.torchrun.job import RankStatus, ShardJob
 from evalcore.inference.torchrun.plan import dataset_videos, rank_of
@@ -88,8 +89,8 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
     todo = set(job.todo)
     suspects = set(job.suspects)
     dataset = DatasetSpec.model_validate(job.dataset)
-    benchmark = dataset.adapter()
-    samples = dataset.samples()
+    benchmark = adapter_of(dataset)
+    samples = load_samples(dataset)
     videos = dataset_videos(dataset, samples)
     mine = [
         s

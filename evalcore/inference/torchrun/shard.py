@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell
 from evalcore.config import InferenceSettings
 from evalcore.dataset import Sample
@@ -69,7 +70,7 @@ def infer_shard(
     """Answer the pending samples of one shard with a torchrun job (one attempt of the
     run `run`; every call without one counts as the same run)."""
     started = time.perf_counter()
-    samples = [s for s in cell.dataset.samples() if s.sample_id in set(shard.ids)]
+    samples = [s for s in load_samples(cell.dataset) if s.sample_id in set(shard.ids)]
     index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))  # so far
     log_dir = cell.log_dir(ws)
     paths = shard_paths(cell, ws)

@@ -19,6 +19,7 @@ from openai_server import RANDOM_FAULTS, content_digest
 from evalcore.api.cache import ResponseCache
 from evalcore.api.client import ChatJob, media_parts
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.benchmarks import load_samples
 from evalcore.benchmarks.generic import GenericMCQ
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import (
@@ -42,10 +43,6 @@ from tests.evalcore.counted import cell_records
 
 def cell_of(bench, model: ModelSpec) -> Cell:
     return Cell(model, bench.dataset, trial=0, seed=0, frames=bench.frames, device_class="api")
-
-
-def load_samples(dataset):
-    return dataset.samples()
 
 
 FAST = {"timeout": 0.5, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
@@ -360,7 +357,7 @@ def test_an_api_cell_asks_as_frames_arrive_and_a_slow_video_waits_alone(
     dataset, frames = DatasetSpec(tsv=small_bench), FrameSettings()
     ws = Workspace(tmp_path / "work", tmp_path / "out")
     cell = Cell(api_model(server, "streamer"), dataset, 0, 0, frames, device_class="api")
-    samples = dataset.samples()
+    samples = load_samples(dataset)
     slow_video = samples[0].video_path
     slow = {s.sample_id for s in samples if s.video_path == slow_video}
     held = HeldClip(ws.frame_cache_dir, VideoJob(slow_video), frames).release_after(120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from evalcore.api.endpoint import EndpointSpec
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings, ModelSpec
 from evalcore.frames.index import read_index_videos
@@ -21,7 +22,7 @@ def test_unreadable_answers_go_to_the_judge_once(server, bench_frames, dask_clus
         (ws.work_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (ws.work_dir / name).symlink_to(bench_frames.work_dir / name, target_is_directory=True)
     cell = Cell(ModelSpec(name="m", kind="random"), bench_frames.dataset, 0, 0, bench_frames.frames)
-    samples = cell.dataset.samples()
+    samples = load_samples(cell.dataset)
     keys = cell.answer_keys(samples, read_index_videos(cell.frame_index_path(ws)))
     # 40 readable letters; 8 answers no regex reads: 5 name the correct option in words
     # the judge maps back, 3 the judge cannot map (it replies Z)
@@ -64,7 +65,7 @@ def test_a_failing_judge_leaves_answers_unreadable(server, bench_frames, dask_cl
         (ws.work_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (ws.work_dir / name).symlink_to(bench_frames.work_dir / name, target_is_directory=True)
     cell = Cell(ModelSpec(name="m", kind="random"), bench_frames.dataset, 0, 0, bench_frames.frames)
-    samples = cell.dataset.samples()[:4]
+    samples = load_samples(cell.dataset)[:4]
     keys = cell.answer_keys(samples, read_index_videos(cell.frame_index_path(ws)))
     with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:

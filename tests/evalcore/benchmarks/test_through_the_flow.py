@@ -9,6 +9,7 @@ import json
 from mlvu_tempcompass_fixtures import build_mlvu, build_tempcompass
 from mvbench_fixtures import build_mvbench
 
+from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from flows.eval import eval_flow
 
@@ -35,11 +36,11 @@ def test_every_benchmark_through_one_eval_run(
     assert len(rows) == 5
     for dataset in datasets:
         row = rows[dataset.dataset_name]
-        assert row["failed"] == 0 and row["n"] == len(dataset.samples()), row
+        assert row["failed"] == 0 and row["n"] == len(load_samples(dataset)), row
         report = json.loads(
             (tmp_path / "out" / "random" / f"random_{dataset.dataset_name}.json").read_text()
         )
-        adapter = dataset.adapter()
+        adapter = adapter_of(dataset)
         assert set(report["breakdowns"]) == set(adapter.breakdowns), dataset.benchmark
         card = report["settings"]["card"]
         assert card["benchmark"] == dataset.benchmark

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import extract_dataset_frames
 from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
@@ -39,7 +40,7 @@ def test_given_up_sample_is_final_for_its_run_only_and_answered_once_its_cause_i
     # (symlinked) frame index of the `ws` fixture would cut it short for later tests
     ws = Workspace(tmp_path / "work", tmp_path / "out")
     dataset = DatasetSpec(tsv=small_bench, limit=12)
-    culprit = dataset.samples()[5].sample_id
+    culprit = load_samples(dataset)[5].sample_id
     cause = tmp_path / "poison"  # while it holds a count above 0, the culprit kills its rank
     cause.write_text("1000")
     model = fake_model(

@@ -11,6 +11,7 @@ import numpy as np
 from doubles.frames import HeldClip
 from doubles.models import COUNTING
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.frames import FrameEntry, FrameSettings, VideoJob
@@ -49,7 +50,7 @@ def test_a_cell_waiting_for_frames_leaves_the_device_to_others(small_bench, tmp_
     waiting = counting_cell(
         "waiting", DatasetSpec(tsv=small_bench, limit=4), tmp_path, FrameSettings(nframe=4)
     )
-    video = waiting.dataset.samples()[0].video_path
+    video = load_samples(waiting.dataset)[0].video_path
     held = HeldClip(ws.frame_cache_dir, VideoJob(video), waiting.frames).release_after(60)
     extraction = threading.Thread(
         target=extract_dataset_frames, args=(waiting.dataset, waiting.frames, ws)
@@ -92,7 +93,7 @@ def test_the_inline_launcher_reads_the_next_clips_ahead_on_a_thread(ws, small_be
         cell = Cell(model, dataset, trial=trial, seed=0, frames=FrameSettings())
         reads.clear()  # (`ws` holds the frames of the whole bench)
         assert infer_inline(cell, ws, prefetch=prefetch).answered == 16
-        clips = len({r.video_path for r in dataset.samples()})
+        clips = len({r.video_path for r in load_samples(dataset)})
         if prefetch:  # the first clip in the model's thread, the next ones ahead of it:
             # how many ahead depends on the machine's load (a clip the prefetcher has not
             # reached yet is read by the model's thread), but reads go to the prefetch

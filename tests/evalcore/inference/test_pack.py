@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from evalcore.benchmarks import load_samples
 from evalcore.inference.pack import unpack_answers
 
 
@@ -35,7 +36,7 @@ def test_a_local_model_answers_one_request_per_clip(ws, small_bench, tmp_path):
 
     calls = tmp_path / "calls.txt"
     dataset = DatasetSpec(tsv=small_bench, pack=True)
-    first_of_clip = [s.sample_id for s in dataset.samples()][::4]  # 4 questions per video
+    first_of_clip = [s.sample_id for s in load_samples(dataset)][::4]  # 4 questions per video
     params = {"calls_file": str(calls), "drop_last_of": first_of_clip[:2]}
     model = ModelSpec(name="packer", kind=PACKING, params=params, batch_size=4)
     cell = Cell(model, dataset, trial=0, seed=0, frames=FrameSettings())

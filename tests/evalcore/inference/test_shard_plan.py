@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from doubles.clocks import FakeClock
 
+from evalcore.benchmarks import load_samples
 from evalcore.config import DatasetSpec, InferenceSettings
 from evalcore.frames import FrameFailure
 from evalcore.inference.prefetch import FramePrefetcher
@@ -65,7 +66,7 @@ def test_a_video_is_named_relative_to_the_dataset_root(small_bench, tmp_path):
     here, there = DatasetSpec(tsv=small_bench), DatasetSpec(tsv=moved / small_bench.name)
     assert dataset_videos(here) == dataset_videos(there)  # the same plan wherever it lives
     assert len(set(dataset_videos(here).values())) == 12
-    (sample,) = DatasetSpec(tsv=small_bench, limit=1).samples()
+    (sample,) = load_samples(DatasetSpec(tsv=small_bench, limit=1))
     escaped = replace(sample, video_path=None, path_error="escapes")
     assert video_key(escaped, small_bench.parent) == f"video:{sample.video}"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
@@ -65,7 +66,7 @@ def infer(ws, model, dataset, inference, shards=None):
 def expected(dataset: DatasetSpec) -> dict[str, str]:
     """What ScriptedModel answers (seed 0), whoever answers it."""
     out = {}
-    for s in dataset.samples():
+    for s in load_samples(dataset):
         digest = hashlib.sha256(f"0:{s.sample_id}".encode()).digest()
         out[s.sample_id] = LETTERS[int.from_bytes(digest[:8], "big") % len(s.options)]
     return out
@@ -132,7 +133,7 @@ def test_hung_rank_is_stopped_by_the_watchdog_and_leaves_no_process(ws, small_be
 
 def test_sample_that_keeps_killing_its_rank_becomes_a_failure_record(ws, small_bench, tmp_path):
     dataset = DatasetSpec(tsv=small_bench, limit=12)
-    culprit = dataset.samples()[5].sample_id
+    culprit = load_samples(dataset)[5].sample_id
     model = fake_model(tmp_path, batch_size=4, fault="kill", fault_ids=[culprit])
     inference = settings(shards=1, ranks_per_shard=1, max_attempts=2)
     for _ in range(2):
