@@ -37,9 +37,10 @@ from evalcore.cell import Cell, CellTrials, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset.synthetic import generate_benchmark
 from evalcore.frames import FrameSettings
-from evalcore.inference.torchrun.launch import ShardFailed, alive
+from evalcore.inference.torchrun.launch import ShardFailed
 from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
+from evalcore.processes import alive
 from evalcore.workspace import Workspace
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from evalcore import processes
 from flows.cli.reaper import MARK
 from flows.cli.serve import read_state
 
@@ -157,7 +158,7 @@ class TemporaryServer:
         `MAX_WAIT_FACTOR` x `timeout_s`: a loaded machine slows its start-up, a stuck
         one does not end it. A server that exits fails at once. Either failure stops
         it, saves its output as a log and raises `ServerStartFailed` naming it."""
-        cpu_seconds = cpu_seconds or _cpu_seconds
+        cpu_seconds = cpu_seconds or processes.cpu_seconds
         started = clock()
         last_cpu, last_progress = None, started
         stall_s = min(STALL_S, timeout_s)
@@ -219,19 +220,6 @@ class TemporaryServer:
                 log.write(os.pread(out, os.fstat(out).st_size, 0))  # its offset: the server's
             self.log_path = Path(path)
         return self.log_path
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) process `pid` has used; None where /proc cannot say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
-    try:
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (IndexError, ValueError, OSError):
-        return None
 
 
 def _last_line(path: Path, limit: int = 300) -> str:

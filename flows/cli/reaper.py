@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 import uuid
-from pathlib import Path
+
+from evalcore.processes import kill_marked
 
 MARK = "EVALCORE_RUN"
 
@@ -43,19 +44,4 @@ def watch(read_end: int, run_id: str) -> None:
         while os.read(read_end, 1):
             pass
     finally:
-        kill_marked(f"{MARK}={run_id}".encode())
-
-
-def kill_marked(mark: bytes) -> list[int]:
-    me = os.getpid()
-    killed = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
-            continue
-        try:
-            if mark in (proc / "environ").read_bytes().split(b"\0"):
-                os.kill(int(proc.name), signal.SIGKILL)
-                killed.append(int(proc.name))
-        except (OSError, ProcessLookupError):
-            continue
-    return killed
+        kill_marked(MARK, run_id)

@@ -33,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalcore.processes import alive, cmdline
 from flows.cli.zombies import HEARTBEAT_S
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -99,9 +100,9 @@ def serve(opts: ServeOptions, say=print) -> dict:
     home = opts.prefect_home
     home.mkdir(parents=True, exist_ok=True)
     running = read_state(home)
-    if running and _alive(running["server"]["pid"]):
+    if running and alive(running["server"]["pid"], reap=True):
         worker = running.get("worker")
-        if worker and _alive(worker["pid"]):
+        if worker and alive(worker["pid"], reap=True):
             url = running["ui_url"]
             say(f"Already serving at {url} (PREFECT_HOME={home}); `evalcore stop` first.")
             return running
@@ -295,7 +296,7 @@ def _demo_benchmark(project: Path, videos: int, seed: int) -> Path:
 def _wait_healthy(api_url: str, pid: int, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid, reap=True):
             raise ServeError(f"the Prefect server exited during startup; see {log}")
         try:
             with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:
@@ -333,43 +334,21 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a zombie is a child of ours that has already exited)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False  # it was our child and has just been reaped
-    except ChildProcessError:
-        pass  # not our child (the usual case: `serve` ran in another process)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _is_prefect(pid: int) -> bool:
-    """Guards against a recycled pid: the process must still be a `prefect` command."""
-    try:
-        return b"prefect" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def _terminate(pid: int, grace_seconds: float) -> bool:
     """SIGTERM the process group `pid` leads, SIGKILL it after `grace_seconds`."""
-    if not (_alive(pid) and _is_prefect(pid)):
+    if not (alive(pid, reap=True) and "prefect" in cmdline(pid)):  # not a recycled pid
         return False
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid, reap=True):
             return True
         time.sleep(0.2)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return True
-    while _alive(pid):
+    while alive(pid, reap=True):
         time.sleep(0.1)
     return True
 

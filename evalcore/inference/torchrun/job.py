@@ -28,6 +28,7 @@ from typing import Any
 
 from evalcore.atomic import atomic_write_text
 from evalcore.inference.torchrun.plan import shard_label
+from evalcore.processes import start_ticks
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class RankStatus:
         self.rank = rank
         self.fields: dict[str, Any] = {
             "pid": os.getpid(),
-            "start_ticks": process_start(),  # with the pid: this process and no other
+            "start_ticks": start_ticks(),  # with the pid: this process and no other
             "phases": {},
         }
         self.phase = "started"
@@ -123,16 +124,6 @@ class RankStatus:
         self.fields.update(extra)
         status = {"rank": self.rank, "phase": self.phase, "time": time.time(), **self.fields}
         atomic_write_text(self.path, json.dumps(status))
-
-
-def process_start(pid: int | str = "self") -> int | None:
-    """When a process started, in clock ticks after boot (/proc/PID/stat field 22): with
-    its pid, a process's identity (a pid alone may be reused). None off Linux."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def read_rank_status(launch_dir: Path, rank: int) -> dict[str, Any] | None:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalcore.inference.torchrun import preload
-from evalcore.inference.torchrun.job import process_start, read_rank_status
+from evalcore.inference.torchrun.job import read_rank_status
 from evalcore.inference.torchrun.plan import DeviceGroup
-from evalcore.processes import die_with_parent
+from evalcore.processes import alive, children, cmdline, die_with_parent, start_ticks
 
 WORKER_MODULE = "evalcore.inference.torchrun.rank"
 
@@ -134,7 +134,7 @@ def run_torchrun(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            seen.update(child_pids(proc.pid))
+            seen.update(children(proc.pid))
             elapsed = time.monotonic() - started
             stuck = watch.stuck()
             if stuck:
@@ -147,7 +147,7 @@ def run_torchrun(
                 break
     finally:
         if proc.poll() is None:  # interrupted (e.g. KeyboardInterrupt): leave nothing running
-            seen.update(child_pids(proc.pid))
+            seen.update(children(proc.pid))
             _stop(proc, seen, [], grace_s)
         seen.update(watch.pids())
         sweep(seen, str(job_path), watch.start_times())
@@ -278,33 +278,6 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def child_pids(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc (Linux); [] elsewhere."""
-    pids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                pids.extend(int(p) for p in f.read().split())
-    except OSError:
-        pass
-    return pids
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (an orphan's zombie may linger if PID 1 never reaps)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return not os.path.exists("/proc")  # no /proc: trust kill(0)
-
-
 def sweep(
     pids: set[int], marker: str, started: Mapping[int, int] | None = None, wait_s: float = 5.0
 ) -> list[int]:
@@ -316,7 +289,7 @@ def sweep(
     ours = [
         p
         for p in pids
-        if alive(p) and (marker in _cmdline(p) or (p in started and started[p] == process_start(p)))
+        if alive(p) and (marker in cmdline(p) or (p in started and started[p] == start_ticks(p)))
     ]
     for pid in ours:
         _signal_group(pid, signal.SIGKILL)
@@ -326,14 +299,6 @@ def sweep(
         if ours:
             time.sleep(0.05)
     return ours
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _exit_text(code: int | None) -> str:

@@ -14,15 +14,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from evalcore.cell import Cell
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.frames import FrameSettings
-from evalcore.inference.torchrun.launch import alive
 from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
 from evalcore.inference.torchrun.preload import SOCKET_ENV, PreloadServer
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
+from evalcore.processes import alive, cmdline
 from evalcore.workspace import Workspace
 from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND
@@ -167,7 +168,7 @@ def test_a_shard_forks_torchrun_and_its_ranks_and_answers_as_without(ws, small_b
         summary = running.result()
     assert summary.answered == 8
     # each rank is a fork of the preload server
-    assert all(b"--serve" in Path(f"/proc/{ppid}/cmdline").read_bytes() for ppid in parents)
+    assert all("--serve" in cmdline(ppid) for ppid in parents)
 
     plain = Workspace(tmp_path / "plain", tmp_path / "plain-out")
     plain.work_dir.mkdir()
@@ -186,10 +187,9 @@ def ranks_parents(root: Path, running, timeout_s: float = 60) -> set[int]:
         for status in root.glob("shard*/launch-*/rank*.json"):
             pid = json.loads(status.read_text())["pid"]
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
+                parents[pid] = psutil.Process(pid).ppid()
+            except psutil.Error:
                 continue
-            parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
         time.sleep(0.05)
     assert len(parents) == 2, "both ranks ran"
     return set(parents.values())

@@ -19,11 +19,12 @@ from evalcore.cell import Cell, extract_dataset_frames
 from evalcore.config import DatasetSpec, InferenceSettings, ModelSpec
 from evalcore.dataset import LETTERS
 from evalcore.frames import FrameSettings
-from evalcore.inference.torchrun.launch import ShardFailed, alive
+from evalcore.inference.torchrun.launch import ShardFailed
 from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan_shards
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.predictions import FailureKind
 from evalcore.predictions.log import iter_records
+from evalcore.processes import alive
 from tests.evalcore.counted import cell_records
 from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
 
