@@ -24,8 +24,8 @@ from evalcore.inference.torchrun.plan import dataset_videos, device_groups, plan
 from evalcore.inference.torchrun.preload import SOCKET_ENV, PreloadServer
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
-from tests.evalcore.inference.fakes import FAKE_KIND
+from tests.doubles.records import cell_records
+from tests.doubles.scripted_model import FAKE_KIND
 
 PROBE = """
 import json, os, sys, time
