@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER = REPO / "tests" / "evalcore" / "api" / "openai_server.py"
+SERVER = REPO / "tests" / "doubles" / "openai_server.py"
 
 
 def start_server(latency: float, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:

@@ -1,6 +1,6 @@
 """`max_in_flight: auto` against a rate-limited server, beside fixed levels of 8 and 128.
 
-The loopback server (`tests/evalcore/api/openai_server.py --rpm`, its own process) takes
+The loopback server (`tests/doubles/openai_server.py --rpm`, its own process) takes
 `--rpm` requests a minute as a token bucket with one second of burst, and refuses the rest
 with 429, `retry-after-ms` and `Retry-After`. Each setting answers `--requests` prompts
 through the real path (response cache, Dask fan-out over a LocalCluster of 2 worker

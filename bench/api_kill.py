@@ -25,8 +25,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "evalcore" / "api"))
-from openai_server import Behaviour, OpenAIServer  # noqa: E402
+sys.path.insert(0, str(REPO))  # the loopback server is a test double: tests.doubles
+from tests.doubles.openai_server import Behaviour, OpenAIServer  # noqa: E402
 
 
 def evalcore_run(config: Path, root: Path) -> subprocess.Popen:

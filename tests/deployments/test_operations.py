@@ -23,9 +23,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from shard_faults import executions
 
 from evalcore.benchmarks import load_samples
+from tests.doubles.shard_faults import executions
 
 pytestmark = pytest.mark.slow
 
@@ -60,9 +60,9 @@ class Ops:
             "PREFECT_API_URL": self.api,
             "DO_NOT_TRACK": "1",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # the worker's flow runs import the test-only model kinds from here
+            # the worker's flow runs import the test-only model kinds (tests/doubles)
             "PYTHONPATH": os.pathsep.join(
-                [str(HERE), str(TESTS), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+                [str(TESTS), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
             ),
         }
 
@@ -275,7 +275,7 @@ def test_retry_recomputes_only_the_failed_shard(ops):
         "models": [
             {
                 "name": name,
-                "kind": "shard_faults:Flaky",
+                "kind": "tests.doubles.shard_faults:Flaky",
                 "params": {
                     "runs_file": str(path),
                     "fail_marker": str(marker) if name == "broken" else "",
@@ -329,7 +329,7 @@ def test_retry_relaunches_only_the_failed_torchrun_shard(ops):
         "models": [
             {
                 "name": "sharded",
-                "kind": "tests.evalcore.inference.fakes:ScriptedModel",
+                "kind": "tests.doubles.scripted_model:ScriptedModel",
                 "params": {
                     "calls_file": str(ops.project / "sharded-calls.jsonl"),
                     "fault": "raise",
@@ -374,7 +374,7 @@ def test_retry_asks_a_poison_sample_again_once_its_cause_is_fixed(ops):
         "models": [
             {
                 "name": "poisoned",
-                "kind": "tests.evalcore.inference.fakes:ScriptedModel",
+                "kind": "tests.doubles.scripted_model:ScriptedModel",
                 "params": {
                     "calls_file": str(ops.project / "poisoned-calls.jsonl"),
                     "fault": "kill",
@@ -458,8 +458,8 @@ def test_pack_mode_and_judging_through_the_deployment(ops):
     """`prefect deployment run eval/video` with an open-ended benchmark, pack mode, an API
     model and a judge, all on one loopback server: one request per video, every answer
     judged, the judged metric on the leaderboard."""
-    from tests.evalcore.api.openai_server import Behaviour, OpenAIServer
-    from tests.evalcore.benchmarks.open_ended_fixtures import build_mmbench_video
+    from tests.doubles.benchmarks.open_ended import build_mmbench_video
+    from tests.doubles.openai_server import Behaviour, OpenAIServer
 
     def reply(prompt: str, digest: str) -> str:
         if "Candidate answer" in prompt:  # the judge: 2 for every answer

@@ -16,7 +16,7 @@ from evalcore.gc import collect_garbage
 from evalcore.inference import infer_inline
 from evalcore.predictions import read_records
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
+from tests.doubles.records import cell_records
 
 
 def evaluate(config) -> None:

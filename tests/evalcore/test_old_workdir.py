@@ -21,7 +21,7 @@ from evalcore.reports import report_cell
 from evalcore.reports.history import cells_to_evaluate
 from evalcore.reports.run_summary import sample_counts
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
+from tests.doubles.records import cell_records
 
 FIXTURE = Path(__file__).parent / "data" / "workdir_v1"
 

@@ -4,24 +4,20 @@ demands a key, a Prefect-cached re-run, the cache CLI, and a planted key found n
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks import load_samples
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
-from openai_server import Behaviour, OpenAIServer  # noqa: E402
-
-from evalcore.api.endpoint import EndpointSpec  # noqa: E402
-from evalcore.config import ApiSettings, DatasetSpec, EvalConfig, ModelSpec  # noqa: E402
-from evalcore.prompts import render_mcq_prompt  # noqa: E402
-from flows.cli.main import main as cli  # noqa: E402
-from flows.eval import eval_flow  # noqa: E402
-from tasks.secrets import ApiKeyMissing, resolve_api_key  # noqa: E402
+from evalcore.config import ApiSettings, DatasetSpec, EvalConfig, ModelSpec
+from evalcore.prompts import render_mcq_prompt
+from flows.cli.main import main as cli
+from flows.eval import eval_flow
+from tasks.secrets import ApiKeyMissing, resolve_api_key
+from tests.doubles.openai_server import Behaviour, OpenAIServer
 
 FAST = {"timeout": 1.0, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
 
@@ -174,9 +170,7 @@ def test_a_worker_without_the_key_fails_the_cell_once(small_bench, tmp_path, mon
     from evalcore.api import close_dask_clients
     from evalcore.api.fanout import ClusterSpec, KeyUnavailable, dask_client, fan_out
     from tasks.secrets import KEY_RESOLVER
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
-    from chat_jobs import text_jobs
+    from tests.doubles.chat_jobs import text_jobs
 
     monkeypatch.delenv("EVALCORE_LATE_KEY", raising=False)
     client = dask_client(ClusterSpec(workers=1, task_slots=2, processes=True))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,13 +14,11 @@ import pytest
 import yaml
 from test_kill_resume import leftovers, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evalcore" / "api"))
-from openai_server import Behaviour, OpenAIServer  # noqa: E402
-
-from evalcore.cell import find_cell  # noqa: E402
-from evalcore.config import parse_config  # noqa: E402
-from evalcore.predictions import iter_records  # noqa: E402
-from evalcore.workspace import Workspace  # noqa: E402
+from evalcore.cell import find_cell
+from evalcore.config import parse_config
+from evalcore.predictions import iter_records
+from evalcore.workspace import Workspace
+from tests.doubles.openai_server import Behaviour, OpenAIServer
 
 IN_FLIGHT = 4
 KILL_AFTER = (6, 18, 30)  # answers the endpoint has given (all runs together) at each kill

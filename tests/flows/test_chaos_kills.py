@@ -23,7 +23,7 @@ from evalcore.cell import find_cell
 from evalcore.config import parse_config
 from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
+from tests.doubles.records import cell_records
 
 N_SAMPLES = 500
 

@@ -170,7 +170,7 @@ def test_invalid_config_fails_before_work_naming_the_field(tmp_path, small_bench
 
 def test_a_failed_unit_stops_no_healthy_cell(prefect_harness, small_bench, tmp_path):
     """The healthy cell is scored and published; the run then fails naming the unit."""
-    from tests.evalcore.inference.fakes import FAKE_KIND
+    from tests.doubles.scripted_model import FAKE_KIND
 
     broken = ModelSpec(
         name="broken",

@@ -22,7 +22,7 @@ from evalcore.frames import FrameSettings
 from evalcore.inference import infer_inline
 from evalcore.predictions import iter_records, merge_records, read_records
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
+from tests.doubles.records import cell_records
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 # The repo root first: tests/evalcore (no __init__) must not shadow the evalcore package.

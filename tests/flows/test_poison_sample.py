@@ -12,10 +12,10 @@ from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpe
 from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
-from tests.evalcore.counted import cell_records
-from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+from tests.doubles.records import cell_records
+from tests.doubles.scripted_model import FAKE_KIND, read_calls
 
-pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import fakes
+pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import tests.doubles
 
 
 def task_run_names(flow_run_id) -> list[str]:

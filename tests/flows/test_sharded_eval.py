@@ -22,12 +22,12 @@ from evalcore.inference.torchrun.shard import shard_paths
 from evalcore.predictions import iter_records, read_records
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
-from tests.evalcore.counted import cell_records
-from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+from tests.doubles.records import cell_records
+from tests.doubles.scripted_model import FAKE_KIND, read_calls
 
 PACKING = "tests.doubles.models:PackingModel"  # ranks import it by this name
 
-pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import fakes
+pytestmark = pytest.mark.usefixtures("subprocess_imports_tests")  # ranks import tests.doubles
 
 
 def config_for(tsv: Path, tmp: Path, model: ModelSpec, inference: InferenceSettings) -> EvalConfig:

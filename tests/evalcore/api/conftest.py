@@ -1,36 +1,11 @@
-"""Fixtures for the API tests: a loopback OpenAI-compatible server, a small in-process Dask
-cluster, and the small synthetic benchmark with its frames extracted once."""
+"""Fixtures for the API tests: JPEG frames on disk (the loopback server, the Dask cluster
+and the extracted benchmark are in tests/evalcore/conftest.py, shared with the judge tests)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from openai_server import Behaviour, OpenAIServer
-
-from evalcore.api import close_dask_clients
-
-
-@pytest.fixture
-def server():
-    with OpenAIServer(Behaviour()) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def dask_cluster():
-    """Two in-process workers (threads), so the cluster-wide bound spans workers."""
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None
-    )
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-    close_dask_clients()
 
 
 class FakeFrames:
@@ -55,26 +30,3 @@ def jpeg_frames(tmp_path_factory) -> FakeFrames:
         Image.new("RGB", (320, 240), (40 * i, 100, 200)).save(path, quality=90)
         paths.append(path)
     return FakeFrames(paths)
-
-
-@dataclass(frozen=True)
-class BenchFrames:
-    """The small benchmark with frames extracted into a shared work dir (read-only)."""
-
-    dataset: object  # DatasetSpec
-    frames: object  # FrameSettings
-    work_dir: Path
-
-
-@pytest.fixture(scope="session")
-def bench_frames(small_bench, tmp_path_factory) -> BenchFrames:
-    from evalcore.cell import extract_dataset_frames as prepare_frames
-    from evalcore.config import DatasetSpec
-    from evalcore.frames import FrameSettings
-    from evalcore.workspace import Workspace
-
-    work = tmp_path_factory.mktemp("api-work")
-    dataset = DatasetSpec(tsv=small_bench)
-    frames = FrameSettings()
-    prepare_frames(dataset, frames, Workspace(work, work / "out"))
-    return BenchFrames(dataset, frames, work)

@@ -9,13 +9,13 @@ import re
 import time
 
 import pytest
-from chat_jobs import text_jobs
 from doubles.clocks import virtual_time
 from test_api_client import spec_for
 
 from evalcore.api import fan_out
 from evalcore.api.adaptive import AdaptiveLimit
 from evalcore.api.gate import Lease, LocalGate
+from tests.doubles.chat_jobs import text_jobs
 
 
 def feed(limit: AdaptiveLimit, n: int, latency=0.1, throttled=False, now: float = 0.0) -> None:

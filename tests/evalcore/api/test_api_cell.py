@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from doubles.frames import HeldClip
-from openai_server import RANDOM_FAULTS, content_digest
 
 from evalcore.api.cache import ResponseCache
 from evalcore.api.client import ChatJob, media_parts
@@ -38,7 +37,8 @@ from evalcore.prompts import render_mcq_prompt
 from evalcore.reports import cell_usage
 from evalcore.scoring import score_samples
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
+from tests.doubles.openai_server import RANDOM_FAULTS, content_digest
+from tests.doubles.records import cell_records
 
 
 def cell_of(bench, model: ModelSpec) -> Cell:

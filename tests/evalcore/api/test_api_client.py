@@ -6,11 +6,11 @@ import base64
 import io
 
 import pytest
-from chat_jobs import text_jobs
 from pydantic import SecretStr
 
 from evalcore.api import ChatJob, EndpointSpec, answer_locally
 from evalcore.models import GenerationConfig, ModelError, ModelOutput, VideoRequest, build_model
+from tests.doubles.chat_jobs import text_jobs
 
 
 def spec_for(server, **overrides) -> EndpointSpec:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from chat_jobs import text_jobs
 from test_api_client import spec_for
 
 from evalcore.api import ResponseCache, answer_jobs, dask_runner, fan_out, local_runner
 from evalcore.judge.prompt import JudgeItem, judge
+from tests.doubles.chat_jobs import text_jobs
 
 
 def collect(client, jobs, spec, per_task=4):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from chat_jobs import text_jobs
 from pydantic import SecretStr
 from test_api_client import spec_for
 
 from evalcore.api import ResponseCache, answer_jobs, answer_locally, local_runner
 from evalcore.api.redaction import REDACTED, remember
+from tests.doubles.chat_jobs import text_jobs
 
 
 @pytest.mark.parametrize("status", ["302", "307"])

@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from chat_jobs import text_jobs
 from test_api_client import spec_for
 
 from evalcore.api import fan_out
+from tests.doubles.chat_jobs import text_jobs
 
 DASK = str(Path(sys.executable).with_name("dask"))
 LOOPBACK = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]

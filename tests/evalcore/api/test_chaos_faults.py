@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from chat_jobs import text_jobs
 from test_api_client import spec_for
 
 from evalcore.api import ResponseCache, answer_jobs, dask_runner
+from tests.doubles.chat_jobs import text_jobs
 
 FAULTS = ("503", "500", "429", "empty", "blank", "malformed", "reset")
 TYPED = {"ServerError", "RateLimited", "MalformedResponse", "EmptyResponse", "ConnectionError"}

@@ -14,9 +14,9 @@ import evalcore
 from evalcore.benchmarks import BENCHMARKS, get_benchmark
 from evalcore.config import DatasetSpec
 from evalcore.dataset import Sample, tsv
-from tests.evalcore.benchmarks.mlvu_tempcompass_fixtures import build_mlvu, build_tempcompass
-from tests.evalcore.benchmarks.mvbench_fixtures import build_mvbench
-from tests.evalcore.benchmarks.open_ended_fixtures import (
+from tests.doubles.benchmarks.mlvu_tempcompass import build_mlvu, build_tempcompass
+from tests.doubles.benchmarks.mvbench import build_mvbench
+from tests.doubles.benchmarks.open_ended import (
     build_mlvu_open,
     build_mmbench_video,
     build_tempcompass_captioning,

@@ -9,11 +9,11 @@ import json
 import re
 
 import pytest
-from open_ended_fixtures import MMBENCH_VIDEO_QUESTIONS, build_mmbench_video
 
 from evalcore.config import EvalConfig
 from flows.eval import eval_flow
-from tests.evalcore.api.openai_server import Behaviour, OpenAIServer
+from tests.doubles.benchmarks.open_ended import MMBENCH_VIDEO_QUESTIONS, build_mmbench_video
+from tests.doubles.openai_server import Behaviour, OpenAIServer
 
 FAST = {"timeout": 2, "max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.02}
 SCORES = [3, 2, 1, 2, 0, 2, 3, 1]  # what the judge gives answer i (0-3)

@@ -12,7 +12,7 @@ from evalcore.config import DatasetSpec
 from evalcore.dataset import DatasetError
 from evalcore.predictions import PredictionRecord
 from evalcore.scoring import score_samples, summarize
-from tests.evalcore.benchmarks.mlvu_tempcompass_fixtures import build_mlvu, mlvu_rows, write_tsv
+from tests.doubles.benchmarks.mlvu_tempcompass import build_mlvu, mlvu_rows, write_tsv
 
 # Fixed outputs by TSV index. What VLMEvalKit's rule makes of each (key letter in brackets):
 OUTPUTS = {

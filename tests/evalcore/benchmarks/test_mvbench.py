@@ -18,8 +18,8 @@ from evalcore.frames.index import read_frame_index, video_job
 from evalcore.predictions import PredictionRecord
 from evalcore.scoring import score_samples, summarize
 from evalcore.workspace import Workspace
+from tests.doubles.benchmarks.mvbench import COLUMNS, ROWS, build_mvbench, webm_codec
 from tests.doubles.videos import read_frame_number
-from tests.evalcore.benchmarks.mvbench_fixtures import COLUMNS, ROWS, build_mvbench, webm_codec
 
 
 @pytest.fixture(scope="module")

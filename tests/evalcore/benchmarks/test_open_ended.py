@@ -10,8 +10,8 @@ import pytest
 from evalcore.benchmarks import BENCHMARKS, get_benchmark
 from evalcore.config import DatasetSpec
 from evalcore.dataset import DatasetError
-from tests.evalcore.benchmarks.mlvu_tempcompass_fixtures import write_tsv
-from tests.evalcore.benchmarks.open_ended_fixtures import (
+from tests.doubles.benchmarks.mlvu_tempcompass import write_tsv
+from tests.doubles.benchmarks.open_ended import (
     MMBENCH_VIDEO_COLUMNS,
     TEMPCOMPASS_CAPTIONING_COLUMNS,
     build_mlvu_open,

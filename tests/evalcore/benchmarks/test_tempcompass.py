@@ -15,7 +15,7 @@ from evalcore.dataset import DatasetError
 from evalcore.frames import FrameSettings
 from evalcore.predictions import PredictionRecord
 from evalcore.scoring import score_samples, summarize
-from tests.evalcore.benchmarks.mlvu_tempcompass_fixtures import (
+from tests.doubles.benchmarks.mlvu_tempcompass import (
     TEMPCOMPASS_COLUMNS,
     build_tempcompass,
     tempcompass_rows,

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 
-from mlvu_tempcompass_fixtures import build_mlvu, build_tempcompass
-from mvbench_fixtures import build_mvbench
-
 from evalcore.benchmarks import adapter_of, load_samples
 from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
 from flows.eval import eval_flow
+from tests.doubles.benchmarks.mlvu_tempcompass import build_mlvu, build_tempcompass
+from tests.doubles.benchmarks.mvbench import build_mvbench
 
 
 def test_every_benchmark_through_one_eval_run(

@@ -32,7 +32,7 @@ def test_a_local_model_answers_one_request_per_clip(ws, small_bench, tmp_path):
     from evalcore.config import DatasetSpec, ModelSpec
     from evalcore.frames import FrameSettings
     from evalcore.inference import infer_inline
-    from tests.evalcore.counted import cell_records
+    from tests.doubles.records import cell_records
 
     calls = tmp_path / "calls.txt"
     dataset = DatasetSpec(tsv=small_bench, pack=True)

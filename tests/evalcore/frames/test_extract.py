@@ -19,13 +19,13 @@ from evalcore.frames import (
 from evalcore.frames.decoders import DecordSource, FrameError, PyAVSource
 from evalcore.frames.extract import extract_one
 from evalcore.processes import alive
-from tests.doubles.videos import read_frame_number, write_video
-from tests.evalcore.benchmarks.mvbench_fixtures import (
+from tests.doubles.benchmarks.mvbench import (
     webm_codec,
     write_frame_folder,
     write_gif,
     write_webm,
 )
+from tests.doubles.videos import read_frame_number, write_video
 
 # 15 frames 50 ms apart, then 15 frames 200 ms apart
 VFR_TIMES = [i * 0.05 for i in range(15)] + [0.75 + i * 0.2 for i in range(15)]
@@ -243,7 +243,7 @@ def test_two_processes_extracting_the_same_videos_decode_each_once(slow_videos, 
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     cache, go = tmp_path / "cache", tmp_path / "go"
     outs = [tmp_path / "a.json", tmp_path / "b.json"]

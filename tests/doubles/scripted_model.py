@@ -1,5 +1,5 @@
 """Test models for sharded inference, built inside torchrun ranks by import path:
-`kind: "tests.evalcore.inference.fakes:ScriptedModel"` (the repo root is on PYTHONPATH).
+`kind: "tests.doubles.scripted_model:ScriptedModel"` (the repo root is on PYTHONPATH).
 
 `ScriptedModel` answers like the `random` baseline (a hash of seed and sample id, so
 any sharding gives the same answers), logs every call to `calls_file` (pid, rank,
@@ -19,7 +19,7 @@ from pathlib import Path
 from evalcore.models import BaseVideoModel, ModelParams
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-FAKE_KIND = "tests.evalcore.inference.fakes:ScriptedModel"
+FAKE_KIND = "tests.doubles.scripted_model:ScriptedModel"
 
 
 class InjectedCrash(BaseException):  # noqa: N818 - not an Exception: the runner must not catch it

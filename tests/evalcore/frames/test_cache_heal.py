@@ -30,8 +30,8 @@ from evalcore.frames import decoders as decoders_module
 from evalcore.inference import infer_inline
 from evalcore.predictions import PredictionRecord, read_records
 from evalcore.workspace import Workspace
+from tests.doubles.records import cell_records
 from tests.doubles.videos import write_video
-from tests.evalcore.counted import cell_records
 
 FAST = FrameSettings(nframe=4, workers=1)
 REFERENCE = ModelSpec(name="reference", kind="reference", batch_size=4)

@@ -31,7 +31,7 @@ from evalcore.reports.run_summary import changes_markdown
 from evalcore.reports.samples import SampleOutcome
 from evalcore.workspace import Workspace
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 # 6 questions about 3 videos (2 each), every answer "A"
 QUESTIONS = ["How many shapes?", "What colour?"] * 3

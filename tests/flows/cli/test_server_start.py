@@ -15,7 +15,7 @@ import yaml
 
 from flows.cli.prefect_api import ServerStartFailed, TemporaryServer, start_timeout_s
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NEVER_ANSWERS = "import time; time.sleep(600)"
 
 

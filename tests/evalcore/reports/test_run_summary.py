@@ -13,7 +13,7 @@ from evalcore.reports.run_summary import (
     stage_stats,
     summary_markdown,
 )
-from tests.evalcore.test_compare import A_SAYS, two_models  # noqa: F401 - a fixture
+from tests.evalcore.reports.test_compare import A_SAYS, two_models  # noqa: F401 - a fixture
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 

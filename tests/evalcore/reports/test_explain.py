@@ -12,7 +12,7 @@ from evalcore.config import DatasetSpec, ModelSpec
 from evalcore.frames import FrameSettings
 from evalcore.reports.explain import card_differences, explain_markdown, read_card
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def report(path: Path, cell: Cell, judge: str | None = None) -> Path:

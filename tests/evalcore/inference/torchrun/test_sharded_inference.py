@@ -25,8 +25,8 @@ from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.predictions import FailureKind
 from evalcore.predictions.log import iter_records
 from evalcore.processes import alive
-from tests.evalcore.counted import cell_records
-from tests.evalcore.inference.fakes import FAKE_KIND, read_calls
+from tests.doubles.records import cell_records
+from tests.doubles.scripted_model import FAKE_KIND, read_calls
 
 
 def cell_of(model: ModelSpec, dataset: DatasetSpec) -> Cell:
@@ -92,7 +92,7 @@ def test_rank_error_fails_fast_then_resumes_with_other_shard_count_and_world_siz
     failed_at = time.time()
     message = str(failure.value)
     assert "rank 0" in message and "InjectedCrash: injected crash in rank 0" in message
-    assert "Traceback" in message and "fakes.py" in message  # the rank's own traceback
+    assert "Traceback" in message and "scripted_model.py" in message  # the rank's own traceback
     crash_call = [c for c in read_calls(tmp_path / "calls.jsonl") if c["rank"] == 0][-1]
     # torchrun noticed and the parent reported, not the watchdog (60 s) or the deadline
     assert ": torchrun exited with " in message
@@ -159,7 +159,7 @@ def test_model_that_cannot_load_fails_the_shard_with_the_ranks_traceback(ws, sma
         infer(ws, model, dataset, settings(shards=1, ranks_per_shard=1))
     message = str(failure.value)
     assert "rank 0" in message and "RuntimeError: cannot load weights in rank 0" in message
-    assert "Traceback" in message and "fakes.py" in message
+    assert "Traceback" in message and "scripted_model.py" in message
     assert list(failure.value.launch_dir.glob("torchrun/*/attempt_0/0/error.json"))  # @record
 
 

@@ -26,8 +26,8 @@ from evalcore.frames import (
 from evalcore.frames import cache as cache_module
 from evalcore.frames.decoders import PyAVSource
 from evalcore.models import Frames
+from tests.doubles.benchmarks.mvbench import write_frame_folder
 from tests.doubles.videos import read_frame_number, write_video
-from tests.evalcore.benchmarks.mvbench_fixtures import write_frame_folder
 
 FAST = FrameSettings(nframe=4, workers=1, timeout_s=30)
 

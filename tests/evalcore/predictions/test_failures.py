@@ -14,7 +14,7 @@ from evalcore.frames.cache import CorruptFramesError
 from evalcore.frames.decoders import EmptyClipError, EmptyVideoError, FrameError
 from evalcore.predictions import FailureKind, PredictionRecord, failed, is_permanent
 
-EVALCORE = Path(__file__).resolve().parents[2] / "evalcore"
+EVALCORE = Path(__file__).resolve().parents[3] / "evalcore"
 
 # Before the enum: the error types a re-run did not ask again (RankCrashed left out on
 # purpose: the next run asks a poison sample again, see evalcore.inference.torchrun.attempts).

@@ -1,5 +1,5 @@
 """Journals: one writer each, torn tails cut only by the holder, gc's rewrite, and the
-one module that takes flock locks. (Held by other processes: test_prediction_lock.py.)"""
+one module that takes flock locks. (Held by other processes: test_lock.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from evalcore.inference.torchrun.attempts import StartLog, crash_counts
 from evalcore.predictions import journal
 from evalcore.predictions.journal import Journal, iter_lines, open_exclusive, rewrite
 
-EVALCORE = Path(__file__).resolve().parents[2] / "evalcore"
+EVALCORE = Path(__file__).resolve().parents[3] / "evalcore"
 
 
 def test_flock_is_taken_in_one_module():

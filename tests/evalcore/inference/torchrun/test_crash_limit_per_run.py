@@ -16,8 +16,8 @@ from evalcore.inference.torchrun.launch import ShardFailed
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.predictions import FailureKind
 from evalcore.workspace import Workspace
-from tests.evalcore.inference.fakes import read_calls
-from tests.evalcore.inference.test_sharded_inference import (
+from tests.doubles.scripted_model import read_calls
+from tests.evalcore.inference.torchrun.test_sharded_inference import (
     cell_of,
     fake_model,
     plan_cell_shards,

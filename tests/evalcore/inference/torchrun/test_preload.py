@@ -25,8 +25,8 @@ from evalcore.inference.torchrun.preload import SOCKET_ENV, PreloadServer
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.processes import alive, cmdline
 from evalcore.workspace import Workspace
-from tests.evalcore.counted import cell_records
-from tests.evalcore.inference.fakes import FAKE_KIND
+from tests.doubles.records import cell_records
+from tests.doubles.scripted_model import FAKE_KIND
 
 PROBE = """
 import json, os, sys, time

@@ -1,6 +1,6 @@
-"""A test-only model kind for the end-to-end test, `shard_faults:Flaky` (this folder is on
-the worker's PYTHONPATH): it counts how often its inference unit executes, and fails the
-unit while a marker file exists, the way a crashed shard fails."""
+"""A test-only model kind for the end-to-end test, `tests.doubles.shard_faults:Flaky` (the
+repo root is on the worker's PYTHONPATH): it counts how often its inference unit
+executes, and fails the unit while a marker file exists, the way a crashed shard fails."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.evalcore.benchmarks.mlvu_tempcompass_fixtures import write_clip, write_tsv
+from tests.doubles.benchmarks.mlvu_tempcompass import write_clip, write_tsv
 
 # --- MMBench-Video --------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import yaml
 from flows.cli.prefect_api import choose_api, served_api
 from flows.cli.serve import write_state
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "pandas", "openpyxl", "matplotlib", "transformers", "aiohttp", "av", "numpy")
 HEAVY += ("PIL", "pebble")  # a run whose frames are all cached decodes nothing
 

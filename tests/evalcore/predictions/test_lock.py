@@ -14,7 +14,7 @@ from doubles.clocks import FakeClock
 from evalcore.predictions.journal import open_exclusive
 from evalcore.predictions.lock import UnitLock
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 HOLD_LOG = """
 import sys

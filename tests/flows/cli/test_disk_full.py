@@ -18,7 +18,7 @@ import yaml
 
 from flows.cli.main import describe_full_disk, full_disk_error
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def enospc(filename: str | None = None) -> OSError:
