@@ -44,8 +44,12 @@ class Clip:
         return array
 
 
-def _alive(live: list) -> int:
-    gc.collect()
+def _alive(live: list, collect: bool = True) -> int:
+    """Arrays still referenced; without `collect`, those only a garbage cycle holds
+    count too (stricter, and no full collection: under tracemalloc each one costs
+    ~0.4 s in a full test session)."""
+    if collect:
+        gc.collect()
     return sum(ref() is not None for ref in live)
 
 
@@ -79,11 +83,13 @@ def test_clips_the_model_answers_from_its_own_cache_are_let_go_on_release():
                     frames = prefetcher.lookup[sample_id].load()
                     assert frames.shape == SHAPE and frames[0, 0, 0, 0] == clip.number
                     del frames
+                    # the read-ahead of the window is done before the model moves on
+                    _wait_for(lambda c=clip: len(reads) >= min(c.number + depth + 1, 50))
                 prefetcher.release(sample_id)  # the runner, right after writing the record
                 held = prefetcher.loaded_clips
                 assert held <= depth + 1, sample_id
                 most_held = max(most_held, held)
-                most_alive = max(most_alive, _alive(live))
+                most_alive = max(most_alive, _alive(live, collect=False))
             assert prefetcher.loaded_clips == 0  # every sample released: nothing held
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
