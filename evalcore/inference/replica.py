@@ -46,7 +46,7 @@ class Replica:
             if self.runtime.device_class == "cpu" and "torch" in sys.modules:
                 import torch
 
-                # FIELD-NOTES: >1 thread per process on 2 shared cores ran 7x slower
+                # measured: >1 thread per process on 2 shared cores ran 7x slower
                 torch.set_num_threads(self.runtime.threads)
             model.load(self.runtime)
             self._model = model

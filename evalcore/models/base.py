@@ -127,7 +127,8 @@ class Runtime:
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     rank: int = 0
     world_size: int = 1
-    threads: int = 1  # torch CPU threads of this process (FIELD-NOTES: 1 per rank here)
+    # torch CPU threads of this process (1 per rank: more ran 7x slower on 2 shared cores)
+    threads: int = 1
 
     @property
     def device_class(self) -> str:

@@ -21,7 +21,8 @@ def _quiet_prefect_defaults() -> None:
 
 def _run_flow(args: argparse.Namespace, flow_call):
     """Run a flow on the API `main` chose (flows.cli.prefect_api), without the ~1 s
-    heartbeat-thread wait at exit (FIELD-NOTES)."""
+    heartbeat-thread wait at exit (Prefect joins its heartbeat thread, which
+    sleeps a full period)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     _FULL_DISK_CONSOLE.watch()
