@@ -9,8 +9,9 @@ Parent-death signals: a child that outlives its parent is killed by the kernel.
 torchrun puts every rank in its own session, so killing torchrun (or the flow process
 that started it) with SIGKILL would orphan the ranks (test_sharded_inference.py kills
 the parent and finds none left). Two links close the chain: torchrun gets SIGKILL
-when the thread that started it dies, and each rank gets SIGKILL when torchrun dies. The signal is tied to the parent *thread*, so the
-launcher starts torchrun from the thread that then waits on it until it exits.
+when the thread that started it dies, and each rank gets SIGKILL when torchrun dies.
+The signal is tied to the parent *thread*, so the launcher starts torchrun from the
+thread that then waits on it until it exits.
 """
 
 from __future__ import annotations
