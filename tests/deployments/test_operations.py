@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from evalcore.benchmarks import load_samples
+from tests.doubles.prefect_home import prefect_home
 from tests.doubles.shard_faults import executions
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ class Ops:
 
     def __init__(self, project: Path, port: int) -> None:
         self.project = project
-        self.home = project / ".prefect"
+        self.home = prefect_home(project / ".prefect")  # its database already migrated
         self.port = port
         self.api = f"http://127.0.0.1:{port}/api"
         self.env = {

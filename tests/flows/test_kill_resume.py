@@ -22,6 +22,7 @@ from evalcore.frames import FrameSettings
 from evalcore.inference import infer_inline
 from evalcore.predictions import iter_records, merge_records, read_records
 from evalcore.workspace import Workspace
+from tests.doubles.prefect_home import prefect_home
 from tests.doubles.records import cell_records
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ def run_cli(config: Path, cwd: Path, home: str = "prefect-home") -> subprocess.P
     env = {
         **os.environ,
         "PYTHONPATH": PYTHONPATH,
-        "PREFECT_HOME": str(cwd / home),
+        "PREFECT_HOME": str(prefect_home(cwd / home)),
     }
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(

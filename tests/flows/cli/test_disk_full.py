@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from flows.cli.main import describe_full_disk, full_disk_error
+from tests.doubles.prefect_home import prefect_home
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -94,7 +95,11 @@ def run_config(tmp_path: Path, tsv: Path, work: Path) -> Path:
 
 
 def run_cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_HOME": str(prefect_home(tmp_path / "home")),
+    }
     env.pop("PREFECT_API_URL", None)
     return subprocess.run(
         [sys.executable, *argv],

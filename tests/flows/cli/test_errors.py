@@ -13,11 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.doubles.prefect_home import prefect_home
+
 REPO = Path(__file__).resolve().parents[3]
 
 
 def run(config: Path, cwd: Path, **environ: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(cwd / "home"), **environ}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_HOME": str(prefect_home(cwd / "home")),
+        **environ,
+    }
     return subprocess.run(
         [sys.executable, "-m", "flows.cli.main", "run", str(config)],
         cwd=cwd,

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from flows.cli.prefect_api import ServerStartFailed, TemporaryServer, start_timeout_s
+from tests.doubles.prefect_home import prefect_home
 
 REPO = Path(__file__).resolve().parents[3]
 NEVER_ANSWERS = "import time; time.sleep(600)"
@@ -159,7 +160,11 @@ def test_a_run_whose_server_never_answers_is_one_line_and_stops_its_decoding(sma
         "output_dir": str(tmp_path / "out"),
     }
     config.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_HOME": str(prefect_home(tmp_path / "home")),
+    }
     env.pop("PREFECT_API_URL", None)
     env["EVALCORE_SERVER_START_TIMEOUT"] = "0.5"
     done = subprocess.run(

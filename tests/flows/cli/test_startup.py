@@ -18,6 +18,7 @@ import yaml
 
 from flows.cli.prefect_api import choose_api, served_api
 from flows.cli.serve import write_state
+from tests.doubles.prefect_home import prefect_home
 
 REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "pandas", "openpyxl", "matplotlib", "transformers", "aiohttp", "av", "numpy")
@@ -49,7 +50,11 @@ def write_config(tmp_path: Path, tsv: Path, models: list[dict]) -> Path:
 
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_HOME": str(prefect_home(tmp_path / "home")),
+    }
     env.pop("PREFECT_API_URL", None)
     return env
 
