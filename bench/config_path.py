@@ -43,34 +43,38 @@ def layer(module: str) -> int:
     return LAYERS.index(module.split(".")[0])
 
 
-def trace(config, run) -> list[str]:
-    """The modules, in order, where code holding `config` runs while `run()` does."""
+def trace(config, run) -> list[tuple[str, str]]:
+    """The modules, in order, where code holding `config` runs while `run()` does, each
+    with the function the stay began in."""
     path: list[str] = []
-    stacks: dict[int, list[str]] = {}
+    where: list[str] = []  # the function at each visit's start
+    stacks: dict[int, list[tuple[object, str]]] = {}  # thread -> (frame, module) held
     lock = threading.Lock()
-
     errors: list[str] = []
 
     def profile(frame, event, arg):
         if event not in ("call", "return"):
             return
-        try:  # an error here would end profiling in this thread
-            module = module_of(frame.f_code.co_filename)
-            holds = module is not None and any(v is config for v in frame.f_locals.values())
-        except Exception as error:  # noqa: BLE001
-            errors.append(repr(error))
-            return
-        if not holds:
-            return
         with lock:
             stack = stacks.setdefault(threading.get_ident(), [])
             if event == "call":
-                stack.append(module)
-            elif stack:
+                try:  # an error here would end profiling in this thread
+                    module = module_of(frame.f_code.co_filename)
+                    holds = module is not None and any(v is config for v in frame.f_locals.values())
+                except Exception as error:  # noqa: BLE001
+                    errors.append(repr(error))
+                    return
+                if not holds:
+                    return
+                stack.append((frame, module))
+            elif stack and stack[-1][0] is frame:  # its locals may have changed since
                 stack.pop()
-            here = stack[-1] if stack else None
+            else:
+                return
+            here = stack[-1][1] if stack else None
             if here is not None and (not path or path[-1] != here):
                 path.append(here)
+                where.append(stack[-1][0].f_code.co_name)
 
     threading.setprofile(profile)
     sys.setprofile(profile)
@@ -81,7 +85,7 @@ def trace(config, run) -> list[str]:
         threading.setprofile(None)
     if errors:
         print(f"{len(errors)} profiler errors, first: {errors[0]}")
-    return path
+    return list(zip(path, where, strict=True))
 
 
 def counts(path: list[str]) -> dict[str, int]:
@@ -108,9 +112,14 @@ def main() -> None:
         output_dir=root / "out",
     )
     with prefect_test_harness():
-        path = trace(config, lambda: eval_flow(config))
-    for n, module in enumerate(path, 1):
-        print(f"{n:3d}  {'  ' * layer(module)}{module}")
+        visits = trace(config, lambda: eval_flow(config))
+    # from the flow's body on: before it, Prefect validates the parameter again (the
+    # config's own validators)
+    before = next(n for n, (module, _) in enumerate(visits) if module == "flows.eval")
+    visits = visits[before:]
+    for n, (module, function) in enumerate(visits, 1):
+        print(f"{n:3d}  {'  ' * layer(module)}{module}  ({function})")
+    path = [module for module, _ in visits]
     figures = counts(path)
     print(f"\nload {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'':10s}{'now':>6s}{'issue':>7s}{'goal':>6s}")

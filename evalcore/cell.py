@@ -196,13 +196,12 @@ def find_cell(
     raise KeyError(f"no cell {model} x {dataset} t{trial} in the config")
 
 
-def frame_plans(config: EvalConfig) -> list[tuple[DatasetSpec, FrameSettings]]:
-    """Distinct (dataset, frame plan) pairs: models with equal plans share frames."""
+def frame_plans(cells: Sequence[Cell]) -> list[tuple[DatasetSpec, FrameSettings]]:
+    """Distinct (dataset, frame plan) pairs of a grid, in its order: models with equal
+    plans share frames."""
     seen: dict[tuple[str, FramePlan], tuple[DatasetSpec, FrameSettings]] = {}
-    for d in config.datasets:
-        for m in config.models:
-            frames = config.frames_for(m)
-            seen.setdefault((d.dataset_name, frames.plan), (d, frames))
+    for cell in cells:
+        seen.setdefault((cell.dataset.dataset_name, cell.frames.plan), (cell.dataset, cell.frames))
     return list(seen.values())
 
 

@@ -68,7 +68,7 @@ def collect_garbage(configs: Sequence[EvalConfig], dry_run: bool = False) -> GcR
             keys = keep_dirs.setdefault(cell.log_dir(ws).resolve(), {})
             keys.update(cell.answer_keys(samples, videos[name]))
             keep_shards.add(cell.shard_dir(ws).resolve())
-        for dataset, frames in frame_plans(config):
+        for dataset, frames in frame_plans(cells_of(config)):
             keep_indexes.add(frames.index_path(dataset, ws).resolve())
 
     for log_dir in _leaf_dirs(ws.predictions_root):

@@ -52,8 +52,8 @@ def eval_flow(config: EvalConfig) -> dict:
     ws = Workspace(config.work_dir, config.output_dir)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
         load_samples(dataset)
-    frames = submit_extractions(config, ws, head_start=take)
-    cells = cells_of(config)
+    cells = cells_of(config)  # the grid: model x dataset x trial
+    frames = submit_extractions(cells, ws, head_start=take)
     units = submit_units(config, ws, cells, frames)
     wait([e.future for e in frames.values()])
     if units.computing:  # scoring follows in this thread: its imports now, while the

@@ -8,7 +8,8 @@ frame index is written as clips finish, and inference reads it meanwhile.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Protocol
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectConcurrentFuture
 
 from evalcore.benchmarks import load_samples
-from evalcore.cell import extract_dataset_frames, frame_plans
-from evalcore.config import DatasetSpec, EvalConfig
+from evalcore.cell import Cell, extract_dataset_frames, frame_plans
+from evalcore.config import DatasetSpec
 from evalcore.frames import FrameSettings
 from evalcore.frames.index import FramesSummary, index_run
 from evalcore.progress import progress_bar
@@ -69,14 +70,18 @@ class FrameExtraction:
 
     index: Path
     run: str
-    future: PrefectFuture
+    future: PrefectConcurrentFuture  # the flow's task runner is a thread pool
 
     def begun(self) -> bool:
         """Wait until the extraction has written the head of its frame index (every
         answer key is known then, so the units of its cells can start); False if it
         failed first."""
+        # the thread pool's own future: Prefect's `wait(timeout=...)` ends each wait by
+        # raising an asynchronous exception in this thread (its watcher thread), 20 times
+        # a second here; this one just waits
+        task_thread = self.future.wrapped_future
         while index_run(self.index) != self.run:
-            if wait([self.future], timeout=0.05).done:
+            if futures.wait([task_thread], timeout=0.05).done:
                 self.future.wait()  # its final state (`state` might read one not yet recorded)
                 # completed: its index was written, though replaced since by another run's
                 return index_run(self.index) == self.run or self.completed()
@@ -87,12 +92,12 @@ class FrameExtraction:
 
 
 def submit_extractions(
-    config: EvalConfig, ws: Workspace, head_start: Callable[[Path], BegunExtraction | None]
+    cells: Sequence[Cell], ws: Workspace, head_start: Callable[[Path], BegunExtraction | None]
 ) -> dict[Path, FrameExtraction]:
-    """One extraction task per (dataset, frame plan) of `config`, by frame index;
+    """One extraction task per (dataset, frame plan) of the grid, by frame index;
     `head_start(index)`: an extraction of that index begun before the flow, or None."""
     extractions = {}
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells):
         path = frames.index_path(dataset, ws)
         head = head_start(path)
         run = head.run if head is not None else uuid.uuid4().hex

@@ -23,7 +23,7 @@ import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
-from evalcore.cell import extract_dataset_frames, frame_plans
+from evalcore.cell import cells_of, extract_dataset_frames, frame_plans
 from evalcore.config import EvalConfig
 from evalcore.frames.index import FramesSummary
 from evalcore.workspace import Workspace
@@ -62,7 +62,7 @@ def begin(config: EvalConfig) -> list[HeadStart]:
     """Begin extracting every (dataset, frame plan) of a checked config, each on a thread."""
     ws = Workspace(config.work_dir, config.output_dir)
     begun = []
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells_of(config)):
         path = frames.index_path(dataset, ws)
         head = HeadStart(uuid.uuid4().hex)
         with _LOCK:

@@ -91,7 +91,7 @@ def test_per_model_frames_override_the_run_and_equal_plans_share_extraction(benc
     frames = {c.model.name: c.frames for c in cells_of(config)}
     assert frames["b"].fps == 2 and frames["b"].nframe is None and frames["b"].max_frames == 16
     assert frames["a"] == frames["c"] == config.frames
-    assert len(frame_plans(config)) == 2
+    assert len(frame_plans(cells_of(config))) == 2
 
 
 def answer_keys(tsv: Path, cache: FrameCache) -> dict[str, str]:

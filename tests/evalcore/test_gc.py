@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import yaml
 
-from evalcore.cell import extract_dataset_frames, find_cell, frame_plans
+from evalcore.cell import cells_of, extract_dataset_frames, find_cell, frame_plans
 from evalcore.config import parse_config
 from evalcore.frames.index import FrameIndexWriter
 from evalcore.gc import collect_garbage
@@ -21,7 +21,7 @@ from tests.doubles.records import cell_records
 
 def evaluate(config) -> None:
     ws = Workspace(config.work_dir, config.output_dir)
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells_of(config)):
         extract_dataset_frames(dataset, frames, ws)
     infer_inline(find_cell(config), ws)
 
@@ -71,7 +71,7 @@ def test_gc_keeps_current_records_and_frames_and_frees_the_rest(small_bench, tmp
     assert (again.records, again.log_dirs, again.frame_entries, again.bytes) == (0, 0, 0, 0)
 
     # A run begins extracting again: until its index lists every clip, every frame stays.
-    (index,) = [f.index_path(d, ws) for d, f in frame_plans(current)]
+    (index,) = [f.index_path(d, ws) for d, f in frame_plans(cells_of(current))]
     with FrameIndexWriter(index, videos={}):
         busy = collect_garbage([current], dry_run=True)
         assert (busy.frame_entries, busy.extracting) == (0, [str(index)])

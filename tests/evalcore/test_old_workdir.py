@@ -37,7 +37,7 @@ def old(tmp_path) -> tuple[EvalConfig, Workspace]:
     ws = Workspace(config.work_dir, config.output_dir)
     then = built / "bench" / "Old.tsv"
     names = set()
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells_of(config)):
         made = frames.index_path(dataset.model_copy(update={"tsv": then}), ws)
         assert made.is_file(), f"{made.name}: no such index in the old work dir"
         made.rename(frames.index_path(dataset, ws))
@@ -65,7 +65,7 @@ def test_every_answer_in_an_old_work_dir_still_counts(old):
 
 def test_old_frames_are_cache_hits_and_old_reports_stay(old):
     config, ws = old
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells_of(config)):
         index = frames.index_path(dataset, ws)
         keys = index_frame_keys(index)
         summary = extract_dataset_frames(dataset, frames, ws)

@@ -60,7 +60,7 @@ def main() -> None:
     }
     config = EvalConfig.model_validate(raw)
     ws = Workspace(config.work_dir, config.output_dir)
-    for dataset, frames in frame_plans(config):
+    for dataset, frames in frame_plans(cells_of(config)):
         assert extract_dataset_frames(dataset, frames, ws).failed == 0
     cells = cells_of(config)
     for cell in cells:
