@@ -36,7 +36,7 @@ from pathlib import Path
 from evalcore.processes import alive, cmdline
 from flows.cli.zombies import HEARTBEAT_S
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
 WORK_POOL = "evalcore"  # the pool named in deployments/prefect.yaml
 DEMO_DATA = Path("data/synthetic")  # under the project dir; the `video` defaults read it

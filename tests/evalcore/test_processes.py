@@ -27,6 +27,19 @@ def python(code: str, **kwargs) -> subprocess.Popen:
     )
 
 
+# Says so once it runs, then waits. Popen returns when the child's exec closed its
+# close-on-exec pipe, which is before the kernel has set up the new command line and
+# environment: read right then, under load, they came back empty.
+READY_WAIT = "print(flush=True); import sys; sys.stdin.readline()"
+
+
+def running(code: str = READY_WAIT, **kwargs) -> subprocess.Popen:
+    """A child of `code` (which prints a line first), once that line is read."""
+    proc = python(code, **kwargs)
+    proc.stdout.readline()
+    return proc
+
+
 def stop(*procs: subprocess.Popen) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -118,9 +131,9 @@ def test_children_lists_the_direct_children():
 
 
 def test_cmdline_joins_the_arguments():
-    proc = python(f"{WAIT}  # marker-in-cmdline")
+    proc = running(f"{READY_WAIT}  # marker-in-cmdline")
     try:
-        assert cmdline(proc.pid) == f"{sys.executable} -c {WAIT}  # marker-in-cmdline"
+        assert cmdline(proc.pid) == f"{sys.executable} -c {READY_WAIT}  # marker-in-cmdline"
     finally:
         stop(proc)
     assert cmdline(proc.pid) == ""
@@ -128,9 +141,9 @@ def test_cmdline_joins_the_arguments():
 
 def test_kill_marked_kills_the_marked_process_only():
     name, value = "EVALCORE_TEST_MARK", uuid.uuid4().hex
-    marked = python(WAIT, env={**os.environ, name: value})  # Popen returns once it exec'd
-    other = python(WAIT, env={**os.environ, name: value + "0"})
-    unmarked = python(WAIT)
+    marked = running(env={**os.environ, name: value})
+    other = running(env={**os.environ, name: value + "0"})
+    unmarked = running()
     try:
         assert kill_marked(name, value) == [marked.pid]
         assert marked.wait() == -signal.SIGKILL
