@@ -1,6 +1,7 @@
-"""The run summary's content (pure): per-stage task-run counts, per-sample outcomes and
-cache hits, as markdown. `flows.hooks.publish_run_summary` reads the Prefect API and
-publishes it as the `eval-run-summary` artifact.
+"""The run summary's content: per-stage task-run counts, per-sample outcomes and cache
+hits, as markdown. It reads the work dir (prediction logs, frame indexes, cell reports)
+but not Prefect: `flows.hooks.publish_run_summary` reads the Prefect API, hands the task
+runs over, and publishes the result as the `eval-run-summary` artifact.
 
 Sources: task runs of this attempt (cached, completed, failed, retried, wall time per
 stage), the prediction logs on disk (samples answered now, restored from earlier
