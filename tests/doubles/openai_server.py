@@ -106,7 +106,7 @@ class OpenAIServer:
         self.max_in_flight = 0
         self._unanswered: set[asyncio.StreamWriter] = set()
         self._per_prompt: Counter[str] = Counter()
-        self._rng = random.Random(self.behaviour.seed)
+        self._attempts: Counter[str] = Counter()  # fault_rate draws, by content digest
         self._tokens: float | None = None
         self._refilled = time.monotonic()
         self.rate_limited = 0  # requests refused by the requests_per_minute bucket
@@ -343,8 +343,14 @@ class OpenAIServer:
                     n = self._per_prompt[marker]
                     self._per_prompt[marker] += 1
                     return plan[min(n, len(plan) - 1)]
-            if b.fault_rate and self._rng.random() < b.fault_rate:
-                return self._rng.choice(b.faults)
+            if b.fault_rate:
+                # drawn per (prompt, attempt), not in arrival order: the same requests
+                # fail whatever order the concurrent requests arrive in
+                attempt = self._attempts[digest]
+                self._attempts[digest] += 1
+                rng = random.Random(f"{b.seed}:{digest}:{attempt}")
+                if rng.random() < b.fault_rate:
+                    return rng.choice(b.faults)
         return "ok"
 
 
