@@ -21,7 +21,9 @@ from evalcore.scoring import (
     CellScore,
     ScoredSample,
     TrialSummary,
+    Unjudged,
     aggregate_trials,
+    describe_unjudged,
     score_samples,
     summarize,
 )
@@ -31,6 +33,10 @@ from evalcore.workspace import Workspace
 ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 # Part of each report's digest: a change to what the files contain rewrites them all.
 REPORT_FORMAT = 2
+# Metrics fields added after reports were first written, with the value that says
+# nothing: a report holds one only when it says something, so the reports of cells it
+# does not concern keep their digest and are not rewritten.
+LATER_FIELDS = {"unjudged_reasons": {}, "scored": True}
 
 
 def report_cell(
@@ -38,14 +44,15 @@ def report_cell(
     ws: Workspace,
     judged: dict[int, dict[str, str | None]] | None = None,
     card: dict | None = None,
-    scores: dict[int, dict[str, float | None]] | None = None,
+    scores: dict[int, dict[str, float | Unjudged]] | None = None,
 ) -> dict:
     """Score every trial of one model x dataset from the records that count (made under
     each sample's current answer key), with the judge's readings (`judged`: trial ->
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
     the JSON with the reproducibility `card`, the intervals clustered by video, the
     per-sample outcomes and what the answers cost. A judged benchmark takes the judge's
-    `scores` (trial -> sample id -> score, None: unjudged) instead.
+    `scores` (trial -> sample id -> score, or why it has none; None: no judge) instead,
+    and has no score (`accuracy` None) when its judge scored none of its answers.
 
     The JSON records a digest of everything both files hold (`report_digest`); when it
     matches and the xlsx exists, neither file is written again and the cell keeps its
@@ -107,12 +114,13 @@ def report_cell(
 def summary_sheet(
     summary: TrialSummary, intervals: dict, usage: CellUsage, metric: str = "accuracy"
 ) -> list[dict]:
-    """The xlsx `summary` sheet: one (field, value) row per headline number."""
+    """The xlsx `summary` sheet: one (field, value) row per headline number; a cell
+    without a score says `no score`, and why its answers are unjudged."""
     ci = intervals["accuracy_ci"]
     rows = [
         ("model", summary.model),
         ("dataset", summary.dataset),
-        (metric, summary.accuracy),
+        (metric, "no score" if summary.accuracy is None else summary.accuracy),
         (f"{metric} 95% CI low", ci["low"]),
         (f"{metric} 95% CI high", ci["high"]),
         ("interval", f"{ci['method']}; {ci['clusters']} videos"),
@@ -121,6 +129,11 @@ def summary_sheet(
         ("stddev over trials", summary.accuracy_std),
         ("failed", summary.failed),
         ("unreadable", summary.unreadable),
+        *(
+            [("unjudged", describe_unjudged(summary.unjudged, summary.unjudged_reasons))]
+            if summary.unjudged
+            else []
+        ),
         *((k, v) for k, v in asdict(usage).items()),
     ]
     return [{"field": k, "value": v} for k, v in rows]
@@ -136,10 +149,13 @@ def _read_json(path: Path) -> dict:
 
 def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
     """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
-    each sample."""
+    each sample; a judged answer's score, or why it has none."""
     rows = []
     for s in scored:
         rec = s.record
+        judged = {}
+        if s.extracted_by == "judged":
+            judged = {"judge_score": s.score, "unjudged": s.unjudged.value if s.unjudged else None}
         rows.append(
             {
                 **s.sample.row,
@@ -151,6 +167,7 @@ def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
                 "error_type": rec.error_type if rec else None,
                 "error": rec.error if rec else None,
                 "attempts": rec.attempts if rec else 0,
+                **judged,
             }
         )
     return rows
@@ -224,11 +241,18 @@ def cell_payload(
     """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
     and the settings that produced them; `extra`: intervals, usage, per-sample outcomes."""
     return {
-        **asdict(summary),
+        **_metrics(summary),
         **(extra or {}),
         "metric": metric,
-        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
+        "trial_scores": [{**_metrics(t), "accuracy": t.accuracy} for t in trials],
         "settings": settings,
+    }
+
+
+def _metrics(scores: TrialSummary | CellScore) -> dict:
+    """The fields of `scores`, but `LATER_FIELDS` that say nothing."""
+    return {
+        k: v for k, v in asdict(scores).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]
     }
 
 
