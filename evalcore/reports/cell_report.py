@@ -15,6 +15,14 @@ from pathlib import Path
 from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.cell import CellTrials
 from evalcore.hashing import stable_hash
+from evalcore.reports.pooled import SHEET as POOLED_SHEET
+from evalcore.reports.pooled import (
+    pool_reports,
+    pooled_frame,
+    pooled_table,
+    refresh_pool,
+    write_pooled,
+)
 from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
 from evalcore.reports.usage import CellUsage, cell_usage
 from evalcore.scoring import (
@@ -52,7 +60,10 @@ def report_cell(
     the JSON with the reproducibility `card`, the intervals clustered by video, the
     per-sample outcomes and what the answers cost. A judged benchmark takes the judge's
     `scores` (trial -> sample id -> score, or why it has none; None: no judge) instead,
-    and has no score (`accuracy` None) when its judge scored none of its answers.
+    and has no score (`accuracy` None) when its judge scored none of its answers. A
+    benchmark whose VLMEvalKit report pools several files (`Benchmark.pool`) also gets
+    that table, over this cell and the model's other cells of the pool, and refreshes
+    it in theirs (`evalcore.reports.pooled`).
 
     The JSON records a digest of everything both files hold (`report_digest`); when it
     matches and the xlsx exists, neither file is written again and the cell keeps its
@@ -91,18 +102,26 @@ def report_cell(
         },
         length=32,
     )
+    # a pooling benchmark's table over this file and the model's others: in no digest
+    others = pool_reports(ws, name, benchmark.pool, but=dataset) if benchmark.pool else []
+    pooled = pooled_table(benchmark, dataset, outcomes, others) if benchmark.pool else None
     kept = _read_json(path) if xlsx.exists() else {}
     if kept.get("report_digest") == digest and "accuracy_ci" in kept:
         ci = kept["accuracy_ci"]
+        if pooled is not None and kept.get("pooled") != pooled:
+            write_pooled(path, xlsx, kept, pooled)
     else:
         intervals = cell_intervals(
             outcomes, summary.accuracy, summary.breakdowns, summary.per_category
         )
         sheet = summary_sheet(summary, intervals, usage, benchmark.metric)
         extra = {**intervals, "usage": asdict(usage), "samples": samples_json}
-        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet)
+        extra.update({"pooled": pooled} if pooled is not None else {})
+        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet, pooled)
         write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra, digest)
         ci = intervals["accuracy_ci"]
+    if pooled is not None:
+        refresh_pool(others, pooled)
     return {
         **asdict(summary),
         "metric": benchmark.metric,
@@ -205,9 +224,10 @@ def write_cell_xlsx(
     breakdowns: dict[str, dict[str, float]] | None = None,
     breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
     summary: list[dict] | None = None,
+    pooled: dict | None = None,
 ) -> Path:
     """Sheets `predictions` (`prediction_rows`), `breakdowns` (`breakdown_rows`) and,
-    given, `summary` (the headline numbers and cost)."""
+    given, `summary` (the headline numbers and cost) and `pooled` (`pooled_frame`)."""
     import pandas as pd  # here, not at the top: a run that writes no report never needs it
 
     table = pd.DataFrame(prediction_rows(scored)).map(cell_text)
@@ -220,6 +240,8 @@ def write_cell_xlsx(
         tables.to_excel(writer, sheet_name="breakdowns", index=False)
         if summary:
             pd.DataFrame(summary).map(cell_text).to_excel(writer, sheet_name="summary", index=False)
+        if pooled is not None:
+            pooled_frame(pooled).to_excel(writer, sheet_name=POOLED_SHEET, index=False)
     return path
 
 

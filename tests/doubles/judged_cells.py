@@ -1,6 +1,7 @@
 """A judged cell on disk without a server: MMBench-Video's tiny dataset (8 questions,
 scored 0-3) answered by model `m`, its prediction log and the judge's verdict log
-written as the judge stage writes them, so scoring and reports read real files."""
+written as the judge stage writes them (`write_verdicts`, for any judged cell), so
+scoring and reports read real files."""
 
 from __future__ import annotations
 
@@ -46,17 +47,25 @@ def judged_cell(
                 log.append(failed(sid, "ServerError", "500", attempts=2, answer_key=keys[sid]))
             else:
                 log.append(PredictionRecord(sid, "ok", f"answer {sid}", answer_key=keys[sid]))
-    cell.judgements_dir(ws).mkdir(parents=True)
+    write_verdicts(cell, ws, {sid: (keys[sid], f"answer {sid}", v) for sid, v in verdicts.items()})
+    extract_dataset_frames(cell.dataset, cell.frames, ws)
+    return cell, ws
+
+
+def write_verdicts(
+    cell: Cell, ws: Workspace, verdicts: dict[str, tuple[str, str, float | None]]
+) -> None:
+    """`JUDGE`'s verdict log as the judge stage writes it: sample id -> (the answer's
+    key, its text, the score or None: the judge failed on it)."""
+    cell.judgements_dir(ws).mkdir(parents=True, exist_ok=True)
     version = CellTrials([cell]).benchmark.judge_version
     with Journal(cell.judgements_dir(ws), f"judge-{JUDGE.identity}") as log:
-        for sid, score in verdicts.items():
-            key = judgement_key(JUDGE.identity, version, keys[sid], f"answer {sid}")
+        for sid, (answer_key, text, score) in verdicts.items():
+            key = judgement_key(JUDGE.identity, version, answer_key, text)
             if score is None:
                 log.append(Judgement(sid, key, "failed", error_type="ServerError", error="500"))
             else:
                 log.append(Judgement(sid, key, "ok", score, str(int(score))))
-    extract_dataset_frames(cell.dataset, cell.frames, ws)
-    return cell, ws
 
 
 def report_judged(cell: Cell, ws: Workspace, judge: EndpointSpec | None = JUDGE) -> dict:
