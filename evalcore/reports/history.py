@@ -145,7 +145,7 @@ def with_deltas(
         skipped = None
         if row["accuracy"] is None:
             skipped = "no score now"
-        elif prev is None or not _scored_then(previous, row):
+        elif prev is None or (prev == 0.0 and not _scored_then(previous, row)):
             skipped = "no score before"
         if skipped is not None:
             out.append({**row, "previous_accuracy": prev, "delta": None, "delta_skipped": skipped})
@@ -156,8 +156,8 @@ def with_deltas(
 
 
 def _scored_then(previous: Snapshot, row: dict) -> bool:
-    """Whether the snapshot's outcomes of the row's cell make a score (a snapshot from
-    before cells could have none shows a judged cell that nothing judged as 0.0)."""
+    """Whether the snapshot's outcomes of the row's cell make a score: a snapshot from
+    before cells could have none shows a judged cell that nothing judged as 0.0."""
     then = previous.outcomes(row["model"], row["dataset"])
     return then is None or has_score(then)
 
