@@ -2,9 +2,10 @@
 
 It evaluates the configured model x dataset matrix as `eval` subflows, one per dataset
 with only the models whose cell is not current (no report yet, a sample without a
-record under its current answer key, or a retryable failure), then freezes a dated
-snapshot (with each cell's per-sample outcomes) and publishes the leaderboard: files,
-the PNG charts, and the Prefect artifacts with stable keys. Each cell's change since the
+record under its current answer key, a retryable failure, or with a judge, answers it
+has not scored), then freezes a dated snapshot (with each cell's per-sample outcomes)
+and publishes the leaderboard: files, the PNG charts, and the Prefect artifacts with
+stable keys. Each cell's change since the
 previous snapshot is tested on the same questions (paired, clustered by video) and
 marked significant or not; each `eval` subflow's run summary lists the questions that
 flipped. Only the samples whose answer key changed are asked again (a

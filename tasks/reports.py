@@ -17,7 +17,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.reports import format_accuracy, leaderboard_markdown
+from evalcore.reports import format_accuracy, format_unjudged, leaderboard_markdown
 from evalcore.reports.history import publish_leaderboard
 from evalcore.workspace import Workspace
 
@@ -36,6 +36,7 @@ def publish(ws: Workspace, snapshot: bool = False) -> list[dict]:
                 for k, v in r.items()
                 if k not in ("per_category", "per_category_ci")
             },
+            "unjudged_reasons": format_unjudged(r),
         }
         for r in board
     ]

@@ -59,13 +59,11 @@ def judge_answers_task(
 def score(
     trials: CellTrials, ws: Workspace, judged=None, judge: EndpointSpec | None = None
 ) -> dict:
-    scores = None
-    if trials.benchmark.judged:  # no judge: every answer stays unjudged
+    scores = None  # without a judge, a judged benchmark's answers stay unjudged
+    if trials.benchmark.judged and judge is not None:
         from evalcore.judge.scores import current_scores
 
-        scores = (
-            current_scores(trials, ws, judge) if judge else {c.trial: {} for c in trials.trials}
-        )
+        scores = current_scores(trials, ws, judge)
     return report_cell(trials, ws, judged, trials.card(judge.model if judge else None), scores)
 
 

@@ -12,7 +12,7 @@ Facts about each layout, prompt and rule come from VLMEvalKit's vlmeval/dataset/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -45,6 +45,9 @@ class Benchmark:
     judged: ClassVar[bool] = False
     metric: ClassVar[str] = "accuracy"  # what the headline number is
     judge_version: ClassVar[str] = ""  # the judge prompt's version: part of verdict keys
+    # VLMEvalKit's dataset that pools several files of this layout into one report (e.g.
+    # TempCompass): each file's cell report also carries the pooled table (`pooled_rating`)
+    pool: ClassVar[str] = ""
 
     columns: ClassVar[tuple[str, ...]] = ()  # the TSV columns a row-by-row layout requires
 
@@ -97,6 +100,14 @@ class Benchmark:
     def from_choice(self, sample: Sample, index: int) -> str:
         """The answer, in the sample's terms, for the judge's choice `index`."""
         return LETTERS[index]
+
+    def pooled_rating(
+        self, files: Mapping[str, Iterable[tuple[Mapping[str, str], float | None]]]
+    ) -> tuple[list[str], list[dict]]:
+        """Pooling benchmarks (`pool`): VLMEvalKit's pooled table over the files (dataset
+        name -> (breakdown values, value) per question): the files pooled, in its order,
+        and the table's rows; ValueError when the files cannot be pooled."""
+        raise NotImplementedError(f"{self.name} pools no files")
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:
         """The sample's value for each breakdown (a missing column is "")."""

@@ -1,5 +1,7 @@
 """`benchmark: generic`: VLMEvalKit's common video TSV layout (index, video, question,
-answer as letter or option text, candidates), our lettered prompt, the letter rule."""
+answer as letter or option text, candidates), our lettered prompt, and VLMEvalKit's
+generic multiple-choice reading of the answer (`can_infer`: see
+`evalcore.scoring.letters`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from evalcore.scoring.letters import extract_option_letter
 class GenericMCQ(Benchmark):
     name = "generic"
     template = TEMPLATE_VERSION
-    rule = "letter-v1"
+    rule = "letter-can-infer-v2"
     breakdowns = ("category",)
     layout = (
         "a TSV with index, video, question, answer (letter or option text), candidates "

@@ -45,15 +45,17 @@ Facts from VLMEvalKit (open-compass/VLMEvalKit, read at e8e78f05), reproduced in
 - Report: `get_dimension_rating` counts hits per `dim. task_type`; `TempCompass.evaluate`
   sums them per dim, per task type and overall: each is accuracy over its questions, so
   our breakdowns `dim`, `task_type` and `dim.task_type` and the overall accuracy are
-  VLMEvalKit's numbers for the rows loaded. (VLMEvalKit's overall pools MCQ, yes/no and
-  captioning; with one dataset per TSV, pooling the files is the report's to do.)
+  VLMEvalKit's numbers for the rows loaded. VLMEvalKit's table pools the MCQ, captioning
+  and yes/no files; with one dataset per TSV, each file's cell report also carries that
+  pooled table over the model's TempCompass reports (`pool`, `tempcompass_rating`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from evalcore.benchmarks import tempcompass_rating
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
@@ -88,6 +90,7 @@ class TempCompass(Benchmark):
     )
 
     columns = ("task_type", "video", "question", "answer")
+    pool = "TempCompass"
 
     def sample_from_row(
         self, name: str, sample_id: str, row: dict, where: str, root: Path
@@ -143,6 +146,12 @@ class TempCompass(Benchmark):
 
     def judge_choices(self, sample: Sample) -> tuple[str, ...]:
         return YES_NO_ANSWERS if _task(sample) == YES_NO else sample.options
+
+    def pooled_rating(
+        self, files: Mapping[str, Iterable[tuple[Mapping[str, str], float | None]]]
+    ) -> tuple[list[str], list[dict]]:
+        """`TempCompass.evaluate`'s table over the files (`tempcompass_rating`)."""
+        return tempcompass_rating.pooled_rating(files)
 
     def from_choice(self, sample: Sample, index: int) -> str:
         return YES_NO_ANSWERS[index] if _task(sample) == YES_NO else LETTERS[index]

@@ -32,7 +32,8 @@ Facts from VLMEvalKit (open-compass/VLMEvalKit, read at e8e78f05), reproduced in
   failure value.
 - Report: `get_dimension_rating` counts `int(score)` per `dim. task_type`, and
   `TempCompass.evaluate` sums them per dim, per task type and overall: accuracy over
-  questions, the breakdowns of `evalcore.benchmarks.tempcompass` (reused here).
+  questions, the breakdowns of `evalcore.benchmarks.tempcompass` (reused here), and the
+  table pooled with the multi-choice and yes/no files (`tempcompass_rating`).
 
 Deliberate differences: a failure (None: an empty reply, or no answer) counts 0 in the
 means; VLMEvalKit adds its -1 to the sum, taking one right answer away.
@@ -110,6 +111,9 @@ class TempCompassCaptioning(Benchmark):
     # dim, task_type, dim.task_type: as the multiple-choice adapter reports them
     breakdowns = TempCompass.breakdowns
     breakdown_values = TempCompass.breakdown_values
+    # pooled with the multi-choice and yes/no files, as `TempCompass.evaluate` pools them
+    pool = TempCompass.pool
+    pooled_rating = TempCompass.pooled_rating
     layout = (
         "VLMEvalKit's TempCompass_Captioning.tsv (index, task_type captioning, dim, video id, "
         "prefix, suffix (the file extension), question, answer, mc_question, mc_answer), "

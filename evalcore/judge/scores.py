@@ -27,6 +27,7 @@ from evalcore.cell import Cell, CellTrials
 from evalcore.config import ApiSettings
 from evalcore.hashing import stable_hash
 from evalcore.predictions import Journal, iter_records
+from evalcore.scoring import Unjudged
 from evalcore.workspace import Workspace
 
 
@@ -169,20 +170,25 @@ def judge_answers(
 
 def current_scores(
     trials: CellTrials, ws: Workspace, spec: EndpointSpec
-) -> dict[int, dict[str, float | None]]:
-    """Per trial, sample id -> the judge's score of its current answer (None: not judged
-    yet, or the judge failed on it)."""
+) -> dict[int, dict[str, float | Unjudged]]:
+    """Per trial, sample id -> the judge's score of its current answer, or why it has
+    none: the judge failed on it (its latest verdict under the answer's key is a typed
+    failure), or it has no verdict under that key yet."""
     version = trials.benchmark.judge_version
     identity = spec.identity
-    out: dict[int, dict[str, float | None]] = {}
+    out: dict[int, dict[str, float | Unjudged]] = {}
     for trial, current in trials.current_records(ws).items():
         done = read_judgements(current.cell, ws, identity)
-        scores: dict[str, float | None] = out.setdefault(trial, {})
+        scores: dict[str, float | Unjudged] = out.setdefault(trial, {})
         for sid, rec in current.records.items():
             if not rec.ok:
                 continue
             key = judgement_key(identity, version, rec.answer_key, rec.prediction or "")
             judged = done.get(sid)
-            ok = judged is not None and judged.ok and judged.key == key
-            scores[sid] = judged.score if ok else None
+            if judged is None or judged.key != key:
+                scores[sid] = Unjudged.NOT_JUDGED
+            elif judged.ok and judged.score is not None:
+                scores[sid] = judged.score
+            else:
+                scores[sid] = Unjudged.JUDGE_FAILED
     return out

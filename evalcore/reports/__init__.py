@@ -12,6 +12,7 @@ from evalcore.reports.compare import (
 from evalcore.reports.leaderboard import (
     collect_cells,
     format_accuracy,
+    format_unjudged,
     leaderboard_markdown,
     leaderboard_rows,
     write_leaderboard,
@@ -29,6 +30,7 @@ __all__ = [
     "compare_sides",
     "comparison_markdown",
     "format_accuracy",
+    "format_unjudged",
     "leaderboard_markdown",
     "leaderboard_rows",
     "load_side",

@@ -15,13 +15,23 @@ from pathlib import Path
 from evalcore.atomic import atomic_path, atomic_write_text
 from evalcore.cell import CellTrials
 from evalcore.hashing import stable_hash
+from evalcore.reports.pooled import SHEET as POOLED_SHEET
+from evalcore.reports.pooled import (
+    pool_reports,
+    pooled_frame,
+    pooled_table,
+    refresh_pool,
+    write_pooled,
+)
 from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
 from evalcore.reports.usage import CellUsage, cell_usage
 from evalcore.scoring import (
     CellScore,
     ScoredSample,
     TrialSummary,
+    Unjudged,
     aggregate_trials,
+    describe_unjudged,
     score_samples,
     summarize,
 )
@@ -31,6 +41,10 @@ from evalcore.workspace import Workspace
 ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 # Part of each report's digest: a change to what the files contain rewrites them all.
 REPORT_FORMAT = 2
+# Metrics fields added after reports were first written, with the value that says
+# nothing: a report holds one only when it says something, so the reports of cells it
+# does not concern keep their digest and are not rewritten.
+LATER_FIELDS = {"unjudged_reasons": {}, "scored": True}
 
 
 def report_cell(
@@ -38,14 +52,18 @@ def report_cell(
     ws: Workspace,
     judged: dict[int, dict[str, str | None]] | None = None,
     card: dict | None = None,
-    scores: dict[int, dict[str, float | None]] | None = None,
+    scores: dict[int, dict[str, float | Unjudged]] | None = None,
 ) -> dict:
     """Score every trial of one model x dataset from the records that count (made under
     each sample's current answer key), with the judge's readings (`judged`: trial ->
     sample id -> answer) where the rule read nothing; write the xlsx (last trial) and
     the JSON with the reproducibility `card`, the intervals clustered by video, the
     per-sample outcomes and what the answers cost. A judged benchmark takes the judge's
-    `scores` (trial -> sample id -> score, None: unjudged) instead.
+    `scores` (trial -> sample id -> score, or why it has none; None: no judge) instead,
+    and has no score (`accuracy` None) when its judge scored none of its answers. A
+    benchmark whose VLMEvalKit report pools several files (`Benchmark.pool`) also gets
+    that table, over this cell and the model's other cells of the pool, and refreshes
+    it in theirs (`evalcore.reports.pooled`).
 
     The JSON records a digest of everything both files hold (`report_digest`); when it
     matches and the xlsx exists, neither file is written again and the cell keeps its
@@ -84,18 +102,26 @@ def report_cell(
         },
         length=32,
     )
+    # a pooling benchmark's table over this file and the model's others: in no digest
+    others = pool_reports(ws, name, benchmark.pool, but=dataset) if benchmark.pool else []
+    pooled = pooled_table(benchmark, dataset, outcomes, others) if benchmark.pool else None
     kept = _read_json(path) if xlsx.exists() else {}
     if kept.get("report_digest") == digest and "accuracy_ci" in kept:
         ci = kept["accuracy_ci"]
+        if pooled is not None and kept.get("pooled") != pooled:
+            write_pooled(path, xlsx, kept, pooled)
     else:
         intervals = cell_intervals(
             outcomes, summary.accuracy, summary.breakdowns, summary.per_category
         )
         sheet = summary_sheet(summary, intervals, usage, benchmark.metric)
         extra = {**intervals, "usage": asdict(usage), "samples": samples_json}
-        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet)
+        extra.update({"pooled": pooled} if pooled is not None else {})
+        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet, pooled)
         write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra, digest)
         ci = intervals["accuracy_ci"]
+    if pooled is not None:
+        refresh_pool(others, pooled)
     return {
         **asdict(summary),
         "metric": benchmark.metric,
@@ -107,12 +133,13 @@ def report_cell(
 def summary_sheet(
     summary: TrialSummary, intervals: dict, usage: CellUsage, metric: str = "accuracy"
 ) -> list[dict]:
-    """The xlsx `summary` sheet: one (field, value) row per headline number."""
+    """The xlsx `summary` sheet: one (field, value) row per headline number; a cell
+    without a score says `no score`, and why its answers are unjudged."""
     ci = intervals["accuracy_ci"]
     rows = [
         ("model", summary.model),
         ("dataset", summary.dataset),
-        (metric, summary.accuracy),
+        (metric, "no score" if summary.accuracy is None else summary.accuracy),
         (f"{metric} 95% CI low", ci["low"]),
         (f"{metric} 95% CI high", ci["high"]),
         ("interval", f"{ci['method']}; {ci['clusters']} videos"),
@@ -121,6 +148,11 @@ def summary_sheet(
         ("stddev over trials", summary.accuracy_std),
         ("failed", summary.failed),
         ("unreadable", summary.unreadable),
+        *(
+            [("unjudged", describe_unjudged(summary.unjudged, summary.unjudged_reasons))]
+            if summary.unjudged
+            else []
+        ),
         *((k, v) for k, v in asdict(usage).items()),
     ]
     return [{"field": k, "value": v} for k, v in rows]
@@ -136,10 +168,13 @@ def _read_json(path: Path) -> dict:
 
 def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
     """Sheet `predictions`: VLMEvalKit's columns (the TSV row) plus what this run adds to
-    each sample."""
+    each sample; a judged answer's score, or why it has none."""
     rows = []
     for s in scored:
         rec = s.record
+        judged = {}
+        if s.extracted_by == "judged":
+            judged = {"judge_score": s.score, "unjudged": s.unjudged.value if s.unjudged else None}
         rows.append(
             {
                 **s.sample.row,
@@ -151,6 +186,7 @@ def prediction_rows(scored: Sequence[ScoredSample]) -> list[dict]:
                 "error_type": rec.error_type if rec else None,
                 "error": rec.error if rec else None,
                 "attempts": rec.attempts if rec else 0,
+                **judged,
             }
         )
     return rows
@@ -188,9 +224,10 @@ def write_cell_xlsx(
     breakdowns: dict[str, dict[str, float]] | None = None,
     breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
     summary: list[dict] | None = None,
+    pooled: dict | None = None,
 ) -> Path:
     """Sheets `predictions` (`prediction_rows`), `breakdowns` (`breakdown_rows`) and,
-    given, `summary` (the headline numbers and cost)."""
+    given, `summary` (the headline numbers and cost) and `pooled` (`pooled_frame`)."""
     import pandas as pd  # here, not at the top: a run that writes no report never needs it
 
     table = pd.DataFrame(prediction_rows(scored)).map(cell_text)
@@ -203,6 +240,8 @@ def write_cell_xlsx(
         tables.to_excel(writer, sheet_name="breakdowns", index=False)
         if summary:
             pd.DataFrame(summary).map(cell_text).to_excel(writer, sheet_name="summary", index=False)
+        if pooled is not None:
+            pooled_frame(pooled).to_excel(writer, sheet_name=POOLED_SHEET, index=False)
     return path
 
 
@@ -224,11 +263,18 @@ def cell_payload(
     """The cell's metrics (`accuracy` holds the headline `metric`), the per-trial detail
     and the settings that produced them; `extra`: intervals, usage, per-sample outcomes."""
     return {
-        **asdict(summary),
+        **_metrics(summary),
         **(extra or {}),
         "metric": metric,
-        "trial_scores": [{**asdict(t), "accuracy": t.accuracy} for t in trials],
+        "trial_scores": [{**_metrics(t), "accuracy": t.accuracy} for t in trials],
         "settings": settings,
+    }
+
+
+def _metrics(scores: TrialSummary | CellScore) -> dict:
+    """The fields of `scores`, but `LATER_FIELDS` that say nothing."""
+    return {
+        k: v for k, v in asdict(scores).items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]
     }
 
 

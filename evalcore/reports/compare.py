@@ -9,7 +9,8 @@ records count depends on the config that made them, and the report already resol
 
 The comparison is paired on the questions both answered (`evalcore.stats.paired`: the
 difference B - A with its interval and p-value, standard error clustered by video) and
-lists every question that flipped, with both answers.
+lists every question that flipped, with both answers. A side without a score (a judged
+cell whose judge scored none of its answers) is compared with nothing, never as 0.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from evalcore.atomic import atomic_path
 from evalcore.reports.cell_report import cell_text
-from evalcore.reports.samples import SampleOutcome, interval_of, outcomes_from_json
+from evalcore.reports.samples import SampleOutcome, has_score, interval_of, outcomes_from_json
+from evalcore.scoring import describe_unjudged
 from evalcore.stats import PairedDifference, paired_difference
 
 QUESTION_WORDS = 12  # questions and answers in the markdown are cut at this many words
@@ -43,6 +45,7 @@ class Side:
     source: str  # the file it was read from
     outcomes: list[SampleOutcome]
     metric: str = "accuracy"
+    no_score: str | None = None  # why the cell has no score (its report's), None: it has one
 
     @property
     def label(self) -> str:
@@ -73,11 +76,16 @@ class Comparison:
 
 
 def compare_sides(a: Side, b: Side) -> Comparison:
-    """Pair A and B on the questions both have a value for, A's order."""
+    """Pair A and B on the questions both have a value for, A's order; neither may be
+    without a score."""
     if a.dataset != b.dataset:
         raise CompareError(
             f"A is on {a.dataset}, B on {b.dataset}: a paired comparison needs the same questions"
         )
+    for side in (a, b):
+        why = side.no_score or (None if has_score(side.outcomes) else "no answer judged")
+        if why is not None:
+            raise CompareError(f"{side.source} has no score ({why}): nothing to compare")
     theirs = {o.sample_id: o for o in b.outcomes if o.value is not None}
     pairs = [
         (o, theirs[o.sample_id])
@@ -126,7 +134,17 @@ def load_side(path: Path, cell: str | None = None) -> Side:
         source=str(path),
         outcomes=outcomes_from_json(payload["samples"]),
         metric=payload.get("metric") or "accuracy",
+        no_score=no_score_reason(payload),
     )
+
+
+def no_score_reason(report: dict) -> str | None:
+    """Why a cell report or leaderboard row has no score (`48 unjudged: judge failed`),
+    or None when it has one."""
+    if "accuracy" not in report or report["accuracy"] is not None:
+        return None
+    count = report.get("unjudged") or 0
+    return describe_unjudged(count, report.get("unjudged_reasons") or {}) or "no score"
 
 
 def _snapshot_side(path: Path, payload: dict, cell: str | None) -> Side:
@@ -147,6 +165,7 @@ def _snapshot_side(path: Path, payload: dict, cell: str | None) -> Side:
         source=f"{path} ({cell})",
         outcomes=read_outcome_file(path.parent / stored[cell]),
         metric=row.get("metric") or "accuracy",
+        no_score=no_score_reason(row),
     )
 
 

@@ -7,10 +7,13 @@ keeps each cell's per-sample outcomes, content-addressed under `history/samples/
 leaderboard row then carries `previous_accuracy` and `delta` (None for a cell the
 previous snapshot did not have) and, where both snapshots have the cell's outcomes, a
 paired test of the change on the same questions (`delta_p`, `delta_significant`,
-`delta_low`/`high`, `delta_gains`/`losses`). `cells_to_evaluate` decides which cells a
+`delta_low`/`high`, `delta_gains`/`losses`); a cell without a score now or then (a
+judged cell whose judge scored nothing) gets no delta and no test (`delta_skipped`
+says which side), never a comparison with 0. `cells_to_evaluate` decides which cells a
 nightly run re-evaluates: no report yet, or some sample without a record under its
 current answer key (changed model or settings: all of them; a replaced video or an
-edited row: those samples), or a retryable failure.
+edited row: those samples), or a retryable failure, or (with a judge) answers the
+judge has not scored.
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ from evalcore.reports.leaderboard import (
     leaderboard_rows,
     write_leaderboard,
 )
-from evalcore.reports.samples import SampleOutcome, outcomes_from_json, outcomes_json
+from evalcore.reports.samples import (
+    SampleOutcome,
+    has_score,
+    outcomes_from_json,
+    outcomes_json,
+)
 from evalcore.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -124,17 +132,34 @@ def with_deltas(
     rows: Sequence[dict], previous: Snapshot | None, outcomes: Outcomes | None = None
 ) -> list[dict]:
     """Rows plus `previous_accuracy` and `delta` against the `previous` snapshot; with
-    the current `outcomes`, the paired test of each change (`delta_p`, ...)."""
-    before = {(r["model"], r["dataset"]): r["accuracy"] for r in previous.rows} if previous else {}
+    the current `outcomes`, the paired test of each change (`delta_p`, ...). A cell
+    without a score on either side has no delta: `delta_skipped` says which."""
+    before = {(r["model"], r["dataset"]): r for r in previous.rows} if previous else {}
     out = []
     for row in rows:
-        prev = before.get((row["model"], row["dataset"]))
-        delta = None if prev is None else row["accuracy"] - prev
-        extra = {}
-        if prev is not None and previous is not None and outcomes:
-            extra = _delta_test(row, previous, outcomes)
-        out.append({**row, "previous_accuracy": prev, "delta": delta, **extra})
+        then = before.get((row["model"], row["dataset"]))
+        if then is None or previous is None:
+            out.append({**row, "previous_accuracy": None, "delta": None})
+            continue
+        prev = then["accuracy"]
+        skipped = None
+        if row["accuracy"] is None:
+            skipped = "no score now"
+        elif prev is None or (prev == 0.0 and not _scored_then(previous, row)):
+            skipped = "no score before"
+        if skipped is not None:
+            out.append({**row, "previous_accuracy": prev, "delta": None, "delta_skipped": skipped})
+            continue
+        extra = _delta_test(row, previous, outcomes) if outcomes else {}
+        out.append({**row, "previous_accuracy": prev, "delta": row["accuracy"] - prev, **extra})
     return out
+
+
+def _scored_then(previous: Snapshot, row: dict) -> bool:
+    """Whether the snapshot's outcomes of the row's cell make a score: a snapshot from
+    before cells could have none shows a judged cell that nothing judged as 0.0."""
+    then = previous.outcomes(row["model"], row["dataset"])
+    return then is None or has_score(then)
 
 
 def _delta_test(row: dict, previous: Snapshot, outcomes: Outcomes) -> dict:
@@ -234,7 +259,7 @@ def history_figure(snapshots: Sequence[Snapshot]) -> Figure:
     with its date and time (a time axis draws one or two snapshots as lone dots on a day
     of empty hours); models are nudged apart so their bars do not hide each other, and
     the legend sits outside the plot."""
-    points = history_points(snapshots)
+    points = [p for p in history_points(snapshots) if p["accuracy"] is not None]  # scored
     datasets = sorted({p["dataset"] for p in points}) or ["(no snapshots yet)"]
     models = sorted({p["model"] for p in points})
     colour = {m: f"C{i % 10}" for i, m in enumerate(models)}  # one colour per model
@@ -292,7 +317,9 @@ def _when(iso: str) -> str:
 
 def category_figure(rows: Sequence[dict]) -> Figure:
     """The current score per category, one panel per dataset: horizontal bars grouped by
-    category (overall first), one bar per model, each with its 95% interval."""
+    category (overall first), one bar per model, each with its 95% interval; cells
+    without a score are not drawn."""
+    rows = [r for r in rows if r["accuracy"] is not None]
     datasets = sorted({r["dataset"] for r in rows}) or ["(no results yet)"]
     sizes = []
     for dataset in datasets:
@@ -423,13 +450,19 @@ NO_RESULT = "no result yet"
 SETTINGS_CHANGED = "model or settings changed"
 SAMPLES_CHANGED = "samples new or changed"
 HAS_FAILURES = "has retryable failures"
+UNJUDGED = "answers unjudged"
 
 
-def why_stale(trials: CellTrials, ws: Workspace, videos: dict[str, str]) -> str | None:
+def why_stale(
+    trials: CellTrials, ws: Workspace, videos: dict[str, str], judge: bool = False
+) -> str | None:
     """Why the trials of one model x dataset must be evaluated again, or None when every
-    sample has a record that counts (its current answer key) and none is a retryable
-    failure. Permanent failures (a missing video) keep a cell current until the input
-    changes. `videos`: sample id -> video fingerprint (`video_fingerprints`)."""
+    sample has a record that counts (its current answer key), none is a retryable
+    failure and, with a `judge` configured, the report has no unjudged answer (the judge
+    failed on them: judged again, the model is not asked). Permanent failures (a missing
+    video) keep a cell current until the input changes. `videos`: sample id -> video
+    fingerprint (`video_fingerprints`)."""
+
     report = ws.cell_json(trials.model.name, trials.dataset.dataset_name)
     if not report.exists():
         return NO_RESULT
@@ -443,8 +476,11 @@ def why_stale(trials: CellTrials, ws: Workspace, videos: dict[str, str]) -> str 
             return f"{len(pending)} of {len(ids)} {SAMPLES_CHANGED}"
         if any(not records[i].final for i in ids):
             return HAS_FAILURES
-    if json.loads(report.read_text(encoding="utf-8")).get("n") != len(ids):
+    kept = json.loads(report.read_text(encoding="utf-8"))
+    if kept.get("n") != len(ids):
         return f"{SAMPLES_CHANGED} (count)"
+    if judge and trials.benchmark.judged and kept.get("unjudged"):
+        return f"{kept['unjudged']} {UNJUDGED}"
     return None
 
 
@@ -458,7 +494,7 @@ def cells_to_evaluate(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, 
         name = trials.dataset.dataset_name
         if name not in videos:
             videos[name] = video_fingerprints(trials.samples, cache)
-        reason = why_stale(trials, ws, videos[name])
+        reason = why_stale(trials, ws, videos[name], judge=config.judge is not None)
         if reason:
             plan[name][trials.model.name] = reason
     return plan

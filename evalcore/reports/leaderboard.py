@@ -1,4 +1,7 @@
-"""The leaderboard: every cell under an output directory, as JSON, xlsx and markdown."""
+"""The leaderboard: every cell under an output directory, as JSON, xlsx and markdown.
+
+A judged cell whose judge scored none of its answers has no score (`accuracy` None):
+ranked last, shown as `no score`, with how many answers are unjudged and why."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from evalcore.atomic import atomic_path, atomic_write_text
+from evalcore.scoring import describe_unjudged
 
 LEADERBOARD_FIELDS = (
     "model",
@@ -17,6 +21,8 @@ LEADERBOARD_FIELDS = (
     "n",
     "failed",
     "unreadable",
+    "unjudged",
+    "unjudged_reasons",
     "metric",
     "per_category",
     "evaluated_at",
@@ -56,9 +62,12 @@ USAGE_FIELDS = (
 
 
 def leaderboard_rows(cells: Iterable[dict]) -> list[dict]:
-    """Leaderboard rows from cell JSONs, best accuracy first within each dataset."""
+    """Leaderboard rows from cell JSONs, best accuracy first within each dataset, cells
+    without a score last."""
     rows = [leaderboard_row(cell) for cell in cells]
-    rows.sort(key=lambda r: (r["dataset"], -r["accuracy"], r["model"]))
+    rows.sort(
+        key=lambda r: (r["dataset"], r["accuracy"] is None, -(r["accuracy"] or 0.0), r["model"])
+    )
     return rows
 
 
@@ -74,18 +83,27 @@ def format_score(value: float | None, low: float | None = None, high: float | No
 
 def format_accuracy(row: dict) -> str:
     """A row's headline with its interval, and the spread over trials when there are
-    several (`(sd 0.010)`: the seeds' standard deviation, not an interval)."""
+    several (`(sd 0.010)`: the seeds' standard deviation, not an interval); `no score`
+    for a cell without one."""
+    if row["accuracy"] is None:
+        return "no score"
     text = format_score(row["accuracy"], row.get("accuracy_low"), row.get("accuracy_high"))
     if (row.get("trials") or 1) > 1:
         text += f" (sd {row.get('accuracy_std') or 0.0:.3f})"
     return text
 
 
+def format_unjudged(row: dict) -> str:
+    """`48 unjudged: judge failed`; empty when every answer was judged."""
+    return describe_unjudged(row.get("unjudged") or 0, row.get("unjudged_reasons") or {})
+
+
 def leaderboard_markdown(rows: list[dict]) -> str:
     """One table per dataset, ranked, with per-category accuracy columns, when each cell
     was last evaluated, and (rows from `history.with_deltas`) the change against the
     previous snapshot, in bold when a paired test on the same questions finds it
-    significant. Scores show `± half` of their 95% interval, clustered by video."""
+    significant. Scores show `± half` of their 95% interval, clustered by video; a
+    judged benchmark's table says how many answers are unjudged and why."""
     if not rows:
         return "# Leaderboard\n\n_No results yet._\n"
     parts = ["# Leaderboard\n"]
@@ -94,12 +112,14 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         cats = sorted({c for r in cells for c in r["per_category"]})
         show_delta = any("delta" in r for r in cells)
         show_unreadable = any(r.get("unreadable") for r in cells)
+        show_unjudged = any(r.get("unjudged") for r in cells)
         show_tokens = any(r.get("prompt_tokens") or r.get("cached_answers") for r in cells)
         show_cost = any(r.get("cost") is not None for r in cells)
         show_time = any(r.get("seconds_per_sample") is not None for r in cells)
         metric = next((r.get("metric") for r in cells if r.get("metric")), "accuracy")
         head = ["#", "model", metric, *(["Δ"] if show_delta else []), "n", "failed"]
         head += ["unreadable"] if show_unreadable else []
+        head += ["unjudged"] if show_unjudged else []
         head += ["tokens in / out"] if show_tokens else []
         head += ["cost (cache saved)"] if show_cost else []
         head += ["s / sample"] if show_time else []
@@ -115,6 +135,7 @@ def leaderboard_markdown(rows: list[dict]) -> str:
             cols = [str(rank), r["model"], format_accuracy(r), *delta, str(r["n"])]
             cols += [str(r["failed"])]
             cols += [str(r.get("unreadable") or 0)] if show_unreadable else []
+            cols += [format_unjudged(r) or "0"] if show_unjudged else []
             cols += [_format_tokens(r)] if show_tokens else []
             cols += [_format_cost(r)] if show_cost else []
             cols += [_format_seconds(r.get("seconds_per_sample"))] if show_time else []
@@ -138,8 +159,8 @@ def leaderboard_markdown(rows: list[dict]) -> str:
 
 def _format_delta(row: dict) -> str:
     delta = row.get("delta")
-    if delta is None:
-        return "new"
+    if delta is None:  # not in the previous snapshot, or a side without a score
+        return "-" if row.get("delta_skipped") else "new"
     text = f"{delta:+.3f}"
     p = row.get("delta_p")
     if p is None:
@@ -187,6 +208,8 @@ def write_leaderboard(rows: list[dict], output_dir: Path) -> dict[str, Path]:
     flat = [
         {
             **{k: v for k, v in r.items() if k not in ("per_category", "per_category_ci")},
+            "accuracy": "no score" if r["accuracy"] is None else r["accuracy"],
+            "unjudged_reasons": format_unjudged(r),
             **{
                 f"cat:{c}{part}": v
                 for c, a in r["per_category"].items()

@@ -12,6 +12,7 @@ snapshot (the questions that flipped, with the change's significance).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,9 +152,10 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
     """The cells of `config` whose current report differs on some question from the
     latest leaderboard snapshot (in the nightly: the previous night's): per cell, the
     paired test of the change and the flipped questions (at most `limit` each way; the
-    rest with `evalcore compare`), and the cells the snapshot lacks (new: nothing to
-    compare). Empty when there is no snapshot to compare with."""
-    from evalcore.reports.compare import flips_table, verdict
+    rest with `evalcore compare`), the cells the snapshot lacks (new: nothing to
+    compare) and the cells without a score now (a judged cell whose judge scored
+    nothing: compared with nothing, never as 0). Empty when there is no snapshot."""
+    from evalcore.reports.compare import flips_table, no_score_reason, verdict
     from evalcore.reports.history import changes_since_snapshot
 
     ws = Workspace(config.work_dir, config.output_dir)
@@ -164,6 +166,12 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
     when = snapshot.taken_at.strftime("%Y-%m-%d %H:%M UTC")
     in_snapshot = {(r.get("model"), r.get("dataset")) for r in snapshot.rows}
     new = [f"{m} x {d}" for m, d in pairs if (m, d) not in in_snapshot]
+    unscored = []
+    for m, d in pairs:
+        path = ws.cell_json(m, d)
+        if (m, d) in in_snapshot and path.exists():
+            why = no_score_reason(json.loads(path.read_text(encoding="utf-8")))
+            unscored += [f"{m} x {d} ({why})"] if why is not None else []
     lines = []
     if changed:
         lines.append(f"## Changes since the snapshot of {when} (A: the snapshot, B: now)")
@@ -172,13 +180,16 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
             for title, flips in (("wrong → right", c.gains), ("right → wrong", c.losses)):
                 if flips:
                     lines += ["", f"{title} ({len(flips)}):", "", *flips_table(flips, limit)]
-    elif len(new) < len(pairs):
+    elif len(new) + len(unscored) < len(pairs):
         lines.append(f"No question changed its outcome since the snapshot of {when}.")
     if new:
         lines += [
             *([""] if lines else []),
             f"Not in the snapshot of {when}, so nothing to compare: {', '.join(new)} (new).",
         ]
+    if unscored:
+        cells = ", ".join(unscored)
+        lines += [*([""] if lines else []), f"No score, so nothing compared: {cells}."]
     return "\n".join(lines) + "\n"
 
 

@@ -92,6 +92,14 @@ def sample_outcomes(
     return out
 
 
+def has_score(outcomes: Sequence[SampleOutcome]) -> bool:
+    """Whether a cell's outcomes make a score: not when questions were answered and none
+    of those answers has a value (a judged cell whose judge scored nothing; reports from
+    before such cells had no score read 0.0 there, from the model failures alone)."""
+    answered = [o for o in outcomes if o.status == "ok"]
+    return not answered or any(o.value is not None for o in answered)
+
+
 def outcomes_json(outcomes: Iterable[SampleOutcome]) -> list[dict[str, Any]]:
     return [asdict(o) for o in outcomes]
 
@@ -115,15 +123,19 @@ def interval_of(outcomes: Sequence[SampleOutcome], reported: float | None = None
 
 def cell_intervals(
     outcomes: Sequence[SampleOutcome],
-    accuracy: float,
+    accuracy: float | None,
     breakdowns: dict[str, dict[str, float]],
     per_category: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The report's interval fields: `accuracy_ci` (low, high, level, clusters, n,
     method), `breakdowns_ci` (breakdown -> value -> [low, high]) for the breakdown
     means the report shows (`breakdowns`: name -> value -> mean), and `per_category_ci`
-    for the leaderboard's category columns (`per_category`: the breakdown it shows)."""
-    overall = interval_of(outcomes, accuracy)
+    for the leaderboard's category columns (`per_category`: the breakdown it shows).
+    A cell without a score (`accuracy` None) has no interval: over 0 samples."""
+    if accuracy is None:
+        overall = Interval(0.0, None, None, 0, 0)
+    else:
+        overall = interval_of(outcomes, accuracy)
     tables: dict[str, dict[str, list[float | None]]] = {}
     for name, values in breakdowns.items():
         tables[name] = {}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from evalcore.dataset.sample import Sample
 from evalcore.predictions.log import PredictionRecord
+from evalcore.scoring.unjudged import Unjudged
 
 if TYPE_CHECKING:
     from evalcore.benchmarks import Benchmark
@@ -28,6 +29,7 @@ class ScoredSample:
     extracted_by: str = "rule"
     breakdown: dict[str, str] = field(default_factory=dict)
     score: float | None = None  # judged benchmarks: the judge's score (None: unjudged)
+    unjudged: Unjudged | None = None  # judged benchmarks: why an answer has no score
 
     @property
     def value(self) -> float | None:
@@ -46,7 +48,8 @@ class ScoredSample:
 class CellScore:
     """Metrics of one trial of one model on one dataset; failures count as wrong (0).
     `correct` sums what samples add: hits, or a judged benchmark's scores; `accuracy` is
-    its mean over the samples that have a value (unjudged answers are left out)."""
+    its mean over the samples that have a value (unjudged answers are left out), None
+    when a judged benchmark's judge scored none of its answers (no score, never 0)."""
 
     model: str
     dataset: str
@@ -61,14 +64,19 @@ class CellScore:
     breakdowns: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     unjudged: int = 0  # judged benchmarks: answers without a judge's score (in no mean)
     headline: float | None = None  # judged benchmarks: the benchmark's own overall score
+    unjudged_reasons: dict[str, int] = field(default_factory=dict)  # `Unjudged` -> count
+    scored: bool = True  # False: a judged benchmark whose judge scored none of its answers
 
     @property
-    def accuracy(self) -> float:
-        """The headline metric: accuracy, or a judged benchmark's score (`metric`)."""
+    def accuracy(self) -> float | None:
+        """The headline metric: accuracy, or a judged benchmark's score (`metric`); None
+        when the cell has no score (`scored`)."""
+        if not self.scored:
+            return None
         if self.headline is not None:
             return self.headline
-        scored = self.n - self.unjudged
-        return self.correct / scored if scored else 0.0
+        counted = self.n - self.unjudged
+        return self.correct / counted if counted else 0.0
 
 
 def score_samples(
@@ -76,20 +84,27 @@ def score_samples(
     records: dict[str, PredictionRecord],
     benchmark: Benchmark,
     judged: dict[str, str | None] | None = None,
-    scores: dict[str, float | None] | None = None,
+    scores: dict[str, float | Unjudged] | None = None,
 ) -> list[ScoredSample]:
     """The benchmark's rule first; for answers it cannot read, the judge's reading
     (`judged`: sample id -> answer or None) when there is one. A judged (open-ended)
-    benchmark takes the judge's `scores` (sample id -> score, None: unjudged) instead."""
+    benchmark takes the judge's `scores` instead (sample id -> score, or why it has
+    none); an answer they do not name was seen by no judge (`Unjudged.NO_JUDGE`)."""
     judged = judged or {}
     scored = []
     for s in samples:
         rec = records.get(s.sample_id)
         if benchmark.judged:
-            score = (scores or {}).get(s.sample_id) if rec and rec.ok else None
+            score, why = None, None
+            if rec and rec.ok:
+                verdict = (scores or {}).get(s.sample_id, Unjudged.NO_JUDGE)
+                if isinstance(verdict, Unjudged):
+                    why = verdict
+                else:
+                    score = verdict
             by = "judged" if rec and rec.ok else "none"
             breakdown = benchmark.breakdown_values(s)
-            scored.append(ScoredSample(s, rec, None, bool(score), by, breakdown, score))
+            scored.append(ScoredSample(s, rec, None, bool(score), by, breakdown, score, why))
             continue
         extracted, by = None, "none"
         if rec and rec.ok:
@@ -115,7 +130,9 @@ def summarize(
     leaderboard's `per_category`); failures and unreadable answers count as wrong. A
     judged benchmark aggregates its scores its own way (`overall`, `breakdown_scores`:
     VLMEvalKit's report), over the answers the judge scored: a model failure counts 0,
-    an unjudged answer is left out and counted."""
+    an unjudged answer is left out and counted with its reason. When the judge scored
+    no answer (and some are unjudged) the cell has no score and no tables: its model
+    failures' zeros alone are no measure of the model."""
     tables: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in scored:
         if row.value is None:
@@ -130,8 +147,16 @@ def summarize(
         for name, values in tables.items()
     }
     values = [r.value for r in scored if r.value is not None]
+    reasons: dict[str, int] = {}
+    for r in scored:
+        if r.unjudged is not None:
+            reasons[r.unjudged.value] = reasons.get(r.unjudged.value, 0) + 1
+    # a judged cell needs one judged answer for a score (its failures' zeros are none)
+    has_score = not reasons or any(r.status == "ok" and r.value is not None for r in scored)
     headline = None
-    if benchmark is not None and benchmark.judged:
+    if not has_score:
+        breakdowns = {}
+    elif benchmark is not None and benchmark.judged:
         headline = benchmark.overall(values) if values else 0.0
         breakdowns = benchmark.breakdown_scores(
             [(r.sample, r.value) for r in scored if r.value is not None]
@@ -151,17 +176,21 @@ def summarize(
         unjudged=len(scored) - len(values),
         headline=headline,
         breakdowns=breakdowns,
+        unjudged_reasons=dict(sorted(reasons.items())),
+        scored=has_score,
     )
 
 
 @dataclass(frozen=True)
 class TrialSummary:
-    """Mean and standard deviation over trials (seeds); std is 0 for a single trial."""
+    """Mean and standard deviation over trials (seeds) that have a score; std is 0 for a
+    single one. Both None when no trial has a score (a judged benchmark whose judge
+    scored nothing)."""
 
     model: str
     dataset: str
-    accuracy: float
-    accuracy_std: float
+    accuracy: float | None
+    accuracy_std: float | None
     trials: int
     n: int
     failed: int
@@ -170,18 +199,20 @@ class TrialSummary:
     judged: int = 0
     unjudged: int = 0  # most over trials
     breakdowns: dict[str, dict[str, float]] = field(default_factory=dict)  # mean accuracy
+    unjudged_reasons: dict[str, int] = field(default_factory=dict)  # of the most unjudged
 
 
 def aggregate_trials(scores: Sequence[CellScore]) -> TrialSummary:
     if not scores:
         raise ValueError("no trials to aggregate")
-    accs = [s.accuracy for s in scores]
+    accs = [s.accuracy for s in scores if s.accuracy is not None]
     cats = sorted({c for s in scores for c in s.per_category})
+    most_unjudged = max(scores, key=lambda s: s.unjudged)
     return TrialSummary(
         model=scores[0].model,
         dataset=scores[0].dataset,
-        accuracy=statistics.fmean(accs),
-        accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        accuracy=statistics.fmean(accs) if accs else None,
+        accuracy_std=(statistics.stdev(accs) if len(accs) > 1 else 0.0) if accs else None,
         trials=len(scores),
         n=scores[0].n,
         failed=max(s.failed + s.missing for s in scores),
@@ -193,7 +224,8 @@ def aggregate_trials(scores: Sequence[CellScore]) -> TrialSummary:
         },
         unreadable=max(s.unreadable for s in scores),
         judged=max(s.judged for s in scores),
-        unjudged=max(s.unjudged for s in scores),
+        unjudged=most_unjudged.unjudged,
+        unjudged_reasons=most_unjudged.unjudged_reasons,
         breakdowns={
             name: {
                 value: statistics.fmean(

@@ -1,52 +1,29 @@
-"""Turn a model's free-form answer into an option letter, or None when it names none."""
+"""Turn a model's free-form answer into an option letter, or None when it names none.
+
+This is VLMEvalKit's generic multiple-choice reading: `ImageMCQDataset.evaluate_heuristic`
+(vlmeval/dataset/image_mcq.py) -> utils/multiple_choice.py `mcq_vanilla_eval` ->
+`eval_vanilla` -> `extract_answer_from_item`, which applies `can_infer`
+(vlmeval/utils/matching_util.py; `evalcore.scoring.can_infer`) to the prediction with the
+options as `build_choices` makes them (letter -> text) and asks its LLM judge only when
+that reads nothing. Its video datasets have no generic evaluator (`VideoBaseDataset.evaluate`
+is abstract); their multiple-choice rules fall back on the same `extract_answer_from_item`
+(utils/mvbench.py and utils/mlvu.py `check_ans_with_model`, utils/longvideobench.py).
+
+`can_infer`'s `Z` (a refusal, or a lone Z) names no option: None here, so our judge, if
+configured, reads it (VLMEvalKit scores `Z` wrong without asking).
+"""
 
 from __future__ import annotations
 
-import re
-
 from evalcore.dataset.sample import LETTERS
-
-_BARE = re.compile(r"\s*\(?([A-Z])\)?[.):]?\s*")
-_LEADING = re.compile(r"\s*\(?([A-Z])(?:\)|[.):])\s")
-_ANSWER_IS = re.compile(r"answer(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z])", re.IGNORECASE)
-_PARENS = re.compile(r"\(([A-Z])\)")
+from evalcore.scoring.can_infer import can_infer
 
 
 def extract_option_letter(text: str | None, options: tuple[str, ...] | list[str]) -> str | None:
-    """Accept "B", "(B)", "B.", "B) red", "Answer: B", or the option's text.
-
-    Order matters: explicit letters first, then the option text, so "A red circle" is
-    not mistaken for option A unless nothing better matches.
-    """
-    if not text or not text.strip():
+    """The option letter `can_infer` reads from `text`: "B", "(B)", "Option B", "**B**",
+    "[B]", "I choose B.", "The answer is B", or the one option whose text it holds."""
+    if not text:
         return None
-    valid = LETTERS[: len(options)]
-    for pattern in (_BARE, _LEADING):
-        m = pattern.fullmatch(text) if pattern is _BARE else pattern.match(text)
-        if m and m.group(1) in valid:
-            return m.group(1)
-    m = _ANSWER_IS.search(text)
-    if m and m.group(1).upper() in valid and m.group(1).isupper():
-        return m.group(1)
-    by_text = _match_option_text(text, options)
-    if by_text is not None:
-        return by_text
-    found = {g for g in _PARENS.findall(text) if g in valid}
-    if len(found) == 1:
-        return found.pop()
-    return None
-
-
-def _words(text: str) -> str:
-    """Lower-case words separated by single spaces, punctuation dropped."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-def _match_option_text(text: str, options: tuple[str, ...] | list[str]) -> str | None:
-    said = _words(text)
-    for i, opt in enumerate(options):
-        if said == _words(opt):
-            return LETTERS[i]
-    padded = f" {said} "
-    hits = [LETTERS[i] for i, opt in enumerate(options) if f" {_words(opt)} " in padded]
-    return hits[0] if len(hits) == 1 else None
+    choices = dict(zip(LETTERS, options, strict=False))  # as many letters as options
+    read = can_infer(text, choices)
+    return read if read is not None and read in choices else None

@@ -1,7 +1,7 @@
 """A work dir made by the code of an earlier commit (`data/make_workdir_v1.py`: three
 models, two frame plans, two trials) stays valid: its frame indexes keep their names,
 every frame is a cache hit, every answer still counts, nothing is pending and the cell
-reports are not rewritten."""
+reports say the same (rewritten once, to name `generic`'s newer letter rule)."""
 
 from __future__ import annotations
 
@@ -77,5 +77,16 @@ def test_old_frames_are_cache_hits_and_old_reports_stay(old):
         before = json.loads(report.read_text(encoding="utf-8"))
         result = report_cell(CellTrials([c for c in cells if c.model == model]), ws)
         after = json.loads(report.read_text(encoding="utf-8"))
-        assert after == before  # not rewritten: `evaluated_at` and the digest kept
+        # `generic` reads letters by VLMEvalKit's can_infer since these reports were made:
+        # the card names the new rule, so each report is written once more, every number
+        # and outcome in it the same; then it stays
+        rules = [r["settings"]["card"].pop("extraction_rule") for r in (before, after)]
+        assert rules == ["letter-v1", "letter-can-infer-v2"]
+        renamed = ("report_digest", "evaluated_at")  # what naming the new rule changes
+        assert {k: v for k, v in after.items() if k not in renamed} == {
+            k: v for k, v in before.items() if k not in renamed
+        }
         assert result["accuracy"] == before["accuracy"] and result["n"] == before["n"]
+        written = report.read_text(encoding="utf-8")
+        report_cell(CellTrials([c for c in cells if c.model == model]), ws)
+        assert report.read_text(encoding="utf-8") == written  # not rewritten again

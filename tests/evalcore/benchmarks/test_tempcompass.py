@@ -21,6 +21,7 @@ from tests.doubles.benchmarks.mlvu_tempcompass import (
     tempcompass_rows,
     write_tsv,
 )
+from tests.doubles.benchmarks.open_ended import build_tempcompass_captioning
 
 # Fixed outputs by TSV index, and what VLMEvalKit's rule for the row's task type makes of
 # them (key in brackets).
@@ -221,3 +222,96 @@ def test_a_missing_column_names_the_file(tmp_path):
     tsv = write_tsv(tmp_path / "t.tsv", rows, columns)
     with pytest.raises(DatasetError, match=rf"^{tsv}: missing column\(s\) task_type"):
         get_benchmark("tempcompass").load(DatasetSpec(tsv=tsv, benchmark="tempcompass"))
+
+
+# --- the table VLMEvalKit pools over the multi-choice, captioning and yes/no files ------
+
+# vlmeval/dataset/tempcompass.py `TempCompass.evaluate` over `ConcatVideoDataset.evaluate`,
+# worked by hand for the files below (and the same as VLMEvalKit's code prints for these
+# counts): the `dim. task_type` rows file by file (MCQ, captioning, yes/no; in each, in
+# the order first met), then a row per dim, task type and `overall` in the order first
+# met walking those rows; acc = round(success / overall * 100, 2).
+POOLED_ROWS = [
+    ("action. multi-choice", 1, 2, 50.0),  # MCQ file: q0 right, q3 wrong
+    ("speed. multi-choice", 0, 1, 0.0),  # q1 unreadable: 0
+    ("direction. multi-choice", 1, 1, 100.0),  # q2
+    ("action. caption_matching", 1, 1, 100.0),  # q8
+    ("direction. caption_matching", 0, 2, 0.0),  # q9 wrong, q11 unreadable
+    ("speed. caption_matching", 1, 1, 100.0),  # q10
+    ("action. captioning", 2, 3, 66.67),  # captioning file: c0 1, c1 0, c6 1
+    ("direction. captioning", 1, 3, 33.33),  # c2 1, c5 0, c7 0
+    ("speed. captioning", 1, 1, 100.0),  # c3 1; c4 unjudged: in no count
+    ("action. yes_no", 1, 1, 100.0),  # yes/no file: q4
+    ("speed. yes_no", 2, 2, 100.0),  # q5, q7
+    ("direction. yes_no", 0, 2, 0.0),  # q6 wrong, q12 unreadable
+    ("action", 5, 7, 71.43),  # 1 + 1 + 2 + 1 of 2 + 1 + 3 + 1
+    ("multi-choice", 2, 4, 50.0),
+    ("overall", 11, 20, 55.0),  # every question of the three files but c4
+    ("speed", 4, 5, 80.0),  # 0 + 1 + 1 + 2 of 1 + 1 + 1 + 2
+    ("direction", 2, 8, 25.0),  # 1 + 0 + 1 + 0 of 1 + 2 + 3 + 2
+    ("caption_matching", 2, 4, 50.0),
+    ("captioning", 4, 7, 57.14),
+    ("yes_no", 3, 5, 60.0),
+]
+FILES = ["TempCompass_MCQ", "TempCompass_Captioning", "TempCompass_YorN"]
+# the judge's scores of the captioning file (utils/tempcompass.py `parse_llm_output`: 1
+# right, 0 wrong); c4's judge failed: unjudged, in no count
+CAPTIONING_SCORES = {
+    "0": 1.0,
+    "1": 0.0,
+    "2": 1.0,
+    "3": 1.0,
+    "4": None,
+    "5": 0.0,
+    "6": 1.0,
+    "7": 0.0,
+}
+MCQ_IDS = ["0", "1", "2", "3", "8", "9", "10", "11"]  # multi-choice, caption matching
+YORN_IDS = ["4", "5", "6", "7", "12"]
+
+
+def _pooled_rows(rows) -> list[tuple]:
+    return [(r["dim.task_type"], r["success"], r["overall"], r["acc"]) for r in rows]
+
+
+def test_the_pooled_table_is_tempcompass_evaluate(tempcompass, tmp_path):
+    spec, adapter = tempcompass
+    samples = {s.sample_id: s for s in adapter.load(spec)}
+    records = {i: PredictionRecord(i, "ok", text) for i, text in OUTPUTS.items()}
+    hits = {
+        r.sample.sample_id: float(r.hit)
+        for r in score_samples(list(samples.values()), records, adapter)
+    }
+    captioning = get_benchmark("tempcompass_captioning")
+    caption_tsv = build_tempcompass_captioning(tmp_path / "cap")
+    caption_samples = captioning.load(DatasetSpec(tsv=caption_tsv))
+
+    def answers(ids):
+        return [(adapter.breakdown_values(samples[i]), hits[i]) for i in ids]
+
+    cap = [
+        (captioning.breakdown_values(s), CAPTIONING_SCORES[s.sample_id]) for s in caption_samples
+    ]
+    # given in any order, the files pool in VLMEvalKit's: MCQ, captioning, yes/no
+    files = {"TempCompass_YorN": answers(YORN_IDS), "TempCompass_MCQ": answers(MCQ_IDS)}
+    files["TempCompass_Captioning"] = cap
+    order, rows = adapter.pooled_rating(files)
+    assert order == FILES
+    assert _pooled_rows(rows) == POOLED_ROWS
+    assert captioning.pooled_rating(files) == (order, rows)  # one table for the pool
+
+    # one file alone: its rows, then its dims and task type in the order first met
+    order, rows = adapter.pooled_rating({"TempCompass_YorN": answers(YORN_IDS)})
+    assert order == ["TempCompass_YorN"]
+    assert _pooled_rows(rows) == [
+        ("action. yes_no", 1, 1, 100.0),
+        ("speed. yes_no", 2, 2, 100.0),
+        ("direction. yes_no", 0, 2, 0.0),
+        ("action", 1, 1, 100.0),
+        ("yes_no", 3, 5, 60.0),
+        ("overall", 3, 5, 60.0),
+        ("speed", 2, 2, 100.0),
+        ("direction", 0, 2, 0.0),
+    ]
+    with pytest.raises(ValueError, match="both hold 'action. yes_no'"):  # two copies
+        adapter.pooled_rating({"a": answers(YORN_IDS), "b": answers(YORN_IDS)})

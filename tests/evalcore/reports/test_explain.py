@@ -27,7 +27,7 @@ def test_card_names_every_setting_that_decides_the_number(small_bench, tmp_path)
     card = base.card()
     assert card["benchmark"] == "generic" and card["frames_per_clip"] == 8
     assert card["frame_size"] == "longer side <= 448" and card["judge"] == "none"
-    assert card["prompt_template"] == "mcq-v1" and card["extraction_rule"] == "letter-v1"
+    assert card["prompt_template"] == "mcq-v1" and card["extraction_rule"] == "letter-can-infer-v2"
 
     other = Cell(model, DatasetSpec(tsv=small_bench), 0, 0, FrameSettings(fps=1, max_side=None))
     a = read_card(report(tmp_path / "a.json", base))
@@ -56,4 +56,4 @@ def test_benchmarks_command_lists_every_adapter():
         cwd=REPO,
         check=True,
     ).stdout
-    assert "generic" in out and "letter-v1" in out
+    assert "generic" in out and "letter-can-infer-v2" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,11 +18,13 @@ from evalcore.frames import FrameCache, FrameSettings
 from evalcore.frames.index import video_fingerprints
 from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.reports import leaderboard_markdown, report_cell
+from evalcore.reports.compare import CompareError, Side, compare_sides
 from evalcore.reports.history import (
     HAS_FAILURES,
     NO_RESULT,
     SAMPLES_CHANGED,
     SETTINGS_CHANGED,
+    UNJUDGED,
     Snapshot,
     category_figure,
     cells_to_evaluate,
@@ -35,6 +38,7 @@ from evalcore.reports.history import (
 )
 from evalcore.reports.samples import SampleOutcome
 from evalcore.workspace import Workspace
+from tests.doubles.judged_cells import JUDGE, judged_cell, report_judged
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -280,3 +284,78 @@ def test_category_chart_has_a_bar_and_an_interval_per_model_and_category(tmp_pat
     with Image.open(path) as img:
         assert img.size[0] == 900 and img.size[1] > 200
         assert img.convert("L").getextrema()[0] < 100
+
+
+def judged(values: list[float | None]) -> list[SampleOutcome]:
+    """A judged cell's answers (status ok), one per video; None: unjudged."""
+    return [SampleOutcome(str(i), f"v{i}", v, status="ok") for i, v in enumerate(values)]
+
+
+def no_score_row(model: str, dataset: str, accuracy: float | None = None) -> dict:
+    """A judged cell whose judge scored nothing (`accuracy` 0.0: as reports before the
+    fix wrote it)."""
+    return {**row(model, dataset, 0.0), "accuracy": accuracy, "per_category": {}, "unjudged": 40}
+
+
+def test_a_cell_without_a_score_is_never_compared_with_0(tmp_path):
+    scored_then = [3.0] * 30 + [0.0] * 10  # 2.25: far from 0, so 0 would look significant
+    previous = write_snapshot(tmp_path, [row("a", "D", 2.25)], T0, {"a/D": judged(scored_then)})
+    now = {"a/D": judged([None] * 40)}  # the judge failed on every answer
+    (r,) = with_deltas([no_score_row("a", "D")], previous, now)
+    assert r["delta"] is None and r["delta_skipped"] == "no score now"
+    assert "delta_p" not in r and "delta_significant" not in r
+    assert r["previous_accuracy"] == 2.25
+    text = leaderboard_markdown([r])
+    assert "| no score | - |" in text and "**" not in text.split("|---|")[-1]
+
+    # a snapshot from before the fix shows the unjudged cell as 0.0; its outcomes hold
+    # no judged answer, so the cell scored now is not compared with that 0 either
+    old = write_snapshot(
+        tmp_path / "old", [no_score_row("a", "D", 0.0)], T0, {"a/D": judged([None] * 40)}
+    )
+    (r,) = with_deltas([row("a", "D", 2.25)], old, {"a/D": judged(scored_then)})
+    assert r["delta"] is None and r["delta_skipped"] == "no score before"
+    assert "delta_p" not in r
+    assert "| 2.250 | - |" in leaderboard_markdown([r])
+
+    # and both ways a paired comparison refuses instead of testing against 0
+    then = Side("a", "D", "then", "then.json", judged(scored_then))
+    unjudged = Side("a", "D", "now", "now.json", judged([None] * 40), no_score="40 unjudged")
+    with pytest.raises(CompareError, match=r"now.json has no score \(40 unjudged\)"):
+        compare_sides(then, unjudged)
+    with pytest.raises(CompareError, match="no answer judged"):  # an old report's outcomes
+        compare_sides(replace(unjudged, no_score=None), then)
+
+
+def test_publishing_with_a_cell_without_a_score(tmp_path):
+    ws = Workspace(tmp_path / "work", tmp_path / "out")
+    first = [ci_row("a", 0.6, 0.05), no_score_row("b", "D")]
+    publish_with_history(ws, first, snapshot=True, now=T0)
+    board, paths = publish_with_history(
+        ws, [ci_row("a", 0.7, 0.05), no_score_row("b", "D")], snapshot=True, now=T0 + timedelta(1)
+    )
+    by_model = {r["model"]: r for r in board}
+    assert by_model["b"]["delta"] is None and by_model["b"]["delta_skipped"] == "no score now"
+    assert by_model["a"]["delta"] == pytest.approx(0.1)
+    # the charts draw the scored cells and leave the other out
+    (ax,) = history_figure(list_snapshots(ws.history_dir)).axes
+    assert [c.get_label() for c in errorbars(ax)] == ["a"]
+    (ax,) = category_figure(board).axes
+    assert [c.get_label() for c in ax.containers if c.get_label() in ("a", "b")] == ["a"]
+    assert paths["png"].exists() and paths["categories_png"].exists()
+
+
+def test_the_nightly_judges_again_a_cell_with_unjudged_answers(tmp_path):
+    cell, ws = judged_cell(tmp_path, {"0": 3.0, "1": None})  # q1 failed, q2-q7 unjudged
+    report_judged(cell, ws)
+    config = EvalConfig(
+        datasets=[cell.dataset],
+        models=[cell.model],
+        judge=JUDGE,
+        output_dir=ws.output_dir,
+        work_dir=ws.work_dir,
+    )
+    assert cells_to_evaluate(config, ws) == {"MMBench-Video": {"m": f"7 {UNJUDGED}"}}
+    # without a judge there is nothing to retry: the cell is current, its answers unjudged
+    unjudged = config.model_copy(update={"judge": None})
+    assert cells_to_evaluate(unjudged, ws) == {"MMBench-Video": {}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from evalcore.api.endpoint import EndpointSpec
+from evalcore.config import EvalConfig
 from evalcore.reports.history import publish_leaderboard
 from evalcore.reports.run_summary import (
     TaskRunView,
@@ -13,6 +15,7 @@ from evalcore.reports.run_summary import (
     stage_stats,
     summary_markdown,
 )
+from tests.doubles.judged_cells import judged_cell, report_judged
 from tests.evalcore.reports.test_compare import A_SAYS, two_models  # noqa: F401 - a fixture
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
@@ -105,3 +108,21 @@ def test_changes_name_the_cells_the_snapshot_lacks_instead_of_calling_them_uncha
     text = changes_markdown(only_b)
     assert "No question changed" not in text
     assert text.startswith("Not in the snapshot of") and "b x D (new)" in text
+
+
+def test_changes_name_a_cell_without_a_score_instead_of_comparing_it(tmp_path):
+    cell, ws = judged_cell(tmp_path, {str(i): 3.0 for i in range(8)})
+    report_judged(cell, ws)
+    publish_leaderboard(ws, snapshot=True)  # every answer scored 3
+    other = EndpointSpec(base_url="http://127.0.0.1:9/v1", model="another-judge")
+    report_judged(cell, ws, judge=other)  # a new judge has judged nothing yet
+    config = EvalConfig(
+        datasets=[cell.dataset],
+        models=[cell.model],
+        output_dir=ws.output_dir,
+        work_dir=ws.work_dir,
+    )
+    text = changes_markdown(config)
+    assert text == (
+        "No score, so nothing compared: m x MMBench-Video (8 unjudged: not judged yet).\n"
+    )
