@@ -13,7 +13,7 @@ from evalcore.dataset import Sample
 from evalcore.dataset.tsv import REQUIRED_COLUMNS, tsv_row_sample
 from evalcore.models import ChatMessage
 from evalcore.prompts import TEMPLATE_VERSION, chat_messages, render_mcq_prompt
-from evalcore.scoring.letters import extract_option_letter
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
 
 
 class GenericMCQ(Benchmark):
@@ -37,7 +37,9 @@ class GenericMCQ(Benchmark):
         return chat_messages(render_mcq_prompt(sample.question, sample.options))
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        return Extraction(extract_option_letter(prediction, sample.options), self.rule)
+        return Extraction(
+            read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options), self.rule
+        )
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:
         return {"category": sample.category}

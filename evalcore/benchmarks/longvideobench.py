@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.benchmarks.subtitles import Cue, cues_covering_frames
-from evalcore.benchmarks.videomme import lettered, read_answer
+from evalcore.benchmarks.videomme import lettered
 from evalcore.dataset import LETTERS, DatasetError, Sample
 from evalcore.dataset.tsv import (
     check_root,
@@ -55,6 +55,7 @@ from evalcore.dataset.tsv import (
 )
 from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
 
 if TYPE_CHECKING:
     from evalcore.benchmarks.source import DatasetSource
@@ -125,7 +126,9 @@ class LongVideoBench(Benchmark):
         return chat_messages("".join(f"{text}\n" for text in shown) + prompt)
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        return Extraction(read_answer(prediction, sample.options, "ABCDE"), self.rule)
+        return Extraction(
+            read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options), self.rule
+        )
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:
         return {

@@ -49,7 +49,7 @@ from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
 from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
-from evalcore.scoring.can_infer import can_infer
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
 
 SYSTEM_PROMPT = (
     "Carefully watch this video and pay attention to every detail. "
@@ -97,16 +97,8 @@ class MLVU(Benchmark):
         return chat_messages(render_prompt(sample.question, sample.options), system=SYSTEM_PROMPT)
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        key = sample.answer
-        before_paren = prediction
-        if ")" in prediction:
-            cut = prediction.index(")")
-            before_paren = prediction[cut - 1 : cut]  # "" when `)` comes first, as there
-        if before_paren == key:
-            return Extraction(key, self.rule)
-        read = can_infer(prediction, dict(zip(sample.letters, sample.options, strict=True)))
-        # a letter other than the key is a (wrong) reading; `Z` or nothing: unreadable
-        return Extraction(read if read and read in sample.letters else None, self.rule)
+        letter = read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options, sample.answer)
+        return Extraction(letter, self.rule)
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:
         return {"task_type": sample.category}

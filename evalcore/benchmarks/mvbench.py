@@ -69,7 +69,7 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, parse_seconds, row_sample
 from evalcore.models import ChatMessage
-from evalcore.scoring.can_infer import can_infer
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
 
 SYSTEM_PROMPT = (
     "Carefully watch the video and pay attention to the cause and sequence of events, "
@@ -115,7 +115,8 @@ class MVBench(Benchmark):
         )
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        return Extraction(read_answer(prediction, sample), self.rule)
+        letter = read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options, sample.answer)
+        return Extraction(letter, self.rule)
 
 
 def render_question(sample: Sample) -> str:
@@ -123,25 +124,6 @@ def render_question(sample: Sample) -> str:
     lines = [f"Question: {sample.question}", "Options:"]
     lines += [f"({LETTERS[i]}) {option}" for i, option in enumerate(sample.options)]
     return "\n".join(lines).rstrip()
-
-
-def read_answer(prediction: str, sample: Sample) -> str | None:
-    """The letter VLMEvalKit's rule credits the prediction with (see the module
-    docstring): the correct letter when the first word names it, else `can_infer`'s
-    letter, or None when that reads nothing or a refusal (`can_infer`'s "Z")."""
-    prediction = prediction or ""
-    if first_word_names(prediction, sample.letters) == [sample.answer]:
-        return sample.answer
-    read = can_infer(prediction, dict(zip(sample.letters, sample.options, strict=True)))
-    return None if read is None or read not in sample.letters else read
-
-
-def first_word_names(prediction: str, letters: str) -> list[str]:
-    """`check_ans`, per letter: the letters x whose "(x)" the first space-separated word
-    (lower-cased, dots removed) is part of, or which it contains."""
-    word = prediction.lower().strip().split(" ")[0]
-    bare = word.replace(".", "")
-    return [x for x in letters if bare in f"({x.lower()})" or f"({x.lower()})" in word]
 
 
 def _sample(name: str, sample_id: str, row: dict, where: str, root: Path) -> Sample:

@@ -36,7 +36,6 @@ Facts from VLMEvalKit (open-compass/VLMEvalKit, read at e8e78f0; our own code):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,7 +53,7 @@ from evalcore.dataset.tsv import (
 )
 from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
-from evalcore.scoring.can_infer import can_infer
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
 
 if TYPE_CHECKING:
     from evalcore.benchmarks.source import DatasetSource
@@ -78,18 +77,6 @@ _INSTRUCTION = (
 WITHOUT_SUBTITLES_TEMPLATE = "These are the frames of a video. " + _INSTRUCTION
 WITH_SUBTITLES_TEMPLATE = (
     "These are the frames of a video. This video's subtitles are listed below:\n{}\n" + _INSTRUCTION
-)
-
-# extract_characters_regex's list as Python reads it (two missing commas join four).
-ANSWER_PREFIXES = (
-    "The best answer is",
-    "The correct answer is",
-    "The answer is",
-    "The answer",
-    "The best option isThe correct option is",
-    "Best answer:Best option:",
-    "Answer:",
-    "Option:",
 )
 
 
@@ -162,7 +149,9 @@ class VideoMME(Benchmark):
         return chat_messages(f"{intro}Question: {sample.question}\n{options}\nAnswer: ")
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        return Extraction(read_answer(prediction, sample.options, "ABCD"), self.rule)
+        return Extraction(
+            read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options), self.rule
+        )
 
 
 def _subtitles_of(
@@ -187,24 +176,3 @@ def _subtitles_of(
 def lettered(options: Sequence[str]) -> str:
     """The options one a line as "A. text" (options keep no letters of their own)."""
     return "\n".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(options))
-
-
-def read_answer(prediction: str, options: Sequence[str], letters: str) -> str | None:
-    """The benchmark regex (`letters`: the capitals it looks for), then `can_infer`
-    against the options; None when neither reads an option (or the model refused)."""
-    letter = first_letter(prediction, letters)
-    if letter is not None:
-        return letter
-    choices = {LETTERS[i]: option.strip(". \n") for i, option in enumerate(options)}
-    inferred = can_infer(prediction, choices)
-    return inferred if inferred in choices else None
-
-
-def first_letter(prediction: str, letters: str) -> str | None:
-    """`extract_characters_regex`: the first of `letters` left after deleting the answer
-    prefixes (so "Answer: C" is C, not the A of "Answer")."""
-    text = prediction.strip()
-    for prefix in ANSWER_PREFIXES:
-        text = text.replace(prefix, "")
-    m = re.search(f"[{letters}]", text)
-    return m.group(0) if m else None
