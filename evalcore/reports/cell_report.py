@@ -23,6 +23,7 @@ from evalcore.reports.pooled import (
     refresh_pool,
     write_pooled,
 )
+from evalcore.reports.rule_sets import rule_set_rows, rule_set_table
 from evalcore.reports.samples import cell_intervals, outcomes_json, sample_outcomes
 from evalcore.reports.usage import CellUsage, cell_usage
 from evalcore.scoring import (
@@ -84,6 +85,8 @@ def report_cell(
         scored_trials.append(scored)
         trial_scores.append(summarize(name, dataset, trial, scored, benchmark))
     summary = aggregate_trials(trial_scores)
+    by_trial = {t.trial: s for t, s in zip(trial_scores, scored_trials, strict=True)}
+    rules = rule_set_table(benchmark, by_trial)  # None: no letter rule (a judged benchmark)
     outcomes = sample_outcomes(scored_trials, benchmark)
     usage = cell_usage(counted, trials.model.price)
     settings = {**trials.settings(), "card": card or trials.card()}
@@ -99,6 +102,7 @@ def report_cell(
             "samples": samples_json,
             "usage": asdict(usage),
             "predictions": prediction_rows(last),
+            **({"rule_sets": rules} if rules is not None else {}),
         },
         length=32,
     )
@@ -114,10 +118,13 @@ def report_cell(
         intervals = cell_intervals(
             outcomes, summary.accuracy, summary.breakdowns, summary.per_category
         )
-        sheet = summary_sheet(summary, intervals, usage, benchmark.metric)
+        sheet = summary_sheet(summary, intervals, usage, benchmark.metric, rules)
         extra = {**intervals, "usage": asdict(usage), "samples": samples_json}
         extra.update({"pooled": pooled} if pooled is not None else {})
-        write_cell_xlsx(xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet, pooled)
+        extra.update({"rule_sets": rules} if rules is not None else {})
+        write_cell_xlsx(
+            xlsx, last, summary.breakdowns, intervals["breakdowns_ci"], sheet, pooled, rules
+        )
         write_cell_json(path, summary, trial_scores, settings, benchmark.metric, extra, digest)
         ci = intervals["accuracy_ci"]
     if pooled is not None:
@@ -131,10 +138,15 @@ def report_cell(
 
 
 def summary_sheet(
-    summary: TrialSummary, intervals: dict, usage: CellUsage, metric: str = "accuracy"
+    summary: TrialSummary,
+    intervals: dict,
+    usage: CellUsage,
+    metric: str = "accuracy",
+    rules: dict | None = None,
 ) -> list[dict]:
     """The xlsx `summary` sheet: one (field, value) row per headline number; a cell
-    without a score says `no score`, and why its answers are unjudged."""
+    without a score says `no score`, and why its answers are unjudged; a letter-rule
+    benchmark's headline under each answer rule set and how many answers they read apart."""
     ci = intervals["accuracy_ci"]
     rows = [
         ("model", summary.model),
@@ -153,6 +165,11 @@ def summary_sheet(
             if summary.unjudged
             else []
         ),
+        *(
+            (f"{metric} ({name} rules)", a)
+            for name, a in (rules or {}).get("headlines", {}).items()
+        ),
+        *([("answers the rule sets read apart", rules["disagreements"])] if rules else []),
         *((k, v) for k, v in asdict(usage).items()),
     ]
     return [{"field": k, "value": v} for k, v in rows]
@@ -225,9 +242,11 @@ def write_cell_xlsx(
     breakdowns_ci: dict[str, dict[str, list[float | None]]] | None = None,
     summary: list[dict] | None = None,
     pooled: dict | None = None,
+    rules: dict | None = None,
 ) -> Path:
     """Sheets `predictions` (`prediction_rows`), `breakdowns` (`breakdown_rows`) and,
-    given, `summary` (the headline numbers and cost) and `pooled` (`pooled_frame`)."""
+    given, `summary` (the headline numbers and cost), `pooled` (`pooled_frame`) and
+    `rule sets` (the answers the answer rule sets read apart: `rule_set_rows`)."""
     import pandas as pd  # here, not at the top: a run that writes no report never needs it
 
     table = pd.DataFrame(prediction_rows(scored)).map(cell_text)
@@ -242,6 +261,9 @@ def write_cell_xlsx(
             pd.DataFrame(summary).map(cell_text).to_excel(writer, sheet_name="summary", index=False)
         if pooled is not None:
             pooled_frame(pooled).to_excel(writer, sheet_name=POOLED_SHEET, index=False)
+        if rules is not None:
+            frame = pd.DataFrame(rule_set_rows(rules)).map(cell_text)
+            frame.to_excel(writer, sheet_name="rule sets", index=False)
     return path
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from evalcore.atomic import atomic_path, atomic_write_text
+from evalcore.reports.rule_sets import rules_differ
 from evalcore.scoring import describe_unjudged
 
 LEADERBOARD_FIELDS = (
@@ -47,6 +48,9 @@ def leaderboard_row(cell: dict) -> dict:
         "clusters": ci.get("clusters"),
         "per_category_ci": cell.get("per_category_ci") or {},
         **{k: usage.get(k) for k in USAGE_FIELDS},
+        "rules_differ": rules_differ(
+            (cell.get("rule_sets") or {}).get("headlines") or {}, ci.get("low"), ci.get("high")
+        ),
     }
 
 
@@ -123,6 +127,8 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         head += ["tokens in / out"] if show_tokens else []
         head += ["cost (cache saved)"] if show_cost else []
         head += ["s / sample"] if show_time else []
+        show_rules = any(r.get("rules_differ") for r in cells)
+        head += ["rules"] if show_rules else []
         head += [*cats, "last evaluated"]
         lines = [f"## {dataset}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rank, r in enumerate(cells, start=1):
@@ -139,6 +145,7 @@ def leaderboard_markdown(rows: list[dict]) -> str:
             cols += [_format_tokens(r)] if show_tokens else []
             cols += [_format_cost(r)] if show_cost else []
             cols += [_format_seconds(r.get("seconds_per_sample"))] if show_time else []
+            cols += [("differ" if r.get("rules_differ") else "")] if show_rules else []
             cols += per_cat
             lines.append("| " + " | ".join([*cols, str(r.get("evaluated_at") or "")]) + " |")
         clusters = sorted({r["clusters"] for r in cells if r.get("clusters")})
@@ -147,6 +154,12 @@ def leaderboard_markdown(rows: list[dict]) -> str:
             lines.append(
                 f"\n± half the 95% interval: cluster bootstrap over the {videos} videos "
                 "(questions about one video are resampled together)."
+            )
+        if show_rules:
+            lines.append(
+                "rules: `differ` where the answer rule sets (evalcore, vlmevalkit, lmms-eval) "
+                "give headlines further apart than the ±; `evalcore explain --rules` lists "
+                "the answers."
             )
         if any(r.get("delta_p") is not None for r in cells):
             lines.append(

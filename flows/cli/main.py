@@ -175,8 +175,21 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from evalcore.reports.explain import explain_markdown, read_card
+    import json
 
+    from evalcore.reports.explain import explain_markdown, read_card
+    from evalcore.reports.rule_sets import rules_markdown
+
+    if args.rules:  # each report's answers that the answer rule sets read apart
+        try:
+            texts = [
+                rules_markdown(json.loads(p.read_text(encoding="utf-8"))) for p in args.reports
+            ]
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print("\n".join(texts), end="")
+        return 0
     if len(args.reports) > 2:
         print("error: explain takes one cell report, or two to compare", file=sys.stderr)
         return 2
@@ -370,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "reports", type=Path, nargs="+", help="outputs/{model}/{model}_{dataset}.json (1 or 2)"
+    )
+    explain.add_argument(
+        "--rules",
+        action="store_true",
+        help="the headline under each answer rule set (evalcore, vlmevalkit, lmms-eval) "
+        "and every answer they read apart",
     )
     explain.set_defaults(func=cmd_explain)
 

@@ -83,6 +83,10 @@ def test_old_frames_are_cache_hits_and_old_reports_stay(old):
         rules = [r["settings"]["card"].pop("extraction_rule") for r in (before, after)]
         assert rules == ["letter-v1", "letter-can-infer-v2"]
         renamed = ("report_digest", "evaluated_at")  # what naming the new rule changes
+        # and the headline under each answer rule set, which reports now carry: the
+        # default set's is the cell's accuracy (no judge here)
+        assert "rule_sets" not in before
+        assert after.pop("rule_sets")["headlines"]["evalcore"] == after["accuracy"]
         assert {k: v for k, v in after.items() if k not in renamed} == {
             k: v for k, v in before.items() if k not in renamed
         }

@@ -1,0 +1,102 @@
+"""A letter cell's report carries its headline under each answer rule set and the
+answers they read apart; `explain --rules` lists exactly those; the leaderboard flags it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from evalcore.benchmarks import load_samples
+from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
+from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
+from evalcore.frames import FrameCache
+from evalcore.frames.index import video_fingerprints
+from evalcore.predictions import Journal, PredictionRecord
+from evalcore.reports import collect_cells, leaderboard_markdown, leaderboard_rows, report_cell
+from evalcore.workspace import Workspace
+from tests.doubles.answers import OPTIONS
+
+# generic, key B; (evalcore, vlmevalkit, lmms-eval) letters from tests/doubles/answers.py
+ANSWERS = {
+    "0": "B",  # B B B
+    "1": "Both B and C",  # - - C
+    "2": "<answer>B</answer>",  # - - B
+    "3": "the man opens the door",  # B B -
+    "4": "C",  # C C C
+    "5": "Answer: the man opens the door",  # B B A
+}
+
+
+def test_report_has_each_rule_sets_headline_and_explain_lists_the_disagreements(tmp_path):
+    tsv = tmp_path / "D.tsv"
+    row = {"question": "Q?", "answer": "B", "candidates": str(list(OPTIONS))}
+    rows = [{"index": i, "video": f"v{i}", **row} for i in range(len(ANSWERS))]
+    pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
+    config = EvalConfig(
+        datasets=[DatasetSpec(tsv=tsv)],
+        models=[ModelSpec(name="m", kind="random")],
+        output_dir=tmp_path / "out",
+        work_dir=tmp_path / "work",
+    )
+    ws = Workspace(config.work_dir, config.output_dir)
+    (cell,) = cells_of(config)
+    samples = load_samples(cell.dataset)
+    keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
+    with Journal(cell.log_dir(ws), "main") as log:
+        for i, said in ANSWERS.items():
+            log.append(PredictionRecord(i, "ok", said, answer_key=keys[i]))
+    extract_dataset_frames(cell.dataset, cell.frames, ws)
+    result = report_cell(CellTrials([cell]), ws)
+
+    report = json.loads(ws.cell_json("m", "D").read_text())
+    rules = report["rule_sets"]
+    assert rules["headlines"] == {"evalcore": 3 / 6, "vlmevalkit": 3 / 6, "lmms-eval": 2 / 6}
+    assert rules["headlines"]["evalcore"] == result["accuracy"] == report["accuracy"]
+    assert rules["disagreements"] == 4
+    assert [d["sample_id"] for d in rules["disagreeing"]] == ["1", "2", "3", "5"]
+    assert rules["disagreeing"][0] == {
+        "trial": 0,
+        "sample_id": "1",
+        "answer": "Both B and C",
+        "letters": {"evalcore": None, "vlmevalkit": None, "lmms-eval": "C"},
+        "reference": "B",
+    }
+    sheets = pd.read_excel(ws.cell_xlsx("m", "D"), sheet_name=None)
+    assert list(sheets["rule sets"]["sample_id"].astype(str)) == ["1", "2", "3", "5"]
+    summary = dict(zip(sheets["summary"]["field"], sheets["summary"]["value"], strict=True))
+    assert float(summary["accuracy (lmms-eval rules)"]) == 2 / 6
+    assert int(summary["answers the rule sets read apart"]) == 4
+
+    out = subprocess.run(
+        [sys.executable, "-m", "flows.cli.main", "explain", "--rules", str(ws.cell_json("m", "D"))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    listed = [line for line in out.splitlines() if line.startswith("| 0 |")]
+    assert [line.split(" | ")[1] for line in listed] == ["1", "2", "3", "5"]
+    assert "| 0 | 1 | Both B and C | - | - | C | B |" in out
+    assert "| lmms-eval | 0.333 |" in out and "4 answers read differently." in out
+
+    (row,) = leaderboard_rows(collect_cells(ws.cell_jsons()).values())
+    spread = 3 / 6 - 2 / 6
+    assert row["rules_differ"] == (spread > (row["accuracy_high"] - row["accuracy_low"]) / 2)
+    assert ("| rules |" in leaderboard_markdown([row])) == row["rules_differ"]
+
+
+def test_leaderboard_flags_a_cell_whose_rule_sets_differ_by_more_than_its_interval():
+    headlines = {"evalcore": 0.626, "vlmevalkit": 0.555, "lmms-eval": 0.640}
+    narrow = {"accuracy_ci": {"low": 0.58, "high": 0.67}}  # ± 0.045 < spread 0.085
+    wide = {"accuracy_ci": {"low": 0.50, "high": 0.75}}  # ± 0.125 > spread
+    cells = [
+        {"model": m, "dataset": "D", "accuracy": 0.626, "n": 422, "failed": 0,
+         "per_category": {}, "rule_sets": {"headlines": headlines}, **ci}
+        for m, ci in (("narrow", narrow), ("wide", wide))
+    ]  # fmt: skip
+    rows = leaderboard_rows(cells)
+    assert {r["model"]: r["rules_differ"] for r in rows} == {"narrow": True, "wide": False}
+    table = leaderboard_markdown(rows)
+    assert "| rules |" in table and table.count("| differ |") == 1
+    judged = {**cells[0], "rule_sets": None}  # no letter rule: never flagged
+    assert leaderboard_rows([judged])[0]["rules_differ"] is False
