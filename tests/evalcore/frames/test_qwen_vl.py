@@ -283,3 +283,71 @@ def test_a_variable_frame_rate_video(tmp_path):
     seen = [read_frame_number(f.permute(1, 2, 0).numpy()) for f in theirs]
     assert seen == list(ours.indices)
     assert their_fps == pytest.approx(ours.sample_fps)
+
+
+# -- what the processor makes of it ---------------------------------------------------
+
+
+def test_the_processor_gets_the_authors_inputs_and_second_per_grid_ts(tmp_path, monkeypatch):
+    """qwen-vl-utils' usage for current processors: process_vision_info with
+    return_video_metadata (its line 529: `fps` is only for older Qwen2.5-VL code), the
+    processor given the frames and their metadata. Our frames and a metadata dict of ours
+    give the same pixel_values_videos, video_grid_thw and second_per_grid_ts (2 / sample
+    fps). transformers 5.24 reads the rate from the metadata only: the `fps` keyword of
+    the model card's usage leaves second_per_grid_ts at 2 / 24."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoProcessor
+
+    from evalcore.models.transformers.tiny import build_tiny_checkpoint
+
+    processor = AutoProcessor.from_pretrained(
+        build_tiny_checkpoint("qwen2_5_vl", tmp_path / "ckpt"), local_files_only=True
+    )
+    path = write_video(tmp_path / "clip.mp4", n_frames=90, fps=Fraction(30000, 1001), gop=12)
+    request = {"nframes": 8, "min_pixels": 16 * TOKEN, "max_pixels": 32 * TOKEN}
+    content = [{"type": "video", "video": str(path), **request}, {"type": "text", "text": "?"}]
+    messages = [{"role": "user", "content": content}]
+    _, videos, video_kwargs = qvu.process_vision_info(
+        messages, return_video_kwargs=True, return_video_metadata=True
+    )
+    ((video, metadata),) = videos
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    authors = processor(
+        text=[text],
+        videos=[video],
+        video_metadata=[metadata],
+        return_tensors="pt",
+        **video_kwargs,
+    )
+
+    with PyAVSource(path) as source:
+        info = source.info
+        first = next(source.read([0]))[2]
+        ours = qwen_video_frames(info.n_frames, info.fps, first.height, first.width, **request)
+        by_index = {i: image for i, _, image in source.read(sorted(set(ours.indices)))}
+    tensor = resize_frames([by_index[i] for i in ours.indices], ours.height, ours.width)
+    ours_metadata = {
+        "fps": info.fps,
+        "frames_indices": list(ours.indices),
+        "total_num_frames": info.n_frames,
+    }
+    mine = processor(
+        text=[text],
+        videos=[tensor],
+        video_metadata=[ours_metadata],
+        return_tensors="pt",
+        do_sample_frames=False,
+    )
+    assert torch.equal(mine["video_grid_thw"], authors["video_grid_thw"])
+    assert mine["second_per_grid_ts"] == authors["second_per_grid_ts"]
+    assert mine["second_per_grid_ts"] == pytest.approx([2 / ours.sample_fps])
+    assert torch.allclose(mine["pixel_values_videos"], authors["pixel_values_videos"], atol=1e-3)
+
+    with_fps = processor(
+        text=[text],
+        videos=[tensor],
+        return_tensors="pt",
+        fps=ours.sample_fps,
+        do_sample_frames=False,
+    )
+    assert with_fps["second_per_grid_ts"] == pytest.approx([2 / 24])
