@@ -183,8 +183,10 @@ def video_pixel_bounds(
 class QwenVideoFrames:
     """What qwen-vl-utils makes of one video: the frames it takes (indices into the
     video), the size it resizes them to, and the sample rate it reports
-    (`fetch_video(..., return_video_sample_fps=True)`), which the model authors pass to
-    the processor as `fps` (it becomes `second_per_grid_ts`)."""
+    (`fetch_video(..., return_video_sample_fps=True)`). The model card passes it to the
+    processor as `fps`; transformers 5.24 ignores that keyword and computes
+    `second_per_grid_ts` = 2 / sample_fps from `video_metadata` (fps, frames_indices,
+    total_num_frames) instead (tests/evalcore/frames/test_qwen_vl.py)."""
 
     indices: tuple[int, ...]
     height: int
