@@ -280,12 +280,12 @@ class OpenAIServer:
             if b.echo_key_in_answer:
                 text = f"{text} (you sent me {presented})"
             reply = _completion(request, text)
-            await self._send(writer, 200, json.dumps(reply).encode())
-            if self.record:
-                with self._lock:
-                    now = time.monotonic()
+            if self.record:  # stamped as it leaves, before the write (no await between):
+                with self._lock:  # a stamp after `drain` came late on a loaded machine,
+                    now = time.monotonic()  # after the client had read the answer
                     self.answered.append((prompt, now))
                     self.answered_requests.append((digest, arrived, now))
+            await self._send(writer, 200, json.dumps(reply).encode())
         elif outcome in ("huge", "huge-stream"):
             reply = json.dumps(_completion(request, "A" * b.huge_bytes)).encode()
             await self._send(writer, 200, reply, length=outcome == "huge")
