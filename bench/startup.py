@@ -61,10 +61,15 @@ def env_for(code: Path, home: Path) -> dict[str, str]:
     return env
 
 
+def cli_module(code: Path) -> str:
+    """The command line's module in that code (`flows.cli` before the move to flows/cli/)."""
+    return "flows.cli.main" if (code / "flows" / "cli" / "main.py").exists() else "flows.cli"
+
+
 def timed_run(code: Path, project: Path, config: Path, home: Path) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli.main", "run", str(config)],
+        [sys.executable, "-m", cli_module(code), "run", str(config)],
         cwd=project,
         env=env_for(code, home),
         capture_output=True,
