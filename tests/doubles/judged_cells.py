@@ -10,15 +10,13 @@ from pathlib import Path
 
 from evalcore.api.endpoint import EndpointSpec
 from evalcore.benchmarks import load_samples
-from evalcore.cell import Cell, CellTrials, cells_of, extract_dataset_frames
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.frames import FrameCache
-from evalcore.frames.index import video_fingerprints
+from evalcore.cell import Cell, CellTrials, extract_dataset_frames
 from evalcore.judge.scores import Judgement, current_scores, judgement_key
 from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.reports import report_cell
 from evalcore.workspace import Workspace
 from tests.doubles.benchmarks.open_ended import build_mmbench_video
+from tests.doubles.cells import one_cell
 
 JUDGE = EndpointSpec(base_url="http://127.0.0.1:9/v1", model="judge")
 
@@ -30,16 +28,8 @@ def judged_cell(
     failed on it; an id it lacks was never judged); the ids in `model_failures` failed by
     the model instead of answering."""
     tsv = build_mmbench_video(root / "mmv")
-    config = EvalConfig(
-        datasets=[DatasetSpec(tsv=tsv, benchmark="mmbench_video")],
-        models=[ModelSpec(name="m", kind="random")],
-        output_dir=root / "out",
-        work_dir=root / "work",
-    )
-    ws = Workspace(config.work_dir, config.output_dir)
-    (cell,) = cells_of(config)
+    _, cell, ws, keys = one_cell(tsv, root, "mmbench_video")
     samples = load_samples(cell.dataset)
-    keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
     with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:
             sid = s.sample_id

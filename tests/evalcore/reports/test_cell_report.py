@@ -8,11 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from evalcore.benchmarks import load_samples
-from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.frames import FrameCache
-from evalcore.frames.index import video_fingerprints
+from evalcore.cell import CellTrials, extract_dataset_frames
 from evalcore.predictions import Journal, PredictionRecord
 from evalcore.reports import (
     collect_cells,
@@ -22,7 +18,7 @@ from evalcore.reports import (
     report_cell,
     write_leaderboard,
 )
-from evalcore.workspace import Workspace
+from tests.doubles.cells import one_cell
 from tests.doubles.judged_cells import judged_cell, report_judged
 
 
@@ -33,16 +29,7 @@ def test_a_report_that_would_not_change_is_not_written_again(tmp_path):
         for i in range(3)
     ]
     pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
-    config = EvalConfig(
-        datasets=[DatasetSpec(tsv=tsv)],
-        models=[ModelSpec(name="m", kind="random")],
-        output_dir=tmp_path / "out",
-        work_dir=tmp_path / "work",
-    )
-    ws = Workspace(config.work_dir, config.output_dir)
-    (cell,) = cells_of(config)
-    samples = load_samples(cell.dataset)
-    keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
+    _, cell, ws, keys = one_cell(tsv, tmp_path)
     with Journal(cell.log_dir(ws), "main") as log:
         for i in ("0", "2"):  # sample 1 not answered yet
             log.append(PredictionRecord(i, "ok", "A", answer_key=keys[i]))

@@ -12,10 +12,9 @@ import pytest
 from PIL import Image
 
 from evalcore.benchmarks import load_samples
-from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.frames import FrameCache, FrameSettings
-from evalcore.frames.index import video_fingerprints
+from evalcore.cell import CellTrials, extract_dataset_frames
+from evalcore.config import EvalConfig
+from evalcore.frames import FrameSettings
 from evalcore.predictions import Journal, PredictionRecord, failed
 from evalcore.reports import leaderboard_markdown, report_cell
 from evalcore.reports.compare import CompareError, Side, compare_sides
@@ -38,6 +37,7 @@ from evalcore.reports.history import (
 )
 from evalcore.reports.samples import SampleOutcome
 from evalcore.workspace import Workspace
+from tests.doubles.cells import one_cell
 from tests.doubles.judged_cells import JUDGE, judged_cell, report_judged
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -136,17 +136,8 @@ def write_tsv(path: Path, n: int) -> Path:
 
 def test_staleness_follows_the_answer_keys_sample_by_sample(tmp_path):
     tsv = write_tsv(tmp_path / "D.tsv", 4)
-    config = EvalConfig(
-        datasets=[DatasetSpec(tsv=tsv)],
-        models=[ModelSpec(name="m", kind="random")],
-        output_dir=tmp_path / "out",
-        work_dir=tmp_path / "work",
-    )
-    ws = Workspace(config.work_dir, config.output_dir)
-    (cell,) = cells_of(config)
+    config, cell, ws, keys = one_cell(tsv, tmp_path)
     samples = load_samples(cell.dataset)
-    videos = video_fingerprints(samples, FrameCache(ws.frame_cache_dir))
-    keys = cell.answer_keys(samples, videos)
     assert cells_to_evaluate(config, ws) == {"D": {"m": NO_RESULT}}
     with Journal(cell.log_dir(ws), "main") as log:
         for s in samples:

@@ -9,15 +9,11 @@ import sys
 
 import pandas as pd
 
-from evalcore.benchmarks import load_samples
-from evalcore.cell import CellTrials, cells_of, extract_dataset_frames
-from evalcore.config import DatasetSpec, EvalConfig, ModelSpec
-from evalcore.frames import FrameCache
-from evalcore.frames.index import video_fingerprints
+from evalcore.cell import CellTrials, extract_dataset_frames
 from evalcore.predictions import Journal, PredictionRecord
 from evalcore.reports import collect_cells, leaderboard_markdown, leaderboard_rows, report_cell
-from evalcore.workspace import Workspace
 from tests.doubles.answers import OPTIONS
+from tests.doubles.cells import one_cell
 
 # generic, key B; (evalcore, vlmevalkit, lmms-eval) letters from tests/doubles/answers.py
 ANSWERS = {
@@ -35,16 +31,7 @@ def test_report_has_each_rule_sets_headline_and_explain_lists_the_disagreements(
     row = {"question": "Q?", "answer": "B", "candidates": str(list(OPTIONS))}
     rows = [{"index": i, "video": f"v{i}", **row} for i in range(len(ANSWERS))]
     pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
-    config = EvalConfig(
-        datasets=[DatasetSpec(tsv=tsv)],
-        models=[ModelSpec(name="m", kind="random")],
-        output_dir=tmp_path / "out",
-        work_dir=tmp_path / "work",
-    )
-    ws = Workspace(config.work_dir, config.output_dir)
-    (cell,) = cells_of(config)
-    samples = load_samples(cell.dataset)
-    keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
+    _, cell, ws, keys = one_cell(tsv, tmp_path)
     with Journal(cell.log_dir(ws), "main") as log:
         for i, said in ANSWERS.items():
             log.append(PredictionRecord(i, "ok", said, answer_key=keys[i]))
