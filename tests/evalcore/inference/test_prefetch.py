@@ -84,7 +84,7 @@ def test_clips_the_model_answers_from_its_own_cache_are_let_go_on_release():
                     assert frames.shape == SHAPE and frames[0, 0, 0, 0] == clip.number
                     del frames
                     # the read-ahead of the window is done before the model moves on
-                    _wait_for(lambda c=clip: len(reads) >= min(c.number + depth + 1, 50))
+                    _wait_for(lambda c=clip: len(reads) >= min(c.number + depth + 1, 50), 60.0)
                 prefetcher.release(sample_id)  # the runner, right after writing the record
                 held = prefetcher.loaded_clips
                 assert held <= depth + 1, sample_id
