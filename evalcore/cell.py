@@ -25,7 +25,7 @@ query of which records still count, for inference, judging, scoring and the repo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from evalcore.hashing import stable_hash
 from evalcore.models import GenerationConfig, model_identity
 from evalcore.predictions import PredictionRecord, merge_records, read_records
 from evalcore.prompts import PACK_VERSION
+from evalcore.protocols import Resolution
 from evalcore.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -55,8 +56,17 @@ class Cell:
     dataset: DatasetSpec
     trial: int
     seed: int  # the run's base seed
-    frames: FrameSettings  # effective: the run's, overridden by the model's
+    frames: FrameSettings  # effective: the run's, the dataset's, the model's, the protocol's
     device_class: str = "cpu"  # cpu | cuda | api
+    # the protocol applied (`evalcore.protocols`); derived from the fields above
+    resolution: Resolution = field(
+        default_factory=lambda: Resolution("evalcore", "", ""), compare=False, hash=False
+    )
+
+    @property
+    def rule_set(self) -> str:
+        """The answer rule set of the headline: the protocol's."""
+        return self.resolution.rule_set
 
     @property
     def label(self) -> str:
@@ -145,9 +155,16 @@ class Cell:
             "device_class": self.device_class,
             **self.plan.card(),  # sampler, frames per clip, frame size, JPEG quality
             "prompt_template": self.template,
-            "extraction_rule": adapter_of(self.dataset).rule,
+            "extraction_rule": adapter_of(self.dataset, self.rule_set).rule,
+            "answer_rule_set": self.rule_set,
+            **self.resolution.card(),  # protocol, family, what it does not reproduce
+            **self._reference_name(),
             "judge": judge or "none",
         }
+
+    def _reference_name(self) -> dict[str, str]:
+        name = self.dataset.reference_name
+        return {"reference_name": name} if name else {}
 
     def settings(self) -> dict[str, Any]:
         """What a cell report records: the identity and its key (the nightly compares
@@ -166,20 +183,27 @@ def extract_dataset_frames(
 
 
 def cells_of(config: EvalConfig) -> list[Cell]:
-    """Every cell of a config, dataset by dataset, in config order."""
-    return [
-        Cell(
-            model=m,
-            dataset=d,
-            trial=t,
-            seed=config.seed,
-            frames=config.frames_for(m),
-            device_class=config.device_class(m),
-        )
-        for d in config.datasets
-        for m in config.models
-        for t in range(config.trials)
-    ]
+    """Every cell of a config, dataset by dataset, in config order, under its protocol
+    (`evalcore.protocols.apply`: the model's video input, frames and answer rule)."""
+    from evalcore.protocols.apply import apply_protocol
+
+    cells = []
+    for d in config.datasets:
+        for m in config.models:
+            applied = apply_protocol(config, m, d)
+            cells.extend(
+                Cell(
+                    model=applied.model,
+                    dataset=d,
+                    trial=t,
+                    seed=config.seed,
+                    frames=applied.frames,
+                    device_class=config.device_class(m),
+                    resolution=applied.resolution,
+                )
+                for t in range(config.trials)
+            )
+    return cells
 
 
 def find_cell(
@@ -274,7 +298,8 @@ class CellTrials:
 
     @cached_property
     def benchmark(self) -> Benchmark:
-        return adapter_of(self.dataset)
+        """The adapter, reading answers under the protocol's rule set."""
+        return adapter_of(self.dataset, self.trials[0].rule_set)
 
     def frame_index_path(self, ws: Workspace) -> Path:
         return self.trials[0].frame_index_path(ws)

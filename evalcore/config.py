@@ -19,6 +19,7 @@ from evalcore.api.endpoint import EndpointSpec
 from evalcore.frames.plan import FramePlan
 from evalcore.frames.settings import FrameSettings
 from evalcore.models import GenerationConfig
+from evalcore.protocols.resolution import Protocol
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # names end up in file names
 
@@ -49,7 +50,19 @@ class DatasetSpec(BaseModel):
     )
     benchmark: str = Field(
         default="generic",
-        description="The layout, prompt, answer rule and report (`evalcore benchmarks`).",
+        description="The layout, prompt, answer rule and report (`evalcore benchmarks`); "
+        "VLMEvalKit's names are accepted as they are (`Video-MME_64frame`, `MVBench_8frame`, "
+        "`MLVU_MCQ`, ...) and set what they imply (frames, subtitles, pack).",
+    )
+    reference_name: str | None = Field(
+        default=None,
+        description="The VLMEvalKit name given as `benchmark` (set from it; for reports).",
+    )
+    frames: dict[str, Any] | None = Field(
+        default=None,
+        description="This dataset's frame count over the run's, as VLMEvalKit's dataset "
+        "setting: `{nframe: 64}` or `{fps: 1.0}` (a VLMEvalKit name sets it). A model's own "
+        "frames.nframe / fps wins over it.",
     )
     pack: bool = Field(
         default=False,
@@ -65,6 +78,42 @@ class DatasetSpec(BaseModel):
     @property
     def dataset_name(self) -> str:
         return self.name or self.tsv.stem
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_name(cls, data: Any) -> Any:
+        """`benchmark: Video-MME_64frame` -> our adapter, with the frames (and subtitles,
+        pack) the name implies; a conflicting explicit value is an error on its field."""
+        from evalcore.benchmarks.vlmevalkit_names import REFERENCE_NAMES
+
+        if not isinstance(data, dict) or data.get("benchmark") not in REFERENCE_NAMES:
+            return data
+        name = data["benchmark"]
+        implied = REFERENCE_NAMES[name]
+        out = {**data, "benchmark": implied.benchmark, "reference_name": name}
+        for field, value in (("frames", implied.frames or None), *implied.fields.items()):
+            if value is None:
+                continue
+            given = data.get(field)
+            if given is not None and given != value:
+                raise ValueError(
+                    f"{field}: {given!r} contradicts benchmark {name}, which sets {value!r}"
+                )
+            out[field] = value
+        return out
+
+    @field_validator("frames")
+    @classmethod
+    def _frame_count_only(cls, frames: dict[str, Any] | None) -> dict[str, Any] | None:
+        if frames is None:
+            return None
+        unknown = sorted(set(frames) - {"nframe", "fps"})
+        if unknown:
+            raise ValueError(f"{unknown[0]}: a dataset sets only its frame count (nframe or fps)")
+        if len(frames) != 1:
+            raise ValueError("set exactly one of nframe and fps")
+        FramePlan.model_validate({**frames, **({"nframe": None} if "fps" in frames else {})})
+        return frames
 
     @field_validator("tsv")
     @classmethod
@@ -84,9 +133,16 @@ class DatasetSpec(BaseModel):
     @classmethod
     def _benchmark_known(cls, name: str) -> str:
         from evalcore.benchmarks import BENCHMARKS, benchmark_names
+        from evalcore.benchmarks.vlmevalkit_names import REFERENCE_NAMES, pooled_hint
 
         if name not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
+            hint = pooled_hint(name)
+            if hint:
+                raise ValueError(hint)
+            raise ValueError(
+                f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}, or "
+                f"VLMEvalKit's {', '.join(sorted(REFERENCE_NAMES))}"
+            )
         return name
 
 
@@ -131,6 +187,12 @@ class ModelSpec(BaseModel):
         default=None,
         description="This model's frame sampling, over the run's `frames` (e.g. `{fps: 2, "
         "max_frames: 64, max_side: null}`). Models with equal sampling share cached frames.",
+    )
+    protocol: Protocol | None = Field(
+        default=None,
+        description="Whose pipeline to reproduce for this model (docs/reproduce.md): "
+        "vlmevalkit, lmms-eval, native (the model authors' usage) or evalcore (ours); "
+        "default: the run's `protocol`.",
     )
     batch_size: int = Field(default=8, ge=1, description="Requests per model call.")
     price: Price | None = Field(
@@ -315,6 +377,12 @@ class EvalConfig(BaseModel):
     datasets: list[DatasetSpec] = Field(min_length=1, description="Benchmarks to evaluate.")
     models: list[ModelSpec] = Field(min_length=1, description="Models to evaluate.")
     frames: FrameSettings = Field(default_factory=FrameSettings, description="Frame sampling.")
+    protocol: Protocol = Field(
+        default="evalcore",
+        description="Whose pipeline to reproduce (docs/reproduce.md): vlmevalkit, lmms-eval, "
+        "native or evalcore (ours); a model's own `protocol` wins. It fixes frames, size, "
+        "time input, prompt additions and the headline's answer rule per model family.",
+    )
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings, description="API model fan-out.")
     judge: EndpointSpec | None = Field(
@@ -330,15 +398,6 @@ class EvalConfig(BaseModel):
         description="Frame cache, prediction logs and persisted Prefect results.",
     )
 
-    def frames_for(self, model: ModelSpec) -> FrameSettings:
-        """The run's frame settings with the model's own overrides."""
-        if not model.frames:
-            return self.frames
-        base = self.frames.model_dump()
-        if "fps" in model.frames or "nframe" in model.frames:
-            base.pop("nframe"), base.pop("fps")  # the model picks its own sampling
-        return FrameSettings.model_validate({**base, **model.frames})
-
     def device_class(self, model: ModelSpec) -> str:
         """Where the model's answers come from: `api`, `cuda` (on `inference.gpus`, with
         either launcher) or `cpu`."""
@@ -347,14 +406,27 @@ class EvalConfig(BaseModel):
         return "cuda" if self.inference.gpus else "cpu"
 
     @model_validator(mode="after")
-    def _model_frames_valid(self) -> EvalConfig:
+    def _protocols_apply(self) -> EvalConfig:
+        """Every model's frames and protocol apply to every dataset (`cells_of` applies
+        them the same way)."""
+        from evalcore.protocols import ProtocolError
+        from evalcore.protocols.apply import apply_protocol
+
         for i, model in enumerate(self.models):
-            try:
-                self.frames_for(model)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"]) or "(frames)"
-                raise ValueError(f"models.{i}.frames.{where}: {err['msg']}") from None
+            for dataset in self.datasets:
+                try:
+                    apply_protocol(self, model, dataset)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    where = ".".join(str(p) for p in err["loc"]) or "(frames)"
+                    raise ValueError(f"models.{i}.frames.{where}: {err['msg']}") from None
+                except ProtocolError as exc:
+                    message = str(exc)
+                    if not message.startswith("frames."):
+                        message = f"protocol: {message}"
+                    raise ValueError(
+                        f"models.{i}.{message} (dataset {dataset.dataset_name})"
+                    ) from None
         return self
 
     @model_validator(mode="after")

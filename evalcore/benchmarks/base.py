@@ -50,6 +50,9 @@ class Benchmark:
     pool: ClassVar[str] = ""
 
     columns: ClassVar[tuple[str, ...]] = ()  # the TSV columns a row-by-row layout requires
+    # the answer rule set `extract` reads letters under (`evalcore.scoring.rule_sets`);
+    # the registry sets it per instance from the cell's protocol
+    rule_set: str = "evalcore"
 
     def load(self, spec: DatasetSource) -> list[Sample]:
         """Every sample of the dataset, or `DatasetError` naming file and line. By

@@ -13,7 +13,7 @@ from evalcore.dataset import Sample
 from evalcore.dataset.tsv import REQUIRED_COLUMNS, tsv_row_sample
 from evalcore.models import ChatMessage
 from evalcore.prompts import TEMPLATE_VERSION, chat_messages, render_mcq_prompt
-from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
+from evalcore.scoring.rule_sets import read_letter
 
 
 class GenericMCQ(Benchmark):
@@ -38,7 +38,7 @@ class GenericMCQ(Benchmark):
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
         return Extraction(
-            read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options), self.rule
+            read_letter(self.name, self.rule_set, prediction, sample.options), self.rule
         )
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:

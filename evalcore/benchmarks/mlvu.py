@@ -49,7 +49,7 @@ from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, row_sample, tsv_video_path
 from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
-from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
+from evalcore.scoring.rule_sets import read_letter
 
 SYSTEM_PROMPT = (
     "Carefully watch this video and pay attention to every detail. "
@@ -97,7 +97,7 @@ class MLVU(Benchmark):
         return chat_messages(render_prompt(sample.question, sample.options), system=SYSTEM_PROMPT)
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        letter = read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options, sample.answer)
+        letter = read_letter(self.name, self.rule_set, prediction, sample.options, sample.answer)
         return Extraction(letter, self.rule)
 
     def breakdown_values(self, sample: Sample) -> dict[str, str]:

@@ -69,7 +69,7 @@ from evalcore.benchmarks.base import Benchmark, Extraction
 from evalcore.dataset.sample import LETTERS, Sample
 from evalcore.dataset.tsv import DatasetError, parse_candidates, parse_seconds, row_sample
 from evalcore.models import ChatMessage
-from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
+from evalcore.scoring.rule_sets import read_letter
 
 SYSTEM_PROMPT = (
     "Carefully watch the video and pay attention to the cause and sequence of events, "
@@ -115,7 +115,7 @@ class MVBench(Benchmark):
         )
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
-        letter = read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options, sample.answer)
+        letter = read_letter(self.name, self.rule_set, prediction, sample.options, sample.answer)
         return Extraction(letter, self.rule)
 
 

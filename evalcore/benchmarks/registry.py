@@ -7,6 +7,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from evalcore.benchmarks.base import Benchmark
+from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, RuleSet
 
 if TYPE_CHECKING:
     from evalcore.benchmarks.source import DatasetSource
@@ -28,14 +29,17 @@ def benchmark_names() -> list[str]:
     return sorted(BENCHMARKS)
 
 
-def get_benchmark(name: str) -> Benchmark:
-    """The adapter registered as `name`; KeyError names the known ones."""
+def get_benchmark(name: str, rule_set: str = DEFAULT_RULE_SET) -> Benchmark:
+    """The adapter registered as `name`, reading answers under `rule_set`
+    (`evalcore.scoring.rule_sets`); KeyError names the known ones."""
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(benchmark_names())}")
     module, _, cls = BENCHMARKS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    adapter = getattr(importlib.import_module(module), cls)()
+    adapter.rule_set = RuleSet(rule_set)
+    return adapter
 
 
-def adapter_of(source: DatasetSource) -> Benchmark:
-    """The adapter that reads `source` (its `benchmark`)."""
-    return get_benchmark(source.benchmark)
+def adapter_of(source: DatasetSource, rule_set: str = DEFAULT_RULE_SET) -> Benchmark:
+    """The adapter that reads `source` (its `benchmark`), under `rule_set`."""
+    return get_benchmark(source.benchmark, rule_set)

@@ -53,7 +53,7 @@ from evalcore.dataset.tsv import (
 )
 from evalcore.models import ChatMessage
 from evalcore.prompts import chat_messages
-from evalcore.scoring.rule_sets import DEFAULT_RULE_SET, read_letter
+from evalcore.scoring.rule_sets import read_letter
 
 if TYPE_CHECKING:
     from evalcore.benchmarks.source import DatasetSource
@@ -150,7 +150,7 @@ class VideoMME(Benchmark):
 
     def extract(self, sample: Sample, prediction: str) -> Extraction:
         return Extraction(
-            read_letter(self.name, DEFAULT_RULE_SET, prediction, sample.options), self.rule
+            read_letter(self.name, self.rule_set, prediction, sample.options), self.rule
         )
 
 

@@ -48,6 +48,8 @@ def leaderboard_row(cell: dict) -> dict:
         "clusters": ci.get("clusters"),
         "per_category_ci": cell.get("per_category_ci") or {},
         **{k: usage.get(k) for k in USAGE_FIELDS},
+        "protocol": ((cell.get("settings") or {}).get("card") or {}).get("protocol", "evalcore"),
+        "rule_set": (cell.get("rule_sets") or {}).get("default", "evalcore"),
         "rules_differ": rules_differ(
             (cell.get("rule_sets") or {}).get("headlines") or {}, ci.get("low"), ci.get("high")
         ),
@@ -121,7 +123,9 @@ def leaderboard_markdown(rows: list[dict]) -> str:
         show_cost = any(r.get("cost") is not None for r in cells)
         show_time = any(r.get("seconds_per_sample") is not None for r in cells)
         metric = next((r.get("metric") for r in cells if r.get("metric")), "accuracy")
-        head = ["#", "model", metric, *(["Δ"] if show_delta else []), "n", "failed"]
+        show_protocol = any(r.get("protocol", "evalcore") != "evalcore" for r in cells)
+        head = ["#", "model", *(["protocol"] if show_protocol else []), metric]
+        head += [*(["Δ"] if show_delta else []), "n", "failed"]
         head += ["unreadable"] if show_unreadable else []
         head += ["unjudged"] if show_unjudged else []
         head += ["tokens in / out"] if show_tokens else []
@@ -138,7 +142,8 @@ def leaderboard_markdown(rows: list[dict]) -> str:
                 format_score(r["per_category"].get(c, float("nan")), *(cis.get(c) or (None, None)))
                 for c in cats
             ]
-            cols = [str(rank), r["model"], format_accuracy(r), *delta, str(r["n"])]
+            protocol = [_format_protocol(r)] if show_protocol else []
+            cols = [str(rank), r["model"], *protocol, format_accuracy(r), *delta, str(r["n"])]
             cols += [str(r["failed"])]
             cols += [str(r.get("unreadable") or 0)] if show_unreadable else []
             cols += [format_unjudged(r) or "0"] if show_unjudged else []
@@ -155,6 +160,11 @@ def leaderboard_markdown(rows: list[dict]) -> str:
                 f"\n± half the 95% interval: cluster bootstrap over the {videos} videos "
                 "(questions about one video are resampled together)."
             )
+        if show_protocol:
+            lines.append(
+                "protocol: whose pipeline the cell reproduces (docs/reproduce.md), and the "
+                "answer rule its score is read under."
+            )
         if show_rules:
             lines.append(
                 "rules: `differ` where the answer rule sets (evalcore, vlmevalkit, lmms-eval) "
@@ -168,6 +178,11 @@ def leaderboard_markdown(rows: list[dict]) -> str:
             )
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _format_protocol(row: dict) -> str:
+    protocol, rule = row.get("protocol", "evalcore"), row.get("rule_set", "evalcore")
+    return protocol if protocol == rule else f"{protocol} (rule {rule})"
 
 
 def _format_delta(row: dict) -> str:

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from evalcore.benchmarks import Benchmark
-from evalcore.scoring import DEFAULT_RULE_SET, RuleSet, ScoredSample, has_letter_rule, read_letter
+from evalcore.scoring import RuleSet, ScoredSample, has_letter_rule, read_letter
 
 
 def rule_set_table(
@@ -53,7 +53,7 @@ def rule_set_table(
         for name, n in hits.items():
             accuracies[name].append(n / len(scored) if scored else 0.0)
     return {
-        "default": DEFAULT_RULE_SET.value,
+        "default": benchmark.rule_set,
         "headlines": {name: statistics.fmean(a) for name, a in accuracies.items()},
         "disagreements": len(disagreeing),
         "disagreeing": disagreeing,

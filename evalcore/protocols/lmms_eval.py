@@ -1,0 +1,79 @@
+"""lmms-eval's pipeline (EvolvingLMMs-Lab/lmms-eval at 75571cfe, read there; our own code).
+
+lmms-eval's frame count is a model argument (`max_num_frames`, default 32), not the
+task's: a model's own `frames.nframe` stands for it; the run's and the dataset's count
+are not read.
+
+- Qwen2.5-VL (lmms_eval/models/simple/qwen2_5_vl.py): min_pixels 256 x 28 x 28,
+  max_pixels 1,605,632 (lines 44-45, also given to `AutoProcessor.from_pretrained`, line
+  91); the video path goes to qwen-vl-utils with only those bounds (lines 238-248), so it
+  fetches at its default 2 fps and resizes for that many frames; then lmms-eval keeps
+  `unique(linspace(0, T-1, max_num_frames, dtype=int))` of them, the last appended
+  (lines 291-300); `processor(text, images, videos, padding=True, ...)` with no fps or
+  metadata (lines 303-310): the processor's default rate.
+- Qwen2-VL (lmms_eval/models/simple/qwen2_vl.py): the same, with min_pixels 3136 and
+  max_pixels 602,112 (lines 42-45, 73, 347-385).
+- Other families: lmms-eval's wrappers for them (its own LLaVA code, llava_hf.py) are not
+  reproduced: frames stay ours, only the answer rule is lmms-eval's.
+- The answer rule: lmms-eval's task readers (`evalcore.scoring.rule_sets`, `lmms-eval`).
+"""
+
+from __future__ import annotations
+
+from evalcore.protocols.resolution import FrameCount, Resolution, evalcore_settings
+
+MAX_NUM_FRAMES = 32  # both wrappers' default
+FETCH_FPS = 2.0  # qwen-vl-utils' default rate, which lmms-eval's request leaves in force
+PIXELS = {  # (min_pixels, max_pixels) per wrapper
+    "qwen2_5_vl": (256 * 28 * 28, 1605632),
+    "qwen2_vl": (3136, 602112),
+}
+
+
+def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
+    nframe = count.nframe if count.model_set and count.nframe is not None else MAX_NUM_FRAMES
+    if family in PIXELS:
+        low, high = PIXELS[family]
+        return Resolution(
+            protocol="lmms-eval",
+            family=family,
+            benchmark=benchmark,
+            frames={
+                "sampler": "lmms_eval_qwen",
+                "nframe": nframe,
+                "fps": None,
+                "max_side": None,
+                "storage": "png",
+            },
+            video_input={
+                "resize": "qwen_vl",
+                "min_pixels": low,
+                "max_pixels": high,
+                "budget_fps": FETCH_FPS,
+                "time_input": "none",
+            },
+            rule_set="lmms-eval",
+            reference={
+                "frames": f"qwen-vl-utils at 2 fps, then {nframe} of those by "
+                "linspace(0, T-1, n, dtype=int), the last kept",
+                "resolution": f"qwen-vl-utils smart_resize, min {low}, max {high} pixels, "
+                "budgeted for the 2 fps frames",
+                "storage": "decoded frames straight to the processor (lossless)",
+                "time input": "none passed: the processor's default",
+                "prompt": "the task's prompt (lmms-eval's own, not reproduced)",
+                "answer rule": "lmms-eval",
+            },
+            not_reproduced=("prompt: lmms-eval's task prompt (ours is VLMEvalKit's)",),
+        )
+    ours = evalcore_settings()
+    return Resolution(
+        protocol="lmms-eval",
+        family=family,
+        benchmark=benchmark,
+        rule_set="lmms-eval",
+        reference={**ours, "answer rule": "lmms-eval"},
+        not_reproduced=(
+            f"frames, resolution, time input, prompt: lmms-eval's {family} wrapper is not "
+            "reproduced; only its answer rule applies",
+        ),
+    )
