@@ -45,8 +45,6 @@ def apply_protocol(config: EvalConfig, model: ModelSpec, dataset: DatasetSpec) -
         {**base, **{k: v for k, v in own.items() if k not in ("nframe", "fps")}}
     )
     protocol = protocol_of(config, model)
-    if protocol == "evalcore":
-        return Applied(model, settings, resolve("evalcore", "", dataset.benchmark, FrameCount()))
     family = family_of(model.kind, model.params)
     frame_count = FrameCount(settings.nframe, settings.fps, model_set=bool(model_count))
     resolution = resolve(protocol, family, dataset.benchmark, frame_count)

@@ -65,7 +65,7 @@ def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
             },
             not_reproduced=("prompt: lmms-eval's task prompt (ours is VLMEvalKit's)",),
         )
-    ours = evalcore_settings()
+    ours = evalcore_settings(family)
     return Resolution(
         protocol="lmms-eval",
         family=family,

@@ -55,6 +55,6 @@ def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
         family=family,
         benchmark=benchmark,
         rule_set="evalcore",
-        reference=evalcore_settings(),
+        reference=evalcore_settings(family),
         not_reproduced=(f"everything but the answer rule: no documented {family} pipeline",),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from evalcore.protocols import lmms_eval, native, vlmevalkit
 from evalcore.protocols.resolution import FrameCount, Resolution, evalcore_settings
 
@@ -13,7 +15,9 @@ def resolve(protocol: str, family: str, benchmark: str, count: FrameCount) -> Re
     adapter name) with the frame setting `count`. Raises ProtocolError where the
     reference cannot run the combination, KeyError for an unknown protocol."""
     if protocol == "evalcore":
-        return Resolution(
-            "evalcore", family, benchmark, rule_set="evalcore", reference=evalcore_settings()
+        resolution = Resolution(
+            "evalcore", family, benchmark, rule_set="evalcore", reference=evalcore_settings(family)
         )
-    return _BY_NAME[protocol].resolve(family, benchmark, count)
+    else:
+        resolution = _BY_NAME[protocol].resolve(family, benchmark, count)
+    return replace(resolution, count=count)

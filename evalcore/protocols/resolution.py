@@ -63,22 +63,32 @@ class Resolution:
     rule_set: str = "evalcore"
     reference: dict[str, str] = field(default_factory=dict)
     not_reproduced: tuple[str, ...] = ()
+    count: FrameCount = field(default_factory=FrameCount)  # the frame setting it was given
 
     def card(self) -> dict[str, Any]:
-        """The protocol in a cell's reproducibility card."""
-        out: dict[str, Any] = {"protocol": self.protocol, "family": self.family}
+        """The protocol in a cell's reproducibility card (with what `explain
+        --sensitivity` needs to resolve the other protocols for the same cell)."""
+        out: dict[str, Any] = {
+            "protocol": self.protocol,
+            "family": self.family,
+            "frame_setting": {**self.count.fields, "model_set": self.count.model_set},
+        }
         if self.not_reproduced:
             out["not_reproduced"] = list(self.not_reproduced)
         return out
 
 
-def evalcore_settings() -> dict[str, str]:
-    """Our own choices, in the words of `Resolution.reference`."""
+def evalcore_settings(family: str = "") -> dict[str, str]:
+    """Our own choices for `family`, in the words of `Resolution.reference`."""
+    time = {
+        "qwen2_5_vl": "the real frame times: second_per_grid_ts = 2 x the mean interval",
+        "qwen3_vl": "the real frame times: <t seconds> before each temporal patch",
+    }.get(family, "none")
     return {
         "frames": "midpoints of nframe equal segments (or fps sampling), from the run's `frames`",
         "resolution": "longer side <= frames.max_side (448), then the model's processor",
         "storage": "JPEG quality 90",
-        "time input": "the real frame times (Qwen2.5-VL: second_per_grid_ts from them)",
-        "prompt": "the benchmark's VLMEvalKit prompt",
+        "time input": time,
+        "prompt": "the benchmark's prompt",
         "answer rule": "evalcore",
     }

@@ -76,7 +76,11 @@ def _qwen(family: str, benchmark: str, count: FrameCount) -> Resolution:
             "time_input": "none",
         }
         pixels = "qwen-vl-utils smart_resize, min 1280 x 28 x 28, max 16384 x 28 x 28 per frame"
-        time = "none passed: the processor's default (transformers 5.24: 2/24 s per patch)"
+        time = (
+            "none passed: the processor's default (transformers 5.24: 2/24 s per patch)"
+            if family == "qwen2_5_vl"
+            else "none"  # Qwen2-VL has no time input
+        )
     return Resolution(
         protocol="vlmevalkit",
         family=family,
@@ -90,7 +94,7 @@ def _qwen(family: str, benchmark: str, count: FrameCount) -> Resolution:
             "resolution": pixels,
             "storage": "decoded frames straight to the processor (lossless)",
             "time input": time,
-            "prompt": "the benchmark's prompt (use_custom_prompt False)",
+            "prompt": "the benchmark's prompt",
             "answer rule": "vlmevalkit",
         },
     )
@@ -121,7 +125,7 @@ def _llava_onevision(benchmark: str, count: FrameCount) -> Resolution:
             f"linspace(0, n-1, {count.nframe}, dtype=int)",
             "resolution": "the processor's own resize of native-size frames",
             "storage": "decoded frames straight to the processor (lossless)",
-            "time input": "none (the model has no time input)",
+            "time input": "none",
             "prompt": "<image> + 'The video lasts for D seconds, and N frames are uniformly "
             "sampled from it. These frames are located at t0s, t1s, ...' before the question, "
             "text before the video",

@@ -180,11 +180,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from evalcore.reports.explain import explain_markdown, read_card
     from evalcore.reports.rule_sets import rules_markdown
 
-    if args.rules:  # each report's answers that the answer rule sets read apart
+    if args.rules or args.sensitivity:  # computed per report, from its stored answers
+        from evalcore.reports.sensitivity import sensitivity_markdown
+
+        render = sensitivity_markdown if args.sensitivity else rules_markdown
         try:
-            texts = [
-                rules_markdown(json.loads(p.read_text(encoding="utf-8"))) for p in args.reports
-            ]
+            texts = [render(json.loads(p.read_text(encoding="utf-8"))) for p in args.reports]
         except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -389,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the headline under each answer rule set (evalcore, vlmevalkit, lmms-eval) "
         "and every answer they read apart",
+    )
+    explain.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="how far each protocol choice moves the score: the answer rule computed from "
+        "the stored answers; frames, resolution, time input and prompt named with each "
+        "reference's setting (they need a re-run)",
     )
     explain.set_defaults(func=cmd_explain)
 
