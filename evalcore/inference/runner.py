@@ -142,14 +142,15 @@ def split(
 
 def build_request(sample: Sample, frames, benchmark: Benchmark | None = None) -> VideoRequest:
     """The request for a sample: the benchmark's chat (default: the generic one), the
-    frames, their source fps."""
+    frames, and what the frame cache knows of their video: its frame rate and frame
+    count (the entry's manifest), the frames' numbers in it (the entry's indices)."""
     if benchmark is None:
         from evalcore.benchmarks import get_benchmark
 
         benchmark = get_benchmark("generic")
     messages = benchmark.messages(sample, tuple(frames.timestamps))
     manifest = getattr(frames, "manifest", None)
-    source_fps = manifest().get("fps") if callable(manifest) else None
+    video = manifest() if callable(manifest) else {}
     return VideoRequest(
         sample_id=sample.sample_id,
         prompt=prompt_text(messages),
@@ -158,7 +159,9 @@ def build_request(sample: Sample, frames, benchmark: Benchmark | None = None) ->
         frames=frames,
         category=sample.category,
         messages=messages,
-        source_fps=source_fps,
+        source_fps=video.get("fps"),
+        source_frames=video.get("video_frames"),
+        frame_indices=tuple(getattr(frames, "indices", ())),
     )
 
 

@@ -59,6 +59,8 @@ class VideoRequest:
     messages: tuple[ChatMessage, ...] = ()  # system + user(video + text), from the template
     source_fps: float | None = None  # the video's frame rate (temporal position ids)
     pack_ids: tuple[str, ...] = ()  # pack mode: the samples this one request answers
+    source_frames: int | None = None  # the video's frame count (None: not known)
+    frame_indices: tuple[int, ...] = ()  # the frames' numbers in the video (empty: not known)
 
     @property
     def timestamps(self) -> tuple[float, ...]:

@@ -90,6 +90,7 @@ def write_video(
     frame_times: Sequence[float] | None = None,
     textured: bool = False,
     keyframes: Sequence[int] = (),
+    pix_fmt: str = "yuv420p",
 ) -> Path:
     """Encode an H.264 video with libx264; frame i shows the number i.
 
@@ -100,7 +101,8 @@ def write_video(
     moving texture and grain (about 8 Mbit/s at 720p with ultrafast, crf 23), which the
     benchmark needs so that decoding costs what it costs on real footage. `keyframes`
     forces keyframes at those frame numbers (besides every `gop` frames at most), to
-    imitate the irregular keyframes that scene cuts give real videos.
+    imitate the irregular keyframes that scene cuts give real videos. `pix_fmt`
+    yuv444p allows odd widths and heights (4:2:0 needs even ones).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ def write_video(
     grain = [rng.integers(-10, 11, (height, width, 3), dtype=np.int16) for _ in range(8 * textured)]
     with av.open(str(path), mode="w", format=container) as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.gop_size = gop
         stream.options = {
             "preset": preset,

@@ -7,6 +7,7 @@ Importing this package imports neither torch nor transformers; `load` and
 from evalcore.models.transformers.adapter import (
     TransformersModel,
     TransformersParams,
+    VideoInput,
     VideoProcessorOptions,
 )
 from evalcore.models.transformers.tiny import TINY_ARCHS, build_tiny_checkpoint
@@ -15,6 +16,7 @@ __all__ = [
     "TINY_ARCHS",
     "TransformersModel",
     "TransformersParams",
+    "VideoInput",
     "VideoProcessorOptions",
     "build_tiny_checkpoint",
 ]

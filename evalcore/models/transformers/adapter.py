@@ -86,6 +86,91 @@ class VideoProcessorOptions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class VideoInput(BaseModel):
+    """How a clip reaches the processor: the frames it gets, the time it is told, the
+    turn that carries it. The default is evalcore's own way (frames as the frame cache
+    holds them, their exact times); the other values reproduce a peer's call of the
+    same processor (`evalcore.protocols` picks them per protocol). In the model's
+    identity only when not the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resize: Literal["processor", "qwen_vl"] = Field(
+        default="processor",
+        description="processor: the frames as stored, the processor resizes; qwen_vl: "
+        "resized first as qwen-vl-utils does (Qwen families; store frames at native size, "
+        "lossless).",
+    )
+    min_pixels: int | None = Field(
+        default=None, ge=1, description="qwen-vl-utils' min_pixels key (None: its default)."
+    )
+    max_pixels: int | None = Field(
+        default=None, ge=1, description="qwen-vl-utils' max_pixels key (None: its default)."
+    )
+    total_pixels: int | None = Field(
+        default=None, ge=1, description="qwen-vl-utils' total_pixels key (None: its default)."
+    )
+    image_patch_size: Literal[14, 16] | None = Field(
+        default=None,
+        description="qwen-vl-utils' image_patch_size: 14 (Qwen2/2.5-VL), 16 (Qwen3-VL); "
+        "None: the family's.",
+    )
+    budget_fps: float | None = Field(
+        default=None,
+        gt=0,
+        description="Size the frames for as many frames as qwen-vl-utils reads from the "
+        "whole video at this rate, not for the frames given (lmms-eval resizes first, "
+        "then subsamples).",
+    )
+    time_input: Literal["exact", "metadata", "none"] = Field(
+        default="exact",
+        description="exact: the frames' real times (Qwen2.5-VL: second_per_grid_ts from "
+        "them); metadata: the source's frame rate, frame numbers and frame count, as "
+        "qwen-vl-utils' return_video_metadata gives; none: no time (the processor's "
+        "default).",
+    )
+    do_resize: bool | None = Field(
+        default=None, description="Passed to the processor when set (None: its default)."
+    )
+    prompt: Literal["template", "llava_ov_times"] = Field(
+        default="template",
+        description="template: the benchmark's turns, the video before the text; "
+        "llava_ov_times: VLMEvalKit's LLaVA-OneVision video prompt (llava_onevision).",
+    )
+
+    def set_fields(self) -> dict[str, Any]:
+        """The fields that differ from the default (what goes in the model's identity)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def errors(self, family: Family | None) -> list[tuple[str, str]]:
+        """(field, message) for each setting that does not apply; `family` None: the
+        checkpoint's is not known yet (checked again at load)."""
+        found = []
+        if self.resize != "qwen_vl":
+            for name in ("min_pixels", "max_pixels", "total_pixels", "image_patch_size"):
+                if getattr(self, name) is not None:
+                    found.append((name, f"{name} sizes frames for resize: qwen_vl only"))
+            if self.budget_fps is not None:
+                found.append(("budget_fps", "budget_fps sizes frames for resize: qwen_vl only"))
+        elif family is not None and family.image_patch_size is None:
+            found.append(
+                (
+                    "resize",
+                    f"{family.name} checkpoints take no qwen_vl resize (only the Qwen families do)",
+                )
+            )
+        if (self.min_pixels or 0) > (self.max_pixels or float("inf")):
+            found.append(("max_pixels", "max_pixels must be at least min_pixels"))
+        if family is not None and self.prompt not in family.prompts:
+            found.append(
+                (
+                    "prompt",
+                    f"prompt {self.prompt} is for llava_onevision checkpoints, not {family.name}",
+                )
+            )
+        return found
+
+
 class TransformersParams(ModelParams):
     """Params of `kind: transformers` (validated when the config is read)."""
 
@@ -112,6 +197,10 @@ class TransformersParams(ModelParams):
     processor: VideoProcessorOptions = Field(
         default_factory=VideoProcessorOptions, description="Video processor overrides."
     )
+    video_input: VideoInput = Field(
+        default_factory=VideoInput,
+        description="How the clip reaches the processor (default: evalcore's own way).",
+    )
 
     @model_validator(mode="after")
     def _checkpoint_exists(self) -> TransformersParams:
@@ -120,18 +209,32 @@ class TransformersParams(ModelParams):
         except FileNotFoundError as exc:
             raise _field_error(("model",), str(exc), self.model) from None
         model_type = checkpoint.model_type()
-        if model_type is not None and not family_for(model_type).pixel_options:
+        family = family_for(model_type) if model_type is not None else None
+        if family is not None and not family.pixel_options:
             for name in self.processor.set_fields():
                 raise _field_error(
                     ("processor", name),
                     f"{model_type} checkpoints take no {name} (only the Qwen families do)",
                     getattr(self.processor, name),
                 )
+        errors = self.video_input.errors(family)
+        if errors:
+            raise _field_errors(
+                [
+                    (("video_input", name), message, getattr(self.video_input, name))
+                    for name, message in errors
+                ]
+            )
         return self
 
 
 def _field_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
     """A validation error located at `loc`, so the config error names the field."""
+    return _field_errors([(loc, message, value)])
+
+
+def _field_errors(errors: Sequence[tuple[tuple[str, ...], str, Any]]) -> ValidationError:
+    """One validation error naming each (field, message, value) in `errors`."""
     return ValidationError.from_exception_data(
         "TransformersParams",
         [
@@ -140,6 +243,7 @@ def _field_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationEr
                 loc=loc,
                 input=value,
             )
+            for loc, message, value in errors
         ],
     )
 
@@ -218,6 +322,7 @@ class _Prepared:
     index: int  # position in the batch given to generate
     clip: Clip
     text: str  # the chat-templated prompt, with the family's video placeholder
+    video: Any  # what the processor gets as the clip's video (`Family.processor_frames`)
 
 
 class TransformersModel(BaseVideoModel):
@@ -244,7 +349,8 @@ class TransformersModel(BaseVideoModel):
     def identity(cls, params: TransformersParams) -> dict[str, Any]:  # type: ignore[override]
         """What the answers depend on, without loading weights: the checkpoint's version
         (revision, else the cached commit or the local files' fingerprint), dtype,
-        attention kernel, remote code and processor overrides."""
+        attention kernel, remote code, processor overrides and, when not the default,
+        the video input."""
         checkpoint = locate_checkpoint(params.model, params.revision, params.allow_network)
         if checkpoint.is_local:
             version = params.revision or checkpoint_fingerprint(checkpoint.directory)
@@ -252,7 +358,7 @@ class TransformersModel(BaseVideoModel):
             version = params.revision
         else:
             version = checkpoint.commit or params.revision or "unresolved"
-        return {
+        identity = {
             "model": params.model,
             "checkpoint": version,
             "dtype": params.dtype,
@@ -260,6 +366,10 @@ class TransformersModel(BaseVideoModel):
             "trust_remote_code": params.trust_remote_code,
             "processor": params.processor.set_fields(),
         }
+        video_input = params.video_input.set_fields()
+        if video_input:  # absent by default: the keys of cells before it stay as they were
+            identity["video_input"] = video_input
+        return identity
 
     def load(self, runtime: Runtime) -> None:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -274,6 +384,12 @@ class TransformersModel(BaseVideoModel):
         }
         config = AutoConfig.from_pretrained(checkpoint.source, **common)
         self.family = family_for(config.model_type)
+        errors = params.video_input.errors(self.family)  # a hub id downloaded just now
+        if errors:
+            raise ValueError(
+                f"{params.model}: "
+                + "; ".join(f"video_input.{name}: {message}" for name, message in errors)
+            )
         model = AutoModelForImageTextToText.from_pretrained(
             checkpoint.source,
             config=config,
@@ -293,6 +409,7 @@ class TransformersModel(BaseVideoModel):
         if not (processor.chat_template or processor.tokenizer.chat_template):
             raise ValueError(f"{params.model}: the checkpoint has no chat template")
         processor.tokenizer.padding_side = "left"  # new tokens start at one column
+        self.family.adapt_processor(processor, params.video_input)
         self.model, self.processor = model, processor
 
     def generate(
@@ -342,8 +459,18 @@ class TransformersModel(BaseVideoModel):
             return ModelError(
                 f"{len(frames)} frames but {len(timestamps)} timestamps", FailureKind.InvalidFrames
             )
+        clip = Clip(
+            frames,
+            timestamps,
+            request.source_fps,
+            request.source_frames,
+            tuple(request.frame_indices),
+        )
+        video_input = self.params.video_input
         try:
-            chat, prefill = self.family.conversation(request.messages, request.prompt)
+            chat, prefill = self.family.conversation(
+                request.messages, request.prompt, clip, video_input
+            )
             text = self.processor.apply_chat_template(
                 chat,
                 tokenize=False,
@@ -352,7 +479,13 @@ class TransformersModel(BaseVideoModel):
             )
         except Exception as exc:
             return ModelError(f"chat template failed: {exc!r}", FailureKind.PreprocessingError)
-        return _Prepared(index, Clip(frames, timestamps, request.source_fps), text)
+        try:
+            video = self.family.processor_frames(clip, video_input)
+        except Exception as exc:
+            if _must_propagate(exc):
+                raise
+            return _preprocessing_error(exc)
+        return _Prepared(index, clip, text, video)
 
     def _encode(
         self, group: list[_Prepared], results: list[ModelOutput | ModelError | None]
@@ -382,14 +515,17 @@ class TransformersModel(BaseVideoModel):
 
     def _process(self, group: Sequence[_Prepared]) -> Any:
         clips = [item.clip for item in group]
+        video_input = self.params.video_input
         inputs = self.processor(
             text=[item.text for item in group],
-            videos=[clip.frames for clip in clips],
+            videos=[item.video for item in group],
             padding=True,
             return_tensors="pt",
-            videos_kwargs=self.family.videos_kwargs(clips, self.params.processor, self.processor),
+            videos_kwargs=self.family.videos_kwargs(
+                clips, self.params.processor, video_input, self.processor
+            ),
         )
-        return self.family.finish(inputs, clips, self.processor)
+        return self.family.finish(inputs, clips, video_input, self.processor)
 
     def _run(self, inputs: Any, generation: GenerationConfig) -> list[ModelOutput]:
         """model.generate on one processed batch; the new tokens decoded, cut at stops.
