@@ -12,9 +12,18 @@ are not read.
   (lines 291-300); `processor(text, images, videos, padding=True, ...)` with no fps or
   metadata (lines 303-310): the processor's default rate.
 - Qwen2-VL (lmms_eval/models/simple/qwen2_vl.py): the same, with min_pixels 3136 and
-  max_pixels 602,112 (lines 42-45, 73, 347-385).
-- Other families: lmms-eval's wrappers for them (its own LLaVA code, llava_hf.py) are not
-  reproduced: frames stay ours, only the answer rule is lmms-eval's.
+  max_pixels 602,112 (lines 42-45, 73, 347-385). It does not append the last frame; the
+  linspace ends on it anyway, so the frames are the same.
+- Qwen3-VL (lmms_eval/models/simple/qwen3_vl.py): min_pixels 256 x 28 x 28, max_pixels
+  1,605,632, 32 frames (lines 85-90); the request asks qwen-vl-utils for `nframes` 32
+  with min_pixels and max_pixels (lines 213-230); `process_vision_info(...,
+  image_patch_size=16, return_video_kwargs=True, return_video_metadata=True)` and the
+  processor gets the metadata and `do_resize=False` (lines 362-394). qwen-vl-utils
+  refuses a clip of fewer than 32 frames there; here it gets its frame count rounded
+  down to even (VLMEvalKit's rule), so the sample is answered, not failed.
+- Other families (llava_hf.py: 32 frames by `linspace(0, n-1, 32, dtype=int)`, lines
+  256-265, and a `<video>` line in a one-string turn, lines 318-334): not reproduced;
+  frames stay ours, only the answer rule is lmms-eval's.
 - The answer rule: lmms-eval's task readers (`evalcore.scoring.rule_sets`, `lmms-eval`).
 """
 
@@ -30,8 +39,48 @@ PIXELS = {  # (min_pixels, max_pixels) per wrapper
 }
 
 
+QWEN3_PIXELS = (256 * 28 * 28, 1605632)
+
+
 def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
     nframe = count.nframe if count.model_set and count.nframe is not None else MAX_NUM_FRAMES
+    if family == "qwen3_vl":
+        low, high = QWEN3_PIXELS
+        return Resolution(
+            protocol="lmms-eval",
+            family=family,
+            benchmark=benchmark,
+            frames={
+                "sampler": "qwen_vl",
+                "nframe": nframe,
+                "fps": None,
+                "max_side": None,
+                "storage": "png",
+            },
+            video_input={
+                "resize": "qwen_vl",
+                "min_pixels": low,
+                "max_pixels": high,
+                "image_patch_size": 16,
+                "time_input": "metadata",
+                "do_resize": False,
+            },
+            rule_set="lmms-eval",
+            reference={
+                "frames": f"qwen-vl-utils, {nframe} frames: linspace(0, n-1, count).round()",
+                "resolution": f"qwen-vl-utils smart_resize (patch 16), min {low}, max {high} "
+                "pixels",
+                "storage": "decoded frames straight to the processor (lossless)",
+                "time input": "the sample rate, through video_metadata",
+                "prompt": "the task's prompt (lmms-eval's own, not reproduced)",
+                "answer rule": "lmms-eval",
+            },
+            not_reproduced=(
+                "prompt: lmms-eval's task prompt (ours is VLMEvalKit's)",
+                f"clips under {nframe} frames: qwen-vl-utils refuses them there; here they "
+                "get their frame count rounded down to even",
+            ),
+        )
     if family in PIXELS:
         low, high = PIXELS[family]
         return Resolution(

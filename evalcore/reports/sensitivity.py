@@ -106,3 +106,29 @@ def sensitivity_markdown(report: dict[str, Any]) -> str:
         for note in row["not_reproduced"]:
             lines.append(f"  - not reproduced: {note}")
     return "\n".join(lines) + "\n"
+
+
+def protocols_table(family: str, benchmark: str, count: FrameCount) -> str:
+    """Every protocol's setting of each choice for `family` on `benchmark`, as a markdown
+    table (docs/reproduce.md is made of these; a test keeps it in step)."""
+    rows = []
+    columns = []
+    for name in PROTOCOLS:
+        try:
+            columns.append((name, resolve(name, family, benchmark, count)))
+        except ProtocolError as exc:
+            columns.append((name, str(exc)))
+    rows.append("| choice | " + " | ".join(f"`{name}`" for name, _ in columns) + " |")
+    rows.append("|---" * (len(columns) + 1) + "|")
+    for choice in CHOICES:
+        cells = []
+        for _, res in columns:
+            text = res if isinstance(res, str) else res.reference.get(choice, "")
+            if choice == "answer rule" and not isinstance(res, str):
+                text = res.rule_set
+            cells.append(text.replace("|", "\\|"))
+        rows.append(f"| {choice} | " + " | ".join(cells) + " |")
+    notes = sorted(
+        {note for _, res in columns if not isinstance(res, str) for note in res.not_reproduced}
+    )
+    return "\n".join(rows) + "".join(f"\n\nNot reproduced: {note}" for note in notes) + "\n"
