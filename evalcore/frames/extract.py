@@ -49,7 +49,8 @@ from evalcore.frames.cache import (
     FrameEntry,
     FrameFailure,
     VideoJob,
-    encode_jpeg,
+    encode_frame,
+    frame_suffix,
 )
 from evalcore.frames.decoders import (
     FRAME_SUFFIXES,
@@ -61,6 +62,7 @@ from evalcore.frames.decoders import (
     decoder_name,
     frame_files,
 )
+from evalcore.frames.reference_samplers import SamplingRefusedError
 from evalcore.frames.sampling import frame_indices
 from evalcore.frames.settings import FrameSettings
 from evalcore.predictions.failures import FailureKind
@@ -508,7 +510,7 @@ def _decode(
                 return _extract_with(decoder, job, key, video_fingerprint, cache, settings)
         except _CacheWriteError as error:
             return FrameFailure(FailureKind.CacheWriteError, f"{job.path}: {error}")
-        except EmptyClipError as error:
+        except (EmptyClipError, SamplingRefusedError) as error:  # another decoder: the same
             return FrameFailure(error.error_type, str(error))
         except Exception as error:
             reasons.append((name, error, stderr.tail if stderr else ""))
@@ -535,9 +537,12 @@ def _extract_with(
 ) -> FrameEntry:
     with decoder(Path(job.path)) as source:
         info = source.info
-        indices = frame_indices(
-            info.n_frames, info.fps, settings, job.start, job.end, frame_times=info.frame_times
-        )
+        try:
+            indices = frame_indices(
+                info.n_frames, info.fps, settings, job.start, job.end, frame_times=info.frame_times
+            )
+        except SamplingRefusedError as error:
+            raise SamplingRefusedError(f"{job.path}: {settings.sampler} sampler: {error}") from None
         if not indices:
             duration = info.n_frames / info.fps
             raise EmptyClipError(
@@ -562,8 +567,8 @@ def _extract_with(
                     raise FrameError(_error_text(error, job.path)) from error
                 if not source_size:
                     source_size.extend(image.size)
-                jpeg, size = encode_jpeg(image, settings.max_side, settings.jpeg_quality)
-                yield index, timestamp, jpeg, size
+                encoded, size = encode_frame(image, settings)
+                yield index, timestamp, encoded, size
 
         manifest = {
             "source": str(Path(job.path).absolute()),
@@ -576,7 +581,7 @@ def _extract_with(
             "source_size": source_size,  # filled in while frames are read
         }
         try:
-            return cache.write(key, frames(), positions, manifest)
+            return cache.write(key, frames(), positions, manifest, suffix=frame_suffix(settings))
         except OSError as error:
             raise _CacheWriteError(f"cannot store frames in {cache.root}: {error}") from error
 

@@ -28,15 +28,19 @@ FORMAT_VERSION = 1  # bump when the sampling code or the layout changes what a k
 
 
 class FramePlan(BaseModel):
-    """Frame sampling (rule and amount), output size and JPEG quality.
+    """Frame sampling (rule and amount), output size and storage (JPEG and its quality,
+    or lossless PNG).
 
     Exactly one of `nframe` and `fps` is set. Passing only `fps` switches sampling to a
     rate (nframe becomes None), so `FramePlan(fps=1.0)` works as written; passing both
     is an error on the `fps` field. `sampler` decides which frames those are: ours
-    (`midpoint`) or VLMEvalKit's (`vlmevalkit`), to reproduce its numbers.
+    (`midpoint`), VLMEvalKit's (`vlmevalkit`), or another pipeline's video reader, to
+    reproduce its numbers (`qwen_vl` takes nframe or fps; `lmms_eval_qwen`, `llava_ov`
+    and `mvbench` nframe only, as their peers).
 
     Every field is a plan field: a model may override each (`models[].frames`), and
-    each is in the plan's `identity`.
+    each is in the plan's `identity` (`storage` only when not the default, so the keys
+    of plans from before it stay as they were).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,13 +57,21 @@ class FramePlan(BaseModel):
         description="Sample at this many frames per second of video instead of a fixed "
         "count (capped by max_frames). Set this or nframe, not both.",
     )
-    sampler: Literal["midpoint", "vlmevalkit"] = Field(
+    sampler: Literal[
+        "midpoint", "vlmevalkit", "qwen_vl", "lmms_eval_qwen", "llava_ov", "mvbench"
+    ] = Field(
         default="midpoint",
         description="Which frames nframe/fps pick. midpoint: the middle frame of each of "
-        "nframe equal segments; with fps, the frame shown at (k + 0.5) / fps s. vlmevalkit: "
-        "VLMEvalKit's save_video_frames, frame int(i * n / (nframe + 1)) for i = 1..nframe; "
-        "with fps, frame int(k * video_fps / fps) for k < int(duration * fps). Clip bounds "
-        "apply to both (the clip's frames stand for the video).",
+        "nframe equal segments; with fps, the frame shown at (k + 0.5) / fps s. "
+        "vlmevalkit: VLMEvalKit's save_video_frames, frame int(i * n / (nframe + 1)) for "
+        "i = 1..nframe; with fps, frame int(k * video_fps / fps) for k < int(duration * "
+        "fps). qwen_vl: qwen-vl-utils' fetch_video as VLMEvalKit's Qwen2-VL asks it "
+        "(nframes, or fps with max_frames if below its own cap); lmms_eval_qwen: "
+        "lmms-eval's Qwen2.5-VL (qwen-vl-utils at 2 fps, then nframe of those); "
+        "llava_ov: VLMEvalKit's LLaVA-OneVision (1 frame per second, at most nframe); "
+        "mvbench: VLMEvalKit's MVBench get_index (nframe segment midpoints between "
+        "the clip bounds). A clip's frames stand for the video (mvbench: its bounds "
+        "in seconds). A clip the peer refuses (qwen-vl-utils: under 2 frames) fails.",
     )
     max_frames: int = Field(
         default=64,
@@ -74,7 +86,17 @@ class FramePlan(BaseModel):
         "the aspect ratio (never enlarges). None keeps the full size.",
     )
     jpeg_quality: int = Field(
-        default=90, ge=1, le=100, description="JPEG quality of the cached frames (1-100)."
+        default=90,
+        ge=1,
+        le=100,
+        description="JPEG quality of the cached frames (1-100); with png storage, of the "
+        "JPEGs made from them for models that upload JPEGs (API models).",
+    )
+    storage: Literal["jpeg", "png"] = Field(
+        default="jpeg",
+        description="How cached frames are stored. jpeg: at jpeg_quality. png: lossless, "
+        "the decoded pixels exactly (at the plan's size; max_side None: native), several "
+        "times larger.",
     )
 
     @field_validator("nframe", "fps", "max_frames", "max_side", "jpeg_quality", mode="before")
@@ -89,6 +111,15 @@ class FramePlan(BaseModel):
         if isinstance(data, dict) and data.get("fps") is not None and "nframe" not in data:
             return {**data, "nframe": None}
         return data
+
+    @model_validator(mode="after")
+    def _sampler_takes_nframe(self) -> FramePlan:
+        if self.fps is not None and self.sampler in _NFRAME_ONLY:
+            raise ValueError(
+                f"sampler {self.sampler} takes a frame count (nframe), not fps: its peer "
+                "has no rate of its own"
+            )
+        return self
 
     @field_validator("fps")
     @classmethod
@@ -105,8 +136,12 @@ class FramePlan(BaseModel):
     @property
     def identity(self) -> dict[str, Any]:
         """The plan's fields as JSON: a cell key's `frames` (a subclass's own fields, how
-        frames are made, are not in it)."""
-        return self.model_dump(mode="json", include=set(FramePlan.model_fields))
+        frames are made, are not in it). `storage` only when not jpeg: the keys of plans
+        from before it stay byte-identical."""
+        identity = self.model_dump(mode="json", include=set(FramePlan.model_fields))
+        if identity["storage"] == "jpeg":
+            del identity["storage"]
+        return identity
 
     @property
     def plan(self) -> FramePlan:
@@ -121,14 +156,15 @@ class FramePlan(BaseModel):
 
     def entry_spec(self, video_fingerprint: str, job: VideoJob) -> dict[str, Any]:
         """Everything that decides the pixels of a cached clip (`frames.cache`): the
-        video's content, the clip, the sampling, the size and the JPEG quality."""
+        video's content, the clip, the sampling, the size, the JPEG quality and (when not
+        JPEG) the storage. A png entry keeps the JPEG quality too: its uploads use it."""
         if self.fps is not None:
             sampling: dict[str, Any] = {"fps": self.fps, "max_frames": self.max_frames}
         else:
             sampling = {"nframe": self.nframe}
         if self.sampler != "midpoint":  # only then: keys made before samplers stay valid
             sampling["sampler"] = self.sampler
-        return {
+        spec = {
             "format": FORMAT_VERSION,
             "video": video_fingerprint,
             "clip": [None if t is None else float(t) for t in (job.start, job.end)],  # 1 == 1.0
@@ -136,6 +172,9 @@ class FramePlan(BaseModel):
             "max_side": self.max_side,
             "jpeg_quality": self.jpeg_quality,
         }
+        if self.storage != "jpeg":  # only then: keys made before png storage stay valid
+            spec["storage"] = self.storage
+        return spec
 
     def entry_key(self, video_fingerprint: str, job: VideoJob) -> str:
         """The frame cache key of `job`'s clip of the video with that fingerprint."""
@@ -144,13 +183,17 @@ class FramePlan(BaseModel):
 
     @property
     def label(self) -> str:
-        """Short, for task names: `(8 frames, midpoint)`, `(2.0 fps, vlmevalkit)`."""
+        """Short, for task names: `(8 frames, midpoint)`, `(2.0 fps, vlmevalkit)`,
+        `(16 frames, qwen_vl, png)`."""
         rate = f"{self.nframe} frames" if self.nframe else f"{self.fps} fps"
-        return f"({rate}, {self.sampler})"
+        storage = "" if self.storage == "jpeg" else f", {self.storage}"
+        return f"({rate}, {self.sampler}{storage})"
 
     def card(self) -> dict[str, Any]:
-        """The plan in a reproducibility card's terms (`Cell.card`)."""
-        return {
+        """The plan in a reproducibility card's terms (`Cell.card`). `frame_storage` only
+        when not jpeg: the cards of reports made before it stay as they were (a changed
+        card rewrites the report)."""
+        card: dict[str, Any] = {
             "sampler": self.sampler,
             "frames_per_clip": self.nframe
             if self.nframe is not None
@@ -158,6 +201,13 @@ class FramePlan(BaseModel):
             "frame_size": f"longer side <= {self.max_side}" if self.max_side else "native",
             "jpeg_quality": self.jpeg_quality,
         }
+        if self.storage != "jpeg":
+            card["frame_storage"] = f"{self.storage} (lossless)"
+        return card
+
+
+# the samplers whose peers take a frame count only
+_NFRAME_ONLY = frozenset({"lmms_eval_qwen", "llava_ov", "mvbench"})
 
 
 def not_a_boolean(value: Any, info: ValidationInfo) -> Any:

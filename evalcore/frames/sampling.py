@@ -7,9 +7,11 @@ A clip [start_s, end_s) covers the frames whose display interval overlaps it: fr
 is shown during [t_i, t_{i+1}), with t_i = i / video_fps for a constant frame rate, or
 the measured presentation times (`frame_times`) for a variable one.
 
-Two rules, chosen by `FrameSettings.sampler`: ours (`midpoint`: `sample_uniform`,
-`sample_fps`) and VLMEvalKit's (`vlmevalkit`: `sample_uniform_vlmevalkit`,
-`sample_fps_vlmevalkit`), so its published numbers can be reproduced frame for frame.
+The rule is `FrameSettings.sampler`'s: ours (`midpoint`: `sample_uniform`,
+`sample_fps`), VLMEvalKit's frame-based one (`vlmevalkit`: `sample_uniform_vlmevalkit`,
+`sample_fps_vlmevalkit`), so its published numbers can be reproduced frame for frame,
+or another pipeline's video reader (`qwen_vl`, `lmms_eval_qwen`, `llava_ov`, `mvbench`:
+`evalcore.frames.reference_samplers`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
+from evalcore.frames.reference_samplers import (
+    sample_llava_ov,
+    sample_lmms_eval_qwen,
+    sample_mvbench,
+    sample_qwen_vl,
+)
 from evalcore.frames.settings import FrameSettings
 
 _EPS = 1e-6  # absorbs float noise such as 0.1 * 30 = 3.0000000000000004
@@ -91,10 +99,15 @@ def frame_indices(
 ) -> list[int]:
     """The frames `settings` asks for from the clip [start_s, end_s) (None: video edge).
 
-    nframe: `sample_uniform` (or `sample_uniform_vlmevalkit`) over the clip's frame
-    range; fps: `sample_fps` (or `sample_fps_vlmevalkit`). Returns [] when the clip holds
-    no frame (empty video, or bounds outside it).
+    midpoint and vlmevalkit: with nframe, `sample_uniform` (or
+    `sample_uniform_vlmevalkit`) over the clip's frame range; with fps, `sample_fps`
+    (or `sample_fps_vlmevalkit`). The other samplers: their `reference_samplers`
+    function, over the clip's frame range (`mvbench`: on the clip bounds). Returns []
+    when the clip holds no frame (empty video, or bounds outside it). Raises
+    `SamplingRefusedError` where the sampler's peer refuses the clip.
     """
+    if settings.sampler not in ("midpoint", "vlmevalkit"):
+        return _reference_indices(n_total, video_fps, settings, start_s, end_s, frame_times)
     vlmevalkit = settings.sampler == "vlmevalkit"
     if settings.fps is not None:
         by_rate = sample_fps_vlmevalkit if vlmevalkit else sample_fps
@@ -111,6 +124,38 @@ def frame_indices(
     first, stop = clip_frame_range(n_total, video_fps, start_s, end_s, frame_times=frame_times)
     uniform = sample_uniform_vlmevalkit if vlmevalkit else sample_uniform
     return uniform(n_total, settings.nframe, first, stop) if stop > first else []
+
+
+def _reference_indices(
+    n_total: int,
+    video_fps: float,
+    settings: FrameSettings,
+    start_s: float | None,
+    end_s: float | None,
+    frame_times: Sequence[float] | None,
+) -> list[int]:
+    """`frame_indices` for the samplers of `reference_samplers`."""
+    first, stop = clip_frame_range(n_total, video_fps, start_s, end_s, frame_times=frame_times)
+    if stop <= first:
+        return []
+    video_fps = _positive(video_fps)
+    if settings.sampler == "qwen_vl":
+        return sample_qwen_vl(
+            first,
+            stop,
+            video_fps,
+            nframe=settings.nframe,
+            fps=settings.fps,
+            max_frames=settings.max_frames,
+        )
+    assert settings.nframe is not None  # FramePlan: these samplers take nframe only
+    if settings.sampler == "lmms_eval_qwen":
+        return sample_lmms_eval_qwen(first, stop, video_fps, settings.nframe)
+    if settings.sampler == "llava_ov":
+        return sample_llava_ov(first, stop, video_fps, settings.nframe)
+    if settings.sampler == "mvbench":
+        return sample_mvbench(n_total, video_fps, settings.nframe, start_s, end_s)
+    raise ValueError(f"unknown sampler {settings.sampler!r}")
 
 
 def sample_uniform_vlmevalkit(

@@ -1,10 +1,11 @@
 """`evalcore cache verify [--repair]`: check every entry of a frame cache and remove the
 damaged ones.
 
-An entry is sound when its manifest can be read and every JPEG it lists is there and
-matches the SHA-256 recorded when it was written. Entries written before checksums
-have none: each of their JPEGs is decoded in full instead (slower), and they stay valid
-entries. Entries of another format version are not this code's to judge: left alone.
+An entry is sound when its manifest can be read and every frame file (JPEG or PNG) it
+lists is there and matches the SHA-256 recorded when it was written. Entries written
+before checksums have none: each of their frames is decoded in full instead (slower),
+and they stay valid entries. Entries of another format version are not this code's to
+judge: left alone.
 
 Repair removes a damaged entry, under its lock and after looking at it again (a reader
 may have extracted it again meanwhile, `extract.remake_entry`). Nothing else has to
@@ -35,7 +36,7 @@ class CacheCheck:
     root: Path
     checked: int = 0  # entries looked at
     by_checksum: int = 0  # checked against their manifest's checksums
-    by_decoding: int = 0  # written before checksums: every JPEG decoded
+    by_decoding: int = 0  # written before checksums: every frame decoded
     other_format: int = 0  # of another format version: left alone
     damaged: dict[str, str] = field(default_factory=dict)  # key -> what is wrong
     sources: dict[str, str] = field(default_factory=dict)  # key -> the clip it shows

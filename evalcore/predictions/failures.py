@@ -41,6 +41,8 @@ class FailureKind(StrEnum):
     InvalidPath = "InvalidPath", PERMANENT  # the row's path escapes the dataset root
     # -- decoding (evalcore.frames.decoders, evalcore.frames.extract)
     EmptyClip = "EmptyClip", PERMANENT  # the clip holds no frame of the video
+    # the sampler's peer refuses the clip (qwen-vl-utils: fewer frames than it would take)
+    SamplingRefused = "SamplingRefused", PERMANENT
     DecodeError = "DecodeError", PERMANENT
     DecodeTimeout = "DecodeTimeout", RETRYABLE  # the worker was killed on its timeout
     WorkerCrashed = "WorkerCrashed", RETRYABLE

@@ -44,4 +44,9 @@ def test_the_sampler_is_named_in_yaml_and_checked():
         FrameSettings(**yaml.safe_load("sampler: decord"))
     (error,) = info.value.errors()
     assert error["loc"] == ("sampler",)
-    assert "'midpoint' or 'vlmevalkit'" in error["msg"]
+    assert (
+        "'midpoint', 'vlmevalkit', 'qwen_vl', 'lmms_eval_qwen', 'llava_ov' or 'mvbench'"
+        in (error["msg"])
+    )
+    png = FrameSettings(**yaml.safe_load("nframe: 16\nsampler: qwen_vl\nstorage: png"))
+    assert (png.sampler, png.storage) == ("qwen_vl", "png")

@@ -12,6 +12,7 @@ import pytest
 from evalcore.api.retry import STATUS_TYPES, status_error
 from evalcore.frames.cache import CorruptFramesError
 from evalcore.frames.decoders import EmptyClipError, EmptyVideoError, FrameError
+from evalcore.frames.reference_samplers import SamplingRefusedError
 from evalcore.predictions import FailureKind, PredictionRecord, failed, is_permanent
 
 EVALCORE = Path(__file__).resolve().parents[3] / "evalcore"
@@ -28,13 +29,15 @@ PERMANENT_BEFORE = {
     "DecodeError",
     "UnsupportedClip",
 }
+# Permanent kinds added since, each on purpose.
+PERMANENT_SINCE = {"SamplingRefused"}  # a clip a sampler's peer refuses (frames.reference_samplers)
 
 # Where an error type is passed: (callable's name, positional index); and `error_type=`.
 ERROR_TYPE_ARGS = {"FrameFailure": 0, "ApiError": 0, "ModelError": 1, "failed": 1, "failure": 1}
 
 
 def test_permanent_kinds_are_those_of_before():
-    assert {k.value for k in FailureKind if k.permanent} == PERMANENT_BEFORE
+    assert {k.value for k in FailureKind if k.permanent} == PERMANENT_BEFORE | PERMANENT_SINCE
     assert not FailureKind.RankCrashed.permanent
     assert all(is_permanent(name) for name in PERMANENT_BEFORE)
 
@@ -73,7 +76,13 @@ def test_every_producers_types_are_kinds():
     assert all(isinstance(kind, FailureKind) for kind in STATUS_TYPES.values())
     for status in (400, 418, 429, 500, 503):
         assert isinstance(status_error(status, "x").error_type, FailureKind)
-    for error in (FrameError, EmptyVideoError, EmptyClipError, CorruptFramesError):
+    for error in (
+        FrameError,
+        EmptyVideoError,
+        EmptyClipError,
+        CorruptFramesError,
+        SamplingRefusedError,
+    ):
         assert isinstance(error.error_type, FailureKind)
 
 
