@@ -61,8 +61,11 @@ def apply_protocol(config: EvalConfig, model: ModelSpec, dataset: DatasetSpec) -
             fields.update(nframe=fixed.get("nframe"), fps=fixed.get("fps"))
         fields.update({k: v for k, v in fixed.items() if k not in ("nframe", "fps")})
         settings = FrameSettings.model_validate(fields)
-    if resolution.video_input and model.kind == "transformers":
+    if (resolution.video_input or resolution.processor) and model.kind == "transformers":
         params: dict[str, Any] = dict(model.params)
-        params["video_input"] = {**resolution.video_input, **dict(params.get("video_input") or {})}
+        for key in ("video_input", "processor"):
+            fixed = getattr(resolution, key)
+            if fixed:
+                params[key] = {**fixed, **dict(params.get(key) or {})}
         model = model.model_copy(update={"params": params})
     return Applied(model, settings, resolution)

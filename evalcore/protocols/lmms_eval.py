@@ -65,6 +65,7 @@ def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
                 "time_input": "metadata",
                 "do_resize": False,
             },
+            processor={"min_pixels": low, "max_pixels": high},
             rule_set="lmms-eval",
             reference={
                 "frames": f"qwen-vl-utils, {nframe} frames: linspace(0, n-1, count).round()",
@@ -101,6 +102,7 @@ def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
                 "budget_fps": FETCH_FPS,
                 "time_input": "none",
             },
+            processor={"min_pixels": low, "max_pixels": high},  # from_pretrained's bounds
             rule_set="lmms-eval",
             reference={
                 "frames": f"qwen-vl-utils at 2 fps, then {nframe} of those by "

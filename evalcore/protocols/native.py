@@ -4,7 +4,8 @@
   return_video_kwargs=True, return_video_metadata=True)` with the package's defaults
   (2 fps, 4 to 768 frames, its per-frame and total pixel budget; Qwen3-VL with
   image_patch_size 16) and the processor given the frames, their `video_metadata` and
-  the returned kwargs: the time input is the real sample rate. A model's own
+  the returned kwargs (Qwen3-VL also `do_resize=False`): the time input is the real
+  sample rate. A model's own
   `frames.nframe` or `frames.fps` is passed as the request's nframes / fps.
 - Other families: no documented pipeline is reproduced; ours applies.
 - The answer rule: ours (`evalcore`): the authors publish none for these benchmarks.
@@ -22,8 +23,8 @@ def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
     if family in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
         amount = count.fields if count.model_set else {"nframe": None, "fps": QWEN_FPS}
         video_input = {"resize": "qwen_vl", "time_input": "metadata"}
-        if family == "qwen3_vl":
-            video_input["image_patch_size"] = 16
+        if family == "qwen3_vl":  # qwen-vl-utils 0.0.14's README: patch 16, no second resize
+            video_input.update(image_patch_size=16, do_resize=False)
         described = (
             FrameCount(**amount).describe() if count.model_set else "2 fps (4 to 768 frames)"
         )

@@ -49,7 +49,9 @@ class Resolution:
     """A protocol applied to one family x benchmark.
 
     `frames`: FramePlan fields it sets (nothing: the run's and model's own);
-    `video_input`: `kind: transformers` params it sets (`TransformersParams.video_input`);
+    `video_input` and `processor`: `kind: transformers` params it sets
+    (`TransformersParams.video_input`, `.processor`: the bounds a reference loads its
+    processor with);
     `rule_set`: the answer rule set of the headline; `reference`: each choice of
     `CHOICES` as the reference makes it, in words (the sensitivity report and
     docs/reproduce.md); `not_reproduced`: what stays ours under this protocol, and why.
@@ -60,6 +62,7 @@ class Resolution:
     benchmark: str
     frames: dict[str, Any] = field(default_factory=dict)
     video_input: dict[str, Any] = field(default_factory=dict)
+    processor: dict[str, Any] = field(default_factory=dict)  # TransformersParams.processor
     rule_set: str = "evalcore"
     reference: dict[str, str] = field(default_factory=dict)
     not_reproduced: tuple[str, ...] = ()

@@ -17,7 +17,6 @@ decord, as it is written there.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,14 +37,19 @@ from evalcore.models.transformers import (  # noqa: E402
     TransformersParams,
     build_tiny_checkpoint,
 )
+from tests.doubles.peer_calls import (  # noqa: E402
+    assert_same_inputs,
+    lmms_eval_qwen25,
+    native_qwen,
+    vlmevalkit_llava_ov,
+    vlmevalkit_qwen,
+)
 from tests.doubles.videos import write_video  # noqa: E402
 
 TOKEN = 28 * 28
 QUESTION = "What moves in the video? A. a ball B. a bar. Answer with the letter."
 # torch's CPU linspace is fused on x86-64 with AVX2/AVX-512 (see linspace_indices)
 FUSED = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
-# the most the two decoders' frames may differ, mean |difference| in 0-255 pixel units
-MAX_MEAN_PIXEL_DIFF = 0.1
 
 # 30 frames: 10 at 10 fps, 10 at 30 fps, 10 at 10 fps
 _VFR_TIMES = [
@@ -172,55 +176,7 @@ def qwen_indices(path: Path, patch: int, **keys: Any) -> list[int]:
 # -- comparing --------------------------------------------------------------------------
 
 
-def pixel_diff(ours: Any, theirs: Any, processor: Any, channel_dim: int) -> tuple[float, float]:
-    """(max, mean) |difference| of pixel_values_videos in 0-255 pixel units: the
-    normalised values times std x 255, per channel."""
-    std = torch.tensor(processor.video_processor.image_std, dtype=torch.float64)
-    diff = (ours["pixel_values_videos"].double() - theirs["pixel_values_videos"].double()).abs()
-    if channel_dim == 1:  # Qwen: (patches, C * temporal * patch * patch), channel outermost
-        diff = diff.reshape(diff.shape[0], len(std), -1) * std[None, :, None] * 255
-    else:  # (batch, frames, C, H, W)
-        diff = diff * std[None, None, :, None, None] * 255
-    return diff.max().item(), diff.mean().item()
-
-
-def assert_same_inputs(case: str, ours: Any, theirs: Any, processor: Any, channel_dim: int = 1):
-    assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
-    for key in ("video_grid_thw", "second_per_grid_ts"):
-        if key in theirs:
-            assert torch.as_tensor(ours[key]).tolist() == torch.as_tensor(theirs[key]).tolist(), key
-    assert ours["pixel_values_videos"].shape == theirs["pixel_values_videos"].shape
-    largest, mean = pixel_diff(ours, theirs, processor, channel_dim)
-    print(f"\n{case}: pixel |diff| max {largest:.3f}, mean {mean:.4f} (0-255)")
-    assert mean <= MAX_MEAN_PIXEL_DIFF
-
-
 # -- Qwen under VLMEvalKit --------------------------------------------------------------
-
-
-def vlmevalkit_qwen(arch: str, processor: Any, path: Path, nframes: int, pixels: dict) -> Any:
-    """Qwen2VLChat / Qwen3VLChat.generate_inner_transformers, no system prompt (its
-    default), nframe set and fps None (a video dataset's nframe setting)."""
-    video = {"type": "video", "video": "file://" + str(path), **pixels, "nframes": nframes}
-    messages = [{"role": "user", "content": [video, {"type": "text", "text": QUESTION}]}]
-    if arch != "qwen3_vl":
-        text = processor.apply_chat_template([messages], tokenize=False, add_generation_prompt=True)
-        images, videos = qvu.process_vision_info([messages])
-        return processor(text=text, images=images, videos=videos, padding=True, return_tensors="pt")
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    images, videos, video_kwargs = qvu.process_vision_info(
-        messages, image_patch_size=16, return_video_kwargs=True, return_video_metadata=True
-    )
-    videos, metadata = (list(x) for x in zip(*videos, strict=True))
-    return processor(
-        text=text,
-        images=images,
-        videos=videos,
-        video_metadata=metadata,
-        do_resize=False,
-        return_tensors="pt",
-        **video_kwargs,
-    )
 
 
 def vlmevalkit_video_input(arch: str, pixels: dict) -> dict[str, Any]:
@@ -237,7 +193,7 @@ def test_qwen_under_vlmevalkit(arch, video, videos, checkpoints):
     with PyAVSource(path) as source:
         nframes = vlmevalkit_nframes(nframe, source.info.n_frames)
     processor = processor_of(checkpoints[arch])
-    theirs = vlmevalkit_qwen(arch, processor, path, nframes, pixels)
+    theirs = vlmevalkit_qwen(arch, processor, path, nframes, pixels, QUESTION)
     request = our_request(path, qwen_indices(path, patch, nframes=nframes, **pixels))
     ours = our_inputs(checkpoints[arch], vlmevalkit_video_input(arch, pixels), request)
     assert_same_inputs(f"vlmevalkit {arch} {video}", ours, theirs, processor)
@@ -246,36 +202,13 @@ def test_qwen_under_vlmevalkit(arch, video, videos, checkpoints):
 # -- Qwen as the model card calls it ----------------------------------------------------
 
 
-def native_qwen(arch: str, processor: Any, path: Path, keys: dict) -> Any:
-    """qwen-vl-utils 0.0.14's README usage for Qwen2.5-VL / Qwen3-VL, with the metadata
-    (its `fps` keyword is for older transformers only)."""
-    video = {"type": "video", "video": "file://" + str(path), **keys}
-    messages = [{"role": "user", "content": [video, {"type": "text", "text": QUESTION}]}]
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    qwen3 = {"image_patch_size": 16} if arch == "qwen3_vl" else {}
-    images, videos, video_kwargs = qvu.process_vision_info(
-        messages, return_video_kwargs=True, return_video_metadata=True, **qwen3
-    )
-    videos, metadata = (list(x) for x in zip(*videos, strict=True))
-    resize = {"do_resize": False} if arch == "qwen3_vl" else {}
-    return processor(
-        text=text,
-        images=images,
-        videos=videos,
-        video_metadata=metadata,
-        return_tensors="pt",
-        **resize,
-        **video_kwargs,
-    )
-
-
 @pytest.mark.parametrize("video", list(VIDEOS))
 @pytest.mark.parametrize("arch", QWEN_ARCHS)
 def test_qwen_as_the_model_card_calls_it(arch, video, videos, checkpoints):
     path, keys = videos[video], NATIVE[video]
     patch = 16 if arch == "qwen3_vl" else 14
     processor = processor_of(checkpoints[arch])
-    theirs = native_qwen(arch, processor, path, keys)
+    theirs = native_qwen(arch, processor, path, keys, QUESTION)
     request = our_request(path, qwen_indices(path, patch, **keys))
     pixels = {k: v for k, v in keys.items() if k in PIXEL_KEYS}
     video_input = {"resize": "qwen_vl", **pixels, "time_input": "metadata"}
@@ -288,60 +221,11 @@ def test_qwen_as_the_model_card_calls_it(arch, video, videos, checkpoints):
 # -- LLaVA-OneVision under VLMEvalKit ---------------------------------------------------
 
 
-def vlmevalkit_llava_ov(processor: Any, path: Path, nframe: int) -> tuple[Any, list[int]]:
-    """LLaVA_OneVision_HF.generate_inner_video with its load_video (fps 1, no
-    force_sample), as written there; also the frame numbers it read."""
-    vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    total_frame_num = len(vr)
-    avg_fps = vr.get_avg_fps()
-    effective_fps = round(avg_fps / 1)
-    frame_idx = list(range(0, total_frame_num, effective_fps))
-    frame_time = [i / avg_fps for i in frame_idx]
-    if len(frame_idx) > nframe:
-        frame_idx = np.linspace(0, total_frame_num - 1, nframe, dtype=int).tolist()
-        frame_time = [i / avg_fps for i in frame_idx]
-    frame_time_str = ", ".join([f"{t:.2f}s" for t in frame_time])
-    video_frames = vr.get_batch(frame_idx).asnumpy()
-    video_time = total_frame_num / avg_fps
-
-    time_instruction = (
-        f"The video lasts for {video_time:.2f} seconds, "
-        f"and {len(video_frames)} frames are uniformly sampled from it. "
-        f"These frames are located at {frame_time_str}. "
-        f"Please answer the following questions related to this video.\n"
-    )
-    content = "<image>\n" + time_instruction + QUESTION
-    conversation = [
-        {"role": "user", "content": [{"type": "text", "text": content}, {"type": "video"}]}
-    ]
-    prompt = processor.apply_chat_template(conversation, add_generation_prompt=True)
-    try:
-        inputs = processor(videos=video_frames, text=prompt, return_tensors="pt")
-    except ValueError as exc:
-        # transformers 5 refuses an image token with no image; the transformers 4
-        # processors VLMEvalKit runs this with did not: their text path, as it was
-        assert "no images were passed" in str(exc)
-        inputs = as_transformers_4(processor, video_frames, prompt)
-    return inputs, frame_idx
-
-
-def as_transformers_4(processor: Any, video_frames: np.ndarray, prompt: str) -> Any:
-    """LlavaOnevisionProcessor.__call__ of transformers 4.4x-4.5x for one video and no
-    image: the video processor's pixels; `<video>` repeated frames x pooled patches + 1
-    times; the tokenizer over that text (`<image>` stays one image token id)."""
-    videos = processor.video_processor(video_frames, return_tensors="pt")
-    num_frames = videos["pixel_values_videos"][0].shape[0]
-    pooled = math.ceil(int(math.sqrt(processor.num_image_tokens)) / 2)
-    tokens = processor.video_token * (num_frames * pooled * pooled + 1)
-    text = prompt.replace(processor.video_token, tokens)
-    return {**processor.tokenizer([text], return_tensors="pt"), **videos}
-
-
 @pytest.mark.parametrize("video", list(VIDEOS))
 def test_llava_onevision_under_vlmevalkit(video, videos, checkpoints):
     checkpoint = checkpoints["llava_onevision"]
     processor = processor_of(checkpoint)
-    theirs, indices = vlmevalkit_llava_ov(processor, videos[video], nframe=8)
+    theirs, indices = vlmevalkit_llava_ov(processor, videos[video], 8, QUESTION)
     request = our_request(videos[video], indices)
     video_input = {"prompt": "llava_ov_times", "time_input": "none"}
     ours = our_inputs(checkpoint, video_input, request)
@@ -353,36 +237,6 @@ def test_llava_onevision_under_vlmevalkit(video, videos, checkpoints):
 # -- Qwen2.5-VL under lmms-eval ---------------------------------------------------------
 
 
-def lmms_eval_qwen25(checkpoint: Path, path: Path, pixels: dict, max_num_frames: int) -> Any:
-    """lmms_eval/models/simple/qwen2_5_vl.py `Qwen2_5_VL.generate_until` for one video
-    (lines 224-310): its system prompt, the request keys min/max pixels only (so
-    qwen-vl-utils reads at fps 2 and sizes every frame it read), then a subsample of
-    those frames; the processor loaded with the same min/max pixels (line 91)."""
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(checkpoint, local_files_only=True, **pixels)
-    video = {"type": "video", "video": str(path), **pixels}
-    message = [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": [video, {"type": "text", "text": QUESTION}]},
-    ]
-    texts = processor.apply_chat_template([message], tokenize=False, add_generation_prompt=True)
-    image_inputs, video_inputs = qvu.process_vision_info([message])
-    total_frames = video_inputs[0].shape[0]
-    indices = np.unique(np.linspace(0, total_frames - 1, max_num_frames, dtype=int))
-    if total_frames - 1 not in indices:
-        indices = np.unique(np.append(indices, total_frames - 1))
-    video_inputs[0] = video_inputs[0][indices]
-    return processor(
-        text=texts,
-        images=image_inputs,
-        videos=video_inputs,
-        padding=True,
-        padding_side="right",
-        return_tensors="pt",
-    )
-
-
 @pytest.mark.parametrize(("video", "max_num_frames"), [("ntsc", 4), ("long", 8)])
 def test_qwen25_under_lmms_eval(video, max_num_frames, videos, checkpoints):
     """Its frames: the ones qwen-vl-utils reads at fps 2, subsampled (the sampler's
@@ -390,7 +244,7 @@ def test_qwen25_under_lmms_eval(video, max_num_frames, videos, checkpoints):
     path, checkpoint = videos[video], checkpoints["qwen2_5_vl"]
     pixels = {"min_pixels": 16 * TOKEN, "max_pixels": 64 * TOKEN}
     processor = processor_of(checkpoint)
-    theirs = lmms_eval_qwen25(checkpoint, path, pixels, max_num_frames)
+    theirs = lmms_eval_qwen25(checkpoint, path, pixels, max_num_frames, QUESTION)
     read = qwen_indices(path, 14, **pixels)
     sub = np.unique(np.linspace(0, len(read) - 1, max_num_frames, dtype=int)).tolist()
     sub += [] if len(read) - 1 in sub else [len(read) - 1]

@@ -121,7 +121,8 @@ def test_qwen_under_vlmevalkit_gets_qwen_vl_utils_frames_lossless_and_its_video_
 
 def test_a_models_own_video_input_key_wins_over_the_protocols(files):
     own = local(files, "qwen2_5_vl")
-    own["params"]["video_input"] = {"total_pixels": 24576 * 784}  # VLMEvalKit's -ForVideo entry
+    # VLMEvalKit's -ForVideo entry (the keys must be valid on their own: resize too)
+    own["params"]["video_input"] = {"resize": "qwen_vl", "total_pixels": 24576 * 784}
     (cell,) = cells_of(config(files, models=[own], protocol="vlmevalkit"))
     assert cell.model.params["video_input"]["total_pixels"] == 24576 * 784
     assert cell.model.params["video_input"]["min_pixels"] == 1280 * 784
