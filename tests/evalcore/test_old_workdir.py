@@ -82,7 +82,17 @@ def test_old_frames_are_cache_hits_and_old_reports_stay(old):
         # and outcome in it the same; then it stays
         rules = [r["settings"]["card"].pop("extraction_rule") for r in (before, after)]
         assert rules == ["letter-v1", "letter-can-infer-v2"]
-        renamed = ("report_digest", "evaluated_at")  # what naming the new rule changes
+        # and the protocol these cells ran under (ours, the only one then), which cards
+        # now name with the family and frame setting `explain --sensitivity` reads
+        card = after["settings"]["card"]
+        added = {k: card.pop(k) for k in ("protocol", "family", "answer_rule_set")}
+        assert added == {"protocol": "evalcore", "family": "frame-based",
+                         "answer_rule_set": "evalcore"}  # fmt: skip
+        setting = card.pop("frame_setting")
+        frames = next(c.frames for c in cells if c.model == model)
+        own = bool({"nframe", "fps"} & set(model.frames or {}))
+        assert setting == {"nframe": frames.nframe, "fps": frames.fps, "model_set": own}
+        renamed = ("report_digest", "evaluated_at")  # what rewriting the card changes
         # and the headline under each answer rule set, which reports now carry: the
         # default set's is the cell's accuracy (no judge here)
         assert "rule_sets" not in before
