@@ -133,7 +133,10 @@ def with_deltas(
 ) -> list[dict]:
     """Rows plus `previous_accuracy` and `delta` against the `previous` snapshot; with
     the current `outcomes`, the paired test of each change (`delta_p`, ...). A cell
-    without a score on either side has no delta: `delta_skipped` says which."""
+    without a score on either side has no delta: `delta_skipped` says which. A cell whose
+    answer rule set changed (another protocol) is compared with the previous snapshot's
+    headline under the current rule (`delta_rule`; no paired test: those outcomes were
+    read under the other rule), or skipped when the snapshot lacks it."""
     before = {(r["model"], r["dataset"]): r for r in previous.rows} if previous else {}
     out = []
     for row in rows:
@@ -143,6 +146,20 @@ def with_deltas(
             continue
         prev = then["accuracy"]
         skipped = None
+        rule, rule_then = row.get("rule_set", "evalcore"), then.get("rule_set", "evalcore")
+        if rule != rule_then:  # the protocol changed the answer rule: compare like with like
+            reread = (then.get("rule_set_headlines") or {}).get(rule)
+            if reread is None or row["accuracy"] is None:
+                skipped = f"answer rule changed ({rule_then} -> {rule})"
+                out.append(
+                    {**row, "previous_accuracy": prev, "delta": None, "delta_skipped": skipped}
+                )
+                continue
+            out.append(
+                {**row, "previous_accuracy": reread, "delta": row["accuracy"] - reread,
+                 "delta_rule": f"previous re-read under {rule}"}
+            )  # fmt: skip
+            continue
         if row["accuracy"] is None:
             skipped = "no score now"
         elif prev is None or (prev == 0.0 and not _scored_then(previous, row)):

@@ -50,6 +50,7 @@ def leaderboard_row(cell: dict) -> dict:
         **{k: usage.get(k) for k in USAGE_FIELDS},
         "protocol": ((cell.get("settings") or {}).get("card") or {}).get("protocol", "evalcore"),
         "rule_set": (cell.get("rule_sets") or {}).get("default", "evalcore"),
+        "rule_set_headlines": (cell.get("rule_sets") or {}).get("headlines") or {},
         "rules_differ": rules_differ(
             (cell.get("rule_sets") or {}).get("headlines") or {}, ci.get("low"), ci.get("high")
         ),

@@ -350,3 +350,25 @@ def test_the_nightly_judges_again_a_cell_with_unjudged_answers(tmp_path):
     # without a judge there is nothing to retry: the cell is current, its answers unjudged
     unjudged = config.model_copy(update={"judge": None})
     assert cells_to_evaluate(unjudged, ws) == {"MMBench-Video": {}}
+
+
+def test_a_cell_whose_protocol_changed_its_answer_rule_is_compared_under_the_new_rule(
+    tmp_path,
+):
+    """Snapshots keep each cell's headline under every rule set: after a switch to
+    `protocol: vlmevalkit` the delta compares like with like, or says why it cannot."""
+    from evalcore.reports.history import with_deltas, write_snapshot
+
+    base = {"model": "m", "dataset": "D", "n": 10, "failed": 0}
+    then = {**base, "accuracy": 0.70, "rule_set": "evalcore",
+            "rule_set_headlines": {"evalcore": 0.70, "vlmevalkit": 0.60}}  # fmt: skip
+    previous = write_snapshot(tmp_path, [then], datetime(2026, 12, 1, tzinfo=UTC))
+    now = {**base, "accuracy": 0.65, "rule_set": "vlmevalkit",
+           "rule_set_headlines": {"evalcore": 0.72, "vlmevalkit": 0.65}}  # fmt: skip
+    (row,) = with_deltas([now], previous)
+    assert row["previous_accuracy"] == 0.60 and row["delta"] == pytest.approx(0.05)
+    assert row["delta_rule"] == "previous re-read under vlmevalkit"
+    older = write_snapshot(tmp_path / "old", [{**base, "accuracy": 0.70}])  # before rule sets
+    (row,) = with_deltas([now], older)
+    assert row["delta"] is None
+    assert row["delta_skipped"] == "answer rule changed (evalcore -> vlmevalkit)"
