@@ -143,7 +143,12 @@ def _frame_based(family: str, benchmark: str, count: FrameCount) -> Resolution:
         "jpeg_quality": 75,
         "storage": "jpeg",
     }
-    not_reproduced = ()
+    not_reproduced = (
+        "API model input: VLMEvalKit's API wrappers open each saved JPEG and encode it again "
+        "(JPEG, Pillow's defaults) with detail 'low' (vlmeval/api/gpt.py lines 94-167, "
+        "vlmeval/smp/vlm.py lines 96-117); here the saved JPEG is sent as it is, with the "
+        "endpoint's own detail setting",
+    )
     if family != FRAME_BASED:
         not_reproduced = (
             f"model input: VLMEvalKit's own {family} wrapper prepares the frames itself; here "
