@@ -187,6 +187,17 @@ def _nvml_handle(pynvml: Any, cuda_index: int) -> Any:
     return pynvml.nvmlDeviceGetHandleByIndex(cuda_index)
 
 
+def _gpu_busy(device: str) -> GpuBusy | None:
+    """The sampler of `device`'s utilization; None on the CPU or without NVML."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        return GpuBusy(int(device.split(":")[1]))
+    except Exception as exc:  # noqa: BLE001 - the other figures stand without it
+        print(f"no GPU busy figure: NVML unavailable ({exc!r}; pip install nvidia-ml-py)")
+        return None
+
+
 class Clock:
     """`perf_counter` readings turned into `time.time()` (NVML's timestamps)."""
 
@@ -567,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cpu":
         torch.set_num_threads(1)  # as the inline launcher on the CPU
     workers = args.workers or max(2, (os.cpu_count() or 2) // 4)
-    busy = GpuBusy(int(device.split(":")[1])) if device.startswith("cuda") else None
+    busy = _gpu_busy(device)
     scratch = args.dir or Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {_device_name(device)}; {_versions()}; "
