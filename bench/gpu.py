@@ -54,9 +54,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")  # as VLMEvalKit's set-up
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 KIND = "gpu_model:RandomWeightsModel"  # bench/ is on sys.path when this file runs
 MODES = ("nframe64", "fps2")
 
@@ -136,12 +133,13 @@ class GpuBusy:
     is their mean over a window of `time.time()` seconds. NVML samples every 1/6 to 1 s,
     so a window of a few seconds is only roughly measured."""
 
-    def __init__(self, cuda_index: int) -> None:
-        import pynvml
+    def __init__(self, cuda_index: int, nvml: Any = None, handle: Any = None) -> None:
+        if nvml is None:
+            import pynvml as nvml
 
-        self._nvml = pynvml
-        pynvml.nvmlInit()
-        self._handle = _nvml_handle(pynvml, cuda_index)
+            nvml.nvmlInit()
+        self._nvml = nvml
+        self._handle = handle if handle is not None else _nvml_handle(nvml, cuda_index)
         self._samples: list[tuple[float, float]] = []  # (time.time(), percent)
         self._last = 0
         self._stop = threading.Event()
@@ -165,6 +163,8 @@ class GpuBusy:
                 for s in samples:
                     self._samples.append((s.timeStamp / 1e6, float(s.sampleValue.uiVal)))
                     self._last = max(self._last, s.timeStamp)
+            except nvml.NVMLError_NotFound:  # no new sample since the last call
+                continue
             except nvml.NVMLError:  # no sample buffer here: the current rate instead
                 rate = nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
                 self._samples.append((time.time(), float(rate)))
@@ -563,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="keep videos and caches here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")  # as VLMEvalKit's set-up
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
 
@@ -591,27 +593,28 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, RunFigures]] = {}
     memory: dict[str, tuple[int, int]] = {}
     lines: list[str] = []
+
+    def done(key: str, table: list[str]) -> None:
+        """Each model and mode's figures as soon as they exist: a run cut short by a time
+        limit keeps what it measured."""
+        lines.extend(table)
+        print("\n".join([*table, *goals({key: results[key]}, memory)]), flush=True)
+        if args.json:
+            figures = {k: {r: asdict(f) for r, f in v.items()} for k, v in results.items()}
+            args.json.write_text(json.dumps(figures, indent=1))
+
     try:
         tsv = benchmark_tsv(scratch / "data", work)
         with busy if busy is not None else _nothing():
             for arch in args.archs:
-                lines += run_arch(
-                    arch, args, work, tsv, device, scratch, workers, busy, results, memory
+                run_arch(
+                    arch, args, work, tsv, device, scratch, workers, busy, results, memory, done
                 )
     finally:
         if args.dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    for line in lines:
-        print(line)
-    for line in goals(results, memory):
-        print(line)
+    print("\n# all figures" + "\n".join(["", *lines, *goals(results, memory)]))
     print(f"load average at the end {_load()}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {k: {r: asdict(f) for r, f in v.items()} for k, v in results.items()}, indent=1
-            )
-        )
     failed = [
         f"{k} {r}" for k, v in results.items() for r, f in v.items() if f.answered < f.samples
     ]
@@ -632,13 +635,14 @@ def run_arch(
     busy: GpuBusy | None,
     results: dict[str, dict[str, RunFigures]],
     memory: dict[str, tuple[int, int]],
-) -> list[str]:
-    """Every mode of one model: build once, warm up untimed, then cold, warm and peers."""
+    done: Any,
+) -> None:
+    """Every mode of one model: build once, warm up untimed, then cold, warm and peers;
+    `done(key, table)` after each mode."""
     import gpu_model
 
     from evalcore.models import Runtime, build_model
 
-    lines = []
     started = time.perf_counter()
     params = {"arch": arch, "scale": work.scale, "attn_implementation": args.attn}
     kind = build_model(KIND, params)
@@ -668,11 +672,10 @@ def run_arch(
         key = f"{arch} {mode}"
         results[key] = {r.run: r for r in runs}
         memory[key] = (weights, estimate)
-        lines += report(arch, mode, runs, weights, estimate)
+        done(key, report(arch, mode, runs, weights, estimate))
         shutil.rmtree(root, ignore_errors=True)
     kind.close()
     gpu_model.RandomWeightsModel.release()
-    return lines
 
 
 def warm_up(config: Any, kind: Any) -> None:

@@ -31,14 +31,14 @@ print(f"{'PASS' if ok else 'FAIL'} cuda: {name}; torch {torch.__version__}, tran
       f"{transformers.__version__}, Python {platform.python_version()}", flush=True)
 raise SystemExit(0 if ok else 1)
 PY
-timeout 240 "$py" bench/gpu_check.py --device "$device" 2>"$out/gpu_check.err"
+timeout 180 "$py" bench/gpu_check.py --device "$device" 2>"$out/gpu_check.err"
 checks=$?
-[ $checks -eq 124 ] && echo "FAIL checks: over 240 s (see $out/gpu_check.err)"
+[ $checks -eq 124 ] && echo "FAIL checks: over 180 s (see $out/gpu_check.err)"
 # shellcheck disable=SC2086  # GPU_BENCH_ARGS is a list of arguments
-timeout 420 "$py" bench/gpu.py ${GPU_BENCH_ARGS:---videos 3} --device "$device" \
+timeout 300 "$py" bench/gpu.py ${GPU_BENCH_ARGS:---videos 3} --device "$device" \
   --json "$out/gpu.json" \
   2>"$out/gpu_bench.err"
 bench=$?
-[ $bench -eq 124 ] && echo "FAIL bench: over 420 s (see $out/gpu_bench.err)"
+[ $bench -eq 124 ] && echo "FAIL bench: over 300 s (see $out/gpu_bench.err)"
 echo "gpu_check.sh: checks rc $checks, bench rc $bench, $((SECONDS - started)) s"
 [ $checks -eq 0 ] && [ $bench -eq 0 ]

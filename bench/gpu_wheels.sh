@@ -16,6 +16,7 @@ pin() { grep -iE "^$1==" constraints.txt | head -1; }
 wanted=(
   "$(pin av)" "$(pin decord)" "$(pin pebble)" "$(pin qwen-vl-utils)"
   "$(pin pydantic)" "$(pin pydantic_core)" "$(pin annotated-types)" "$(pin typing-inspection)"
+  "$(pin typing_extensions)"  # pydantic needs a newer one than an image may have
 )
 python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$dest" \
   --python-version "${PYTHON_VERSION:-3.12}" --implementation cp \

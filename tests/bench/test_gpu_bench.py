@@ -39,3 +39,47 @@ def test_the_gpu_benchmark_runs_ours_and_the_peers_on_the_same_work(tmp_path):
         frames = {run["frames_per_sample"] for run in runs.values()}
         assert frames == {8}, "ours and the peers must see the same frames"
     assert "| ours-warm |" in done.stdout and "goals qwen2_5_vl nframe64:" in done.stdout
+
+
+def test_gpu_busy_is_the_mean_of_the_drivers_samples_inside_the_window(monkeypatch):
+    """GpuBusy against a stand-in for NVML: samples come in batches since the last
+    timestamp seen, 'not found' when none is new; the mean counts the window only."""
+    import importlib.util
+    import threading
+
+    spec = importlib.util.spec_from_file_location("gpu_bench_script", ROOT / "bench" / "gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_bench_script", gpu)  # dataclasses look it up
+    spec.loader.exec_module(gpu)
+
+    class NotFound(Exception):
+        pass
+
+    class Sample:
+        def __init__(self, t: float, value: int) -> None:
+            self.timeStamp = int(t * 1e6)
+            self.sampleValue = type("V", (), {"uiVal": value})()
+
+    batches = [[Sample(10.0, 0), Sample(11.0, 100)], [], [Sample(12.0, 50), Sample(13.0, 0)]]
+    drained = threading.Event()
+
+    class FakeNvml:
+        NVMLError = Exception
+        NVMLError_NotFound = NotFound
+        NVML_GPU_UTILIZATION_SAMPLES = 1
+
+        def nvmlDeviceGetSamples(self, handle, kind, last):
+            if not batches:
+                drained.set()
+                raise NotFound
+            batch = [s for s in batches.pop(0) if s.timeStamp > last]
+            if not batch:
+                raise NotFound
+            return 0, batch
+
+    busy = gpu.GpuBusy(0, nvml=FakeNvml(), handle="gpu0")
+    with busy:
+        assert drained.wait(10)
+    assert busy.mean(10.5, 12.5) == 0.75  # 100 and 50
+    assert busy.mean(9.0, 14.0) == 0.375
+    assert busy.mean(20.0, 21.0) is None
