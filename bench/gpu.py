@@ -27,8 +27,7 @@ driver's utilization samples (NVML: the share of time a kernel ran) over the inf
 phase, from the first generation step's start to the last one's end; host busy, the
 share of that phase spent inside generation steps (on the CPU the only busy figure);
 time to first answer from the run's start; peak GPU memory against the weights and an
-estimate of the largest batch's activations (its KV cache plus the larger of the text
-and vision MLP transients).
+estimate of the largest batch's activations (its KV cache plus the text MLP's transient).
 
     python bench/gpu.py                       # both models, both modes (CUDA)
     python bench/gpu.py --archs qwen2_5_vl --modes nframe64 --videos 4
@@ -450,9 +449,8 @@ def _peak(device: str) -> int | None:
 
 def activation_estimate(model: Any, requests: int, width: int, answer_tokens: int) -> int:
     """Bytes of the largest batch beyond the weights, estimated: its KV cache (prompt and
-    answer) plus the larger of the text MLP's transient (gate, up and their product over
-    the prompt) and the vision MLP's over the batch's patches (rough: a frame's patches
-    counted at the vision tower's input size)."""
+    answer) plus the text MLP's transient over the prompt (gate, up and their product).
+    The vision tower's activations and the attention mask are left out."""
     text = model.config.text_config
     size = 2 if "16" in str(model.dtype) else 4
     heads = getattr(text, "num_key_value_heads", text.num_attention_heads)
@@ -557,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="questions per video (default 2)")
     parser.add_argument("--batch-size", type=int, help="requests per model call (default 4)")
     parser.add_argument("--answer-tokens", type=int, help="new tokens per answer (16; tiny 4)")
-    parser.add_argument("--attn", default=None, help="attn_implementation (default: sdpa)")
+    parser.add_argument(
+        "--attn", default=None, help="attn_implementation (default: transformers' choice, sdpa)"
+    )
     parser.add_argument("--workers", type=int, help="decoding processes (default: cores / 4)")
     parser.add_argument("--device", help="default: cuda:0 if there is a GPU, else cpu")
     parser.add_argument("--dir", type=Path, help="keep videos and caches here")

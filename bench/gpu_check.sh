@@ -2,8 +2,9 @@
 # The GPU paths run once, then the GPU benchmark: one line per check (PASS / FAIL), the
 # benchmark's tables last. Under 8 minutes on one H100 or H200 (docs/models.md, "On a GPU").
 #
-#   bench/gpu_check.sh                   # in an environment with `pip install -e '.[local]'`
-#   bench/gpu_wheels.sh && bench/gpu_check.sh   # a bare CUDA machine: wheels from .whl/
+#   bench/gpu_check.sh      # in an environment with `pip install -e '.[local]'`
+#   bench/gpu_check.sh      # on a bare CUDA machine, with the .whl/ folder that
+#                           # bench/gpu_wheels.sh filled on a machine with the registry
 #
 # GPU_BENCH_ARGS: bench/gpu.py's arguments (default: 3 videos x 2 questions, both
 # models, both frame modes). GPU_CHECK_OUT: where gpu.json and the logs go ($OUT if set).
