@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint bench clean serve stop
+.PHONY: demo test test-quick lint bench clean serve stop lock
 
-$(STAMP): pyproject.toml
+# Everything (`local`: torch, transformers, ...; `dev`: pytest, ruff), at the versions
+# constraints.txt pins: the same set on every machine and in CI.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[local,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## generate the synthetic benchmark and evaluate both built-in models
@@ -29,6 +31,14 @@ test-quick: $(STAMP)  ## skip the end-to-end Prefect-server tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+lock:  ## re-resolve pyproject.toml's ranges in a fresh venv and pin the result
+	rm -rf /tmp/evalcore-lock && $(PYTHON) -m venv /tmp/evalcore-lock
+	/tmp/evalcore-lock/bin/python -m pip install -q --upgrade pip
+	/tmp/evalcore-lock/bin/python -m pip install -q -e '.[local,dev]'
+	{ sed -n '/^#/p' constraints.txt; /tmp/evalcore-lock/bin/python -m pip freeze \
+	  --exclude-editable | grep -v '^video-evalcore'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf /tmp/evalcore-lock
 
 clean:
 	rm -rf outputs work data .pytest_cache

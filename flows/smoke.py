@@ -10,6 +10,7 @@ chance, so the score says nothing; a failure record says what broke.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,15 +31,24 @@ SMOKE_FRAMES: dict[str, dict] = {
 
 
 def smoke_config(
-    arch: str, checkpoint: Path, tsv: Path, root: Path, launcher: str = "inline"
+    arch: str,
+    checkpoint: Path,
+    tsv: Path,
+    root: Path,
+    launcher: str = "inline",
+    gpus: Sequence[int] = (),
 ) -> EvalConfig:
+    """`gpus`: CUDA device ids (the model then loads in bfloat16); none: the CPU. With
+    torchrun on the CPU, 2 shards; on GPUs, one shard per GPU (each rank pinned to its
+    GPU with CUDA_VISIBLE_DEVICES and --virtual-local-rank)."""
     from evalcore.config import DatasetSpec, EvalConfig, InferenceSettings, ModelSpec
 
-    inference = (
-        InferenceSettings(launcher="torchrun", shards=2, cpu_groups=2, watchdog_s=120)
-        if launcher == "torchrun"
-        else InferenceSettings()
-    )
+    if launcher == "torchrun" and gpus:
+        inference = InferenceSettings(launcher="torchrun", gpus=list(gpus), watchdog_s=120)
+    elif launcher == "torchrun":
+        inference = InferenceSettings(launcher="torchrun", shards=2, cpu_groups=2, watchdog_s=120)
+    else:
+        inference = InferenceSettings(gpus=list(gpus))
     return EvalConfig(
         datasets=[DatasetSpec(tsv=tsv)],
         models=[
@@ -57,7 +67,9 @@ def smoke_config(
     )
 
 
-def run_smoke(arch: str, root: Path | None, videos: int, launcher: str) -> dict:
+def run_smoke(
+    arch: str, root: Path | None, videos: int, launcher: str, gpus: Sequence[int] = ()
+) -> dict:
     """Build, evaluate, and return the flow's outcome (its leaderboard row has `failed`)."""
     from evalcore.dataset.synthetic import generate_benchmark
     from evalcore.models.transformers import build_tiny_checkpoint
@@ -67,4 +79,4 @@ def run_smoke(arch: str, root: Path | None, videos: int, launcher: str) -> dict:
         where = Path(root) if root else Path(tmp)
         checkpoint = build_tiny_checkpoint(arch, where / "checkpoint")
         tsv = generate_benchmark(where / "data", n_videos=videos, seed=0, max_seconds=6)
-        return eval_flow(smoke_config(arch, checkpoint, tsv, where, launcher))
+        return eval_flow(smoke_config(arch, checkpoint, tsv, where, launcher, gpus))

@@ -13,6 +13,10 @@ from typing import Any
 
 from evalcore.models import Runtime, VideoModel, build_model
 
+# What the `local` extra installs (pyproject.toml): a model kind that needs one of these
+# fails to load in an install without it, with a message that says so.
+LOCAL_EXTRA = ("torch", "torchvision", "transformers", "tokenizers", "accelerate", "decord")
+
 
 class Replica:
     """Callable: returns the loaded model, building it the first time."""
@@ -43,12 +47,21 @@ class Replica:
                 self._device_lock.acquire()  # another replica on this device: wait for its end
                 self._holds_device = True
             model = build_model(self.kind, self.params)
-            if self.runtime.device_class == "cpu" and "torch" in sys.modules:
+            if self.runtime.device_class == "cpu" and sys.modules.get("torch") is not None:
                 import torch
 
                 # measured: >1 thread per process on 2 shared cores ran 7x slower
                 torch.set_num_threads(self.runtime.threads)
-            model.load(self.runtime)
+            try:
+                model.load(self.runtime)
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").split(".")[0] not in LOCAL_EXTRA:
+                    raise
+                raise ModuleNotFoundError(
+                    f"model kind {self.kind!r} needs {exc.name}, from the `local` extra: "
+                    "pip install 'video-evalcore[local]'",
+                    name=exc.name,
+                ) from exc
             self._model = model
             if self._on_ready is not None:
                 self._on_ready()

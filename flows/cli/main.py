@@ -164,13 +164,16 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from flows.smoke import run_smoke
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a tiny local checkpoint: never the hub
-    outcome = _run_flow(args, lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher))
+    outcome = _run_flow(
+        args, lambda: run_smoke(args.arch, args.dir, args.videos, args.launcher, args.gpus)
+    )
     _print_leaderboard(outcome["leaderboard"])
     (row,) = outcome["leaderboard"]
     if row["failed"]:
         print(f"smoke {args.arch}: {row['failed']} of {row['n']} samples failed", file=sys.stderr)
         return 1
-    print(f"smoke {args.arch}: ok, {row['n']} samples answered ({args.launcher})")
+    where = f"cuda {','.join(map(str, args.gpus))}" if args.gpus else "cpu"
+    print(f"smoke {args.arch}: ok, {row['n']} samples answered ({args.launcher}, {where})")
     return 0
 
 
@@ -377,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--videos", type=int, default=4)
     smoke.add_argument("--launcher", choices=["inline", "torchrun"], default="inline")
     smoke.add_argument("--dir", type=Path, default=None, help="keep everything here")
+    smoke.add_argument(
+        "--gpus", type=int, nargs="+", default=[], help="CUDA device ids (bfloat16); none: CPU"
+    )
     smoke.set_defaults(func=cmd_smoke)
 
     explain = sub.add_parser(

@@ -36,3 +36,22 @@ def test_inline_and_two_torchrun_shards_give_identical_predictions(prefect_harne
     assert sorted(s["shard"] for s in sharded["inference"]) == [0, 1]
     inline = predictions(tmp_path / "inline", "qwen2_5_vl")
     assert predictions(tmp_path / "sharded", "qwen2_5_vl").equals(inline)
+
+
+def test_smoke_with_gpus_runs_on_cuda_in_bfloat16_one_shard_per_gpu(tmp_path):
+    """What `evalcore smoke --gpus 0 1` asks for (run on a GPU by bench/gpu_check.sh)."""
+    from evalcore.dataset.synthetic import generate_benchmark
+    from evalcore.models.transformers import build_tiny_checkpoint
+    from flows.smoke import smoke_config
+
+    checkpoint = build_tiny_checkpoint("qwen2_5_vl", tmp_path / "ckpt")
+    tsv = generate_benchmark(tmp_path / "data", n_videos=1, seed=0, max_seconds=2)
+    inline = smoke_config("qwen2_5_vl", checkpoint, tsv, tmp_path, "inline", gpus=[0])
+    (model,) = inline.models
+    assert inline.inference.gpus == [0] and inline.device_class(model) == "cuda"
+    assert model.params.get("dtype", "auto") == "auto"  # auto: bfloat16 on a GPU
+    sharded = smoke_config("qwen2_5_vl", checkpoint, tsv, tmp_path, "torchrun", gpus=[0, 1])
+    assert sharded.inference.launcher == "torchrun" and sharded.inference.gpus == [0, 1]
+    assert sharded.inference.shards is None  # one per device group: one per GPU
+    cpu = smoke_config("qwen2_5_vl", checkpoint, tsv, tmp_path, "inline")
+    assert cpu.device_class(cpu.models[0]) == "cpu"
