@@ -32,7 +32,7 @@ from pydantic import Field
 
 from evalcore.models import ModelParams, Runtime
 from evalcore.models.transformers import TransformersModel
-from evalcore.models.transformers.adapter import VideoProcessorOptions
+from evalcore.models.transformers.adapter import VideoInput, VideoProcessorOptions
 from evalcore.models.transformers.families import family_for
 
 ARCHS = ("qwen2_5_vl", "llava_onevision")
@@ -117,6 +117,7 @@ class RandomWeightsParams(ModelParams):
         default=None, description="sdpa, eager, flash_attention_2; None: transformers picks."
     )
     processor: VideoProcessorOptions = Field(default_factory=VideoProcessorOptions)
+    video_input: VideoInput = Field(default_factory=VideoInput)
 
 
 class RandomWeightsModel(TransformersModel):
