@@ -178,7 +178,7 @@ def extract_dataset_frames(
     """Frames of every clip of a dataset under a frame plan, and its frame index (written
     as clips finish; `run` marks its head, see `frames.index`)."""
     index = frames.index_path(dataset, ws)
-    cache = FrameCache(ws.frame_cache_dir)
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
     return prepare_frames(load_samples(dataset), frames, cache, index, on_done, run)
 
 

@@ -362,7 +362,8 @@ class ApiSettings(BaseModel):
     cache_path: Path | None = Field(
         default=None,
         description="SQLite file of the response cache, shareable between runs and work "
-        "dirs; default: {work_dir}/api-cache/responses.sqlite3.",
+        "dirs (on one host: WAL mode); default: {local_dir or work_dir}/api-cache/"
+        "responses.sqlite3.",
     )
     progress: bool = Field(
         default=True, description="Show a progress bar (done, rate, cache hits, failures)."
@@ -395,7 +396,14 @@ class EvalConfig(BaseModel):
     output_dir: Path = Field(default=Path("outputs"), description="Reports and leaderboard.")
     work_dir: Path = Field(
         default=Path("work"),
-        description="Frame cache, prediction logs and persisted Prefect results.",
+        description="Frame cache, prediction logs and persisted Prefect results. Shared by "
+        "hosts: a POSIX filesystem whose locks hold across them (docs/cluster.md).",
+    )
+    local_dir: Path | None = Field(
+        default=None,
+        description="Host-local disk for the SQLite files (the fingerprint memo, the API "
+        "response cache): their WAL mode works only among one machine's processes, so set "
+        "it where work_dir is shared by hosts; default: none, both stay under work_dir.",
     )
 
     def device_class(self, model: ModelSpec) -> str:

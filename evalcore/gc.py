@@ -53,8 +53,8 @@ def collect_garbage(configs: Sequence[EvalConfig], dry_run: bool = False) -> GcR
     work_dirs = {c.work_dir.resolve() for c in configs}
     if len(work_dirs) != 1:
         raise ValueError(f"the configs use different work_dirs: {sorted(map(str, work_dirs))}")
-    ws = Workspace(configs[0].work_dir, configs[0].output_dir)
-    cache = FrameCache(ws.frame_cache_dir)
+    ws = Workspace.of(configs[0])
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
     report = GcReport()
     keep_dirs: dict[Path, dict[str, str]] = {}  # log folder -> sample id -> answer key
     keep_shards: set[Path] = set()

@@ -2,6 +2,8 @@
 
 work_dir/
   frames/                        content-addressed frame cache (shared by models and runs)
+  frames/fingerprints.sqlite     video fingerprints by path and stat (default place;
+                                 config local_dir)
   frame-index/{dataset}-{h}.jsonl  per TSV file and frame plan: every sample's video
                                  fingerprint, then its clip's frame cache key (or failure)
                                  as extraction finishes it (a journal, `frames.index`)
@@ -11,7 +13,11 @@ work_dir/
   judgements/{model}/{dataset}/{cell key}/trial-{t}/judge-{judge}.jsonl   verdicts of the
                                  judge on the answers of judged (open-ended) benchmarks
   prefect-results/               persisted Prefect task results (small summaries)
-  api-cache/responses.sqlite3    API response cache (default place; config api.cache_path)
+  api-cache/responses.sqlite3    API response cache (default place; config local_dir,
+                                 api.cache_path)
+local_dir/ (config local_dir: host-local disk, where work_dir is shared by hosts)
+  fingerprints.sqlite            the fingerprint memo
+  api-cache/responses.sqlite3    the API response cache (unless api.cache_path)
 output_dir/
   {model}/{model}_{dataset}.xlsx and .json   one cell's answers and metrics (VLMEvalKit's
                                  layout: the model folder keeps "a_b" x "c" apart from "a" x "b_c")
@@ -27,16 +33,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evalcore.config import EvalConfig
 
 
 @dataclass(frozen=True)
 class Workspace:
+    """`local_dir`: where the SQLite files go (WAL mode: their users must share one
+    machine's memory), when `work_dir` is shared by hosts; None: under `work_dir`."""
+
     work_dir: Path
     output_dir: Path
+    local_dir: Path | None = None
+
+    @classmethod
+    def of(cls, config: EvalConfig) -> Workspace:
+        """The workspace of a run's config."""
+        return cls(config.work_dir, config.output_dir, config.local_dir)
 
     @property
     def frame_cache_dir(self) -> Path:
         return self.work_dir / "frames"
+
+    @property
+    def fingerprint_memo_path(self) -> Path:
+        """The frame cache's memo of video fingerprints (`FrameCache(..., memo=)`)."""
+        return (self.local_dir or self.frame_cache_dir) / "fingerprints.sqlite"
 
     @property
     def frame_index_dir(self) -> Path:
@@ -67,7 +91,8 @@ class Workspace:
 
     @property
     def response_cache_path(self) -> Path:
-        return self.work_dir / "api-cache" / "responses.sqlite3"
+        """The API response cache, unless the config names one (`api.cache_path`)."""
+        return (self.local_dir or self.work_dir) / "api-cache" / "responses.sqlite3"
 
     @property
     def prefect_results_dir(self) -> Path:

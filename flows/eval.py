@@ -21,6 +21,7 @@ from evalcore.benchmarks import load_samples
 from evalcore.cell import Cell, CellTrials, cells_of
 from evalcore.config import EvalConfig
 from evalcore.reports.warm import import_report_modules
+from evalcore.storage import check_storage
 from evalcore.workspace import Workspace
 from flows.cli.head_start import take
 from flows.hooks import end_orphaned_task_runs, publish_run_summary
@@ -49,7 +50,8 @@ def eval_flow(config: EvalConfig) -> dict:
     the inference counts per unit (a cached unit returns the counts of the run that
     made it).
     """
-    ws = Workspace(config.work_dir, config.output_dir)
+    check_storage(config)  # a work dir on an object store fails here, before any work
+    ws = Workspace.of(config)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
         load_samples(dataset)
     cells = cells_of(config)  # the grid: model x dataset x trial

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from evalcore.config import EvalConfig
 from evalcore.reports.history import cells_to_evaluate
+from evalcore.storage import check_storage
 from evalcore.workspace import Workspace
 from flows.eval import eval_flow
 from flows.hooks import end_orphaned_task_runs
@@ -40,7 +41,8 @@ def plan_cells(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
 @flow(name="leaderboard", log_prints=True, on_running=[end_orphaned_task_runs])
 def leaderboard_flow(config: EvalConfig) -> dict:
     """Re-evaluate what changed, then publish the leaderboard with a dated snapshot."""
-    ws = Workspace(config.work_dir, config.output_dir)
+    check_storage(config)  # before the plan fingerprints any video
+    ws = Workspace.of(config)
     plan = plan_cells(config, ws)
     failed = []
     for dataset in config.datasets:

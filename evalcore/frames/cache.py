@@ -228,11 +228,17 @@ def _decode_frame(path: Path, data: bytes) -> np.ndarray:
 
 
 class FrameCache:
-    """A directory of `FrameEntry`s; cheap to construct, safe to share between processes."""
+    """A directory of `FrameEntry`s; cheap to construct, safe to share between processes.
 
-    def __init__(self, root: Path):
+    `memo`: the SQLite file of video fingerprints (`fingerprint`), by default under the
+    root. A root shared by several hosts needs it on each host's own disk (WAL mode
+    works only among one machine's processes): `Workspace.fingerprint_memo_path`."""
+
+    def __init__(self, root: Path, memo: Path | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.memo = Path(memo) if memo is not None else self.root / _MEMO_FILE
+        self.memo.parent.mkdir(parents=True, exist_ok=True)
 
     def key_for(self, job: VideoJob, plan: FramePlan) -> str:
         """The entry key of `job` under `plan` (`FramePlan.entry_key`). Reads the video
@@ -241,15 +247,15 @@ class FrameCache:
         return plan.entry_key(self.video_fingerprint(job.path), job)
 
     def video_fingerprint(self, path: Path) -> str:
-        """`fingerprint(path)`, memoized in a SQLite file under the cache root."""
-        return fingerprint(path, memo=self.root / _MEMO_FILE)
+        """`fingerprint(path)`, memoized in the cache's memo file."""
+        return fingerprint(path, memo=self.memo)
 
     def known_fingerprints(self, paths: Iterable[Path]) -> dict[Path, str]:
         """The memoized fingerprints of those `paths` unchanged since they were hashed;
         reads no video. A file missing here has probably never been extracted."""
         known: dict[Path, str] = {}
         try:
-            with closing(_memo_connect(self.root / _MEMO_FILE)) as db:
+            with closing(_memo_connect(self.memo)) as db:
                 for path in paths:
                     try:
                         ident = _identity(Path(path))
@@ -390,7 +396,7 @@ def fingerprint(path: Path, memo: Path | None = None) -> str:
     first 128 bits, hex. For a frame folder: SHA-256 over its frame files' names and
     contents, in name order (other files in it do not count).
 
-    With `memo` (a SQLite file; `FrameCache` keeps one under its root), the hash is
+    With `memo` (a SQLite file; `FrameCache.memo`), the hash is
     remembered by (path, size, mtime_ns, ctime_ns, inode) so re-runs do not re-read
     big videos; for a folder, by the same fields summed or maxed over it and its frame
     files, with a digest of every frame file's name and stat in place of the inode, so

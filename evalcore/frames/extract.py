@@ -50,6 +50,7 @@ from evalcore.frames.cache import (
     FrameFailure,
     VideoJob,
     encode_frame,
+    fingerprint,
     frame_suffix,
 )
 from evalcore.frames.decoders import (
@@ -447,7 +448,7 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
             why = _REMADE[entry.dir] or f"{damage}; damaged again after it was extracted again"
             return FrameFailure(FailureKind.CorruptFrames, why)
         try:
-            job, video_fingerprint, settings = _clip_of(manifest, entry.key, cache)
+            job, video_fingerprint, settings = _clip_of(manifest, entry.key)
         except (KeyError, TypeError, ValueError) as error:
             result: Result | str = f"cannot extract it again: {error}"
         else:
@@ -461,11 +462,11 @@ def remake_entry(entry: FrameEntry, damage: str) -> Result:
     return healable(result)
 
 
-def _clip_of(
-    manifest: Mapping | None, key: str, cache: FrameCache
-) -> tuple[VideoJob, str, FrameSettings]:
+def _clip_of(manifest: Mapping | None, key: str) -> tuple[VideoJob, str, FrameSettings]:
     """The clip, video fingerprint and settings an entry was made from, as its manifest
-    records them; ValueError if they no longer give `key` (the video changed)."""
+    records them; ValueError if they no longer give `key` (the video changed). The video
+    is hashed again, not looked up in a memo: only the cache's root is known here, and a
+    memo beside a root shared by hosts is what `Workspace.local_dir` avoids."""
     if manifest is None:
         raise ValueError("its manifest cannot be read")
     clip = manifest.get("clip") or {}
@@ -473,7 +474,7 @@ def _clip_of(
     known = FrameSettings.model_fields  # a field since removed does not stop it
     settings = FrameSettings(**{k: v for k, v in manifest["settings"].items() if k in known})
     try:
-        video_fingerprint = cache.video_fingerprint(job.path)
+        video_fingerprint = fingerprint(job.path)
     except OSError as error:
         raise ValueError(f"{job.path}: {error.strerror or error}") from None
     if settings.entry_key(video_fingerprint, job) != key:

@@ -111,7 +111,9 @@ def infer_api_cell(
     spec = endpoint_of(cell)
     samples = load_samples(cell.dataset)
     by_id = {s.sample_id: s for s in samples}
-    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
+    index = read_frame_index(
+        cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
+    )
     log_dir = cell.log_dir(ws)
     with UnitLock(log_dir, "cell", label=cell.label):
         state = UnitState.read(cell, samples, index.videos, ws)

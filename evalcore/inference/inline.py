@@ -55,7 +55,9 @@ def infer_inline(
     reading the frames of the next `prefetch` clips ahead of the model."""
     runtime = runtime or Runtime(device="cpu")
     samples = load_samples(cell.dataset)
-    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))
+    index = read_frame_index(
+        cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
+    )
     log_dir = cell.log_dir(ws)
     with UnitLock(log_dir, "cell", label=cell.label, on_wait=_waiting(cell)):
         state = UnitState.read(cell, samples, index.videos, ws)

@@ -504,7 +504,7 @@ def why_stale(
 def cells_to_evaluate(config: EvalConfig, ws: Workspace) -> dict[str, dict[str, str]]:
     """Dataset name -> {model name: why} for every cell that must be (re-)evaluated.
     Reads no video it has fingerprinted before (the frame cache's memo)."""
-    cache = FrameCache(ws.frame_cache_dir)
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
     plan: dict[str, dict[str, str]] = {d.dataset_name: {} for d in config.datasets}
     videos: dict[str, dict[str, str]] = {}  # dataset name -> its videos' fingerprints
     for trials in CellTrials.group(cells_of(config)):

@@ -103,8 +103,8 @@ def sample_counts(config: EvalConfig, since: float) -> dict[str, dict[str, int]]
     """Per cell (`model x dataset`, its trials together), its samples by what the logs say
     now (records under each sample's current answer key): answered in this attempt,
     restored (answered before `since`), failed, missing (never run)."""
-    ws = Workspace(config.work_dir, config.output_dir)
-    cache = FrameCache(ws.frame_cache_dir)
+    ws = Workspace.of(config)
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
     by_cell: dict[str, dict[str, int]] = {}
     videos: dict[str, dict[str, str]] = {}  # dataset name -> its videos' fingerprints
     for trials in CellTrials.group(cells_of(config)):
@@ -158,7 +158,7 @@ def changes_markdown(config: EvalConfig, limit: int = 20) -> str:
     from evalcore.reports.compare import flips_table, no_score_reason, verdict
     from evalcore.reports.history import changes_since_snapshot
 
-    ws = Workspace(config.work_dir, config.output_dir)
+    ws = Workspace.of(config)
     pairs = [(m.name, d.dataset_name) for d in config.datasets for m in config.models]
     snapshot, changed = changes_since_snapshot(ws, pairs)
     if snapshot is None:

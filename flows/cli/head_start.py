@@ -60,7 +60,7 @@ _LOCK = threading.Lock()
 
 def begin(config: EvalConfig) -> list[HeadStart]:
     """Begin extracting every (dataset, frame plan) of a checked config, each on a thread."""
-    ws = Workspace(config.work_dir, config.output_dir)
+    ws = Workspace.of(config)
     begun = []
     for dataset, frames in frame_plans(cells_of(config)):
         path = frames.index_path(dataset, ws)

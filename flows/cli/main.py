@@ -55,16 +55,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_checked(paths: list[Path]):
-    """Read and check configs and every dataset they name, before any work: a user's
-    mistake is one message naming file, line and field (exit 2), never a traceback."""
+    """Read and check configs, where they put files and every dataset they name, before
+    any work: a user's mistake is one message naming file, line and field (exit 2), never
+    a traceback."""
     from evalcore.config import ConfigError, load_config
     from evalcore.dataset import DatasetError
+    from evalcore.storage import check_storage
 
     configs = []
     try:
         for path in paths:
             config = load_config(path)
             _check_key_variables(config, path)
+            check_storage(config)
             for dataset in config.datasets:
                 load_samples(dataset)
             configs.append(config)
@@ -281,10 +284,7 @@ def _cache_path(args: argparse.Namespace) -> Path:
         from evalcore.workspace import Workspace
 
         config = load_config(args.config)
-        return (
-            config.api.cache_path
-            or Workspace(config.work_dir, config.output_dir).response_cache_path
-        )
+        return config.api.cache_path or Workspace.of(config).response_cache_path
     from evalcore.workspace import Workspace
 
     return Workspace(args.work_dir, Path("outputs")).response_cache_path
@@ -329,18 +329,17 @@ def _verify_frame_cache(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    work_dir = args.work_dir
+    ws = Workspace(args.work_dir, Path("outputs"))
     if args.config:
         try:
-            work_dir = load_config(args.config).work_dir
+            ws = Workspace.of(load_config(args.config))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    ws = Workspace(work_dir, Path("outputs"))
     if not ws.frame_cache_dir.is_dir():
         print(f"no frame cache at {ws.frame_cache_dir}")
         return 0
-    cache = FrameCache(ws.frame_cache_dir)
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
     report = verify_frame_cache(cache, repair=args.repair, index_dir=ws.frame_index_dir)
     print(report.describe())
     if report.damaged and not args.repair:

@@ -42,6 +42,7 @@ class ShardJob:
     dataset: dict[str, Any]  # DatasetSpec in JSON form
     frame_index: str
     frame_cache: str
+    fingerprint_memo: str  # the frame cache's memo on this host (`Workspace.local_dir`)
     log_dir: str  # the cell's predictions folder; rank R appends shard{S}-rank{R}.jsonl
     started_dir: str
     launch_dir: str

@@ -32,6 +32,18 @@ from evalcore.processes import alive, children, cmdline, die_with_parent, start_
 
 WORKER_MODULE = "evalcore.inference.torchrun.rank"
 
+# One node, its rendezvous on loopback: torchrun's store listens on 127.0.0.1 at a port
+# the kernel picks (port 0), so two shards' jobs never collide, and the ranks' MASTER_ADDR
+# is 127.0.0.1 (`--local-addr`). `--standalone` publishes the machine's hostname as the
+# address instead: where it does not resolve (a cluster node without DNS), torchrun
+# retries the lookup and no rank starts (test_shard_on_a_host).
+RENDEZVOUS = (
+    "--nnodes=1",
+    "--rdzv-backend=c10d",
+    "--rdzv-endpoint=127.0.0.1:0",
+    "--local-addr=127.0.0.1",
+)
+
 
 class ShardFailed(RuntimeError):
     """A launch that did not finish cleanly; the message carries the rank's own error."""
@@ -64,7 +76,7 @@ def torchrun_command(
         *client,
         *([] if preloaded else ["-m"]),
         "torch.distributed.run",
-        "--standalone",  # a free rendezvous port per job: shards never collide
+        *RENDEZVOUS,
         f"--nproc-per-node={nproc}",
         "--log-dir",
         str(launch_dir / "torchrun"),
@@ -107,6 +119,9 @@ def run_torchrun(
     env["PYTHONUNBUFFERED"] = "1"  # a rank's last words reach its log before a kill
     if group.is_cpu:
         env["OMP_NUM_THREADS"] = "1"
+        # gloo (process_group on CPU) binds where the hostname resolves, else falls back
+        # to loopback with a warning; a shard's ranks share one host: loopback it is
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     env.pop(preload.SOCKET_ENV, None)
     if preload_modules is not None and preload.supported():
         env[preload.SOCKET_ENV] = str(preload.preload_server(env, preload_modules).socket)

@@ -98,7 +98,8 @@ def answer_share(job: ShardJob, rank: int, world_size: int, marks: StartLog, sta
         if s.sample_id in todo and rank_of(videos[s.sample_id], world_size) == rank
     ]
     by_id = {s.sample_id: s for s in mine}
-    index = read_frame_index(Path(job.frame_index), FrameCache(Path(job.frame_cache)))
+    cache = FrameCache(Path(job.frame_cache), Path(job.fingerprint_memo))
+    index = read_frame_index(Path(job.frame_index), cache)
     # Samples that crashed a rank before go last and alone, so the rest finish first
     # and a crash can be pinned on one sample.
     first = [s for s in mine if s.sample_id not in suspects]

@@ -71,7 +71,8 @@ def infer_shard(
     run `run`; every call without one counts as the same run)."""
     started = time.perf_counter()
     samples = [s for s in load_samples(cell.dataset) if s.sample_id in set(shard.ids)]
-    index = read_frame_index(cell.frame_index_path(ws), FrameCache(ws.frame_cache_dir))  # so far
+    cache = FrameCache(ws.frame_cache_dir, ws.fingerprint_memo_path)
+    index = read_frame_index(cell.frame_index_path(ws), cache)  # so far
     log_dir = cell.log_dir(ws)
     paths = shard_paths(cell, ws)
     unit = f"shard{shard.index}of{shard.count}"  # the lock's file name
@@ -173,6 +174,7 @@ def _launch(
         dataset=cell.dataset.model_dump(mode="json"),
         frame_index=str(cell.frame_index_path(ws).resolve()),
         frame_cache=str(ws.frame_cache_dir.resolve()),
+        fingerprint_memo=str(ws.fingerprint_memo_path.resolve()),
         log_dir=str(log_dir),
         started_dir=str(paths.started_dir),
         launch_dir=str(launch_dir),

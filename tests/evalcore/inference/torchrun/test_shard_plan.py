@@ -105,6 +105,9 @@ def test_torchrun_pins_one_gpu_per_rank_only_on_gpu_groups(tmp_path):
     gpu = torchrun_command(tmp_path / "job.json", tmp_path, 2, DeviceGroup(0, (2, 3)))
     assert "--virtual-local-rank" not in cpu and "--virtual-local-rank" in gpu
     assert "--max-restarts" not in " ".join(gpu)  # retries are fresh launches
+    # the rendezvous on loopback, a port per job: never the hostname (test_shard_on_a_host)
+    assert "--standalone" not in cpu and "--rdzv-endpoint=127.0.0.1:0" in cpu
+    assert "--local-addr=127.0.0.1" in gpu
     assert DeviceGroup(0, (2, 3)).cuda_visible_devices == "2,3"
     assert DeviceGroup(0).cuda_visible_devices == ""
 
