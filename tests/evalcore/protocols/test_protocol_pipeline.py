@@ -39,8 +39,11 @@ from tests.doubles.videos import write_video  # noqa: E402
 TOKEN = 28 * 28
 QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 # the 361 x 641 clip at VLMEvalKit's 1280-token floor is ~1 M pixels a frame: 8 frames
-# keep it quick; the 45-frame clip asked for 64 takes VLMEvalKit's short-clip rule
+# keep it quick; the 45-frame clip asked for 64 takes VLMEvalKit's short-clip rule, at
+# small pixel bounds of the model's own (`params.video_input` keys win over the
+# protocol's), which the reference call is given too
 NFRAME = {"odd.mp4": 8, "short.mp4": 64}
+OWN_PIXELS = {"odd.mp4": {}, "short.mp4": {"min_pixels": 16 * TOKEN, "max_pixels": 32 * TOKEN}}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +95,10 @@ def adapter_inputs(cell, request):
 @pytest.mark.parametrize("arch", QWEN)
 def test_qwen_under_protocol_vlmevalkit(arch, video, world):
     root, checkpoints = world
-    model = {"name": arch, "kind": "transformers", "params": {"model": str(checkpoints[arch])}}
+    params = {"model": str(checkpoints[arch])}
+    if OWN_PIXELS[video]:
+        params["video_input"] = {"resize": "qwen_vl", **OWN_PIXELS[video]}
+    model = {"name": arch, "kind": "transformers", "params": params}
     # the dataset's nframe, as VLMEvalKit's `_8frame` / `_64frame` names set it
     nframe = NFRAME[video]
     name = f"vk-{arch}-{video[:-4]}"
@@ -104,6 +110,7 @@ def test_qwen_under_protocol_vlmevalkit(arch, video, world):
     processor = loaded.processor
     nframes = vlmevalkit_nframes(nframe, request.source_frames)
     pixels = {} if arch == "qwen3_vl" else {"min_pixels": 1280 * TOKEN, "max_pixels": 16384 * TOKEN}
+    pixels = {**pixels, **OWN_PIXELS[video]}
     theirs = vlmevalkit_qwen(arch, processor, root / video, nframes, pixels, request.prompt)
     assert_same_inputs(f"protocol vlmevalkit {arch} {video}", ours, theirs, processor)
 
