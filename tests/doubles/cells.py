@@ -29,3 +29,37 @@ def one_cell(
     samples = load_samples(cell.dataset)
     keys = cell.answer_keys(samples, video_fingerprints(samples, FrameCache(ws.frame_cache_dir)))
     return config, cell, ws, keys
+
+
+# six `generic` answers (key B) that the answer rule sets read apart; (evalcore,
+# vlmevalkit, lmms-eval) letters from tests/doubles/answers.py
+SIX_ANSWERS = {
+    "0": "B",  # B B B
+    "1": "Both B and C",  # - - C
+    "2": "<answer>B</answer>",  # - - B
+    "3": "the man opens the door",  # B B -
+    "4": "C",  # C C C
+    "5": "Answer: the man opens the door",  # B B A
+}
+
+
+def reported_cell(root: Path, answers: dict[str, str] = SIX_ANSWERS):
+    """A one-cell `generic` run (model `m`, dataset `D`, key B) whose journal holds
+    `answers`, reported: (the cell, its workspace, the report_cell result)."""
+    import pandas as pd
+
+    from evalcore.cell import CellTrials, extract_dataset_frames
+    from evalcore.predictions import Journal, PredictionRecord
+    from evalcore.reports import report_cell
+    from tests.doubles.answers import OPTIONS
+
+    tsv = root / "D.tsv"
+    row = {"question": "Q?", "answer": "B", "candidates": str(list(OPTIONS))}
+    rows = [{"index": i, "video": f"v{i}", **row} for i in answers]
+    pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
+    _, cell, ws, keys = one_cell(tsv, root)
+    with Journal(cell.log_dir(ws), "main") as log:
+        for i, said in answers.items():
+            log.append(PredictionRecord(i, "ok", said, answer_key=keys[i]))
+    extract_dataset_frames(cell.dataset, cell.frames, ws)
+    return cell, ws, report_cell(CellTrials([cell]), ws)

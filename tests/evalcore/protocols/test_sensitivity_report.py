@@ -7,38 +7,12 @@ import json
 import subprocess
 import sys
 
-import pandas as pd
-
-from evalcore.cell import CellTrials, extract_dataset_frames
-from evalcore.predictions import Journal, PredictionRecord
-from evalcore.reports import report_cell
 from evalcore.reports.sensitivity import sensitivity
-from tests.doubles.answers import OPTIONS
-from tests.doubles.cells import one_cell
-
-# generic, key B; (evalcore, vlmevalkit, lmms-eval) letters from tests/doubles/answers.py
-ANSWERS = {
-    "0": "B",  # B B B
-    "1": "Both B and C",  # - - C
-    "2": "<answer>B</answer>",  # - - B
-    "3": "the man opens the door",  # B B -
-    "4": "C",  # C C C
-    "5": "Answer: the man opens the door",  # B B A
-}
+from tests.doubles.cells import reported_cell
 
 
 def test_sensitivity_of_a_real_report(tmp_path):
-    tsv = tmp_path / "D.tsv"
-    row = {"question": "Q?", "answer": "B", "candidates": str(list(OPTIONS))}
-    pd.DataFrame([{"index": i, "video": f"v{i}", **row} for i in ANSWERS]).to_csv(
-        tsv, sep="\t", index=False
-    )
-    _, cell, ws, keys = one_cell(tsv, tmp_path)
-    with Journal(cell.log_dir(ws), "main") as log:
-        for i, said in ANSWERS.items():
-            log.append(PredictionRecord(i, "ok", said, answer_key=keys[i]))
-    extract_dataset_frames(cell.dataset, cell.frames, ws)
-    report_cell(CellTrials([cell]), ws)
+    _, ws, _ = reported_cell(tmp_path)
     report = json.loads(ws.cell_json("m", "D").read_text())
 
     s = sensitivity(report)

@@ -9,34 +9,12 @@ import sys
 
 import pandas as pd
 
-from evalcore.cell import CellTrials, extract_dataset_frames
-from evalcore.predictions import Journal, PredictionRecord
-from evalcore.reports import collect_cells, leaderboard_markdown, leaderboard_rows, report_cell
-from tests.doubles.answers import OPTIONS
-from tests.doubles.cells import one_cell
-
-# generic, key B; (evalcore, vlmevalkit, lmms-eval) letters from tests/doubles/answers.py
-ANSWERS = {
-    "0": "B",  # B B B
-    "1": "Both B and C",  # - - C
-    "2": "<answer>B</answer>",  # - - B
-    "3": "the man opens the door",  # B B -
-    "4": "C",  # C C C
-    "5": "Answer: the man opens the door",  # B B A
-}
+from evalcore.reports import collect_cells, leaderboard_markdown, leaderboard_rows
+from tests.doubles.cells import reported_cell
 
 
 def test_report_has_each_rule_sets_headline_and_explain_lists_the_disagreements(tmp_path):
-    tsv = tmp_path / "D.tsv"
-    row = {"question": "Q?", "answer": "B", "candidates": str(list(OPTIONS))}
-    rows = [{"index": i, "video": f"v{i}", **row} for i in range(len(ANSWERS))]
-    pd.DataFrame(rows).to_csv(tsv, sep="\t", index=False)
-    _, cell, ws, keys = one_cell(tsv, tmp_path)
-    with Journal(cell.log_dir(ws), "main") as log:
-        for i, said in ANSWERS.items():
-            log.append(PredictionRecord(i, "ok", said, answer_key=keys[i]))
-    extract_dataset_frames(cell.dataset, cell.frames, ws)
-    result = report_cell(CellTrials([cell]), ws)
+    _, ws, result = reported_cell(tmp_path)
 
     report = json.loads(ws.cell_json("m", "D").read_text())
     rules = report["rule_sets"]
