@@ -54,13 +54,8 @@ def apply_protocol(config: EvalConfig, model: ModelSpec, dataset: DatasetSpec) -
                 f"frames.{name}: protocol {protocol} fixes it to {value!r} for {family} "
                 f"(the reference's own); remove it or use protocol evalcore"
             )
-    if resolution.frames:
-        fixed = dict(resolution.frames)
-        fields = settings.model_dump()
-        if fixed.get("nframe") is not None or fixed.get("fps") is not None:
-            fields.update(nframe=fixed.get("nframe"), fps=fixed.get("fps"))
-        fields.update({k: v for k, v in fixed.items() if k not in ("nframe", "fps")})
-        settings = FrameSettings.model_validate(fields)
+    if resolution.frames:  # a protocol that sets frames sets nframe and fps both
+        settings = FrameSettings.model_validate({**settings.model_dump(), **resolution.frames})
     if (resolution.video_input or resolution.processor) and model.kind == "transformers":
         params: dict[str, Any] = dict(model.params)
         for key in ("video_input", "processor"):

@@ -31,100 +31,77 @@ from __future__ import annotations
 
 from evalcore.protocols.resolution import FrameCount, Resolution, evalcore_settings
 
-MAX_NUM_FRAMES = 32  # both wrappers' default
+MAX_NUM_FRAMES = 32  # the wrappers' default
 FETCH_FPS = 2.0  # qwen-vl-utils' default rate, which lmms-eval's request leaves in force
-PIXELS = {  # (min_pixels, max_pixels) per wrapper
+PIXELS = {  # (min_pixels, max_pixels) per wrapper, also given to from_pretrained
     "qwen2_5_vl": (256 * 28 * 28, 1605632),
     "qwen2_vl": (3136, 602112),
+    "qwen3_vl": (256 * 28 * 28, 1605632),
 }
-
-
-QWEN3_PIXELS = (256 * 28 * 28, 1605632)
+PROMPT_NOTE = "prompt: lmms-eval's task prompt (ours is VLMEvalKit's)"
 
 
 def resolve(family: str, benchmark: str, count: FrameCount) -> Resolution:
     nframe = count.nframe if count.model_set and count.nframe is not None else MAX_NUM_FRAMES
-    if family == "qwen3_vl":
-        low, high = QWEN3_PIXELS
+    if family not in PIXELS:
         return Resolution(
             protocol="lmms-eval",
             family=family,
             benchmark=benchmark,
-            frames={
-                "sampler": "qwen_vl",
-                "nframe": nframe,
-                "fps": None,
-                "max_side": None,
-                "storage": "png",
-            },
-            video_input={
-                "resize": "qwen_vl",
-                "min_pixels": low,
-                "max_pixels": high,
-                "image_patch_size": 16,
-                "time_input": "metadata",
-                "do_resize": False,
-            },
-            processor={"min_pixels": low, "max_pixels": high},
             rule_set="lmms-eval",
-            reference={
-                "frames": f"qwen-vl-utils, {nframe} frames: linspace(0, n-1, count).round()",
-                "resolution": f"qwen-vl-utils smart_resize (patch 16), min {low}, max {high} "
-                "pixels",
-                "storage": "decoded frames straight to the processor (lossless)",
-                "time input": "the sample rate, through video_metadata",
-                "prompt": "the task's prompt (lmms-eval's own, not reproduced)",
-                "answer rule": "lmms-eval",
-            },
+            reference={**evalcore_settings(family), "answer rule": "lmms-eval"},
             not_reproduced=(
-                "prompt: lmms-eval's task prompt (ours is VLMEvalKit's)",
-                f"clips under {nframe} frames: qwen-vl-utils refuses them there; here they "
-                "get their frame count rounded down to even",
+                f"frames, resolution, time input, prompt: lmms-eval's {family} wrapper is not "
+                "reproduced; only its answer rule applies",
             ),
         )
-    if family in PIXELS:
-        low, high = PIXELS[family]
-        return Resolution(
-            protocol="lmms-eval",
-            family=family,
-            benchmark=benchmark,
-            frames={
-                "sampler": "lmms_eval_qwen",
-                "nframe": nframe,
-                "fps": None,
-                "max_side": None,
-                "storage": "png",
-            },
-            video_input={
-                "resize": "qwen_vl",
-                "min_pixels": low,
-                "max_pixels": high,
-                "budget_fps": FETCH_FPS,
-                "time_input": "none",
-            },
-            processor={"min_pixels": low, "max_pixels": high},  # from_pretrained's bounds
-            rule_set="lmms-eval",
-            reference={
-                "frames": f"qwen-vl-utils at 2 fps, then {nframe} of those by "
-                "linspace(0, T-1, n, dtype=int), the last kept",
-                "resolution": f"qwen-vl-utils smart_resize, min {low}, max {high} pixels, "
-                "budgeted for the 2 fps frames",
-                "storage": "decoded frames straight to the processor (lossless)",
-                "time input": "none passed: the processor's default",
-                "prompt": "the task's prompt (lmms-eval's own, not reproduced)",
-                "answer rule": "lmms-eval",
-            },
-            not_reproduced=("prompt: lmms-eval's task prompt (ours is VLMEvalKit's)",),
+    low, high = PIXELS[family]
+    pixels = {"min_pixels": low, "max_pixels": high}
+    if family == "qwen3_vl":  # nframes asked of qwen-vl-utils; metadata; no second resize
+        sampler = "qwen_vl"
+        video_input = {"image_patch_size": 16, "time_input": "metadata", "do_resize": False}
+        frames = f"qwen-vl-utils, {nframe} frames: linspace(0, n-1, count).round()"
+        resolution = f"qwen-vl-utils smart_resize (patch 16), min {low}, max {high} pixels"
+        time = "the sample rate, through video_metadata"
+        notes = (
+            PROMPT_NOTE,
+            f"clips under {nframe} frames: qwen-vl-utils refuses them there; here they get "
+            "their frame count rounded down to even",
         )
-    ours = evalcore_settings(family)
+    else:  # a 2 fps fetch, sized for all it read, then nframe of those; no time input
+        sampler = "lmms_eval_qwen"
+        video_input = {"budget_fps": FETCH_FPS, "time_input": "none"}
+        frames = (
+            f"qwen-vl-utils at 2 fps, then {nframe} of those by "
+            "linspace(0, T-1, n, dtype=int), the last kept"
+        )
+        resolution = (
+            f"qwen-vl-utils smart_resize, min {low}, max {high} pixels, budgeted for the "
+            "2 fps frames"
+        )
+        time = "none passed: the processor's default"
+        notes = (PROMPT_NOTE,)
     return Resolution(
         protocol="lmms-eval",
         family=family,
         benchmark=benchmark,
+        frames={
+            "sampler": sampler,
+            "nframe": nframe,
+            "fps": None,
+            "max_side": None,
+            "storage": "png",
+        },
+        video_input={"resize": "qwen_vl", **pixels, **video_input},
+        processor=pixels,
         rule_set="lmms-eval",
-        reference={**ours, "answer rule": "lmms-eval"},
-        not_reproduced=(
-            f"frames, resolution, time input, prompt: lmms-eval's {family} wrapper is not "
-            "reproduced; only its answer rule applies",
-        ),
+        reference={
+            "frames": frames,
+            "resolution": resolution,
+            "storage": "decoded frames straight to the processor (lossless)",
+            "time input": time,
+            "prompt": "the task's prompt (lmms-eval's own, not reproduced)",
+            "answer rule": "lmms-eval",
+        },
+        not_reproduced=notes,
     )

@@ -48,7 +48,8 @@ class FrameCount:
 class Resolution:
     """A protocol applied to one family x benchmark.
 
-    `frames`: FramePlan fields it sets (nothing: the run's and model's own);
+    `frames`: FramePlan fields it sets, nframe and fps always together (nothing: the
+    run's and model's own);
     `video_input` and `processor`: `kind: transformers` params it sets
     (`TransformersParams.video_input`, `.processor`: the bounds a reference loads its
     processor with);

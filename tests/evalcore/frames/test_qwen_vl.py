@@ -12,11 +12,9 @@ Then real small H.264 videos through the unmodified `fetch_video`: the frames it
 from __future__ import annotations
 
 import random
-import sys
 import types
 from fractions import Fraction
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -31,6 +29,7 @@ from evalcore.frames.qwen_vl import (  # noqa: E402
     smart_nframes,
     vlmevalkit_nframes,
 )
+from tests.doubles import decord_stand_in  # noqa: E402
 from tests.doubles.videos import read_frame_number, write_video  # noqa: E402
 
 TOKEN = 28 * 28
@@ -87,39 +86,10 @@ def _ours(total, fps, height, width, request, fused=FUSED) -> QwenVideoFrames:
     return qwen_video_frames(total, fps, height, width, fused=fused, **keys)
 
 
-class _Batch:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def asnumpy(self) -> np.ndarray:
-        return np.zeros((self.n, 2, 2, 3), np.uint8)
-
-
-class _StandInReader:
-    """Enough of decord.VideoReader for qwen-vl-utils' decord reader; records the frames
-    it is asked for."""
-
-    total, fps, asked = 0, 0.0, None
-
-    def __init__(self, path: str) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return type(self).total
-
-    def get_avg_fps(self) -> float:
-        return type(self).fps
-
-    def get_batch(self, idx):
-        type(self).asked = list(idx)
-        return _Batch(len(idx))
-
-
 @pytest.fixture
 def stand_in_decord(monkeypatch):
-    module = types.SimpleNamespace(VideoReader=_StandInReader)
-    monkeypatch.setitem(sys.modules, "decord", module)
-    return _StandInReader
+    decord_stand_in.install(monkeypatch)
+    return decord_stand_in.StandInReader
 
 
 def _theirs(total, fps, height, width, request, stand_in_decord, monkeypatch):
