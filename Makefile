@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[local,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[local,cluster,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## generate the synthetic benchmark and evaluate both built-in models
@@ -35,7 +35,7 @@ lint: $(STAMP)
 lock:  ## re-resolve pyproject.toml's ranges in a fresh venv and pin the result
 	rm -rf /tmp/evalcore-lock && $(PYTHON) -m venv /tmp/evalcore-lock
 	/tmp/evalcore-lock/bin/python -m pip install -q --upgrade pip
-	/tmp/evalcore-lock/bin/python -m pip install -q -e '.[local,dev]'
+	/tmp/evalcore-lock/bin/python -m pip install -q -e '.[local,cluster,dev]'
 	{ sed -n '/^#/p' constraints.txt; /tmp/evalcore-lock/bin/python -m pip freeze \
 	  --exclude-editable | grep -v '^video-evalcore'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf /tmp/evalcore-lock

@@ -320,6 +320,25 @@ class InferenceSettings(BaseModel):
         "needs none: ranks never wait on each other.",
     )
 
+    placement: Literal["local", "pool"] = Field(
+        default="local",
+        description="torchrun shards: local runs each on this flow's host; pool runs each "
+        "as a flow run of the `eval/shard` deployment on the `gpu` work pool, on whichever "
+        "host's worker takes it (docs/cluster.md). With pool, gpus / cpu_groups describe "
+        "one host, and `shards` and the run's `local_dir` must be set.",
+    )
+
+    @model_validator(mode="after")
+    def _pool_needs_shards(self) -> InferenceSettings:
+        if self.placement == "pool" and self.launcher != "torchrun":
+            raise ValueError("placement: pool places torchrun shards; set launcher: torchrun")
+        if self.placement == "pool" and self.shards is None:
+            raise ValueError(
+                "shards: placement: pool needs the shard count (at least the device groups "
+                "of all hosts together: one host's groups are all this config knows)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _gpus_split_into_groups(self) -> InferenceSettings:
         if len(set(self.gpus)) != len(self.gpus):
@@ -405,6 +424,13 @@ class EvalConfig(BaseModel):
         "response cache): their WAL mode works only among one machine's processes, so set "
         "it where work_dir is shared by hosts; default: none, both stay under work_dir.",
     )
+    results_storage: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="A Prefect storage block (`block-type/name`, e.g. "
+        "`s3-bucket/evalcore-results`) for the inference units' persisted results, read by "
+        "every host; default: work_dir/prefect-results (docs/cluster.md).",
+    )
 
     def device_class(self, model: ModelSpec) -> str:
         """Where the model's answers come from: `api`, `cuda` (on `inference.gpus`, with
@@ -435,6 +461,15 @@ class EvalConfig(BaseModel):
                     raise ValueError(
                         f"models.{i}.{message} (dataset {dataset.dataset_name})"
                     ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _pool_needs_local_dir(self) -> EvalConfig:
+        if self.inference.placement == "pool" and self.local_dir is None:
+            raise ValueError(
+                "local_dir: inference.placement: pool runs shards on other hosts, which "
+                "need host-local disk for the SQLite files and their device-group locks"
+            )
         return self
 
     @model_validator(mode="after")

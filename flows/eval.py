@@ -26,7 +26,7 @@ from evalcore.workspace import Workspace
 from flows.cli.head_start import take
 from flows.hooks import end_orphaned_task_runs, publish_run_summary
 from tasks.frames import submit_extractions
-from tasks.inference import submit_units
+from tasks.inference import check_results_storage, submit_units
 from tasks.reports import publish
 from tasks.scoring import judge_and_score
 
@@ -51,6 +51,7 @@ def eval_flow(config: EvalConfig) -> dict:
     made it).
     """
     check_storage(config)  # a work dir on an object store fails here, before any work
+    check_results_storage(config)  # and a results block the server does not have
     ws = Workspace.of(config)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
         load_samples(dataset)

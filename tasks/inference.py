@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from prefect import allow_failure, get_run_logger, task
 from prefect.futures import PrefectFuture
+from prefect.results import ResultStore, resolve_result_storage
 from prefect.states import Failed
 
 from evalcore.cell import Cell
 from evalcore.config import ApiSettings, EvalConfig, InferenceSettings
 from evalcore.inference import infer_inline
 from evalcore.inference.runner import unit_cache_key
+from evalcore.inference.torchrun.placement import ShardOrder
 from evalcore.inference.torchrun.plan import Shard, dataset_videos, device_groups, plan_shards
-from evalcore.inference.torchrun.shard import infer_shard
+from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.models import Runtime
+from evalcore.storage import StorageError
 from evalcore.workspace import Workspace
 from tasks.frames import FrameExtraction
+from tasks.placement import run_placed_shard
 from tasks.secrets import KEY_RESOLVER, ApiKeyMissing, endpoint_tag, resolve_api_key
 
 
@@ -42,9 +47,20 @@ def infer(cell: Cell, ws: Workspace, settings: InferenceSettings) -> dict:
 # within a run, shards already take one device group at a time.
 @task(name="infer-shard", persist_result=True, retry_delay_seconds=1)
 def infer_shard_task(
-    cell: Cell, shard: Shard, settings: InferenceSettings, ws: Workspace, run: str = ""
+    cell: Cell,
+    shard: Shard,
+    settings: InferenceSettings,
+    ws: Workspace,
+    run: str = "",
+    order: ShardOrder | None = None,
 ) -> dict:
-    """`run`: the flow call's mark; its retries share the crash limit of a poison sample."""
+    """`run`: the flow call's mark; its retries share the crash limit of a poison sample.
+    With an `order` (placement pool), the shard runs on a host of the `gpu` pool."""
+    if order is not None:
+        paths = shard_paths(cell, ws)
+        return run_placed_shard(
+            order, lambda run_id: paths.placed_summary(shard.index, shard.count, run_id), settings
+        )
     return infer_shard(cell, shard, settings, ws, run).as_dict()
 
 
@@ -86,8 +102,8 @@ def submit_units(
     begun (`FrameExtraction.begun`), while its frames are decoded; each unit then takes
     frames as they arrive."""
     units = Units()
-    persisted = _Persisted(ws.prefect_results_dir.resolve())
-    shards = _ShardQueue(config.inference, persisted)
+    persisted = _Persisted(config.results_storage or ws.prefect_results_dir.resolve())
+    shards = _ShardQueue(config, persisted)
     for n, cell in enumerate(cells):
         if not extractions[cell.frame_index_path(ws)].begun():
             continue  # its extraction failed first: its cells are not scored
@@ -96,19 +112,43 @@ def submit_units(
     return units
 
 
+def check_results_storage(config: EvalConfig) -> None:
+    """`StorageError` (exit 2, before any work) if `results_storage` names a block this
+    server does not have, or one that cannot hold results."""
+    if config.results_storage is None:
+        return
+    try:
+        block = resolve_result_storage(config.results_storage)
+    except (ValueError, KeyError) as exc:
+        raise StorageError(
+            f"results_storage: no block {config.results_storage!r} on this Prefect server "
+            f"({exc}); create it first (docs/cluster.md)"
+        ) from None
+    if not hasattr(block, "read_path") or not hasattr(block, "write_path"):
+        raise StorageError(
+            f"results_storage: {config.results_storage!r} is not a storage block (it "
+            "cannot read and write paths)"
+        )
+
+
 @dataclass(frozen=True)
 class _Persisted:
-    """Where unit results persist (a Path: a str would name a Prefect block), and the
-    options that key one unit's result there."""
+    """Where unit results persist: a folder (a Path), or a storage block every host reads
+    (a str: `config.results_storage`, e.g. `s3-bucket/evalcore-results`), and the options
+    that key one unit's result there."""
 
-    results: Path
+    results: Path | str
+
+    @cached_property
+    def store(self) -> ResultStore:
+        return ResultStore(result_storage=resolve_result_storage(self.results))
 
     def options(self, cell: Cell, ws: Workspace, kind: str, ids=None) -> tuple[dict, bool]:
         """A unit's cache options, and whether its persisted result stands (a cache hit:
-        Prefect will not run it)."""
+        Prefect will not run it), asked of the storage itself as Prefect will ask it."""
         key, gaps = unit_cache_key(cell, ws, kind, ids)
         options = dict(result_storage=self.results, cache_key_fn=_fixed(key), refresh_cache=gaps)
-        return options, (self.results / key).exists() and not gaps
+        return options, not gaps and self.store.exists(key)
 
 
 def _fixed(key: str):
@@ -144,8 +184,9 @@ class _ShardQueue:
     group (finished or failed: one bad shard stops nothing else), so at most one shard
     runs per group and all groups work side by side."""
 
-    def __init__(self, settings: InferenceSettings, persisted: _Persisted) -> None:
-        self.settings = settings
+    def __init__(self, config: EvalConfig, persisted: _Persisted) -> None:
+        self.config = config
+        self.settings = settings = config.inference
         self.persisted = persisted
         self.groups = device_groups(
             settings.gpus, settings.ranks_per_shard, settings.gpus_per_rank, settings.cpu_groups
@@ -168,13 +209,22 @@ class _ShardQueue:
                 cell, ws, f"infer-shard-{shard.digest}", shard.ids
             )
             computes = computes or not cached
+            order = None
+            if self.settings.placement == "pool":  # the host's worker takes a group there
+                order, wait_for = ShardOrder.of(self.config, cell, shard, self.run), []
             future = infer_shard_task.with_options(
                 task_run_name=f"infer {cell.label} {shard.label}",
                 tags=[] if cached else ["gpu"],  # a cache hit takes no gpu slot
                 retries=self.settings.retries,
                 **options,
             ).submit(
-                cell, replace(shard, group=group), self.settings, ws, self.run, wait_for=wait_for
+                cell,
+                replace(shard, group=group),
+                self.settings,
+                ws,
+                self.run,
+                order,
+                wait_for=wait_for,
             )
             self.previous[group.index] = future
             futures.append(future)

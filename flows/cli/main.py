@@ -269,6 +269,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Become this host's worker of a pool (exec: signals reach the worker itself)."""
+    from flows.cli.serve import worker_command
+
+    argv, env = worker_command(args.pool, args.limit, args.name)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from flows.cli.serve import stop
 
@@ -449,6 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="torchrun shards at once across runs (default: one per device group here)",
     )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run this host's worker of a pool, e.g. `--pool gpu --limit 8` on a GPU host "
+        "(docs/cluster.md); PREFECT_API_URL names the server",
+    )
+    worker.add_argument("--pool", default="gpu", help="default: gpu (shard runs)")
+    worker.add_argument(
+        "--limit", type=int, default=None, help="flow runs at once: the host's device groups"
+    )
+    worker.add_argument("--name", default=None, help="default: {pool}-{hostname}")
+    worker.set_defaults(func=cmd_worker)
 
     stop = sub.add_parser("stop", help="stop the worker, then the server, that `serve` started")
     stop.set_defaults(func=cmd_stop)

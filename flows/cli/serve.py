@@ -39,6 +39,7 @@ from flows.cli.zombies import HEARTBEAT_S
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
 WORK_POOL = "evalcore"  # the pool named in deployments/prefect.yaml
+GPU_POOL = "gpu"  # the pool of `eval/shard` runs (inference.placement: pool)
 DEMO_DATA = Path("data/synthetic")  # under the project dir; the `video` defaults read it
 STATE_FILE = "serve.json"
 ENV_FILE = "env.sh"
@@ -192,10 +193,26 @@ def configure_server(gpu_slots: int) -> None:
     template = ProcessWorker.get_default_base_job_template()
     template["variables"]["properties"]["stream_output"]["default"] = False
     with get_client(sync_client=True) as client:
-        pool = WorkPoolCreate(name=WORK_POOL, type="process", base_job_template=template)
-        client.create_work_pool(pool, overwrite=True)
+        for name in (WORK_POOL, GPU_POOL):
+            pool = WorkPoolCreate(name=name, type="process", base_job_template=template)
+            client.create_work_pool(pool, overwrite=True)
         client.create_concurrency_limit(tag="gpu", concurrency_limit=gpu_slots)
     create_zombie_automation()
+
+
+def worker_command(pool: str, limit: int | None, name: str | None) -> tuple[list[str], dict]:
+    """`prefect worker start` for a pool, and its environment: its flow runs send
+    heartbeats (so a dead host's runs are marked Crashed), and a `gpu` worker runs at most
+    `limit` shard runs at once (one per device group of its host). Its default name
+    `{pool}-{hostname}` tells in the UI which host ran what."""
+    argv = [*_prefect(), "worker", "start", "--pool", pool]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    # its name is the flow runs' `prefect.worker.name` label: it says which host ran them
+    argv += ["--name", name or f"{pool}-{socket.gethostname()}"]
+    env = {**os.environ}
+    env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+    return argv, env
 
 
 def _run_python(code: str, env: dict[str, str], home: Path) -> None:

@@ -9,6 +9,7 @@ work_dir/shards/{model}/{dataset}/{cell key}/trial-{t}/
   started/shard{S}-rank{R}.txt        in-flight marks (see `attempts`), kept across launches
   shard{S}-of-{N}/                    S: 0-based, as in every name of the shard (`shard_label`)
     run.json                          the latest run's crash counts at its start (`attempts`)
+    placed/<flow run id>.json         a placed shard's summary (placement pool)
     launch-{k}/
       job.json                        this ShardJob
       rank{R}.json                    the rank's phase, pid and counts
@@ -81,6 +82,11 @@ class ShardPaths:
     def run_file(self, shard: int, count: int) -> Path:
         """The latest run's view of the shard's crash counts (`attempts.RunCrashes`)."""
         return self.shard_dir(shard, count) / "run.json"
+
+    def placed_summary(self, shard: int, count: int, flow_run: str) -> Path:
+        """What the shard flow run `flow_run` of a placed shard returns, for the task that
+        waits on it on the flow's host (`inference.placement: pool`)."""
+        return self.shard_dir(shard, count) / "placed" / f"{flow_run}.json"
 
     def new_launch_dir(self, shard: int, count: int) -> Path:
         base = self.shard_dir(shard, count)
