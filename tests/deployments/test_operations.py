@@ -549,7 +549,13 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     serve` again starts a new worker; the run's heartbeats have stopped, so `serve`'s
     automation marks it Crashed (not Running for ever); a new deployment run, picked up
     by the new worker, finishes the work without recomputing what was answered, and
-    ends the crashed run's task runs that were still Running as Crashed."""
+    ends the crashed run's task runs that were still Running as Crashed.
+
+    The automation `serve` made (silence 90 s) is replaced for this run by one that
+    waits ZOMBIE_SILENCE_S: the same trigger, 15 s of slack over Prefect's shortest
+    heartbeat interval (30 s). It must exist before the run's first heartbeat (a
+    heartbeat opens its window); serve's own is restored before the new run starts."""
+    set_zombie_automation(ops, ZOMBIE_SILENCE_S)
     calls = ops.project / "slow-calls.txt"
     config = {
         "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
@@ -586,10 +592,13 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     new_worker = json.loads((ops.home / "serve.json").read_text())["worker"]["pid"]
     assert new_worker != worker
     killed_at = time.monotonic()
-    deadline = killed_at + 240  # three missed 30 s heartbeats, then the automation
+    deadline = killed_at + 240  # the silence after its last heartbeat, then the automation
     while ops.flow_run(run_id)["state_type"] != "CRASHED":
         assert time.monotonic() < deadline, f"still {ops.flow_run(run_id)['state_type']}"
         time.sleep(2)
+    crashed = ops.flow_run(run_id)["state"]["message"]
+    assert f"no heartbeat for {ZOMBIE_SILENCE_S:.0f} s" in crashed, crashed  # the short one
+    set_zombie_automation(ops)  # serve's own again: no short silence for a live run
     again = ops.run_deployment("eval/video", config)
     assert ops.wait(again) == "COMPLETED", ops.worker_log()
     n = 4 * VIDEOS
@@ -599,6 +608,19 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     assert left["infer slow x SyntheticVQA t0"]["type"] == "CRASHED", left
     assert "its flow run crashed" in left["infer slow x SyntheticVQA t0"]["message"]
     assert {s["type"] for s in left.values()} <= {"COMPLETED", "CRASHED"}, left
+
+
+ZOMBIE_SILENCE_S = 45.0
+
+
+def set_zombie_automation(ops: Ops, silence_s: float | None = None) -> None:
+    """Replace the served project's zombie automation (by default: serve's own)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.cli.zombies import create_zombie_automation
+
+    with temporary_settings({PREFECT_API_URL: ops.api}):
+        create_zombie_automation(*([] if silence_s is None else [silence_s]))
 
 
 def _environ(pid: int) -> list[bytes]:
