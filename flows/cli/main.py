@@ -260,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         videos=args.videos,
         seed=args.seed,
         gpu_slots=args.gpu_slots,
+        worker_poll_seconds=args.worker_poll_seconds,
     )
     try:
         serve(opts)
@@ -357,6 +358,8 @@ def _verify_frame_cache(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from flows.cli.serve import ServeOptions
+
     parser = argparse.ArgumentParser(prog="evalcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -456,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="torchrun shards at once across runs (default: one per device group here)",
+    )
+    serve.add_argument(
+        "--worker-poll-seconds",
+        type=float,
+        default=ServeOptions.worker_poll_seconds,
+        help="how often the worker asks for scheduled runs (default: %(default)s)",
     )
     serve.set_defaults(func=cmd_serve)
 

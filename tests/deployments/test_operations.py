@@ -36,6 +36,7 @@ REPO_ROOT = TESTS.parent
 BIN = Path(sys.executable).parent
 VIDEOS = 3  # 12 questions: enough to rank two models, small enough for 2 shared cores
 RUN_TIMEOUT = 180.0
+WORKER_POLL = ("--worker-poll-seconds", "1")  # a new run starts ~2 s sooner than at 5 s
 API_TIMEOUT = (
     30.0  # one request to the server; CI's loaded SQLite server stalled one read past 10 s
 )
@@ -137,10 +138,13 @@ class Ops:
 
     def run_summary(self, run_id: str, attempt: int, timeout: float = 60.0) -> dict:
         """The run-summary artifact of that flow-run attempt. Its hook runs after the flow
-        run reaches its final state, so the artifact may land a moment after `wait`."""
+        run reaches its final state, so the artifact may land a moment after `wait`.
+        Polled through the REST API (what `prefect artifact ls` reads, without a new
+        interpreter a poll); `artifacts` lists it through the command."""
         deadline = time.monotonic() + timeout
+        latest = {"artifacts": {"key": {"any_": ["eval-run-summary"]}}}
         while True:
-            summary = self.artifacts().get("eval-run-summary")
+            summary = next(iter(self.post("artifacts/latest/filter", latest)), None)
             if (
                 summary
                 and summary["flow_run_id"] == run_id
@@ -159,7 +163,14 @@ def ops(tmp_path_factory):
     ops = Ops(project, port)
     try:
         ops.served = ops.cli(
-            "evalcore", "serve", "--port", str(port), "--videos", str(VIDEOS), timeout=300
+            "evalcore",
+            "serve",
+            "--port",
+            str(port),
+            "--videos",
+            str(VIDEOS),
+            *WORKER_POLL,
+            timeout=300,
         )
         yield ops
     finally:  # pass or fail: `evalcore stop` (the worker first, then the server) ...
@@ -452,6 +463,7 @@ def test_nightly_snapshots_and_recomputes_only_changed_cells(ops):
     artifacts = ops.artifacts()
     for key in ("video-leaderboard", "video-leaderboard-md", "video-leaderboard-chart"):
         assert artifacts[key]["flow_run_id"] == nightly, key
+    assert "attempt" in artifacts["eval-run-summary"]["data"]  # listed by the command too
     assert "data:image/png;base64," in artifacts["video-leaderboard-chart"]["data"]
 
 
@@ -496,72 +508,61 @@ def test_pack_mode_and_judging_through_the_deployment(ops):
     assert row["metric"] == "mean score (0-3)" and row["accuracy"] == 2.0
 
 
-def test_a_run_outlives_its_killed_worker_and_serve_again_starts_a_new_one(ops):
-    """kill -9 of the worker mid-run: its flow run goes on (its output is no pipe to the
-    dead worker) and completes; `evalcore serve` again starts a new worker."""
-    calls = ops.project / "orphan-calls.txt"
-    config = {
+def counting_config(name: str, calls: Path, delay_s: float) -> dict:
+    """The demo benchmark, one answer at a time, each after `delay_s`, logged to `calls`."""
+    return {
         "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
         "models": [
             {
-                "name": "orphan",
+                "name": name,
                 "kind": "doubles.models:CountingModel",
-                "params": {"calls_file": str(calls), "delay_s": 0.5},
+                "params": {"calls_file": str(calls), "delay_s": delay_s},
                 "batch_size": 1,
             }
         ],
-        "output_dir": "outputs-orphan",
-        "work_dir": "work-orphan",
+        "output_dir": f"outputs-{name}",
+        "work_dir": f"work-{name}",
     }
+
+
+def answers(calls: Path) -> int:
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_killed_worker_one_run_outlives_it_one_is_crashed_as_zombie_and_resumed(ops):
+    """kill -9 of the worker mid-run, and with it the flow-run process of one of its two
+    runs (a lost host for that one), in one world:
+    - the other run ("orphan") goes on (its output is no pipe to the dead worker) and
+      completes;
+    - `evalcore serve` again starts a new worker;
+    - the killed run's heartbeats have stopped, so `serve`'s automation marks it Crashed
+      (not Running for ever);
+    - a new deployment run, picked up by the new worker, finishes the work without
+      recomputing what was answered, and ends the crashed run's task runs that were
+      still Running as Crashed.
+
+    The automation `serve` made (silence 90 s) is replaced, once the orphan has begun
+    (its first heartbeat is past) and before the killed run starts, by one that waits
+    ZOMBIE_SILENCE_S: the same trigger, 15 s of slack over Prefect's shortest heartbeat
+    interval (30 s). A heartbeat opens its window, so it must exist before the killed
+    run's first one; serve's own is restored before the new run starts. The orphan
+    answers slowly (4 s each) so that it is still mid-run when the other is killed."""
+    orphan_calls = ops.project / "orphan-calls.txt"
+    orphan = ops.run_deployment("eval/video", counting_config("orphan", orphan_calls, 4.0))
+    deadline = time.monotonic() + 120
+    while answers(orphan_calls) < 1:
+        assert time.monotonic() < deadline, ops.worker_log()
+        time.sleep(0.5)
+    set_zombie_automation(ops, ZOMBIE_SILENCE_S)
+    calls = ops.project / "slow-calls.txt"
+    config = counting_config("slow", calls, 0.5)
     run_id = ops.run_deployment("eval/video", config)
     deadline = time.monotonic() + 120
-    while not (calls.exists() and len(calls.read_text().splitlines()) >= 2):
+    while answers(calls) < 3:
         assert time.monotonic() < deadline, ops.worker_log()
         time.sleep(0.5)
     state = json.loads((ops.home / "serve.json").read_text())
-    os.kill(state["worker"]["pid"], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{state['worker']['pid']}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(calls.read_text().splitlines()) < 4 * VIDEOS  # killed mid-run
-    assert ops.wait(run_id) == "COMPLETED", ops.flow_run(run_id)["state"]
-    (row,) = json.loads((ops.project / "outputs-orphan/leaderboard.json").read_text())
-    assert (row["n"], row["failed"]) == (4 * VIDEOS, 0)
-
-    out = ops.cli("evalcore", "serve", "--port", str(ops.port))
-    assert "its worker was gone, started a new one" in out
-    worker = json.loads((ops.home / "serve.json").read_text())["worker"]
-    assert worker["pid"] != state["worker"]["pid"] and Path(f"/proc/{worker['pid']}").exists()
-    run_id = ops.run_deployment("eval/video")  # picked up by the new worker
-    assert ops.wait(run_id) == "COMPLETED", ops.worker_log()
-
-
-def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
-    """kill -9 of the worker and its flow-run process mid-run (a lost host): `evalcore
-    serve` again starts a new worker; the run's heartbeats have stopped, so `serve`'s
-    automation marks it Crashed (not Running for ever); a new deployment run, picked up
-    by the new worker, finishes the work without recomputing what was answered, and
-    ends the crashed run's task runs that were still Running as Crashed."""
-    calls = ops.project / "slow-calls.txt"
-    config = {
-        "datasets": [{"tsv": "data/synthetic/SyntheticVQA.tsv"}],
-        "models": [
-            {
-                "name": "slow",
-                "kind": "doubles.models:CountingModel",
-                "params": {"calls_file": str(calls), "delay_s": 0.5},
-                "batch_size": 1,
-            }
-        ],
-        "output_dir": "outputs-zombie",
-        "work_dir": "work-zombie",
-    }
-    run_id = ops.run_deployment("eval/video", config)
-    deadline = time.monotonic() + 120
-    while not (calls.exists() and len(calls.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline, ops.worker_log()
-        time.sleep(0.5)
-    worker = json.loads((ops.home / "serve.json").read_text())["worker"]["pid"]
+    worker = state["worker"]["pid"]
     mark = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
     flow_procs = [p for p in processes_with_home(ops.home) if mark in _environ(p)]
     assert flow_procs, "the flow run's process was not found"
@@ -571,26 +572,45 @@ def test_worker_killed_mid_run_serve_again_zombie_crashed_new_run_resumes(ops):
     while any(Path(f"/proc/{p}").exists() for p in [worker, *flow_procs]):
         assert time.monotonic() < deadline, "killed processes still there"
         time.sleep(0.1)
-    answered_before = len(calls.read_text().splitlines())
+    answered_before = answers(calls)
+    assert answers(orphan_calls) < 4 * VIDEOS  # the orphan: killed mid-run
+    assert ops.wait(orphan) == "COMPLETED", ops.flow_run(orphan)["state"]
+    (row,) = json.loads((ops.project / "outputs-orphan/leaderboard.json").read_text())
+    assert (row["n"], row["failed"]) == (4 * VIDEOS, 0)
 
-    out = ops.cli("evalcore", "serve", "--port", str(ops.port))
+    out = ops.cli("evalcore", "serve", "--port", str(ops.port), *WORKER_POLL)
     assert "its worker was gone, started a new one" in out
     new_worker = json.loads((ops.home / "serve.json").read_text())["worker"]["pid"]
-    assert new_worker != worker
-    killed_at = time.monotonic()
-    deadline = killed_at + 240  # three missed 30 s heartbeats, then the automation
+    assert new_worker != worker and Path(f"/proc/{new_worker}").exists()
+    deadline = time.monotonic() + 240  # the silence after its last heartbeat, then the automation
     while ops.flow_run(run_id)["state_type"] != "CRASHED":
         assert time.monotonic() < deadline, f"still {ops.flow_run(run_id)['state_type']}"
         time.sleep(2)
-    again = ops.run_deployment("eval/video", config)
+    crashed = ops.flow_run(run_id)["state"]["message"]
+    assert f"no heartbeat for {ZOMBIE_SILENCE_S:.0f} s" in crashed, crashed  # the short one
+    set_zombie_automation(ops)  # serve's own again: no short silence for a live run
+    again = ops.run_deployment("eval/video", config)  # picked up by the new worker
     assert ops.wait(again) == "COMPLETED", ops.worker_log()
     n = 4 * VIDEOS
-    assert answered_before < n and len(calls.read_text().splitlines()) <= n + 1  # resumed
+    assert answered_before < n and answers(calls) <= n + 1  # resumed
     # the crashed run's task runs no longer run on for ever: the new run ended them
     left = {t["name"]: t["state"] for t in ops.task_runs(run_id)}
     assert left["infer slow x SyntheticVQA t0"]["type"] == "CRASHED", left
     assert "its flow run crashed" in left["infer slow x SyntheticVQA t0"]["message"]
     assert {s["type"] for s in left.values()} <= {"COMPLETED", "CRASHED"}, left
+
+
+ZOMBIE_SILENCE_S = 45.0
+
+
+def set_zombie_automation(ops: Ops, silence_s: float | None = None) -> None:
+    """Replace the served project's zombie automation (by default: serve's own)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.cli.zombies import create_zombie_automation
+
+    with temporary_settings({PREFECT_API_URL: ops.api}):
+        create_zombie_automation(*([] if silence_s is None else [silence_s]))
 
 
 def _environ(pid: int) -> list[bytes]:
