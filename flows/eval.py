@@ -27,6 +27,7 @@ from flows.cli.head_start import take
 from flows.hooks import end_orphaned_task_runs, publish_run_summary
 from tasks.frames import submit_extractions
 from tasks.inference import check_results_storage, submit_units
+from tasks.placement import check_placement
 from tasks.reports import publish
 from tasks.scoring import judge_and_score
 
@@ -52,6 +53,7 @@ def eval_flow(config: EvalConfig) -> dict:
     """
     check_storage(config)  # a work dir on an object store fails here, before any work
     check_results_storage(config)  # and a results block the server does not have
+    check_placement(config)  # and shards for a pool the server cannot place
     ws = Workspace.of(config)
     for dataset in config.datasets:  # a malformed dataset fails here, before any decoding
         load_samples(dataset)

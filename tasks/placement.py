@@ -25,11 +25,56 @@ from prefect.client.schemas.objects import StateType
 from prefect.context import TaskRunContext
 from prefect.states import Cancelling, Scheduled
 
-from evalcore.config import InferenceSettings
+from evalcore.config import ConfigError, EvalConfig, InferenceSettings
 from evalcore.inference.torchrun.placement import SHARD_DEPLOYMENT, PlacedShardFailed, ShardOrder
 
 POLL_S = 2.0
+
+
+class PlacementUnavailable(ConfigError):
+    """`placement: pool` on a server without the `eval/shard` deployment: the run
+    stops before any work (exit 2) and says how to deploy it."""
+
+
+def check_placement(config: EvalConfig) -> None:
+    """Before any work: with `placement: pool`, the server must have `eval/shard`; a pool
+    with no worker online is only logged (workers may start after the run)."""
+    if config.inference.placement != "pool":
+        return
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(SHARD_DEPLOYMENT)
+        except ObjectNotFound:
+            raise PlacementUnavailable(
+                f"inference.placement: pool needs the {SHARD_DEPLOYMENT} deployment, which "
+                "this Prefect server does not have: run `evalcore serve` (or `prefect deploy "
+                "--all --prefect-file deployments/prefect.yaml`) against it (docs/cluster.md)"
+            ) from None
+        pool = deployment.work_pool_name
+        online = [w for w in client.read_workers_for_work_pool(pool) if w.status == "ONLINE"]
+    if not online:
+        _logger().warning(
+            "no worker of pool %r is online: shards wait for one (`evalcore worker --pool %s` "
+            "on each GPU host) up to deadline_s",
+            pool,
+            pool,
+        )
+
+
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+
+
+def _logger():
+    """The run's logger inside a flow (the UI shows it), Prefect's own outside one."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return get_logger("evalcore.placement")
 
 
 def run_placed_shard(order: ShardOrder, summary_path, settings: InferenceSettings) -> dict:

@@ -118,13 +118,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.cli.prefect_api import ServerStartFailed
     from flows.eval import eval_flow
 
+    def checked_run():
+        _check_server_side(config)
+        return eval_flow(config)
+
     try:
-        outcome = _run_flow(args, lambda: eval_flow(config))
+        outcome = _run_flow(args, checked_run)
     except ServerStartFailed:
         _stop_head_starts(heads)
         raise
+    except _ServerSideProblem as problem:
+        _stop_head_starts(heads)
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _print_leaderboard(outcome["leaderboard"])
     return 0
+
+
+class _ServerSideProblem(Exception):
+    """The config names what the Prefect server lacks; the message is for the user."""
+
+
+def _check_server_side(config) -> None:
+    """What the config names on the Prefect server and the server lacks (a results block,
+    the `eval/shard` deployment) is one line for the user before the flow starts (the
+    flow checks again, for runs started from a deployment)."""
+    from evalcore.config import ConfigError
+    from tasks.inference import check_results_storage
+    from tasks.placement import check_placement
+
+    try:
+        check_results_storage(config)
+        check_placement(config)
+    except ConfigError as exc:
+        raise _ServerSideProblem(str(exc)) from None
 
 
 class _FlowNotStarted(Exception):

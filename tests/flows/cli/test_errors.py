@@ -222,3 +222,35 @@ def test_a_missing_secret_block_fails_its_cell_once_with_one_line_and_exit_1(tmp
     assert "ApiKeyMissing: no Prefect Secret block named evalcore-no-such-block" in last
     assert (tmp_path / "out" / "r" / "r_Bad.xlsx").exists()  # the other cell was scored
     assert not list((tmp_path / "work").rglob("api/**/*.jsonl"))  # no sample failed for it
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (
+            {"results_storage": "s3-bucket/nowhere"},
+            r"^error: results_storage: no block 's3-bucket/nowhere' on this Prefect server",
+        ),
+        (
+            {
+                "inference": {"launcher": "torchrun", "placement": "pool", "shards": 2},
+                "local_dir": "LOCAL",
+            },
+            r"^error: inference\.placement: pool needs the eval/shard deployment, which this "
+            r"Prefect server does not have: run `evalcore serve`",
+        ),
+    ],
+)
+def test_what_the_server_lacks_is_one_line_and_exit_2(tmp_path, changes, expected):
+    """A results block or the shard deployment the Prefect server does not have: named
+    before the flow starts, nothing asked of a model."""
+    tsv = tmp_path / "Bad.tsv"
+    tsv.write_text(HEADER + ROW.format(i=0))
+    if "local_dir" in changes:
+        changes = {**changes, "local_dir": str(tmp_path / "local")}
+    result = run(write_config(tmp_path, tsv, **changes), tmp_path)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.search(expected, errors[0]), errors[0]
+    assert not (tmp_path / "work" / "predictions").exists()  # no model was asked
