@@ -34,7 +34,9 @@ from tasks.scoring import judge_and_score
 
 @flow(
     name="eval",
-    task_runner=ThreadPoolTaskRunner(max_workers=8),
+    # threads mostly wait: on a device's turn (inline), the Dask fan-out (API cells), a
+    # shard on another host (placement: pool, which places at most this many at once)
+    task_runner=ThreadPoolTaskRunner(max_workers=64),
     log_prints=True,
     on_running=[end_orphaned_task_runs],  # what crashed runs and earlier attempts left open
     on_completion=[publish_run_summary],  # the run-summary artifact, failed runs included
