@@ -19,13 +19,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from evalcore.benchmarks import load_samples
 from tests.doubles.prefect_home import prefect_home
+from tests.doubles.prefect_rest import PrefectRest
 from tests.doubles.shard_faults import executions
 
 pytestmark = pytest.mark.slow
@@ -88,17 +88,10 @@ class Ops:
         return re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
 
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(f"{self.api}/{path}", timeout=API_TIMEOUT) as resp:
-            return json.load(resp)
+        return PrefectRest(self.api, API_TIMEOUT).get(path)
 
     def post(self, path: str, body: dict):
-        request = urllib.request.Request(
-            f"{self.api}/{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as resp:
-            return json.load(resp)
+        return PrefectRest(self.api, API_TIMEOUT).post(path, body)
 
     def flow_run(self, run_id: str) -> dict:
         return self.get(f"flow_runs/{run_id}")

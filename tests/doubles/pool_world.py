@@ -25,6 +25,7 @@ from pathlib import Path
 from evalcore.predictions import iter_records
 from tests.doubles.hosts import Cluster, Host, simulated_cluster
 from tests.doubles.prefect_home import prefect_home
+from tests.doubles.prefect_rest import PrefectRest
 from tests.doubles.scripted_model import FAKE_KIND
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,7 @@ class World:
         self.srv = cluster.add_host("srv")
         self.api = f"http://{self.srv.address}:4200/api"
         self.s3 = f"http://{self.srv.address}:5000"
+        self.rest = PrefectRest(self.api)
         self.env = {
             **os.environ,
             "PREFECT_API_URL": self.api,
@@ -143,17 +145,10 @@ S3Bucket(bucket_name="{BUCKET}", credentials=credentials, bucket_folder="results
     # -- the API ------------------------------------------------------------------------
 
     def get(self, path: str):
-        with urllib.request.urlopen(f"{self.api}/{path}", timeout=30) as resp:
-            return json.load(resp)
+        return self.rest.get(path)
 
     def post(self, path: str, body: dict):
-        request = urllib.request.Request(
-            f"{self.api}/{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return json.load(resp)
+        return self.rest.post(path, body)
 
     def shard_runs(self, parent: str) -> list[dict]:
         """The `eval/shard` flow runs of eval flow run `parent` (their label says)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_api_kill import api_config as kill_test_config
 from test_kill_resume import run_cli
 
 from evalcore.cell import extract_dataset_frames, find_cell
@@ -147,25 +148,13 @@ def workers_up(scheduler: str, n: int) -> None:
 
 
 def api_config(bench: Path, root: Path, shared: Path, url: str, scheduler: str) -> dict:
-    return {
-        "datasets": [{"tsv": str(bench)}],
-        "models": [
-            {
-                "name": "api",
-                "kind": "openai-compatible",
-                "params": {
-                    "base_url": url,
-                    "model": "test-model",
-                    "max_in_flight": IN_FLIGHT,
-                    "timeout": 30,
-                    "max_attempts": 2,
-                },
-            }
-        ],
-        "api": {"scheduler_address": scheduler, "progress": False, "requests_per_task": 4},
-        "work_dir": str(shared / "work"),  # the workers read the frames from here
-        "output_dir": str(root / "outputs"),
-    }
+    """test_api_kill's run, twice as wide, on the external scheduler, its work dir on the
+    shared disk (the workers read the frames from there)."""
+    _, raw = kill_test_config(bench, root, url)
+    raw["api"]["scheduler_address"] = scheduler
+    raw["models"][0]["params"]["max_in_flight"] = IN_FLIGHT  # over both workers
+    raw["work_dir"] = str(shared / "work")
+    return raw
 
 
 def test_a_host_killed_mid_fan_out_loses_no_answer_and_resends_only_its_wire(small_bench, tmp_path):
