@@ -142,6 +142,14 @@ S3Bucket(bucket_name="{BUCKET}", credentials=credentials, bucket_folder="results
         self.workers[name] = host
         return host
 
+    @staticmethod
+    def cmdline(pid: int) -> str:
+        """A process's command line ("" once it is gone)."""
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return ""
+
     # -- the API ------------------------------------------------------------------------
 
     def get(self, path: str):

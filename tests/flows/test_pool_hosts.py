@@ -97,6 +97,11 @@ def test_a_killed_gpu_host_loses_and_repeats_nothing(world):
         twice = {i: n for i, n in asked.items() if n > 1}
         assert len(asked) == total and len(twice) <= 1, twice
         assert all(asked_before[i] == 1 for i in twice)  # asked on g2 before the kill
+        # nothing of a shard is left on the host that lived: its worker and no more
+        left = [world.cmdline(pid) for pid in g1.processes()]
+        shard_parts = ("torchrun", "evalcore.inference", "prefect.engine", "flow-run execute")
+        assert not [c for c in left if any(part in c for part in shard_parts)], left
+        assert any("worker" in c for c in left), left
         runs = world.shard_runs(run_id)
         per_host = Counter(worker_host(r) for r in runs)
         print(
