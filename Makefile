@@ -23,11 +23,15 @@ serve: $(STAMP)  ## local Prefect server + work pool + deployments + worker (doc
 stop:  ## stop the worker, then the server, that `make serve` started
 	$(VENV)/bin/evalcore stop
 
+# Two xdist workers: the end-to-end tests (`slow`) one after another on one of them, the
+# other modules spread over both (the groups: tests/conftest.py)
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP)  ## the whole suite, as CI runs it
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra $(XDIST)
 
 test-quick: $(STAMP)  ## skip the end-to-end Prefect-server tests
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
