@@ -57,8 +57,13 @@ def test_kill_9_while_the_endpoint_answers_loses_no_answer(small_bench, tmp_path
     log = tmp_path / "run-prefect-home.log"
     with OpenAIServer(Behaviour(latency=0.4)) as server:
         config, raw = api_config(small_bench, tmp_path, server.url)
-        kills: list[float] = []  # when each kill happened (monotonic)
+        # when each run started and each kill happened (monotonic): a run starts once every
+        # process of the one before is gone, so the requests that arrive between two starts
+        # are the earlier run's, those on the wire at its kill included
+        starts: list[float] = []
+        kills: list[float] = []
         for threshold in KILL_AFTER:
+            starts.append(time.monotonic())
             proc = run_cli(config, tmp_path)
             deadline = time.monotonic() + 240
             while len(server.answered_requests) < threshold:
@@ -73,10 +78,11 @@ def test_kill_9_while_the_endpoint_answers_loses_no_answer(small_bench, tmp_path
                 time.sleep(0.2)
             assert not leftovers(home), "the killed run left processes behind"
 
+        starts.append(time.monotonic())
         proc = run_cli(config, tmp_path)
         assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
 
-    resent, transit, lost = sent_again(server, kills)
+    resent, transit, lost = sent_again(server, starts, kills)
     print(
         f"requests sent again after each kill: {resent} unanswered at the kill, {transit} "
         f"answered in its last {TRANSIT_S} s (max_in_flight {IN_FLIGHT})"
@@ -93,19 +99,22 @@ def test_kill_9_while_the_endpoint_answers_loses_no_answer(small_bench, tmp_path
 
 
 def sent_again(
-    server: OpenAIServer, kills: list[float]
+    server: OpenAIServer, starts: list[float], kills: list[float]
 ) -> tuple[list[int], list[int], list[float]]:
     """For each kill, how many of the killed run's requests a later run sent again, not
     counting answers still in transit at the kill (written by the endpoint less than
     TRANSIT_S before it: worker -> scheduler -> client takes milliseconds). Only the
     requests on the wire may be: at most IN_FLIGHT. And the answers older than that which
-    were asked again anyway: lost answers (how long before the kill each was written)."""
+    were asked again anyway: lost answers (how long before the kill each was written).
+
+    A run's requests are those that arrived from its start to the next run's, not to its
+    kill: a request its worker sent just before the kill can arrive after it."""
     answered = {(d, arrived): at for d, arrived, at in server.answered_requests}
     resent, transit, lost = [], [], []
     for k, killed in enumerate(kills):
-        since = kills[k - 1] if k else float("-inf")
-        mine = [s for s in server.seen if since < s.at < killed]  # the killed run's requests
-        later = {s.digest for s in server.seen if s.at > killed}
+        began, next_began = starts[k], starts[k + 1]
+        mine = [s for s in server.seen if began <= s.at < next_began]  # the killed run's
+        later = {s.digest for s in server.seen if s.at >= next_began}
         again = [s for s in mine if s.digest in later]
         in_transit = [
             s for s in again if killed - TRANSIT_S <= answered.get((s.digest, s.at), -1) < killed
