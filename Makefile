@@ -23,8 +23,8 @@ serve: $(STAMP)  ## local Prefect server + work pool + deployments + worker (doc
 stop:  ## stop the worker, then the server, that `make serve` started
 	$(VENV)/bin/evalcore stop
 
-# Two xdist workers: the end-to-end tests (`slow`) one after another on one of them, the
-# other modules spread over both (the groups: tests/conftest.py)
+# Two xdist workers, each module on one of them, the end-to-end (`slow`) modules first,
+# the `alone` tests last with nothing beside them (tests/conftest.py)
 XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
 
 test: $(STAMP)  ## the whole suite, as CI runs it

@@ -24,7 +24,7 @@ IN_FLIGHT = 4
 KILL_AFTER = (6, 18, 30)  # answers the endpoint has given (all runs together) at each kill
 TRANSIT_S = 0.25  # an answer older than this at a kill was recorded (test-side margin)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # alone: transit times at a kill
 
 
 def api_config(bench: Path, root: Path, url: str) -> tuple[Path, dict]:
