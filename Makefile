@@ -23,11 +23,15 @@ serve: $(STAMP)  ## local Prefect server + work pool + deployments + worker (doc
 stop:  ## stop the worker, then the server, that `make serve` started
 	$(VENV)/bin/evalcore stop
 
+# Two xdist workers, each module on one of them, the end-to-end (`slow`) modules first,
+# the `alone` tests last with nothing beside them (tests/conftest.py)
+XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP)  ## the whole suite, as CI runs it
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra $(XDIST)
 
 test-quick: $(STAMP)  ## skip the end-to-end Prefect-server tests
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PY) -m pytest -q -ra $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -22,13 +22,15 @@ ALREADY_THERE = {"torch": "2.13.0", "torchvision": "0.28.0", "transformers": "5.
 pytestmark = pytest.mark.slow
 
 
-def _pip(python: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _pip(
+    python: Path, *args: str, timeout: float = 600, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(python), "-m", "pip", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -74,6 +76,8 @@ def test_local_extra_keeps_the_torch_and_transformers_already_there(
 
 
 def _versions(python: Path) -> dict[str, str]:
-    listed = _pip(python, "list", "--format=json")
+    # not from the repository: `python -m pip` puts its directory on sys.path, and pip
+    # lists the video_evalcore.egg-info there (which resolving `.[local]` writes) too
+    listed = _pip(python, "list", "--format=json", cwd=python.parent)
     assert listed.returncode == 0, listed.stderr
     return {p["name"].lower(): p["version"] for p in json.loads(listed.stdout)}

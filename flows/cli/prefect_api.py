@@ -44,6 +44,9 @@ from flows.cli.reaper import MARK
 from flows.cli.serve import read_state
 
 HEALTH_TIMEOUT_S = 1.0
+# `evalcore serve`'s server whose process runs but did not answer in HEALTH_TIMEOUT_S (a
+# loaded machine) gets this long before a run turns to a temporary server instead
+BUSY_HEALTH_TIMEOUT_S = 15.0
 UVICORN_PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind (Prefect retries on it)
 
 START_TIMEOUT_ENV = "EVALCORE_SERVER_START_TIMEOUT"
@@ -348,7 +351,16 @@ def served_api(home: Path) -> str | None:
     except (OSError, ValueError):
         return None
     url = (state or {}).get("api_url")
-    return url if url and healthy(url, HEALTH_TIMEOUT_S) else None
+    if not url:
+        return None
+    if healthy(url, HEALTH_TIMEOUT_S):
+        return url
+    # slow, not gone: a run that started a temporary server instead would not show in
+    # the served UI, and would load the busy machine with a second server
+    pid = (state.get("server") or {}).get("pid")
+    if isinstance(pid, int) and processes.alive(pid) and healthy(url, BUSY_HEALTH_TIMEOUT_S):
+        return url
+    return None
 
 
 def healthy(api_url: str, timeout_s: float) -> bool:

@@ -165,6 +165,7 @@ def test_slower_requests_are_cut_twice_then_become_the_best_latency():
     assert limit.level == 10
 
 
+@pytest.mark.alone  # refusals count what the client reacts to in real time
 def test_auto_finds_a_rate_limit_then_keeps_to_it(server, dask_cluster):
     """100 requests a second at 50 ms: about 5 in flight suffice. Slow start overshoots
     (the server's one-second burst allowance hides the limit at first), the 429s cut the
@@ -196,6 +197,7 @@ def test_auto_finds_a_rate_limit_then_keeps_to_it(server, dask_cluster):
     assert len(outcomes) == 800 and not failed, failed[:3]
 
 
+@pytest.mark.alone  # refusals count what the client reacts to in real time
 def test_auto_against_the_bench_limit_refuses_few_cold_and_none_warm(server, dask_cluster):
     """The bench's limit (6,000 a minute as a bucket with one second of burst, 100 ms a
     request), 800 requests cold then 800 warm on a fresh bucket: the burst hides the

@@ -154,3 +154,34 @@ def test_a_served_server_that_answers_is_used_else_a_temporary_one_starts(
     monkeypatch.setenv("PREFECT_API_URL", health_server)  # the settings' choice wins
     api = choose_api(tmp_path)
     assert api.served is None and api.temporary is None
+
+
+class FirstCallHangs(Health):
+    """A busy server: the first health check gets no answer (until the test ends)."""
+
+    def do_GET(self):  # noqa: N802 - the http.server interface
+        self.server.calls += 1
+        if self.server.calls == 1:
+            self.server.released.wait(60)
+            return
+        super().do_GET()
+
+
+def test_a_served_server_that_is_slow_to_answer_is_used_while_its_process_runs(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FirstCallHangs)
+    server.calls, server.released = 0, threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    home = tmp_path / ".prefect"
+    home.mkdir()
+    try:
+        write_state(home, {"api_url": url, "server": {"pid": os.getpid()}})  # alive
+        assert served_api(home) == url and server.calls == 2  # asked again, not given up
+
+        server.calls = 0
+        write_state(home, {"api_url": url, "server": {"pid": 1 << 22}})  # no such process
+        assert served_api(home) is None and server.calls == 1
+    finally:
+        server.released.set()
+        server.shutdown()
+        server.server_close()
