@@ -25,6 +25,10 @@ from evalcore.predictions import iter_records
 from evalcore.workspace import Workspace
 from tests.doubles.records import cell_records
 
+# end to end (CLI runs, each with its temporary Prefect server) and the longest module:
+# the quick tier skips it, and under xdist it starts first
+pytestmark = pytest.mark.slow
+
 N_SAMPLES = 500
 
 
