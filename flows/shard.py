@@ -34,8 +34,8 @@ def shard_flow(order: ShardOrder) -> dict:
     logger = get_run_logger()
     check_storage(order.config)  # this host's view of the work dir and its local_dir
     cell, shard, ws = order.resolve()
-    host = socket.gethostname()
-    label = f"{order.label} (flow run {flow_run.get_id()})"
+    host, run_id = socket.gethostname(), str(flow_run.get_id())
+    label = f"{order.label} (flow run {run_id})"
     with take_device_group(
         host_device_groups(order.config), device_lock_dir(ws), label, on_wait=logger.info
     ) as group:
@@ -43,7 +43,7 @@ def shard_flow(order: ShardOrder) -> dict:
         settings = order.config.inference
         summary = infer_shard(cell, replace(shard, group=group), settings, ws, order.run)
     result = {**summary.as_dict(), "host": host}
-    path = shard_paths(cell, ws).placed_summary(shard.index, shard.count, str(flow_run.get_id()))
+    path = shard_paths(cell, ws).placed_summary(shard.index, shard.count, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(result))
     return result

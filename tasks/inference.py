@@ -23,8 +23,8 @@ from evalcore.cell import Cell
 from evalcore.config import ApiSettings, EvalConfig, InferenceSettings
 from evalcore.inference import infer_inline
 from evalcore.inference.runner import unit_cache_key
-from evalcore.inference.torchrun.placement import ShardOrder
-from evalcore.inference.torchrun.plan import Shard, dataset_videos, device_groups, plan_shards
+from evalcore.inference.torchrun.placement import ShardOrder, host_device_groups
+from evalcore.inference.torchrun.plan import Shard, dataset_videos, plan_shards
 from evalcore.inference.torchrun.shard import infer_shard, shard_paths
 from evalcore.models import Runtime
 from evalcore.storage import StorageError
@@ -57,10 +57,7 @@ def infer_shard_task(
     """`run`: the flow call's mark; its retries share the crash limit of a poison sample.
     With an `order` (placement pool), the shard runs on a host of the `gpu` pool."""
     if order is not None:
-        paths = shard_paths(cell, ws)
-        return run_placed_shard(
-            order, lambda run_id: paths.placed_summary(shard.index, shard.count, run_id), settings
-        )
+        return run_placed_shard(order, shard_paths(cell, ws))
     return infer_shard(cell, shard, settings, ws, run).as_dict()
 
 
@@ -186,11 +183,9 @@ class _ShardQueue:
 
     def __init__(self, config: EvalConfig, persisted: _Persisted) -> None:
         self.config = config
-        self.settings = settings = config.inference
+        self.settings = config.inference
         self.persisted = persisted
-        self.groups = device_groups(
-            settings.gpus, settings.ranks_per_shard, settings.gpus_per_rank, settings.cpu_groups
-        )
+        self.groups = host_device_groups(config)  # the flow's host: local shards
         self.previous: dict[int, PrefectFuture] = {}
         self.count = 0
         # this flow call (a run, or a flow-run retry's attempt): a sample that crashed its

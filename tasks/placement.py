@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -25,10 +24,12 @@ from prefect.client.schemas.objects import StateType
 from prefect.context import TaskRunContext
 from prefect.states import Cancelling, Scheduled
 
-from evalcore.config import ConfigError, EvalConfig, InferenceSettings
+from evalcore.config import ConfigError, EvalConfig
+from evalcore.inference.torchrun.job import ShardPaths
 from evalcore.inference.torchrun.placement import SHARD_DEPLOYMENT, PlacedShardFailed, ShardOrder
 
 POLL_S = 2.0
+FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
 class PlacementUnavailable(ConfigError):
@@ -63,9 +64,6 @@ def check_placement(config: EvalConfig) -> None:
         )
 
 
-FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
-
-
 def _logger():
     """The run's logger inside a flow (the UI shows it), Prefect's own outside one."""
     from prefect.exceptions import MissingContextError
@@ -77,9 +75,9 @@ def _logger():
         return get_logger("evalcore.placement")
 
 
-def run_placed_shard(order: ShardOrder, summary_path, settings: InferenceSettings) -> dict:
-    """Run `order` on the pool and return its summary; `summary_path(flow_run_id)`: where
-    its host writes it."""
+def run_placed_shard(order: ShardOrder, paths: ShardPaths) -> dict:
+    """Run `order` on the pool and return the summary its host wrote under `paths` (the
+    cell's shard folders)."""
     logger = get_run_logger()
     context = TaskRunContext.get()
     task_run = context.task_run
@@ -107,7 +105,7 @@ def run_placed_shard(order: ShardOrder, summary_path, settings: InferenceSetting
             run.id,
             deployment.work_pool_name,
         )
-        run = _wait(client, run.id, order, settings, logger)
+        run = _wait(client, run.id, order, logger)
     state = run.state
     if state.type != StateType.COMPLETED:
         where = f" on worker {_host(run)}" if _host(run) else ""
@@ -115,7 +113,7 @@ def run_placed_shard(order: ShardOrder, summary_path, settings: InferenceSetting
             f"{order.label}: its flow run {run.name}{where} ended {state.name}: "
             f"{(state.message or '').strip()[:300]}"
         )
-    path = Path(summary_path(str(run.id)))
+    path = paths.placed_summary(order.shard, order.shards, str(run.id))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -125,8 +123,9 @@ def run_placed_shard(order: ShardOrder, summary_path, settings: InferenceSetting
         ) from exc
 
 
-def _wait(client, run_id, order: ShardOrder, settings: InferenceSettings, logger):
+def _wait(client, run_id, order: ShardOrder, logger):
     """Poll the flow run until it is final; cancel it past its limits."""
+    settings = order.config.inference
     created = time.monotonic()
     started = None
     while True:
